@@ -1,0 +1,18 @@
+"""The ``eurosat`` command: LightningCLI over :class:`ViTClassifier` and :class:`EuroSATDataModule`."""
+
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
+from eurosat_finetune.data import EuroSATDataModule
+from eurosat_finetune.model import ViTClassifier
+
+
+class EuroSATCLI(LightningCLI):
+    """LightningCLI whose model takes its class names from the data, so they are configured once."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+
+
+def main(args: ArgsType = None) -> None:
+    """Run ``eurosat <subcommand> ...``; ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks)."""
+    EuroSATCLI(ViTClassifier, EuroSATDataModule, args=args)

@@ -1,0 +1,192 @@
+"""The LightningModule: a Hugging Face ViT fine-tuned as an image classifier.
+
+Loading the pretrained weights needs the hub (or a local directory) only once, when fine-tuning
+starts. The module then records the resolved architecture, input size and normalisation in its
+hyperparameters, so a checkpoint rebuilds the network from what it holds and restores its weights
+from its own state dict, offline, even after the original directory is gone.
+"""
+
+import importlib
+import logging
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torchmetrics.classification import MulticlassAccuracy
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+from transformers import AutoImageProcessor, ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "google/vit-base-patch16-224"
+
+DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-4}}
+"""The seed's optimizer, as a class_path spec so ``--print_config`` shows it and its arguments."""
+
+# Keys of ViTConfig.to_diff_dict() that describe the checkpoint's files rather than the architecture;
+# the label maps are rebuilt from ``class_names``, the module's single source of truth.
+_NON_ARCHITECTURE_KEYS = ("id2label", "label2id", "transformers_version", "architectures", "model_type", "dtype")
+
+
+class ViTClassifier(LightningModule):
+    """Fine-tune a ``ViTForImageClassification`` with a new head for ``class_names``.
+
+    Args:
+        class_names: Class names in label order; linked from ``data.class_names`` by the CLI. They
+            become the model config's ``id2label``/``label2id``.
+        model_name_or_path: Hub id or local ``save_pretrained`` directory of the pretrained ViT
+            whose backbone is fine-tuned (its classification head is replaced). Null builds a
+            randomly initialised ViT from ``vit_config`` instead.
+        vit_config: ``ViTConfig`` fields: overrides for the pretrained config, or the whole
+            architecture when ``model_name_or_path`` is null (e.g. a tiny ViT for demos).
+        image_size: Side length images are resized to on the device; null uses the model's native
+            size (224 for ViT-B/16). Other sizes interpolate the position embeddings.
+        image_mean: Per-channel normalisation mean; null takes it from the model's image processor.
+        image_std: Per-channel normalisation std; null takes it from the model's image processor.
+        optimizer: Optimizer factory, e.g. ``--model.optimizer AdamW --model.optimizer.lr 3e-4``.
+        scheduler: Optional LR scheduler factory; ReduceLROnPlateau monitors ``val_loss``.
+    """
+
+    def __init__(
+        self,
+        class_names: list[str] | None = None,
+        model_name_or_path: str | None = DEFAULT_MODEL,
+        vit_config: dict[str, Any] | None = None,
+        image_size: int | None = None,
+        image_mean: list[float] | None = None,
+        image_std: list[float] | None = None,
+        optimizer: OptimizerCallable = DEFAULT_OPTIMIZER,  # type: ignore[assignment]
+        scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        if not class_names:
+            raise ValueError("model.class_names is empty: give the class names, or let the CLI link them from the data")
+        self.save_hyperparameters()
+        self.class_names = list(class_names)
+        self.optimizer = _optimizer_factory(optimizer) if isinstance(optimizer, dict) else optimizer
+        self.scheduler = scheduler
+
+        labels = {
+            "id2label": dict(enumerate(self.class_names)),
+            "label2id": {name: i for i, name in enumerate(self.class_names)},
+        }
+        overrides = dict(vit_config or {})
+        if model_name_or_path is None:
+            self.vit = ViTForImageClassification(ViTConfig(**overrides, **labels))
+            processor = ViTImageProcessor()
+        else:
+            self.vit = ViTForImageClassification.from_pretrained(
+                model_name_or_path, **overrides, **labels, ignore_mismatched_sizes=True
+            )
+            processor = _load_image_processor(model_name_or_path)
+
+        self.image_size = image_size or self.vit.config.image_size
+        self.image_mean = list(image_mean or processor.image_mean)
+        self.image_std = list(image_std or processor.image_std)
+        architecture = self.vit.config.to_diff_dict()
+        for key in _NON_ARCHITECTURE_KEYS:
+            architecture.pop(key, None)
+        # From here on the hyperparameters describe the network itself, so restoring a checkpoint
+        # builds it from scratch (no hub, no directory) and loads the weights from the state dict.
+        self.hparams.update(
+            model_name_or_path=None,
+            vit_config=architecture,
+            image_size=self.image_size,
+            image_mean=self.image_mean,
+            image_std=self.image_std,
+        )
+        self.pretrained_from = model_name_or_path
+
+        num_classes = len(self.class_names)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Turn a uint8 ``(B, 3, H, W)`` batch into the model's input, as its image processor does:
+        resize (bilinear) to ``image_size``, scale to [0, 1], normalise with ``image_mean``/``image_std``."""
+        pixels = TF.to_dtype(images, torch.float32, scale=True)
+        if pixels.shape[-2:] != (self.image_size, self.image_size):
+            pixels = TF.resize(
+                pixels, [self.image_size, self.image_size], interpolation=InterpolationMode.BILINEAR, antialias=True
+            )
+        return TF.normalize(pixels, self.image_mean, self.image_std)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for a uint8 ``(B, 3, H, W)`` batch, preprocessed on its device as part of the model
+        (batches cross the bus as compact uint8; the datamodule's own hook stays free for augmentation)."""
+        pixel_values = self.preprocess(images)
+        interpolate = tuple(pixel_values.shape[-2:]) != (self.vit.config.image_size,) * 2
+        return self.vit(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).logits
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        self.train_acc(logits, labels)
+        self.log("train_loss", loss, prog_bar=True)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self(images)
+        self.val_acc(logits, labels)
+        self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
+        self.log("val_acc", self.val_acc, prog_bar=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self(images)
+        self.test_acc(logits, labels)
+        self.log("test_loss", F.cross_entropy(logits, labels), sync_dist=True)
+        self.log("test_acc", self.test_acc)
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Class probabilities and the predicted label index for each image."""
+        images, _ = batch
+        probs = self(images).softmax(dim=-1)
+        return {"probs": probs, "preds": probs.argmax(dim=-1)}
+
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        optimizer = self.optimizer(self.parameters())
+        if self.scheduler is None:
+            return optimizer
+        scheduler = self.scheduler(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record where the fine-tune started from (provenance only; restoring never reads it)."""
+        if self.pretrained_from is not None:
+            checkpoint["pretrained_from"] = self.pretrained_from
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained on other classes than this module's, showing both lists."""
+        saved = checkpoint.get("hyper_parameters", {}).get("class_names")
+        if saved is not None and list(saved) != self.class_names:
+            raise ValueError(
+                f"the checkpoint was trained on classes {list(saved)} but the data has classes "
+                f"{self.class_names}; evaluate it on data with the checkpoint's classes"
+            )
+        self.pretrained_from = checkpoint.get("pretrained_from")
+
+
+def _load_image_processor(model_name_or_path: str) -> ViTImageProcessor:
+    """The pretrained model's image processor; ViT defaults if it ships none."""
+    try:
+        return AutoImageProcessor.from_pretrained(model_name_or_path)
+    except OSError:
+        log.warning("%s has no image processor config; using ViTImageProcessor defaults", model_name_or_path)
+        return ViTImageProcessor()
+
+
+def _optimizer_factory(spec: dict[str, Any]) -> OptimizerCallable:
+    """Turn a ``{"class_path", "init_args"}`` spec into a factory (the CLI does this itself; Python
+    callers who keep the default get it from here)."""
+    module, _, name = spec["class_path"].rpartition(".")
+    return partial(getattr(importlib.import_module(module), name), **spec.get("init_args", {}))
