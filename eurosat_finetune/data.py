@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_image
 
-from eurosat_finetune.download import download_file, extract_zip
+from eurosat_finetune.download import DownloadError, download_file, extract_zip
 from eurosat_finetune.sample_data import write_sample_dataset
 
 log = logging.getLogger(__name__)
@@ -180,10 +180,16 @@ class EuroSATDataModule(LightningDataModule):
             log.info("Writing a synthetic sample dataset to %s", self.root)
             return write_sample_dataset(self.root, self.sample_images_per_class)
         if self.download:
-            if not self.archive_path.is_file():
+            downloaded = not self.archive_path.is_file()
+            if downloaded:
                 log.info("Downloading %s to %s", self.url, self.archive_path)
                 download_file(self.url, self.archive_path, self.md5)
-            extract_zip(self.archive_path, self.root)
+            try:
+                extract_zip(self.archive_path, self.root)
+            except DownloadError:
+                if downloaded:  # ours and useless; an archive the user placed there is never deleted
+                    self.archive_path.unlink()
+                raise
             folder = find_image_folder(self.root)
             if folder is not None:
                 return folder

@@ -54,9 +54,7 @@ def download_file(url: str, dest: Path, md5: str | None = None, timeout: float =
                 digest.update(chunk)
                 size += len(chunk)
         if expected_size is not None and size != int(expected_size):
-            raise DownloadError(
-                f"download of {url} stopped after {size} of {expected_size} bytes; run again to retry"
-            )
+            raise DownloadError(f"download of {url} stopped after {size} of {expected_size} bytes; run again to retry")
         actual = digest.hexdigest()
         if md5 is not None and actual != md5.lower():
             raise DownloadError(
@@ -93,16 +91,13 @@ def extract_zip(archive: Path, dest_dir: Path) -> list[Path]:
                     raise DownloadError(f"{archive} is corrupt (member {bad} fails its CRC check)")
                 zf.extractall(tmp_dir)
         except zipfile.BadZipFile as err:
-            raise DownloadError(
-                f"{archive} is not a valid zip file ({err}); delete it and download it again"
-            ) from err
+            raise DownloadError(f"{archive} is not a valid zip file ({err}); delete it and download it again") from err
         created = []
         for child in sorted(tmp_dir.iterdir()):
             target = dest_dir / child.name
             if target.exists():
                 raise DownloadError(
-                    f"cannot extract {archive}: {target} already exists; move it away or point "
-                    "data.root at it"
+                    f"cannot extract {archive}: {target} already exists; move it away or point data.root at it"
                 )
             created.append(target)
         for child, target in zip(sorted(tmp_dir.iterdir()), created, strict=True):

@@ -82,7 +82,7 @@ class ViTClassifier(LightningModule):
         else:
             self.vit = ViTForImageClassification.from_pretrained(
                 model_name_or_path, **overrides, **labels, ignore_mismatched_sizes=True
-            )
+            ).train()  # from_pretrained returns eval mode; Lightning keeps whatever mode it finds
             processor = _load_image_processor(model_name_or_path)
 
         self.image_size = image_size or self.vit.config.image_size

@@ -1,0 +1,111 @@
+"""Shared fixtures: small real objects made on the spot (JPEG datasets, a tiny saved ViT, a zip server)."""
+
+import functools
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+from eurosat_finetune.cli import main
+from eurosat_finetune.sample_data import write_sample_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_ZIP = REPO.parent / "shared" / "data" / "EuroSAT_RGB.zip"
+REAL_ZIP_MD5 = "ea036c2789aa0f5467ce95ed70422d00"
+
+TINY_VIT = {
+    "image_size": 32,
+    "patch_size": 8,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+
+# Trainer and data options that keep a CLI run to a few seconds on 2 CPU cores.
+FAST = [
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--data.num_workers=0",
+    "--data.batch_size=16",
+]
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic EuroSAT-layout dataset: 10 classes x 20 JPEGs of 32x32 (read-only by convention)."""
+    root = tmp_path_factory.mktemp("sample")
+    write_sample_dataset(root, images_per_class=20, image_size=32)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 'pretrained' ViT with a 1000-class head, saved like a hub checkpoint."""
+    path = tmp_path_factory.mktemp("tiny-vit")
+    model = ViTForImageClassification(ViTConfig(**TINY_VIT, num_labels=1000))
+    model.save_pretrained(path)
+    processor = ViTImageProcessor(
+        size={"height": 32, "width": 32}, image_mean=[0.4, 0.5, 0.6], image_std=[0.2, 0.25, 0.3]
+    )
+    processor.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def serve_dir() -> Iterator:
+    """Serve a directory over HTTP on 127.0.0.1; yields a function ``dir -> base url``."""
+    servers = []
+
+    def start(directory: Path) -> str:
+        handler = functools.partial(QuietHandler, directory=str(directory))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def zip_dataset(src_root: Path, dest: Path) -> Path:
+    """Zip ``src_root``'s contents (e.g. ``EuroSAT_RGB/<Class>/...``) to ``dest``; return the zip."""
+    return Path(shutil.make_archive(str(dest.with_suffix("")), "zip", root_dir=src_root))
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture | None = None) -> str:
+    """Run ``eurosat`` in-process; return what it printed (for ``--print_config``, which exits 0)."""
+    try:
+        main(args)
+    except SystemExit as exit:
+        assert exit.code in (0, None), f"eurosat {' '.join(args)} exited with {exit.code}"
+    return capsys.readouterr().out if capsys is not None else ""
+
+
+def read_metrics(log_dir: Path) -> dict[str, float]:
+    """The last logged value of every metric in a CSVLogger's metrics.csv."""
+    import csv
+
+    values: dict[str, float] = {}
+    with open(log_dir / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return values
+
+
+def load_yaml(text: str) -> dict:
+    return yaml.safe_load(text)

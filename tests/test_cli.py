@@ -1,0 +1,166 @@
+"""Real LightningCLI runs through ``main([...])`` in temp dirs, on a tiny ViT and real JPEGs."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import FAST, REPO, TINY_VIT, read_metrics, run_cli
+
+TINY_MODEL = ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
+
+
+def write_config(path: Path, data_root: Path, log_dir: Path, **trainer: object) -> Path:
+    """A run config like configs/*.yaml: CSV metrics (easy to read back) and best + last checkpoints."""
+    config = {
+        "trainer": {
+            "max_epochs": 2,
+            "logger": {"class_path": "CSVLogger", "init_args": {"save_dir": str(log_dir)}},
+            "callbacks": [
+                {
+                    "class_path": "ModelCheckpoint",
+                    "init_args": {"monitor": "val_loss", "filename": "best", "save_last": True},
+                }
+            ],
+            **trainer,
+        },
+        "data": {"root": str(data_root)},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def version_dir(log_dir: Path, n: int) -> Path:
+    return log_dir / "lightning_logs" / f"version_{n}"
+
+
+def test_fit_then_validate_test_predict_from_the_checkpoint(sample_root: Path, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    config = write_config(tmp_path / "run.yaml", sample_root, logs)
+    run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL])
+    checkpoints = version_dir(logs, 0) / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    best = checkpoints / "best.ckpt"
+    saved = torch.load(best, weights_only=True)
+    best_val_loss = next(v["best_model_score"] for k, v in saved["callbacks"].items() if "ModelCheckpoint" in k)
+
+    run_cli(["validate", "--config", str(config), *FAST, "--ckpt_path", str(best)])
+    validated = read_metrics(version_dir(logs, 1))
+    assert validated["val_loss"] == pytest.approx(float(best_val_loss), rel=1e-5)  # the weights came back
+
+    run_cli(["test", "--config", str(config), *FAST, "--ckpt_path", str(best)])
+    with_config = read_metrics(version_dir(logs, 2))
+    # no --config: the model comes from the checkpoint's hyperparameters, the rest from defaults
+    no_config = tmp_path / "no-config"
+    run_cli(
+        [
+            "test",
+            *FAST,
+            f"--data.root={sample_root}",
+            "--trainer.logger=CSVLogger",
+            f"--trainer.logger.save_dir={no_config}",
+            "--ckpt_path",
+            str(best),
+        ]
+    )
+    without_config = read_metrics(version_dir(no_config, 0))
+    assert 0 <= with_config["test_acc"] <= 1
+    assert without_config["test_acc"] == with_config["test_acc"]
+    assert without_config["test_loss"] == pytest.approx(with_config["test_loss"], rel=1e-6)
+
+    run_cli(["predict", "--config", str(config), *FAST, "--ckpt_path", str(best)])
+    assert version_dir(logs, 3).is_dir()
+    # nothing earlier was overwritten: each run got its own version dir
+    assert (checkpoints / "best.ckpt").read_bytes() == best.read_bytes()
+    assert all((version_dir(logs, n) / "config.yaml").is_file() for n in range(4))
+
+
+def test_print_config_round_trips(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    printed = run_cli(["fit", "--print_config"], capsys)
+    config = yaml.safe_load(printed)
+    assert config["model"]["model_name_or_path"] == "google/vit-base-patch16-224"
+    assert config["model"]["optimizer"]["class_path"] == "torch.optim.Adam"
+    assert config["model"]["optimizer"]["init_args"]["lr"] == 1e-4
+    assert config["data"]["val_fraction"] == 0.1 and config["data"]["test_fraction"] == 0.2
+    assert "class_names" not in config["model"]  # linked from the data, not configured twice
+    saved = tmp_path / "printed.yaml"
+    saved.write_text(printed)
+    assert run_cli(["fit", "--config", str(saved), "--print_config"], capsys) == printed
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_parses(config: Path, capsys: pytest.CaptureFixture) -> None:
+    printed = yaml.safe_load(run_cli(["fit", "--config", str(config), "--print_config"], capsys))
+    assert printed["data"]["split_seed"] == 0
+
+
+@pytest.mark.parametrize("flag", ["--model.optimizer", "--optimizer"])
+def test_optimizer_from_the_command_line(flag: str, sample_root: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)
+    run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL, flag, "AdamW", f"{flag}.lr", "0.0123"])
+    saved = torch.load(version_dir(tmp_path, 0) / "checkpoints" / "last.ckpt", weights_only=True)
+    group = saved["optimizer_states"][0]["param_groups"][0]
+    assert group["lr"] == 0.0123
+    assert group["decoupled_weight_decay"] is True  # AdamW, not Adam
+
+
+def test_fine_tune_from_a_deleted_directory_restores_offline(
+    sample_root: Path, tiny_vit_dir: Path, tmp_path: Path
+) -> None:
+    pretrained = shutil.copytree(tiny_vit_dir, tmp_path / "pretrained")
+    logs = tmp_path / "logs"
+    config = write_config(tmp_path / "run.yaml", sample_root, logs, max_epochs=1)
+    run_cli(["fit", "--config", str(config), *FAST, f"--model.model_name_or_path={pretrained}"])
+    best = version_dir(logs, 0) / "checkpoints" / "best.ckpt"
+    assert torch.load(best, weights_only=True)["pretrained_from"] == str(pretrained)
+    shutil.rmtree(pretrained)
+
+    hf_home = tmp_path / "empty-hf-home"
+    hf_home.mkdir()
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    out = tmp_path / "offline"
+    command = [sys.executable, "-m", "eurosat_finetune", "test", *FAST, f"--data.root={sample_root}"]
+    command += ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={out}", "--ckpt_path", str(best)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = read_metrics(version_dir(out, 0))
+    assert 0 <= metrics["test_acc"] <= 1
+    assert not (hf_home / "hub").exists()
+
+
+def test_fit_yaml_downloads_and_fine_tunes(
+    sample_root: Path, tiny_vit_dir: Path, tmp_path: Path, serve_dir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """configs/fit.yaml as shipped, with the hub and Zenodo swapped for local stand-ins."""
+    from conftest import zip_dataset
+
+    archive = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
+    monkeypatch.chdir(tmp_path)
+    overrides = [
+        f"--data.url={serve_dir(archive.parent)}/EuroSAT_RGB.zip",
+        f"--model.model_name_or_path={tiny_vit_dir}",
+        "--model.image_size=32",
+        "--trainer.max_epochs=1",
+    ]
+    run_cli(["fit", "--config", str(REPO / "configs" / "fit.yaml"), *FAST, *overrides])
+    assert len(list((tmp_path / "data" / "EuroSAT_RGB").rglob("*.jpg"))) == 200
+    checkpoints = tmp_path / "runs" / "eurosat" / "version_0" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert list((tmp_path / "runs" / "eurosat" / "version_0").glob("events.out.tfevents.*"))
+
+
+def test_demo_yaml_learns_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run_cli(["fit", "--config", str(REPO / "configs" / "demo.yaml"), "--trainer.enable_progress_bar=false"])
+    assert len(list((tmp_path / "data" / "demo" / "EuroSAT_RGB").rglob("*.jpg"))) == 1000
+    run_dir = tmp_path / "runs" / "demo" / "version_0"
+    best = run_dir / "checkpoints" / "best.ckpt"
+    score = torch.load(best, weights_only=True)["callbacks"]
+    best_val_loss = next(v["best_model_score"] for k, v in score.items() if "ModelCheckpoint" in k)
+    assert best_val_loss < 1.0  # chance level is ln(10) = 2.3

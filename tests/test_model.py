@@ -1,0 +1,71 @@
+"""The LightningModule on a real tiny ViT: pretrained loading, the new head, preprocessing."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_VIT
+from PIL import Image
+from torchvision.transforms import v2
+from transformers import ViTForImageClassification
+
+from eurosat_finetune.model import ViTClassifier
+from eurosat_finetune.sample_data import EUROSAT_CLASSES
+
+CLASSES = list(EUROSAT_CLASSES)
+
+
+def test_pretrained_backbone_is_loaded_and_head_is_new(tiny_vit_dir: Path) -> None:
+    saved = ViTForImageClassification.from_pretrained(tiny_vit_dir).state_dict()
+    assert saved["classifier.weight"].shape == (1000, 32)
+    model = ViTClassifier(class_names=CLASSES, model_name_or_path=str(tiny_vit_dir))
+    loaded = model.vit.state_dict()
+    backbone = [k for k in saved if not k.startswith("classifier.")]
+    assert len(backbone) > 20
+    for key in backbone:
+        torch.testing.assert_close(loaded[key], saved[key], rtol=0, atol=0, msg=key)
+    assert model.vit.training  # from_pretrained hands back eval mode; fine-tuning needs train mode
+    assert model.vit.classifier.out_features == 10
+    assert model.vit.config.id2label == dict(enumerate(CLASSES))
+    assert model.vit.config.label2id["Forest"] == 1
+    # normalisation comes from the saved image processor, not from constants
+    assert model.image_mean == [0.4, 0.5, 0.6] and model.image_std == [0.2, 0.25, 0.3]
+    # the hyperparameters now describe the network itself, so a checkpoint rebuilds it offline
+    assert model.hparams.model_name_or_path is None
+    assert model.hparams.vit_config["hidden_size"] == 32
+    rebuilt = ViTClassifier(**{k: v for k, v in model.hparams.items() if k != "optimizer"})
+    rebuilt.load_state_dict(model.state_dict())
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    model.eval(), rebuilt.eval()
+    torch.testing.assert_close(rebuilt(images), model(images))
+
+
+def test_random_init_from_vit_config() -> None:
+    model = ViTClassifier(class_names=["a", "b", "c"], model_name_or_path=None, vit_config=TINY_VIT)
+    assert model.vit.config.num_labels == 3 and model.vit.config.id2label[2] == "c"
+    assert model.image_size == 32
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 1e-4
+
+
+@pytest.mark.parametrize("image_size", [32, 48, 64])
+def test_preprocessing_matches_the_seed_pipeline(image_size: int) -> None:
+    """Device-side resize + scale + normalise equals the seed's PIL Resize + ToTensor + Normalize."""
+    model = ViTClassifier(class_names=["a", "b"], model_name_or_path=None, vit_config=TINY_VIT, image_size=image_size)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    seed_transform = v2.Compose(
+        [v2.Resize(image_size), v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)]
+    )
+    expected = torch.stack([seed_transform(Image.fromarray(img.permute(1, 2, 0).numpy())) for img in images])
+    actual = model.preprocess(images)
+    assert actual.shape == (3, 3, image_size, image_size)
+    # PIL resizes in fixed point and rounds to uint8: at most one grey level apart (2/255 after
+    # normalising with std 0.5), and rarely even that
+    torch.testing.assert_close(actual, expected, rtol=0, atol=2.01 / 255)
+    assert (actual - expected).abs().mean() < 1 / 255  # rounding noise, not a shift
+
+
+def test_empty_class_names_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"model\.class_names"):
+        ViTClassifier(class_names=[], model_name_or_path=None, vit_config=TINY_VIT)
