@@ -93,6 +93,14 @@ def test_print_config_round_trips(capsys: pytest.CaptureFixture, tmp_path: Path)
     assert run_cli(["fit", "--config", str(saved), "--print_config"], capsys) == printed
 
 
+def test_console_script_and_module_enter_the_same_cli() -> None:
+    script = Path(sys.executable).with_name("eurosat")
+    for command in ([str(script)], [sys.executable, "-m", "eurosat_finetune"]):
+        result = subprocess.run([*command, "fit", "--help"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "--data.split_seed" in result.stdout and "--model.model_name_or_path" in result.stdout
+
+
 @pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_config_parses(config: Path, capsys: pytest.CaptureFixture) -> None:
     printed = yaml.safe_load(run_cli(["fit", "--config", str(config), "--print_config"], capsys))
