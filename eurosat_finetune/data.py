@@ -6,16 +6,20 @@ normalisation belong to the model (they come from its image processor) and run o
 the same checkpoint can be fed raw images anywhere.
 """
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
+from PIL import Image
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
-from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from eurosat_finetune.download import DownloadError, download_file, extract_zip
 from eurosat_finetune.sample_data import write_sample_dataset
@@ -31,8 +35,15 @@ DATASET_FOLDERS = ("EuroSAT_RGB", "2750")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+def _images_in(folder: Path, recursive: bool = False) -> list[Path]:
+    paths = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """Decode any image Pillow reads (JPEG, PNG, TIFF...) to an RGB uint8 ``(3, H, W)`` tensor."""
+    with Image.open(path) as image:
+        return pil_to_tensor(image.convert("RGB"))
 
 
 def find_image_folder(root: Path) -> Path | None:
@@ -109,8 +120,55 @@ class ImageFileDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = decode_image(str(self.files[index]), mode=ImageReadMode.RGB)
-        return image, self.labels[index]
+        return read_image(self.files[index]), self.labels[index]
+
+
+class PredictionDataset(Dataset):
+    """Unlabelled images for ``predict``; an unreadable file yields ``None`` instead of an error."""
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        self.files = list(files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, str]:
+        path = self.files[index]
+        try:
+            return read_image(path), str(path)
+        except (OSError, ValueError, SyntaxError):  # what Pillow raises for unreadable or truncated files
+            return None, str(path)
+
+
+def collate_predictions(items: list[tuple[torch.Tensor | None, str]]) -> dict[str, Any]:
+    """Keep images as a list (their sizes may differ); set the unreadable ones aside by path."""
+    return {
+        "images": [image for image, _ in items if image is not None],
+        "paths": [path for image, path in items if image is not None],
+        "unreadable": [path for image, path in items if image is None],
+    }
+
+
+def split_fingerprint(files: Sequence[Path], labels: Sequence[int], folder: Path, *split_args: float) -> str:
+    """A short hash of what decides the split: file paths (relative to the dataset folder), labels,
+    fractions and seed. Equal fingerprints mean equal train/val/test sets."""
+    content = json.dumps([[p.relative_to(folder).as_posix() for p in files], list(labels), list(split_args)])
+    return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def stratified_subset(indices: np.ndarray, labels: np.ndarray, size: int | float, seed: int) -> np.ndarray:
+    """A stratified, seeded subset of ``indices``: ``size`` images, or that fraction of them."""
+    count = round(size * len(indices)) if isinstance(size, float) else size
+    num_classes = len(np.unique(labels[indices]))
+    if not num_classes <= count <= len(indices):
+        raise ValueError(
+            f"data.train_size={size} gives {count} images; it must be between {num_classes} (one per "
+            f"class) and the {len(indices)} training images"
+        )
+    if count == len(indices):
+        return indices
+    subset, _ = train_test_split(indices, train_size=count, stratify=labels[indices], random_state=seed)
+    return np.sort(subset)
 
 
 class EuroSATDataModule(LightningDataModule):
@@ -128,6 +186,12 @@ class EuroSATDataModule(LightningDataModule):
         val_fraction: Fraction of all images held out for validation.
         test_fraction: Fraction of all images held out for testing.
         split_seed: Seed of the split alone (not the global seed), so every run sees the same split.
+        train_size: Train on a stratified, seeded subset of the training split: a number of images
+            (int) or a fraction of them (float); null uses all. Validation and test sets are unchanged.
+        allow_split_change: Evaluate a checkpoint even if the data's split differs from the one it
+            was trained with (by default that is refused: test images might have been trained on).
+        predict_root: Folder of images (searched recursively) for ``predict``; null predicts the
+            test split.
         batch_size: Images per batch (per device).
         num_workers: DataLoader worker processes that decode images.
     """
@@ -142,6 +206,9 @@ class EuroSATDataModule(LightningDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         split_seed: int = 0,
+        train_size: int | float | None = None,
+        allow_split_change: bool = False,
+        predict_root: str | Path | None = None,
         batch_size: int = 32,
         num_workers: int = 4,
     ) -> None:
@@ -155,6 +222,9 @@ class EuroSATDataModule(LightningDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
+        self.train_size = train_size
+        self.allow_split_change = allow_split_change
+        self.predict_root = Path(predict_root) if predict_root is not None else None
         self.batch_size = batch_size
         self.num_workers = num_workers
         self._image_folder: Path | None = None
@@ -218,17 +288,50 @@ class EuroSATDataModule(LightningDataModule):
         """Download, extract or generate the data once (Lightning calls this on one process)."""
         self.image_folder()
 
+    def split_fingerprint(self) -> str:
+        """Identifies the train/val/test split; saved in checkpoints and checked when they are restored."""
+        files, labels, _ = self._list()
+        split_args = (self.val_fraction, self.test_fraction, self.split_seed)
+        return split_fingerprint(files, labels, self.image_folder(), *split_args)
+
     def setup(self, stage: str) -> None:
-        """Build the three subsets from the seeded stratified split."""
+        """Build the subsets from the seeded stratified split (and the predict set, if any)."""
+        if stage == "predict" and self.predict_root is not None:
+            files = _images_in(self.predict_root, recursive=True)
+            if not files:
+                raise FileNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
+            self.predict_dataset = PredictionDataset(files)
+            return
         files, labels, _ = self._list()
         train, val, test = stratified_split(labels, self.val_fraction, self.test_fraction, self.split_seed)
+        if self.train_size is not None:
+            train = stratified_subset(train, np.asarray(labels), self.train_size, self.split_seed)
 
         def subset(indices: np.ndarray) -> ImageFileDataset:
             return ImageFileDataset([files[i] for i in indices], [labels[i] for i in indices])
 
         self.train_dataset, self.val_dataset, self.test_dataset = subset(train), subset(val), subset(test)
+        self.predict_dataset = PredictionDataset(self.test_dataset.files)
 
-    def _loader(self, dataset: ImageFileDataset, shuffle: bool = False) -> DataLoader:
+    def state_dict(self) -> dict[str, Any]:
+        return {"split_fingerprint": self.split_fingerprint()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse to evaluate or resume on another split than the checkpoint was trained with."""
+        saved = state_dict.get("split_fingerprint")
+        if saved is None or self.allow_split_change or (self.trainer is not None and self.trainer.predicting):
+            return
+        current = self.split_fingerprint()
+        if saved != current:
+            raise ValueError(
+                f"the checkpoint was trained on split {saved} but data.root={str(self.root)!r} with "
+                f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
+                f"split_seed={self.split_seed} gives split {current}: its test images may have been "
+                "trained on. Use the data and split options of the training run, or set "
+                "data.allow_split_change=true to evaluate anyway"
+            )
+
+    def _loader(self, dataset: Dataset, shuffle: bool = False, **kwargs: Any) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -236,6 +339,7 @@ class EuroSATDataModule(LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -248,4 +352,4 @@ class EuroSATDataModule(LightningDataModule):
         return self._loader(self.test_dataset)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset)
+        return self._loader(self.predict_dataset, collate_fn=collate_predictions)

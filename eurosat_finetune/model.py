@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from transformers import AutoImageProcessor, ViTConfig, ViTForImageClassification, ViTImageProcessor
@@ -105,11 +106,26 @@ class ViTClassifier(LightningModule):
         num_classes = len(self.class_names)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "macro_acc": MulticlassAccuracy(num_classes, average="macro"),
+                "macro_f1": MulticlassF1Score(num_classes, average="macro"),
+                "class_acc": MulticlassAccuracy(num_classes, average="none"),
+                "confusion_matrix": MulticlassConfusionMatrix(num_classes),
+            },
+            prefix="test_",
+        )
+        self.test_confusion_matrix: torch.Tensor | None = None
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """Turn a uint8 ``(B, 3, H, W)`` batch into the model's input, as its image processor does:
-        resize (bilinear) to ``image_size``, scale to [0, 1], normalise with ``image_mean``/``image_std``."""
+    def preprocess(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """Turn uint8 images into the model's input, as its image processor does: resize (bilinear)
+        to ``image_size``, scale to [0, 1], normalise with ``image_mean``/``image_std``.
+
+        Takes a ``(B, 3, H, W)`` batch, or a list of ``(3, H, W)`` images of different sizes.
+        """
+        if isinstance(images, list):
+            return torch.cat([self.preprocess(image[None]) for image in images])
         pixels = TF.to_dtype(images, torch.float32, scale=True)
         if pixels.shape[-2:] != (self.image_size, self.image_size):
             pixels = TF.resize(
@@ -117,9 +133,9 @@ class ViTClassifier(LightningModule):
             )
         return TF.normalize(pixels, self.image_mean, self.image_std)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits for a uint8 ``(B, 3, H, W)`` batch, preprocessed on its device as part of the model
-        (batches cross the bus as compact uint8; the datamodule's own hook stays free for augmentation)."""
+    def forward(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """Logits for uint8 images, preprocessed on their device as part of the model (batches cross
+        the bus as compact uint8; the datamodule's own hook stays free for augmentation)."""
         pixel_values = self.preprocess(images)
         interpolate = tuple(pixel_values.shape[-2:]) != (self.vit.config.image_size,) * 2
         return self.vit(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).logits
@@ -133,25 +149,36 @@ class ViTClassifier(LightningModule):
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         images, labels = batch
         logits = self(images)
         self.val_acc(logits, labels)
         self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
         self.log("val_acc", self.val_acc, prog_bar=True)
+        return {"preds": logits.argmax(dim=-1)}
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
-        self.test_acc(logits, labels)
+        self.test_metrics.update(logits, labels)
         self.log("test_loss", F.cross_entropy(logits, labels), sync_dist=True)
-        self.log("test_acc", self.test_acc)
 
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        """Class probabilities and the predicted label index for each image."""
-        images, _ = batch
-        probs = self(images).softmax(dim=-1)
-        return {"probs": probs, "preds": probs.argmax(dim=-1)}
+    def on_test_epoch_end(self) -> None:
+        """Log overall, macro and per-class accuracy and macro F1; keep the confusion matrix for reports."""
+        results = self.test_metrics.compute()  # synced across processes
+        self.test_metrics.reset()
+        self.test_confusion_matrix = results.pop("test_confusion_matrix").cpu()
+        class_acc = results.pop("test_class_acc")
+        self.log_dict(results)
+        self.log_dict({f"test_acc_{name}": acc for name, acc in zip(self.class_names, class_acc, strict=True)})
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Class probabilities for each readable image, with the paths and the unreadable paths."""
+        probs = self(batch["images"]).softmax(dim=-1) if batch["images"] else self._no_probs()
+        return {"paths": batch["paths"], "probs": probs, "unreadable": batch["unreadable"]}
+
+    def _no_probs(self) -> torch.Tensor:
+        return torch.empty(0, len(self.class_names), device=self.device)
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         optimizer = self.optimizer(self.parameters())

@@ -1,0 +1,63 @@
+"""Export a fine-tuned classifier as a Hugging Face model directory that other tools load."""
+
+import copy
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from transformers import ViTForImageClassification, ViTImageProcessor
+from transformers.image_utils import PILImageResampling
+
+if TYPE_CHECKING:
+    from eurosat_finetune.model import ViTClassifier
+
+
+def image_processor_for(model: "ViTClassifier") -> ViTImageProcessor:
+    """The image processor that preprocesses as the model does on its device."""
+    return ViTImageProcessor(
+        do_resize=True,
+        size={"height": model.image_size, "width": model.image_size},
+        resample=PILImageResampling.BILINEAR,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=model.image_mean,
+        image_std=model.image_std,
+    )
+
+
+def vit_at_input_size(model: "ViTClassifier") -> ViTForImageClassification:
+    """The model's ViT with ``config.image_size`` equal to the size it was trained at.
+
+    A ViT fine-tuned at another size than its native one (e.g. 64 px from a 224 px checkpoint) uses
+    interpolated position embeddings; they are baked in here, so tools that never pass
+    ``interpolate_pos_encoding`` (such as ``pipeline``) get the same outputs.
+    """
+    vit = model.vit
+    size = model.image_size
+    if size == vit.config.image_size:
+        return vit
+    config = copy.deepcopy(vit.config)
+    config.image_size = size
+    state = vit.state_dict()
+    tokens = (size // config.patch_size) ** 2 + 1
+    with torch.no_grad():
+        state["vit.embeddings.position_embeddings"] = vit.vit.embeddings.interpolate_pos_encoding(
+            torch.zeros(1, tokens, config.hidden_size), size, size
+        ).clone()
+    resized = ViTForImageClassification(config)
+    resized.load_state_dict(state)
+    return resized
+
+
+def export_huggingface(model: "ViTClassifier", directory: str | Path) -> Path:
+    """Write ``model``'s ViT (with ``id2label`` holding the class names) and its image processor.
+
+    The directory must not exist yet or be empty: an earlier export is never overwritten.
+    """
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise FileExistsError(f"{directory} already holds files; choose another --export.dirpath or remove it")
+    vit_at_input_size(model).save_pretrained(directory)
+    image_processor_for(model).save_pretrained(directory)
+    return directory
