@@ -19,6 +19,11 @@ class EuroSATCLI(LightningCLI):
         parser.add_lightning_class_args(HuggingFaceExport, "export")
 
 
+def build_cli(args: ArgsType = None, run: bool = True) -> EuroSATCLI:
+    """Parse ``args`` (default: ``sys.argv[1:]``) and instantiate; with ``run`` also run the subcommand."""
+    return EuroSATCLI(ViTClassifier, EuroSATDataModule, args=args, run=run)
+
+
 def main(args: ArgsType = None) -> None:
     """Run ``eurosat <subcommand> ...``; ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks)."""
-    EuroSATCLI(ViTClassifier, EuroSATDataModule, args=args)
+    build_cli(args)

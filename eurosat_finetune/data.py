@@ -280,13 +280,23 @@ class EuroSATDataModule(LightningDataModule):
         return self._listing
 
     @property
-    def class_names(self) -> list[str]:
-        """Class names in label order: the dataset's class folders, alphabetically."""
-        return self._list()[2]
+    def class_names(self) -> list[str] | None:
+        """Class names in label order: the dataset's class folders, alphabetically.
+
+        None when only predicting new images and ``root`` holds no dataset: a checkpoint knows its
+        classes, so prediction needs no labelled data.
+        """
+        return self._list()[2] if self._has_labelled_data() else None
+
+    def _has_labelled_data(self) -> bool:
+        """False only when predicting new images with no dataset at ``root`` (none needed then)."""
+        provides_data = self.download or self.sample_images_per_class > 0
+        return self.predict_root is None or provides_data or find_image_folder(self.root) is not None
 
     def prepare_data(self) -> None:
         """Download, extract or generate the data once (Lightning calls this on one process)."""
-        self.image_folder()
+        if self._has_labelled_data():
+            self.image_folder()
 
     def split_fingerprint(self) -> str:
         """Identifies the train/val/test split; saved in checkpoints and checked when they are restored."""

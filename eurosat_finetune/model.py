@@ -29,9 +29,9 @@ DEFAULT_MODEL = "google/vit-base-patch16-224"
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-4}}
 """The seed's optimizer, as a class_path spec so ``--print_config`` shows it and its arguments."""
 
-# Keys of ViTConfig.to_diff_dict() that describe the checkpoint's files rather than the architecture;
-# the label maps are rebuilt from ``class_names``, the module's single source of truth.
-_NON_ARCHITECTURE_KEYS = ("id2label", "label2id", "transformers_version", "architectures", "model_type", "dtype")
+# Keys of ViTConfig.to_diff_dict() that describe files rather than the network; label2id is
+# derived from id2label.
+_NON_ARCHITECTURE_KEYS = ("label2id", "transformers_version", "architectures", "model_type", "dtype")
 
 
 class ViTClassifier(LightningModule):
@@ -39,7 +39,8 @@ class ViTClassifier(LightningModule):
 
     Args:
         class_names: Class names in label order; linked from ``data.class_names`` by the CLI. They
-            become the model config's ``id2label``/``label2id``.
+            become the model config's ``id2label``/``label2id``. Null takes them from
+            ``vit_config["id2label"]`` (checkpoints carry it, so predicting needs no labelled data).
         model_name_or_path: Hub id or local ``save_pretrained`` directory of the pretrained ViT
             whose backbone is fine-tuned (its classification head is replaced). Null builds a
             randomly initialised ViT from ``vit_config`` instead.
@@ -65,6 +66,10 @@ class ViTClassifier(LightningModule):
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
+        overrides = dict(vit_config or {})
+        if not class_names and "id2label" in overrides:
+            id2label = {int(i): name for i, name in overrides["id2label"].items()}
+            class_names = [id2label[i] for i in sorted(id2label)]
         if not class_names:
             raise ValueError("model.class_names is empty: give the class names, or let the CLI link them from the data")
         self.save_hyperparameters()
@@ -76,13 +81,13 @@ class ViTClassifier(LightningModule):
             "id2label": dict(enumerate(self.class_names)),
             "label2id": {name: i for i, name in enumerate(self.class_names)},
         }
-        overrides = dict(vit_config or {})
+        overrides.update(labels)
         if model_name_or_path is None:
-            self.vit = ViTForImageClassification(ViTConfig(**overrides, **labels))
+            self.vit = ViTForImageClassification(ViTConfig(**overrides))
             processor = ViTImageProcessor()
         else:
             self.vit = ViTForImageClassification.from_pretrained(
-                model_name_or_path, **overrides, **labels, ignore_mismatched_sizes=True
+                model_name_or_path, **overrides, ignore_mismatched_sizes=True
             ).train()  # from_pretrained returns eval mode; Lightning keeps whatever mode it finds
             processor = _load_image_processor(model_name_or_path)
 
@@ -92,6 +97,7 @@ class ViTClassifier(LightningModule):
         architecture = self.vit.config.to_diff_dict()
         for key in _NON_ARCHITECTURE_KEYS:
             architecture.pop(key, None)
+        architecture["id2label"] = {str(i): name for i, name in enumerate(self.class_names)}
         # From here on the hyperparameters describe the network itself, so restoring a checkpoint
         # builds it from scratch (no hub, no directory) and loads the weights from the state dict.
         self.hparams.update(

@@ -107,5 +107,25 @@ def read_metrics(log_dir: Path) -> dict[str, float]:
     return values
 
 
-def load_yaml(text: str) -> dict:
-    return yaml.safe_load(text)
+def write_config(path: Path, data_root: Path, log_dir: Path, **trainer: object) -> Path:
+    """A run config like configs/*.yaml: CSV metrics (easy to read back) and best + last checkpoints."""
+    config = {
+        "trainer": {
+            "max_epochs": 2,
+            "logger": {"class_path": "CSVLogger", "init_args": {"save_dir": str(log_dir)}},
+            "callbacks": [
+                {
+                    "class_path": "ModelCheckpoint",
+                    "init_args": {"monitor": "val_loss", "filename": "best", "save_last": True},
+                }
+            ],
+            **trainer,
+        },
+        "data": {"root": str(data_root)},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def version_dir(log_dir: Path, n: int) -> Path:
+    return log_dir / "lightning_logs" / f"version_{n}"

@@ -10,33 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import FAST, REPO, TINY_VIT, read_metrics, run_cli
+from conftest import FAST, REPO, TINY_VIT, read_metrics, run_cli, version_dir, write_config
 
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
-
-
-def write_config(path: Path, data_root: Path, log_dir: Path, **trainer: object) -> Path:
-    """A run config like configs/*.yaml: CSV metrics (easy to read back) and best + last checkpoints."""
-    config = {
-        "trainer": {
-            "max_epochs": 2,
-            "logger": {"class_path": "CSVLogger", "init_args": {"save_dir": str(log_dir)}},
-            "callbacks": [
-                {
-                    "class_path": "ModelCheckpoint",
-                    "init_args": {"monitor": "val_loss", "filename": "best", "save_last": True},
-                }
-            ],
-            **trainer,
-        },
-        "data": {"root": str(data_root)},
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def version_dir(log_dir: Path, n: int) -> Path:
-    return log_dir / "lightning_logs" / f"version_{n}"
 
 
 def test_fit_then_validate_test_predict_from_the_checkpoint(sample_root: Path, tmp_path: Path) -> None:

@@ -1,0 +1,94 @@
+"""Test accuracy against the number of training images: the seed's few-shot figure.
+
+For each training-set size, one LightningCLI fit (``--data.train_size``; one epoch by default, so
+every image is seen once) and a test of the final weights on the untouched test split. Writes
+``learning_curve.csv`` and ``learning_curve.png`` (log x-axis), and each run's logs and test report
+under ``--out``. Every option after the curve's own goes to the CLI, as for ``eurosat fit``::
+
+    python -m eurosat_finetune.learning_curve --out runs/learning_curve --config configs/fit.yaml
+"""
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from eurosat_finetune.cli import build_cli
+
+DEFAULT_SIZES = ("10", "32", "100", "320", "1000", "3200", "all")
+
+
+def run_size(size: str, epochs: int, out: Path, cli_args: list[str]) -> dict[str, float]:
+    """Fit on ``size`` training images (``all``: the whole training split), then test."""
+    train_size = [] if size == "all" else [f"--data.train_size={size}"]
+    cli = build_cli(
+        [
+            *cli_args,
+            *train_size,
+            f"--trainer.max_epochs={epochs}",
+            "--trainer.callbacks=[]",  # one-shot measurements: no early stopping, no checkpoints
+            "--trainer.enable_checkpointing=false",
+            "--trainer.logger=TensorBoardLogger",
+            f"--trainer.logger.save_dir={out}",
+            f"--trainer.logger.name=train_size_{size}",
+            "--export.after_fit=false",
+        ],
+        run=False,
+    )
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule)
+    return {
+        "train_images": len(cli.datamodule.train_dataset),
+        "test_acc": results["test_acc"],
+        "test_macro_f1": results["test_macro_f1"],
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def plot(rows: list[dict[str, float]], path: Path, title: str) -> None:
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    x = [r["train_images"] for r in rows]
+    y = [100 * r["test_acc"] for r in rows]
+    ax.plot(x, y, marker="o")
+    for xi, yi in zip(x, y, strict=True):
+        ax.annotate(f"{yi:.1f}", (xi, yi), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images (each seen once per epoch)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, float]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), help="training-set sizes, or 'all'")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per fit (default: 1, each image seen once)")
+    parser.add_argument("--out", type=Path, default=Path("runs/learning_curve"), help="output folder")
+    parser.add_argument("--title", default="EuroSAT RGB: test accuracy vs training images")
+    args, cli_args = parser.parse_known_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / "learning_curve.csv"
+    if csv_path.exists():
+        raise SystemExit(f"error: {csv_path} exists; choose another --out to keep the earlier curve")
+
+    rows = []
+    for size in args.sizes:
+        rows.append(run_size(size, args.epochs, args.out, cli_args))
+        print(f"learning curve: {rows[-1]}")
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, args.out / "learning_curve.png", args.title)
+    print(f"Learning curve written to {csv_path} and {args.out / 'learning_curve.png'}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""What a scientist reads after a run: metrics against scikit-learn, reports, predictions, exports."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import FAST, read_metrics, run_cli, version_dir
+from PIL import Image
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, classification_report, f1_score, recall_score
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from eurosat_finetune.data import EuroSATDataModule, stratified_split
+from eurosat_finetune.model import ViTClassifier
+from eurosat_finetune.sample_data import EUROSAT_CLASSES
+
+
+@pytest.fixture(scope="module")
+def run(sample_root: Path, tiny_vit_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One fine-tune of the tiny 'pretrained' ViT at 48 px (interpolated position embeddings),
+    logging to CSV and TensorBoard, then a test run of its best checkpoint."""
+    tmp = tmp_path_factory.mktemp("evaluation")
+    logs = tmp / "logs"
+    config = {
+        "trainer": {
+            "max_epochs": 2,
+            "logger": [
+                {"class_path": "CSVLogger", "init_args": {"save_dir": str(logs)}},
+                {"class_path": "TensorBoardLogger", "init_args": {"save_dir": str(logs), "name": "tb"}},
+            ],
+            "callbacks": [{"class_path": "ModelCheckpoint", "init_args": {"monitor": "val_loss", "filename": "best"}}],
+        },
+        "model": {
+            "model_name_or_path": str(tiny_vit_dir),
+            "image_size": 48,
+            "optimizer": {"class_path": "AdamW", "init_args": {"lr": 0.003}},
+        },
+        "data": {"root": str(sample_root)},
+    }
+    path = tmp / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run_cli(["fit", "--config", str(path), *FAST])
+    best = version_dir(logs, 0) / "checkpoints" / "best.ckpt"
+    run_cli(["test", "--config", str(path), *FAST, "--ckpt_path", str(best)])
+    return {"config": path, "logs": logs, "best": best, "tmp": tmp}
+
+
+def predictions_of(checkpoint: Path, sample_root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predictions on the test split, computed here without Lightning's loops."""
+    model = ViTClassifier.load_from_checkpoint(checkpoint).eval()
+    dm = EuroSATDataModule(root=sample_root, num_workers=0)
+    dm.setup("test")
+    images = torch.stack([dm.test_dataset[i][0] for i in range(len(dm.test_dataset))])
+    with torch.no_grad():
+        preds = model(images).argmax(dim=-1).numpy()
+    return np.asarray(dm.test_dataset.labels), preds
+
+
+def test_test_metrics_match_scikit_learn(run: dict, sample_root: Path) -> None:
+    metrics = read_metrics(version_dir(run["logs"], 1))
+    y_true, y_pred = predictions_of(run["best"], sample_root)
+    assert metrics["test_acc"] == pytest.approx(accuracy_score(y_true, y_pred), abs=1e-6)
+    assert metrics["test_macro_acc"] == pytest.approx(balanced_accuracy_score(y_true, y_pred), abs=1e-6)
+    assert metrics["test_macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"), abs=1e-6)
+    per_class = recall_score(y_true, y_pred, average=None, labels=range(10), zero_division=0)
+    for name, expected in zip(EUROSAT_CLASSES, per_class, strict=True):
+        assert metrics[f"test_acc_{name}"] == pytest.approx(expected, abs=1e-6), name
+
+    report_dir = version_dir(run["logs"], 1)
+    report = json.loads((report_dir / "classification_report.json").read_text())
+    expected = classification_report(
+        y_true, y_pred, labels=range(10), target_names=list(EUROSAT_CLASSES), output_dict=True, zero_division=0
+    )
+    assert report.keys() == expected.keys()
+    for key, scores in expected.items():
+        assert report[key] == pytest.approx(scores), key
+    assert "HerbaceousVegetation" in (report_dir / "classification_report.txt").read_text()
+    with open(report_dir / "classification_report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["class"] for r in rows[:10]] == list(EUROSAT_CLASSES)
+
+
+def test_confusion_matrix_png_and_tensorboard(run: dict) -> None:
+    png = version_dir(run["logs"], 1) / "confusion_matrix.png"
+    with Image.open(png) as image:
+        image.verify()
+        assert image.format == "PNG" and min(image.size) > 300
+    events = EventAccumulator(str(run["logs"] / "tb" / "version_1")).Reload()
+    assert "test/confusion_matrix" in events.Tags()["images"]
+
+
+def test_validation_samples_once_per_epoch(run: dict) -> None:
+    events = EventAccumulator(str(run["logs"] / "tb" / "version_0")).Reload()
+    assert len(events.Images("val/samples")) == 2  # two epochs, no sanity-check grid
+
+
+def test_predictions_csv_and_unreadable_files(run: dict, sample_root: Path) -> None:
+    folder = run["tmp"] / "new-images"
+    sources = sorted((sample_root / "EuroSAT_RGB").rglob("*_1.jpg"))[:4]
+    (folder / "a" / "b").mkdir(parents=True)
+    shutil.copy(sources[0], folder / "one.jpg")
+    Image.open(sources[1]).save(folder / "a" / "two.png")
+    Image.open(sources[2]).resize((50, 70)).save(folder / "a" / "b" / "three.tif")
+    (folder / "a" / "broken.jpg").write_bytes(sources[3].read_bytes()[:200])
+    (folder / "notes.txt").write_text("not an image")
+    output = run["tmp"] / "predictions.csv"
+    args = ["predict", "--config", str(run["config"]), *FAST, "--ckpt_path", str(run["best"])]
+    no_dataset = f"--data.root={run['tmp'] / 'no-dataset-here'}"  # the checkpoint knows the classes
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable image\(s\).*broken\.jpg"):
+        run_cli([*args, no_dataset, f"--data.predict_root={folder}", f"--predictions.output={output}"])
+    with open(output) as f:
+        rows = list(csv.DictReader(f))
+    assert [Path(r["path"]).name for r in rows] == ["three.tif", "two.png", "one.jpg"]
+    assert list(rows[0]) == ["path", "predicted_class", "probability", *EUROSAT_CLASSES]
+    for row in rows:
+        probs = np.array([float(row[c]) for c in EUROSAT_CLASSES])
+        assert probs.sum() == pytest.approx(1, abs=1e-4)
+        assert row["predicted_class"] == EUROSAT_CLASSES[probs.argmax()]
+        assert float(row["probability"]) == pytest.approx(probs.max())
+    with pytest.raises(FileExistsError):  # an earlier result is never overwritten
+        run_cli([*args, f"--data.predict_root={folder}", f"--predictions.output={output}"])
+
+
+def test_exported_model_runs_in_a_transformers_pipeline(run: dict, sample_root: Path) -> None:
+    from transformers import pipeline
+
+    export = version_dir(run["logs"], 0) / "huggingface"
+    config = json.loads((export / "config.json").read_text())
+    assert config["id2label"]["1"] == "Forest" and config["image_size"] == 48
+    image = sorted((sample_root / "EuroSAT_RGB" / "River").glob("*.jpg"))[0]
+    folder = run["tmp"] / "one-image"
+    folder.mkdir()
+    shutil.copy(image, folder / image.name)
+    output = run["tmp"] / "one-prediction.csv"
+    args = ["predict", "--config", str(run["config"]), *FAST, "--ckpt_path", str(run["best"])]
+    run_cli([*args, f"--data.predict_root={folder}", f"--predictions.output={output}"])
+    with open(output) as f:
+        ours = next(csv.DictReader(f))
+    top = pipeline("image-classification", model=str(export), device="cpu")(str(image), top_k=1)[0]
+    assert top["label"] == ours["predicted_class"]
+    assert top["score"] == pytest.approx(float(ours["probability"]), abs=2e-3)
+
+
+def test_split_guard_refuses_another_split(run: dict, capsys: pytest.CaptureFixture) -> None:
+    args = ["test", "--config", str(run["config"]), *FAST, "--ckpt_path", str(run["best"])]
+    with pytest.raises(ValueError, match=r"trained on split \w+ .* split_seed=1 .*allow_split_change=true"):
+        run_cli([*args, "--data.split_seed=1"])
+    with pytest.raises(ValueError, match=r"test_fraction=0\.3"):
+        run_cli([*args, "--data.test_fraction=0.3"])
+    run_cli([*args, "--data.split_seed=1", "--data.allow_split_change=true"])  # explicit override
+
+
+def test_train_size_is_a_stratified_seeded_subset(sample_root: Path) -> None:
+    def split(**kwargs: object) -> EuroSATDataModule:
+        dm = EuroSATDataModule(root=sample_root, num_workers=0, **kwargs)
+        dm.setup("fit")
+        return dm
+
+    full = split()
+    for size, expected in ((10, 10), (30, 30), (0.5, 70), (140, 140)):
+        dm = split(train_size=size)
+        assert len(dm.train_dataset) == expected
+        assert set(dm.train_dataset.files) <= set(full.train_dataset.files)
+        counts = np.bincount(dm.train_dataset.labels, minlength=10)
+        assert counts.max() - counts.min() <= 1, counts  # stratified
+        assert dm.val_dataset.files == full.val_dataset.files and dm.test_dataset.files == full.test_dataset.files
+        assert split(train_size=size).train_dataset.files == dm.train_dataset.files  # deterministic
+    with pytest.raises(ValueError, match=r"data\.train_size=5 .* between 10"):
+        split(train_size=5)
+    assert len(stratified_split([0] * 5 + [1] * 5, 0.2, 0.2, 0)[0]) == 6
+
+
+def test_learning_curve_drives_the_cli(sample_root: Path, tmp_path: Path) -> None:
+    from conftest import REPO
+
+    from eurosat_finetune import learning_curve
+
+    out = tmp_path / "curve"
+    configs = ["--config", str(REPO / "configs" / "fit.yaml"), "--config", str(REPO / "configs" / "tiny_vit.yaml")]
+    data = [f"--data.root={sample_root}", *FAST]
+    rows = learning_curve.main(["--sizes", "10", "all", "--out", str(out), *configs, *data])
+    with open(out / "learning_curve.csv") as f:
+        written = list(csv.DictReader(f))
+    assert [int(r["train_images"]) for r in written] == [10, 140] == [r["train_images"] for r in rows]
+    assert all(0 <= float(r["test_acc"]) <= 1 for r in written)
+    with Image.open(out / "learning_curve.png") as image:
+        image.verify()
+    assert (out / "train_size_10" / "version_0" / "confusion_matrix.png").is_file()
+    assert not list(out.rglob("*.ckpt"))  # measurements only
+    with pytest.raises(SystemExit, match="exists"):  # an earlier curve is never overwritten
+        learning_curve.main(["--sizes", "10", "--out", str(out), *configs, *data])
