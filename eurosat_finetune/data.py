@@ -1,6 +1,8 @@
 """EuroSAT RGB (or any folder of ``<class>/<image>`` files) as a LightningDataModule.
 
-The datamodule only decodes images to uint8 tensors at their native size. Resizing and
+The datamodule decodes each image once into a memory-mapped uint8 cache (see
+:mod:`eurosat_finetune.cache`) and serves uint8 tensors at their native size; training
+augmentations (random flips and 90-degree rotations) run on the device after transfer. Resizing and
 normalisation belong to the model (they come from its image processor) and run on the device in
 :meth:`eurosat_finetune.model.ViTClassifier.forward`, so batches cross the bus as compact uint8 and
 the same checkpoint can be fed raw images anywhere.
@@ -16,12 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from PIL import Image
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2.functional import pil_to_tensor
 
+from eurosat_finetune.cache import load_cache
 from eurosat_finetune.download import DownloadError, download_file, extract_zip
+from eurosat_finetune.images import IMAGE_SUFFIXES, image_files, read_image
 from eurosat_finetune.sample_data import write_sample_dataset
 
 log = logging.getLogger(__name__)
@@ -32,19 +34,6 @@ EUROSAT_RGB_URL = "https://zenodo.org/records/7711810/files/EuroSAT_RGB.zip?down
 DATASET_FOLDERS = ("EuroSAT_RGB", "2750")
 """Top-level folders of the two published EuroSAT RGB zips (Zenodo's and the older ``EuroSAT.zip``)."""
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
-
-
-def _images_in(folder: Path, recursive: bool = False) -> list[Path]:
-    paths = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def read_image(path: Path) -> torch.Tensor:
-    """Decode any image Pillow reads (JPEG, PNG, TIFF...) to an RGB uint8 ``(3, H, W)`` tensor."""
-    with Image.open(path) as image:
-        return pil_to_tensor(image.convert("RGB"))
-
 
 def find_image_folder(root: Path) -> Path | None:
     """Return the folder whose sub-folders are the classes, or None if ``root`` holds no dataset.
@@ -54,7 +43,7 @@ def find_image_folder(root: Path) -> Path | None:
     for name in DATASET_FOLDERS:
         if (root / name).is_dir():
             return root / name
-    if root.is_dir() and any(d.is_dir() and _images_in(d) for d in root.iterdir()):
+    if root.is_dir() and any(d.is_dir() and image_files(d) for d in root.iterdir()):
         return root
     return None
 
@@ -67,7 +56,7 @@ def list_images(folder: Path) -> tuple[list[Path], list[int], list[str]]:
     class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     files, labels, class_names = [], [], []
     for class_dir in class_dirs:
-        images = _images_in(class_dir)
+        images = image_files(class_dir)
         if not images:
             raise FileNotFoundError(
                 f"class folder {class_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
@@ -121,6 +110,38 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return read_image(self.files[index]), self.labels[index]
+
+
+class CachedImageDataset(Dataset):
+    """Rows ``indices`` of a decoded ``(N, 3, H, W)`` uint8 array (a memory map), with their labels."""
+
+    def __init__(
+        self, images: np.ndarray, indices: Sequence[int], files: Sequence[Path], labels: Sequence[int]
+    ) -> None:
+        self.images = images
+        self.indices = list(indices)
+        self.files = list(files)
+        self.labels = list(labels)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(np.array(self.images[self.indices[index]])), self.labels[index]
+
+
+def random_dihedral(images: torch.Tensor) -> torch.Tensor:
+    """Flip each image of a ``(B, C, H, W)`` batch with probability 1/2, then rotate it by a random
+    multiple of 90 degrees (square images): the 8 symmetries of a top-down satellite view, drawn
+    per image. (torchvision's v2 transforms draw one choice for a whole batch.)"""
+    flip = torch.rand(len(images), device=images.device) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    if images.shape[-1] != images.shape[-2]:
+        flip = torch.rand(len(images), device=images.device) < 0.5
+        return torch.where(flip[:, None, None, None], images.flip(-2), images)
+    turns = torch.randint(0, 4, (len(images),), device=images.device)
+    rotated = torch.stack([torch.rot90(images, k, dims=(-2, -1)) for k in range(4)])
+    return rotated[turns, torch.arange(len(images), device=images.device)]
 
 
 class PredictionDataset(Dataset):
@@ -192,8 +213,12 @@ class EuroSATDataModule(LightningDataModule):
             was trained with (by default that is refused: test images might have been trained on).
         predict_root: Folder of images (searched recursively) for ``predict``; null predicts the
             test split.
+        augment: Random flips and 90-degree rotations of training images, on the device (never
+            in validation, test or predict).
+        decode_cache: Decode the images once into a uint8 array (a hidden ``.npy`` file in the
+            dataset folder) and memory-map it in later runs; false decodes every image every epoch.
         batch_size: Images per batch (per device).
-        num_workers: DataLoader worker processes that decode images.
+        num_workers: DataLoader worker processes (they decode images when there is no cache).
     """
 
     def __init__(
@@ -209,6 +234,8 @@ class EuroSATDataModule(LightningDataModule):
         train_size: int | float | None = None,
         allow_split_change: bool = False,
         predict_root: str | Path | None = None,
+        augment: bool = False,
+        decode_cache: bool = True,
         batch_size: int = 32,
         num_workers: int = 4,
     ) -> None:
@@ -225,6 +252,8 @@ class EuroSATDataModule(LightningDataModule):
         self.train_size = train_size
         self.allow_split_change = allow_split_change
         self.predict_root = Path(predict_root) if predict_root is not None else None
+        self.augment = augment
+        self.decode_cache = decode_cache
         self.batch_size = batch_size
         self.num_workers = num_workers
         self._image_folder: Path | None = None
@@ -296,7 +325,9 @@ class EuroSATDataModule(LightningDataModule):
     def prepare_data(self) -> None:
         """Download, extract or generate the data once (Lightning calls this on one process)."""
         if self._has_labelled_data():
-            self.image_folder()
+            files, _, _ = self._list()
+            if self.decode_cache:
+                load_cache(files, self.image_folder(), self.num_workers)
 
     def split_fingerprint(self) -> str:
         """Identifies the train/val/test split; saved in checkpoints and checked when they are restored."""
@@ -307,7 +338,7 @@ class EuroSATDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         """Build the subsets from the seeded stratified split (and the predict set, if any)."""
         if stage == "predict" and self.predict_root is not None:
-            files = _images_in(self.predict_root, recursive=True)
+            files = image_files(self.predict_root, recursive=True)
             if not files:
                 raise FileNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
             self.predict_dataset = PredictionDataset(files)
@@ -317,11 +348,23 @@ class EuroSATDataModule(LightningDataModule):
         if self.train_size is not None:
             train = stratified_subset(train, np.asarray(labels), self.train_size, self.split_seed)
 
-        def subset(indices: np.ndarray) -> ImageFileDataset:
-            return ImageFileDataset([files[i] for i in indices], [labels[i] for i in indices])
+        cache = load_cache(files, self.image_folder(), self.num_workers) if self.decode_cache else None
+
+        def subset(indices: np.ndarray) -> Dataset:
+            subset_files, subset_labels = [files[i] for i in indices], [labels[i] for i in indices]
+            if cache is None:
+                return ImageFileDataset(subset_files, subset_labels)
+            return CachedImageDataset(cache, indices, subset_files, subset_labels)
 
         self.train_dataset, self.val_dataset, self.test_dataset = subset(train), subset(val), subset(test)
         self.predict_dataset = PredictionDataset(self.test_dataset.files)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches on the device, still as uint8 at native size."""
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            return random_dihedral(images), labels
+        return batch
 
     def state_dict(self) -> dict[str, Any]:
         return {"split_fingerprint": self.split_fingerprint()}

@@ -1,0 +1,25 @@
+"""Reading image files: one decoder for training, caching and prediction."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.v2.functional import pil_to_tensor
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+
+
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """Sorted image files in ``folder`` (and its sub-folders with ``recursive``)."""
+    paths = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """Decode any image Pillow reads (JPEG, PNG, TIFF; grey, palette, RGBA, 16-bit) to an RGB uint8
+    ``(3, H, W)`` tensor."""
+    with Image.open(path) as image:
+        if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: scale, don't clip, to 8 bits
+            image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257).clip(0, 255).astype(np.uint8))
+        return pil_to_tensor(image.convert("RGB"))

@@ -1,0 +1,135 @@
+"""The fast data path: decode cache, device-side preprocessing and augmentation, on real JPEGs."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_VIT
+from lightning.pytorch import Trainer
+from PIL import Image
+from torchvision import datasets
+from torchvision.transforms import v2
+
+from eurosat_finetune.cache import CACHE_PREFIX, build_cache, cache_path, load_cache
+from eurosat_finetune.data import EuroSATDataModule, list_images, random_dihedral
+from eurosat_finetune.images import read_image
+from eurosat_finetune.model import ViTClassifier
+
+
+@pytest.fixture
+def dataset(sample_root: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the sample dataset."""
+    return shutil.copytree(sample_root / "EuroSAT_RGB", tmp_path / "EuroSAT_RGB", ignore=shutil.ignore_patterns(".*"))
+
+
+def test_cache_holds_exactly_the_decoded_images(dataset: Path) -> None:
+    files, _, _ = list_images(dataset)
+    cache = load_cache(files, dataset)
+    assert cache.shape == (200, 3, 32, 32) and cache.dtype == np.uint8
+    assert isinstance(cache, np.memmap)  # memory-mapped, not loaded
+    for i in (0, 57, 199):
+        np.testing.assert_array_equal(cache[i], read_image(files[i]).numpy())
+
+
+def test_device_path_matches_the_seed_pipeline(dataset: Path) -> None:
+    """Cached uint8 batch -> on-device resize + normalise == ImageFolder + PIL Resize + ToTensor + Normalize."""
+    seed = datasets.ImageFolder(
+        str(dataset),
+        transform=v2.Compose(
+            [v2.Resize(224), v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)]
+        ),
+    )
+    dm = EuroSATDataModule(root=dataset.parent, num_workers=0, batch_size=200)
+    dm.prepare_data()
+    dm.setup("fit")
+    model = ViTClassifier(class_names=dm.class_names, model_name_or_path=None, vit_config=TINY_VIT, image_size=224)
+    by_path = {Path(p): i for i, (p, _) in enumerate(seed.samples)}
+    images, labels = next(iter(dm.val_dataloader()))
+    ours = model.preprocess(images)
+    for row, path in enumerate(dm.val_dataset.files):
+        expected, label = seed[by_path[path]]
+        assert label == labels[row]
+        torch.testing.assert_close(ours[row], expected, rtol=0, atol=2.01 / 255)  # one grey level
+
+
+def test_augmentation_only_while_training(dataset: Path) -> None:
+    dm = EuroSATDataModule(root=dataset.parent, num_workers=0, augment=True)
+    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    dm.trainer = trainer
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.arange(64)
+    for stage in ("validating", "testing", "predicting", "sanity_checking"):
+        setattr(trainer, stage, True)
+        out, out_labels = dm.on_after_batch_transfer((images, labels), 0)
+        assert torch.equal(out, images) and torch.equal(out_labels, labels), stage
+    trainer.training = True
+    out, out_labels = dm.on_after_batch_transfer((images, labels), 0)
+    assert torch.equal(out_labels, labels)
+    symmetries = [torch.rot90(x, k, dims=(-2, -1)) for x in (images, images.flip(-1)) for k in range(4)]
+    which = [next(s for s in range(8) if torch.equal(out[i], symmetries[s][i])) for i in range(64)]
+    assert len(set(which)) >= 6  # drawn per image, not once per batch
+    assert not EuroSATDataModule(root=dataset.parent, num_workers=0).augment  # off unless asked for
+
+
+def test_random_dihedral_keeps_non_square_images_in_shape() -> None:
+    images = torch.randint(0, 256, (16, 3, 4, 6), dtype=torch.uint8)
+    assert random_dihedral(images).shape == images.shape
+
+
+def test_cache_is_rebuilt_when_the_dataset_changes(dataset: Path) -> None:
+    files, _, _ = list_images(dataset)
+    first = cache_path(files, dataset)
+    load_cache(files, dataset)
+    changed = files[3]
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(changed)
+    second = cache_path(files, dataset)
+    assert second != first
+    cache = load_cache(files, dataset)
+    assert cache[3].max() == 0
+    assert sorted(dataset.glob(f"{CACHE_PREFIX}*")) == [second]  # the stale cache is gone
+
+    (dataset / "Forest" / "Forest_new.png").write_bytes((dataset / "Forest" / "Forest_1.jpg").read_bytes())
+    more, _, _ = list_images(dataset)
+    assert len(load_cache(more, dataset)) == 201
+
+
+def test_cache_is_never_read_half_written(dataset: Path) -> None:
+    files, _, _ = list_images(dataset)
+    path = cache_path(files, dataset)
+    # a killed build leaves at most a temporary file, which is never read
+    path.with_name(f"{path.name}.12345.tmp").write_bytes(b"\x93NUMPY half written")
+    # a build that fails half way leaves nothing under the final name
+    broken = files[150]
+    original = broken.read_bytes()
+    broken.write_bytes(original[:100])
+    with pytest.raises(OSError):
+        build_cache(files, cache_path(files, dataset))
+    assert not cache_path(files, dataset).exists()
+    assert sorted(p.name for p in dataset.glob(f"{CACHE_PREFIX}*")) == [f"{path.name}.12345.tmp"]
+    broken.write_bytes(original)
+    cache = load_cache(files, dataset)
+    np.testing.assert_array_equal(cache[150], read_image(broken).numpy())
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "size"])
+def test_odd_images_are_converted_and_resized(dataset: Path, mode: str) -> None:
+    target = dataset / "River" / "River_odd.png"
+    rgb = Image.open(dataset / "River" / "River_1.jpg")
+    if mode == "I;16":
+        Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 257).save(target)
+    elif mode == "size":
+        rgb.resize((50, 70)).save(target)
+    else:
+        rgb.convert(mode).save(target)
+    dm = EuroSATDataModule(root=dataset.parent, num_workers=0, val_fraction=0, test_fraction=0.5)
+    dm.prepare_data()
+    dm.setup("fit")
+    files, _, _ = list_images(dataset)
+    row = files.index(target)
+    image = load_cache(files, dataset)[row]
+    assert image.shape == (3, 32, 32)
+    if mode in ("L", "I;16"):
+        grey = np.asarray(rgb.convert("L"))
+        np.testing.assert_allclose(image[0], grey, atol=1)
