@@ -50,6 +50,10 @@ class ViTClassifier(LightningModule):
             size (224 for ViT-B/16). Other sizes interpolate the position embeddings.
         image_mean: Per-channel normalisation mean; null takes it from the model's image processor.
         image_std: Per-channel normalisation std; null takes it from the model's image processor.
+        freeze_backbone: Train only the new classification head (a linear probe); the backbone
+            stays as loaded, runs without gradients and costs a third of the compute.
+        torch_compile: Compile the ViT with ``torch.compile`` when training starts (faster steps on
+            GPUs after a compile of a minute or so; checkpoints are unchanged).
         optimizer: Optimizer factory, e.g. ``--model.optimizer AdamW --model.optimizer.lr 3e-4``.
         scheduler: Optional LR scheduler factory; ReduceLROnPlateau monitors ``val_loss``.
     """
@@ -62,6 +66,8 @@ class ViTClassifier(LightningModule):
         image_size: int | None = None,
         image_mean: list[float] | None = None,
         image_std: list[float] | None = None,
+        freeze_backbone: bool = False,
+        torch_compile: bool = False,
         optimizer: OptimizerCallable = DEFAULT_OPTIMIZER,  # type: ignore[assignment]
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -81,7 +87,7 @@ class ViTClassifier(LightningModule):
             "id2label": dict(enumerate(self.class_names)),
             "label2id": {name: i for i, name in enumerate(self.class_names)},
         }
-        overrides.update(labels)
+        overrides.update(labels, attn_implementation="sdpa")  # PyTorch's fused attention kernels
         if model_name_or_path is None:
             self.vit = ViTForImageClassification(ViTConfig(**overrides))
             processor = ViTImageProcessor()
@@ -108,6 +114,9 @@ class ViTClassifier(LightningModule):
             image_std=self.image_std,
         )
         self.pretrained_from = model_name_or_path
+        self.freeze_backbone = freeze_backbone
+        self.torch_compile = torch_compile
+        self.vit.vit.requires_grad_(not freeze_backbone)
 
         num_classes = len(self.class_names)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -186,8 +195,24 @@ class ViTClassifier(LightningModule):
     def _no_probs(self) -> torch.Tensor:
         return torch.empty(0, len(self.class_names), device=self.device)
 
+    def configure_model(self) -> None:
+        """Compile once the model is on its device (in place, so state dict keys stay the same)."""
+        if self.torch_compile and not getattr(self, "_compiled", False):
+            self.vit.compile()
+            self._compiled = True
+
+    def setup(self, stage: str) -> None:
+        """TF32 matmuls on Ampere and newer GPUs: fp32 accuracy for training, several times the speed."""
+        if self.trainer.accelerator.__class__.__name__ == "CUDAAccelerator":
+            torch.set_float32_matmul_precision("high")
+
+    def on_train_epoch_start(self) -> None:
+        """A frozen backbone stays in eval mode (its dropout, if any, off), as in a linear probe."""
+        if self.freeze_backbone:
+            self.vit.vit.eval()
+
     def configure_optimizers(self) -> OptimizerLRScheduler:
-        optimizer = self.optimizer(self.parameters())
+        optimizer = self.optimizer([p for p in self.parameters() if p.requires_grad])
         if self.scheduler is None:
             return optimizer
         scheduler = self.scheduler(optimizer)

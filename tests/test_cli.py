@@ -148,3 +148,17 @@ def test_demo_yaml_learns_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     score = torch.load(best, weights_only=True)["callbacks"]
     best_val_loss = next(v["best_model_score"] for k, v in score.items() if "ModelCheckpoint" in k)
     assert best_val_loss < 1.0  # chance level is ln(10) = 2.3
+
+
+def test_freeze_backbone_trains_only_the_head(sample_root: Path, tiny_vit_dir: Path, tmp_path: Path) -> None:
+    from transformers import ViTForImageClassification
+
+    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=3)
+    model = [f"--model.model_name_or_path={tiny_vit_dir}", "--model.freeze_backbone=true"]
+    run_cli(["fit", "--config", str(config), *FAST, *model, "--data.augment=true"])
+    saved = torch.load(version_dir(tmp_path, 0) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert len(saved["optimizer_states"][0]["param_groups"][0]["params"]) == 2  # classifier weight and bias
+    pretrained = ViTForImageClassification.from_pretrained(tiny_vit_dir).state_dict()
+    for key, value in pretrained.items():
+        if key.startswith("vit."):
+            assert torch.equal(saved["state_dict"][f"vit.{key}"], value), key
