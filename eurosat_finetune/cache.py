@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2 import functional as TF
 
-from eurosat_finetune.images import read_image
+from eurosat_finetune.images import read_image, read_image_at
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +41,6 @@ def cache_path(files: Sequence[Path], folder: Path) -> Path:
 
 
 class _DecodeAtSize(Dataset):
-    """Decode images to ``(3, H, W)`` uint8, resizing any of another size (bilinear, antialiased)."""
-
     def __init__(self, files: Sequence[Path], size: tuple[int, int]) -> None:
         self.files = list(files)
         self.size = size
@@ -52,10 +49,7 @@ class _DecodeAtSize(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, bool]:
-        image = read_image(self.files[index])
-        if tuple(image.shape[-2:]) == self.size:
-            return image, False
-        return TF.resize(image, list(self.size), antialias=True), True
+        return read_image_at(self.files[index], self.size)
 
 
 def build_cache(files: Sequence[Path], path: Path, num_workers: int = 0) -> None:

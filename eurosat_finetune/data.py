@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from eurosat_finetune.cache import load_cache
 from eurosat_finetune.download import DownloadError, download_file, extract_zip
-from eurosat_finetune.images import IMAGE_SUFFIXES, image_files, read_image
+from eurosat_finetune.images import IMAGE_SUFFIXES, image_files, read_image, read_image_at
 from eurosat_finetune.sample_data import write_sample_dataset
 
 log = logging.getLogger(__name__)
@@ -99,17 +99,18 @@ def stratified_split(
 
 
 class ImageFileDataset(Dataset):
-    """Images decoded to RGB ``uint8`` tensors of shape ``(3, H, W)``, with their integer labels."""
+    """Images decoded to RGB uint8 ``(3, *size)`` tensors (resized if need be), with their labels."""
 
-    def __init__(self, files: Sequence[Path], labels: Sequence[int]) -> None:
+    def __init__(self, files: Sequence[Path], labels: Sequence[int], size: tuple[int, int]) -> None:
         self.files = list(files)
         self.labels = list(labels)
+        self.size = size
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return read_image(self.files[index]), self.labels[index]
+        return read_image_at(self.files[index], self.size)[0], self.labels[index]
 
 
 class CachedImageDataset(Dataset):
@@ -353,7 +354,7 @@ class EuroSATDataModule(LightningDataModule):
         def subset(indices: np.ndarray) -> Dataset:
             subset_files, subset_labels = [files[i] for i in indices], [labels[i] for i in indices]
             if cache is None:
-                return ImageFileDataset(subset_files, subset_labels)
+                return ImageFileDataset(subset_files, subset_labels, size=tuple(read_image(files[0]).shape[-2:]))
             return CachedImageDataset(cache, indices, subset_files, subset_labels)
 
         self.train_dataset, self.val_dataset, self.test_dataset = subset(train), subset(val), subset(test)

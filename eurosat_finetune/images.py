@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms.v2.functional import pil_to_tensor
+from torchvision.transforms.v2.functional import pil_to_tensor, resize
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 
@@ -23,3 +23,11 @@ def read_image(path: Path) -> torch.Tensor:
         if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: scale, don't clip, to 8 bits
             image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257).clip(0, 255).astype(np.uint8))
         return pil_to_tensor(image.convert("RGB"))
+
+
+def read_image_at(path: Path, size: tuple[int, int]) -> tuple[torch.Tensor, bool]:
+    """:func:`read_image`, resized (bilinear, antialiased) to ``size`` if it has another; and whether it was."""
+    image = read_image(path)
+    if tuple(image.shape[-2:]) == size:
+        return image, False
+    return resize(image, list(size), antialias=True), True

@@ -113,8 +113,9 @@ def test_cache_is_never_read_half_written(dataset: Path) -> None:
     np.testing.assert_array_equal(cache[150], read_image(broken).numpy())
 
 
+@pytest.mark.parametrize("decode_cache", [True, False])
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "size"])
-def test_odd_images_are_converted_and_resized(dataset: Path, mode: str) -> None:
+def test_odd_images_are_converted_and_resized(dataset: Path, mode: str, decode_cache: bool) -> None:
     target = dataset / "River" / "River_odd.png"
     rgb = Image.open(dataset / "River" / "River_1.jpg")
     if mode == "I;16":
@@ -123,13 +124,16 @@ def test_odd_images_are_converted_and_resized(dataset: Path, mode: str) -> None:
         rgb.resize((50, 70)).save(target)
     else:
         rgb.convert(mode).save(target)
-    dm = EuroSATDataModule(root=dataset.parent, num_workers=0, val_fraction=0, test_fraction=0.5)
+    dm = EuroSATDataModule(root=dataset.parent, num_workers=0, batch_size=300, decode_cache=decode_cache)
     dm.prepare_data()
     dm.setup("fit")
-    files, _, _ = list_images(dataset)
-    row = files.index(target)
-    image = load_cache(files, dataset)[row]
-    assert image.shape == (3, 32, 32)
+    subsets = (dm.train_dataset, dm.val_dataset, dm.test_dataset)
+    assert sum(len(s) for s in subsets) == 201
+    for subset in subsets:  # every image batches with the others
+        images, _ = next(iter(torch.utils.data.DataLoader(subset, batch_size=len(subset))))
+        assert images.shape[1:] == (3, 32, 32)
+    subset = next(s for s in subsets if target in s.files)
+    image = subset[subset.files.index(target)][0].numpy()
     if mode in ("L", "I;16"):
-        grey = np.asarray(rgb.convert("L"))
-        np.testing.assert_allclose(image[0], grey, atol=1)
+        np.testing.assert_allclose(image[0], np.asarray(rgb.convert("L")), atol=1)
+        np.testing.assert_array_equal(image[0], image[2])
