@@ -1,0 +1,23 @@
+"""The benchmark script runs as documented (its timings are not checked: they belong to benchmarks/)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+
+def test_throughput_benchmark_runs_both_pipelines(sample_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data", str(sample_root / "EuroSAT_RGB")]
+    command += ["--model", "tiny", "--image-size", "32", "--batch-size", "8", "--steps", "1", "--warmup", "1"]
+    command += ["--workers", "0", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads(out.read_text())
+    for key in ("seed_data_img_s", "seed_train_img_s", "project_data_img_s", "project_train_img_s"):
+        assert measured[key] > 0, key
+    assert measured["ratio_train"] == measured["project_train_img_s"] / measured["seed_train_img_s"]
+    assert measured["train_gflop_per_image"] > 0
+    assert "project_data_over_train" in result.stdout
