@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 from sklearn.metrics import classification_report
 
+from eurosat_finetune.errors import OutputError
 from eurosat_finetune.export import export_huggingface
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,12 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.path = Path(self.output) if self.output is not None else run_dir(trainer) / "predictions.csv"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "x", newline="")  # noqa: SIM115 (open until on_predict_end; "x": never overwrite)
+        try:
+            self._file = open(self.path, "x", newline="")  # noqa: SIM115 (open until on_predict_end)
+        except FileExistsError:
+            raise OutputError(
+                f"{self.path} already exists; choose another --predictions.output or move the old file"
+            ) from None
         self._writer = csv.writer(self._file)
         self._writer.writerow(["path", "predicted_class", "probability", *pl_module.class_names])
         self.unreadable = []

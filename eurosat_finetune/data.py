@@ -22,7 +22,8 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
 
 from eurosat_finetune.cache import load_cache
-from eurosat_finetune.download import DownloadError, download_file, extract_zip
+from eurosat_finetune.download import download_file, extract_zip
+from eurosat_finetune.errors import ConfigError, DataNotFoundError, DownloadError, SplitMismatchError
 from eurosat_finetune.images import IMAGE_SUFFIXES, image_files, read_image, read_image_at
 from eurosat_finetune.sample_data import write_sample_dataset
 
@@ -58,7 +59,7 @@ def list_images(folder: Path) -> tuple[list[Path], list[int], list[str]]:
     for class_dir in class_dirs:
         images = image_files(class_dir)
         if not images:
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"class folder {class_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
                 "add images or remove the folder"
             )
@@ -78,7 +79,7 @@ def stratified_split(
     the global RNG state. Sizes are ``round(fraction * n)`` for val and test; train takes the rest.
     """
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(
+        raise ConfigError(
             f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
             "[0, 1) and sum to less than 1"
         )
@@ -183,7 +184,7 @@ def stratified_subset(indices: np.ndarray, labels: np.ndarray, size: int | float
     count = round(size * len(indices)) if isinstance(size, float) else size
     num_classes = len(np.unique(labels[indices]))
     if not num_classes <= count <= len(indices):
-        raise ValueError(
+        raise ConfigError(
             f"data.train_size={size} gives {count} images; it must be between {num_classes} (one per "
             f"class) and the {len(indices)} training images"
         )
@@ -293,11 +294,11 @@ class EuroSATDataModule(LightningDataModule):
             folder = find_image_folder(self.root)
             if folder is not None:
                 return folder
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"{self.archive_path} extracted into {self.root}, but no <class>/<image> folders "
                 "were found there; check data.url"
             )
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"no images found under data.root={str(self.root)!r} (looked for "
             f"{' and '.join(str(self.root / n) for n in DATASET_FOLDERS)} and for class folders in "
             f"{self.root}). Set data.download=true to fetch {self.url}, or point data.root at a "
@@ -341,7 +342,7 @@ class EuroSATDataModule(LightningDataModule):
         if stage == "predict" and self.predict_root is not None:
             files = image_files(self.predict_root, recursive=True)
             if not files:
-                raise FileNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
+                raise DataNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
             self.predict_dataset = PredictionDataset(files)
             return
         files, labels, _ = self._list()
@@ -377,7 +378,7 @@ class EuroSATDataModule(LightningDataModule):
             return
         current = self.split_fingerprint()
         if saved != current:
-            raise ValueError(
+            raise SplitMismatchError(
                 f"the checkpoint was trained on split {saved} but data.root={str(self.root)!r} with "
                 f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
                 f"split_seed={self.split_seed} gives split {current}: its test images may have been "

@@ -16,13 +16,11 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from eurosat_finetune.errors import DownloadError
+
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
-
-
-class DownloadError(RuntimeError):
-    """A download or extraction failed; the message says what was expected and what to do."""
 
 
 def md5sum(path: Path) -> str:

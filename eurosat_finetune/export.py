@@ -8,6 +8,8 @@ import torch
 from transformers import ViTForImageClassification, ViTImageProcessor
 from transformers.image_utils import PILImageResampling
 
+from eurosat_finetune.errors import OutputError
+
 if TYPE_CHECKING:
     from eurosat_finetune.model import ViTClassifier
 
@@ -57,7 +59,7 @@ def export_huggingface(model: "ViTClassifier", directory: str | Path) -> Path:
     """
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
-        raise FileExistsError(f"{directory} already holds files; choose another --export.dirpath or remove it")
+        raise OutputError(f"{directory} already holds files; choose another --export.dirpath or remove it")
     vit_at_input_size(model).save_pretrained(directory)
     image_processor_for(model).save_pretrained(directory)
     return directory

@@ -22,6 +22,8 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from transformers import AutoImageProcessor, ViTConfig, ViTForImageClassification, ViTImageProcessor
 
+from eurosat_finetune.errors import ClassMismatchError, ConfigError, ModelLoadError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
@@ -77,7 +79,9 @@ class ViTClassifier(LightningModule):
             id2label = {int(i): name for i, name in overrides["id2label"].items()}
             class_names = [id2label[i] for i in sorted(id2label)]
         if not class_names:
-            raise ValueError("model.class_names is empty: give the class names, or let the CLI link them from the data")
+            raise ConfigError(
+                "model.class_names is empty: give the class names, or let the CLI link them from the data"
+            )
         self.save_hyperparameters()
         self.class_names = list(class_names)
         self.optimizer = _optimizer_factory(optimizer) if isinstance(optimizer, dict) else optimizer
@@ -92,9 +96,7 @@ class ViTClassifier(LightningModule):
             self.vit = ViTForImageClassification(ViTConfig(**overrides))
             processor = ViTImageProcessor()
         else:
-            self.vit = ViTForImageClassification.from_pretrained(
-                model_name_or_path, **overrides, ignore_mismatched_sizes=True
-            ).train()  # from_pretrained returns eval mode; Lightning keeps whatever mode it finds
+            self.vit = _from_pretrained(model_name_or_path, overrides)
             processor = _load_image_processor(model_name_or_path)
 
         self.image_size = image_size or self.vit.config.image_size
@@ -227,7 +229,7 @@ class ViTClassifier(LightningModule):
         """Refuse a checkpoint trained on other classes than this module's, showing both lists."""
         saved = checkpoint.get("hyper_parameters", {}).get("class_names")
         if saved is not None and list(saved) != self.class_names:
-            raise ValueError(
+            raise ClassMismatchError(
                 f"the checkpoint was trained on classes {list(saved)} but the data has classes "
                 f"{self.class_names}; evaluate it on data with the checkpoint's classes"
             )
@@ -248,3 +250,19 @@ def _optimizer_factory(spec: dict[str, Any]) -> OptimizerCallable:
     callers who keep the default get it from here)."""
     module, _, name = spec["class_path"].rpartition(".")
     return partial(getattr(importlib.import_module(module), name), **spec.get("init_args", {}))
+
+
+def _from_pretrained(model_name_or_path: str, config_overrides: dict[str, Any]) -> ViTForImageClassification:
+    """Load the pretrained ViT with a new head, in train mode, or say how to make it loadable."""
+    try:
+        model = ViTForImageClassification.from_pretrained(
+            model_name_or_path, **config_overrides, ignore_mismatched_sizes=True
+        )
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"cannot load model.model_name_or_path={model_name_or_path!r} ({reason}). Without network "
+            "access, point model.model_name_or_path at a local directory written by save_pretrained "
+            "(or at a model already in the Hugging Face cache)"
+        ) from err
+    return model.train()  # from_pretrained returns eval mode; Lightning keeps whatever mode it finds

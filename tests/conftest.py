@@ -96,6 +96,15 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture | None = None) -> str
     return capsys.readouterr().out if capsys is not None else ""
 
 
+def cli_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
+    """Run ``eurosat`` expecting a user error: exit status 2 and a message on stderr; return the message."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 2, f"eurosat {' '.join(args)} exited with {exit.value.code}"
+    return capsys.readouterr().err
+
+
 def read_metrics(log_dir: Path) -> dict[str, float]:
     """The last logged value of every metric in a CSVLogger's metrics.csv."""
     import csv

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import FAST, read_metrics, run_cli, version_dir
+from conftest import FAST, cli_error, read_metrics, run_cli, version_dir
 from PIL import Image
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, classification_report, f1_score, recall_score
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -98,7 +99,7 @@ def test_validation_samples_once_per_epoch(run: dict) -> None:
     assert len(events.Images("val/samples")) == 2  # two epochs, no sanity-check grid
 
 
-def test_predictions_csv_and_unreadable_files(run: dict, sample_root: Path) -> None:
+def test_predictions_csv_and_unreadable_files(run: dict, sample_root: Path, capsys: pytest.CaptureFixture) -> None:
     folder = run["tmp"] / "new-images"
     sources = sorted((sample_root / "EuroSAT_RGB").rglob("*_1.jpg"))[:4]
     (folder / "a" / "b").mkdir(parents=True)
@@ -121,8 +122,10 @@ def test_predictions_csv_and_unreadable_files(run: dict, sample_root: Path) -> N
         assert probs.sum() == pytest.approx(1, abs=1e-4)
         assert row["predicted_class"] == EUROSAT_CLASSES[probs.argmax()]
         assert float(row["probability"]) == pytest.approx(probs.max())
-    with pytest.raises(FileExistsError):  # an earlier result is never overwritten
-        run_cli([*args, f"--data.predict_root={folder}", f"--predictions.output={output}"])
+    before = output.read_bytes()
+    message = cli_error([*args, f"--data.predict_root={folder}", f"--predictions.output={output}"], capsys)
+    assert f"eurosat: error: {output} already exists" in message  # an earlier result is never overwritten
+    assert output.read_bytes() == before
 
 
 def test_exported_model_runs_in_a_transformers_pipeline(run: dict, sample_root: Path) -> None:
@@ -147,10 +150,10 @@ def test_exported_model_runs_in_a_transformers_pipeline(run: dict, sample_root: 
 
 def test_split_guard_refuses_another_split(run: dict, capsys: pytest.CaptureFixture) -> None:
     args = ["test", "--config", str(run["config"]), *FAST, "--ckpt_path", str(run["best"])]
-    with pytest.raises(ValueError, match=r"trained on split \w+ .* split_seed=1 .*allow_split_change=true"):
-        run_cli([*args, "--data.split_seed=1"])
-    with pytest.raises(ValueError, match=r"test_fraction=0\.3"):
-        run_cli([*args, "--data.test_fraction=0.3"])
+    message = cli_error([*args, "--data.split_seed=1"], capsys)
+    assert re.search(r"trained on split \w+ .* split_seed=1 .*allow_split_change=true", message)
+    assert message.count("\n") == 1  # one line, no traceback
+    assert "test_fraction=0.3" in cli_error([*args, "--data.test_fraction=0.3"], capsys)
     run_cli([*args, "--data.split_seed=1", "--data.allow_split_change=true"])  # explicit override
 
 

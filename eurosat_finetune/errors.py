@@ -1,0 +1,44 @@
+"""Errors the user can fix. The CLI prints their message as one line (no traceback) and exits 2.
+
+Each also derives from the built-in exception it specialises, so Python callers can catch either.
+"""
+
+
+class UserError(Exception):
+    """Bad input or a refused action; the message names the file or option and says what to do."""
+
+
+class DataNotFoundError(UserError, FileNotFoundError):
+    """No dataset, no images, or a folder that should hold images holds none."""
+
+
+class UnreadableImageError(UserError, OSError):
+    """Image files that Pillow cannot decode."""
+
+
+class ConfigError(UserError, ValueError):
+    """Option values that cannot work together (fractions, sizes, class lists)."""
+
+
+class SplitMismatchError(UserError, ValueError):
+    """A checkpoint evaluated or resumed on another train/val/test split than it was trained with."""
+
+
+class ClassMismatchError(UserError, ValueError):
+    """A checkpoint whose classes differ from the data's."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A ``--ckpt_path`` that does not exist or is not a checkpoint."""
+
+
+class ModelLoadError(UserError, OSError):
+    """A ``model_name_or_path`` that cannot be loaded."""
+
+
+class OutputError(UserError, OSError):
+    """An output that would overwrite an earlier result, or a folder that cannot be written."""
+
+
+class DownloadError(UserError, RuntimeError):
+    """A download or extraction failed; the message says what was expected and what to do."""
