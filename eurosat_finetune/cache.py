@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from eurosat_finetune.images import read_image, read_image_at
+from eurosat_finetune.errors import UnreadableImageError
+from eurosat_finetune.images import UNREADABLE_ERRORS, read_image, read_image_at
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,14 @@ def cache_path(files: Sequence[Path], folder: Path) -> Path:
     return folder / f"{CACHE_PREFIX}{cache_key(files, folder)}.npy"
 
 
-class _DecodeAtSize(Dataset):
+# Per-image outcome of decoding, stored beside the cache.
+DECODED, RESIZED, UNREADABLE = 0, 1, 2
+
+
+class DecodeAtSize(Dataset):
+    """Decode images to ``(3, *size)`` uint8 (resizing others); an unreadable one gives zeros and
+    the status UNREADABLE instead of an error, so one bad file does not stop the whole pass."""
+
     def __init__(self, files: Sequence[Path], size: tuple[int, int]) -> None:
         self.files = list(files)
         self.size = size
@@ -48,36 +56,77 @@ class _DecodeAtSize(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, bool]:
-        return read_image_at(self.files[index], self.size)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        try:
+            image, resized = read_image_at(self.files[index], self.size)
+        except UNREADABLE_ERRORS:
+            return torch.zeros(3, *self.size, dtype=torch.uint8), UNREADABLE
+        return image, RESIZED if resized else DECODED
+
+
+def first_image_size(files: Sequence[Path]) -> tuple[int, int]:
+    """Height and width of the first readable image (the size every image is batched at)."""
+    for path in files:
+        try:
+            return tuple(read_image(path).shape[-2:])
+        except UNREADABLE_ERRORS:
+            continue
+    raise UnreadableImageError(f"none of the {len(files)} images under {files[0].parent.parent} can be read")
+
+
+def decode_all(
+    files: Sequence[Path], size: tuple[int, int], num_workers: int = 0, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Decode every file (into ``out`` if given) and return the per-image status array."""
+    loader = DataLoader(DecodeAtSize(files, size), batch_size=256, num_workers=num_workers)
+    status, start = np.empty(len(files), np.uint8), 0
+    for images, outcome in loader:
+        if out is not None:
+            out[start : start + len(images)] = images.numpy()
+        status[start : start + len(images)] = outcome.numpy()
+        start += len(images)
+    resized = int((status == RESIZED).sum())
+    if resized:
+        log.warning("%d of %d images were not %dx%d and were resized to it", resized, len(files), *size)
+    return status
 
 
 def build_cache(files: Sequence[Path], path: Path, num_workers: int = 0) -> None:
-    """Decode ``files`` into the ``.npy`` array ``path`` (N x 3 x H x W uint8), atomically.
+    """Decode ``files`` into the ``.npy`` array ``path`` (N x 3 x H x W uint8) and their statuses
+    into ``<path>.status.npy``, atomically: the array is renamed into place last, when all is written.
 
     H x W is the first image's size; images of another size are resized to it, with a warning.
     """
-    size = tuple(read_image(files[0]).shape[-2:])
+    size = first_image_size(files)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), 3, *size))
-        loader = DataLoader(_DecodeAtSize(files, size), batch_size=256, num_workers=num_workers)
-        start, resized = 0, 0
-        for images, was_resized in loader:
-            array[start : start + len(images)] = images.numpy()
-            start += len(images)
-            resized += int(was_resized.sum())
+        status = decode_all(files, size, num_workers, out=array)
         array.flush()
         del array
+        _save_atomically(status_path(path), status)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    if resized:
-        log.warning("%d of %d images were not %dx%d and were resized to it", resized, len(files), *size)
 
 
-def load_cache(files: Sequence[Path], folder: Path, num_workers: int = 0) -> np.ndarray | None:
-    """The decoded images of ``files`` as a read-only memory map, built first if needed.
+def status_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".npy") + ".status.npy")
+
+
+def _save_atomically(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_cache(files: Sequence[Path], folder: Path, num_workers: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """The decoded images of ``files`` as a read-only memory map, and each one's decode status
+    (DECODED, RESIZED or UNREADABLE), built first if needed.
 
     Returns None (and the caller decodes per image) if the cache cannot be written in ``folder``.
     """
@@ -90,6 +139,6 @@ def load_cache(files: Sequence[Path], folder: Path, num_workers: int = 0) -> np.
             log.warning("Cannot write the decode cache %s (%s); decoding images every epoch instead", path, err)
             return None
         for stale in folder.glob(f"{CACHE_PREFIX}*.npy"):
-            if stale != path:
+            if stale not in (path, status_path(path)):
                 stale.unlink(missing_ok=True)  # a cache of an earlier version of this dataset
-    return np.load(path, mmap_mode="r")
+    return np.load(path, mmap_mode="r"), np.load(status_path(path))

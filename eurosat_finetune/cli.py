@@ -17,6 +17,9 @@ from eurosat_finetune.model import ViTClassifier
 # --ckpt_path values that Lightning resolves itself rather than reading a file.
 SPECIAL_CKPT_PATHS = frozenset({"last", "best", "hpc", "registry"})
 
+# Files a run leaves in its log dir; a new fit must not write among them.
+RUN_FILES = ("config.yaml", "hparams.yaml", "metrics.csv", "events.out.tfevents.*", "checkpoints/*.ckpt")
+
 
 def check_checkpoint(path: str) -> None:
     """Fail early, in one line, on a ``--ckpt_path`` that is missing or not a Lightning checkpoint."""
@@ -67,10 +70,11 @@ class EuroSATCLI(LightningCLI):
             return
         log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
         check_writable(log_dir, "trainer.logger.init_args.save_dir (or trainer.default_root_dir)")
-        if self.subcommand == "fit" and any(p.name != "checkpoints" for p in log_dir.iterdir()):
+        earlier = [p for pattern in RUN_FILES for p in log_dir.glob(pattern)]
+        if self.subcommand == "fit" and earlier:
             raise OutputError(
-                f"{log_dir} already holds a run; leave trainer.logger.init_args.version unset so each "
-                "run gets a new version folder, or choose another"
+                f"{log_dir} already holds a run ({earlier[0].name}); leave trainer.logger.init_args.version "
+                "unset so each run gets a new version folder, or choose another folder"
             )
         resuming = self.config[self.subcommand].get("ckpt_path") is not None
         for callback in self.trainer.callbacks:
@@ -97,5 +101,12 @@ def main(args: ArgsType = None) -> None:
     try:
         build_cli(args)
     except UserError as err:
-        sys.stderr.write(f"eurosat: error: {err}\n")
+        sys.stderr.write(f"eurosat: error: {one_line(err)}\n")
         raise SystemExit(2) from None
+
+
+def one_line(err: UserError) -> str:
+    """The error's own message, also when a DataLoader worker re-raised it with its traceback attached."""
+    message = str(err).strip().splitlines()[-1]
+    prefix = f"{type(err).__module__}.{type(err).__name__}: "
+    return message.removeprefix(prefix)

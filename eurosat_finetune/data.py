@@ -11,6 +11,7 @@ the same checkpoint can be fed raw images anywhere.
 import hashlib
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,16 @@ from lightning.pytorch import LightningDataModule
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
 
-from eurosat_finetune.cache import load_cache
+from eurosat_finetune.cache import UNREADABLE, decode_all, first_image_size, load_cache
 from eurosat_finetune.download import download_file, extract_zip
-from eurosat_finetune.errors import ConfigError, DataNotFoundError, DownloadError, SplitMismatchError
-from eurosat_finetune.images import IMAGE_SUFFIXES, image_files, read_image, read_image_at
+from eurosat_finetune.errors import (
+    ConfigError,
+    DataNotFoundError,
+    DownloadError,
+    SplitMismatchError,
+    UnreadableImageError,
+)
+from eurosat_finetune.images import IMAGE_SUFFIXES, UNREADABLE_ERRORS, image_files, read_image, read_image_at
 from eurosat_finetune.sample_data import write_sample_dataset
 
 log = logging.getLogger(__name__)
@@ -111,7 +118,12 @@ class ImageFileDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return read_image_at(self.files[index], self.size)[0], self.labels[index]
+        try:
+            return read_image_at(self.files[index], self.size)[0], self.labels[index]
+        except UNREADABLE_ERRORS as err:
+            raise UnreadableImageError(
+                f"cannot read {self.files[index]} ({err}); replace or delete it, or set data.skip_unreadable=true"
+            ) from None
 
 
 class CachedImageDataset(Dataset):
@@ -159,7 +171,7 @@ class PredictionDataset(Dataset):
         path = self.files[index]
         try:
             return read_image(path), str(path)
-        except (OSError, ValueError, SyntaxError):  # what Pillow raises for unreadable or truncated files
+        except UNREADABLE_ERRORS:
             return None, str(path)
 
 
@@ -213,6 +225,8 @@ class EuroSATDataModule(LightningDataModule):
             (int) or a fraction of them (float); null uses all. Validation and test sets are unchanged.
         allow_split_change: Evaluate a checkpoint even if the data's split differs from the one it
             was trained with (by default that is refused: test images might have been trained on).
+        skip_unreadable: Leave out images that cannot be decoded, with a warning listing them,
+            instead of stopping with an error that lists them.
         predict_root: Folder of images (searched recursively) for ``predict``; null predicts the
             test split.
         augment: Random flips and 90-degree rotations of training images, on the device (never
@@ -235,6 +249,7 @@ class EuroSATDataModule(LightningDataModule):
         split_seed: int = 0,
         train_size: int | float | None = None,
         allow_split_change: bool = False,
+        skip_unreadable: bool = False,
         predict_root: str | Path | None = None,
         augment: bool = False,
         decode_cache: bool = True,
@@ -253,6 +268,7 @@ class EuroSATDataModule(LightningDataModule):
         self.split_seed = split_seed
         self.train_size = train_size
         self.allow_split_change = allow_split_change
+        self.skip_unreadable = skip_unreadable
         self.predict_root = Path(predict_root) if predict_root is not None else None
         self.augment = augment
         self.decode_cache = decode_cache
@@ -260,6 +276,7 @@ class EuroSATDataModule(LightningDataModule):
         self.num_workers = num_workers
         self._image_folder: Path | None = None
         self._listing: tuple[list[Path], list[int], list[str]] | None = None
+        self._readable_listing: tuple[list[Path], list[int], np.ndarray | None, np.ndarray] | None = None
 
     @property
     def archive_path(self) -> Path:
@@ -325,15 +342,41 @@ class EuroSATDataModule(LightningDataModule):
         return self.predict_root is None or provides_data or find_image_folder(self.root) is not None
 
     def prepare_data(self) -> None:
-        """Download, extract or generate the data once (Lightning calls this on one process)."""
+        """Download, extract or generate the data, and decode it into the cache, once (Lightning
+        calls this on one process per machine)."""
         if self._has_labelled_data():
-            files, _, _ = self._list()
-            if self.decode_cache:
-                load_cache(files, self.image_folder(), self.num_workers)
+            self._readable()
+
+    def _readable(self) -> tuple[list[Path], list[int], np.ndarray | None, np.ndarray]:
+        """The readable images' files and labels, the decode cache (None without one) and their rows in it.
+
+        Unreadable images are an error naming them, or, with ``skip_unreadable``, left out with a
+        warning that lists them. The cache records which images failed, so this costs nothing after
+        the first run; without a cache, only ``skip_unreadable`` pays for a decoding pass.
+        """
+        if self._readable_listing is None:
+            files, labels, _ = self._list()
+            loaded = load_cache(files, self.image_folder(), self.num_workers) if self.decode_cache else None
+            images, status = loaded if loaded is not None else (None, None)
+            if status is None and self.skip_unreadable:
+                status = decode_all(files, first_image_size(files), self.num_workers)
+            keep = np.arange(len(files))
+            if status is not None and (status == UNREADABLE).any():
+                bad = [str(files[i]) for i in np.flatnonzero(status == UNREADABLE)]
+                listing = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+                if not self.skip_unreadable:
+                    raise UnreadableImageError(
+                        f"{len(bad)} image(s) cannot be read: {listing}. Replace or delete them, or set "
+                        "data.skip_unreadable=true to leave them out"
+                    )
+                warnings.warn(f"leaving out {len(bad)} unreadable image(s): {listing}", stacklevel=2)
+                keep = np.flatnonzero(status != UNREADABLE)
+            self._readable_listing = ([files[i] for i in keep], [labels[i] for i in keep], images, keep)
+        return self._readable_listing
 
     def split_fingerprint(self) -> str:
         """Identifies the train/val/test split; saved in checkpoints and checked when they are restored."""
-        files, labels, _ = self._list()
+        files, labels, _, _ = self._readable()
         split_args = (self.val_fraction, self.test_fraction, self.split_seed)
         return split_fingerprint(files, labels, self.image_folder(), *split_args)
 
@@ -345,18 +388,17 @@ class EuroSATDataModule(LightningDataModule):
                 raise DataNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
             self.predict_dataset = PredictionDataset(files)
             return
-        files, labels, _ = self._list()
+        files, labels, images, rows = self._readable()
         train, val, test = stratified_split(labels, self.val_fraction, self.test_fraction, self.split_seed)
         if self.train_size is not None:
             train = stratified_subset(train, np.asarray(labels), self.train_size, self.split_seed)
-
-        cache = load_cache(files, self.image_folder(), self.num_workers) if self.decode_cache else None
+        size = first_image_size(files) if images is None else None
 
         def subset(indices: np.ndarray) -> Dataset:
             subset_files, subset_labels = [files[i] for i in indices], [labels[i] for i in indices]
-            if cache is None:
-                return ImageFileDataset(subset_files, subset_labels, size=tuple(read_image(files[0]).shape[-2:]))
-            return CachedImageDataset(cache, indices, subset_files, subset_labels)
+            if images is None:
+                return ImageFileDataset(subset_files, subset_labels, size=size)
+            return CachedImageDataset(images, rows[indices], subset_files, subset_labels)
 
         self.train_dataset, self.val_dataset, self.test_dataset = subset(train), subset(val), subset(test)
         self.predict_dataset = PredictionDataset(self.test_dataset.files)

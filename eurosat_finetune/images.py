@@ -9,6 +9,9 @@ from torchvision.transforms.v2.functional import pil_to_tensor, resize
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 
+# What Pillow raises for files it cannot decode: not an image, truncated, corrupt, too large.
+UNREADABLE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
 
 def image_files(folder: Path, recursive: bool = False) -> list[Path]:
     """Sorted image files in ``folder`` (and its sub-folders with ``recursive``)."""

@@ -100,8 +100,8 @@ def test_download_verifies_md5_and_extracts(sample_root: Path, tmp_path: Path, s
     assert (root / "EuroSAT_RGB.zip").read_bytes() == archive.read_bytes()
     assert len(list((root / "EuroSAT_RGB").rglob("*.jpg"))) == 200
     assert sorted(p.name for p in root.iterdir()) == ["EuroSAT_RGB", "EuroSAT_RGB.zip"]  # no temp files
-    (cache,) = (root / "EuroSAT_RGB").glob(".*")
-    assert cache.name.startswith(".decoded-uint8-") and cache.suffix == ".npy"
+    cache, status = sorted((root / "EuroSAT_RGB").glob(".*"))  # the decode cache
+    assert cache.name.startswith(".decoded-uint8-") and status.name == cache.name.replace(".npy", ".status.npy")
 
 
 def test_download_with_wrong_md5_leaves_nothing(sample_root: Path, tmp_path: Path, serve_dir) -> None:

@@ -1,18 +1,20 @@
 """The fast data path: decode cache, device-side preprocessing and augmentation, on real JPEGs."""
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_VIT
+from conftest import FAST, TINY_VIT, cli_error
 from lightning.pytorch import Trainer
 from PIL import Image
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from eurosat_finetune.cache import CACHE_PREFIX, build_cache, cache_path, load_cache
+from eurosat_finetune import cache as cache_module
+from eurosat_finetune.cache import CACHE_PREFIX, build_cache, cache_path, load_cache, status_path
 from eurosat_finetune.data import EuroSATDataModule, list_images, random_dihedral
 from eurosat_finetune.images import read_image
 from eurosat_finetune.model import ViTClassifier
@@ -26,7 +28,8 @@ def dataset(sample_root: Path, tmp_path: Path) -> Path:
 
 def test_cache_holds_exactly_the_decoded_images(dataset: Path) -> None:
     files, _, _ = list_images(dataset)
-    cache = load_cache(files, dataset)
+    cache, status = load_cache(files, dataset)
+    assert (status == 0).all()
     assert cache.shape == (200, 3, 32, 32) and cache.dtype == np.uint8
     assert isinstance(cache, np.memmap)  # memory-mapped, not loaded
     for i in (0, 57, 199):
@@ -86,31 +89,65 @@ def test_cache_is_rebuilt_when_the_dataset_changes(dataset: Path) -> None:
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(changed)
     second = cache_path(files, dataset)
     assert second != first
-    cache = load_cache(files, dataset)
+    cache, _ = load_cache(files, dataset)
     assert cache[3].max() == 0
-    assert sorted(dataset.glob(f"{CACHE_PREFIX}*")) == [second]  # the stale cache is gone
+    assert sorted(dataset.glob(f"{CACHE_PREFIX}*")) == [second, status_path(second)]  # the stale cache is gone
 
     (dataset / "Forest" / "Forest_new.png").write_bytes((dataset / "Forest" / "Forest_1.jpg").read_bytes())
     more, _, _ = list_images(dataset)
-    assert len(load_cache(more, dataset)) == 201
+    assert len(load_cache(more, dataset)[0]) == 201
 
 
-def test_cache_is_never_read_half_written(dataset: Path) -> None:
+def test_cache_is_never_read_half_written(dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files, _, _ = list_images(dataset)
     path = cache_path(files, dataset)
     # a killed build leaves at most a temporary file, which is never read
     path.with_name(f"{path.name}.12345.tmp").write_bytes(b"\x93NUMPY half written")
-    # a build that fails half way leaves nothing under the final name
-    broken = files[150]
-    original = broken.read_bytes()
-    broken.write_bytes(original[:100])
-    with pytest.raises(OSError):
-        build_cache(files, cache_path(files, dataset))
-    assert not cache_path(files, dataset).exists()
+    # a build that dies half way (here: the 150th decode raises) leaves nothing under the final name
+    real_read, calls = cache_module.read_image_at, []
+
+    def dies_half_way(file: Path, size: tuple[int, int]) -> tuple[torch.Tensor, bool]:
+        calls.append(file)
+        if len(calls) == 150:
+            raise RuntimeError("killed")
+        return real_read(file, size)
+
+    monkeypatch.setattr(cache_module, "read_image_at", dies_half_way)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_cache(files, path)
+    assert not path.exists() and not status_path(path).exists()
     assert sorted(p.name for p in dataset.glob(f"{CACHE_PREFIX}*")) == [f"{path.name}.12345.tmp"]
-    broken.write_bytes(original)
-    cache = load_cache(files, dataset)
-    np.testing.assert_array_equal(cache[150], read_image(broken).numpy())
+    monkeypatch.undo()
+    cache, _ = load_cache(files, dataset)
+    np.testing.assert_array_equal(cache[150], read_image(files[150]).numpy())
+
+
+@pytest.mark.parametrize("decode_cache", [True, False])
+def test_corrupt_images_are_named_or_skipped(
+    dataset: Path, decode_cache: bool, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    broken = [dataset / "Forest" / "Forest_3.jpg", dataset / "SeaLake" / "SeaLake_9.jpg"]
+    broken[0].write_bytes(broken[0].read_bytes()[:300])  # truncated
+    broken[1].write_bytes(b"not a jpeg at all")
+    options = [f"--data.root={dataset.parent}", f"--data.decode_cache={str(decode_cache).lower()}"]
+    options += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}", *FAST]
+    options += ["--trainer.max_epochs=1", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"]
+    message = cli_error(["fit", *options], capsys)
+    assert message.count("\n") == 1
+    if decode_cache:  # found while decoding into the cache, before any training: all of them
+        assert "2 image(s) cannot be read" in message and all(str(p) in message for p in broken)
+    else:  # found when first read
+        assert "cannot read" in message and any(str(p) in message for p in broken)
+    assert "data.skip_unreadable=true" in message
+
+    dm = EuroSATDataModule(root=dataset.parent, num_workers=0, decode_cache=decode_cache, skip_unreadable=True)
+    with pytest.warns(UserWarning, match=r"leaving out 2 unreadable image\(s\)") as record:
+        dm.prepare_data()
+        dm.setup("fit")
+    assert all(str(p) in str(record[0].message) for p in broken)
+    kept = dm.train_dataset.files + dm.val_dataset.files + dm.test_dataset.files
+    assert len(kept) == 198 and not set(broken) & set(kept)
+    assert len(next(iter(torch.utils.data.DataLoader(dm.train_dataset, batch_size=198)))[0]) == len(dm.train_dataset)
 
 
 @pytest.mark.parametrize("decode_cache", [True, False])
