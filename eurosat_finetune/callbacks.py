@@ -6,10 +6,10 @@ writes its CSV, with or without a config. Files go to the run's log dir (``train
 are written by the global rank 0 process only.
 """
 
-import copy
 import csv
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,10 @@ class EvaluationReport(Callback):
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
+        self.run_dir: Path | None = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.run_dir = run_dir(trainer)  # on every process: trainer.log_dir is a collective call
 
     @rank_zero_only
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -91,7 +95,7 @@ class EvaluationReport(Callback):
             return
         matrix = matrix.numpy()
         names = list(pl_module.class_names)
-        out = run_dir(trainer)
+        out = self.run_dir
         out.mkdir(parents=True, exist_ok=True)
 
         fig = plot_confusion_matrix(matrix, names)
@@ -158,8 +162,11 @@ class ValidationSamples(Callback):
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Write ``eurosat predict`` results to a CSV as they come: path, predicted class, its
-    probability, then one probability column per class. Unreadable files are listed in a warning.
+    """Write ``eurosat predict`` results to a CSV: path, predicted class, its probability, then one
+    probability column per class, sorted by path. Unreadable files are listed in a warning.
+
+    Each process streams its rows to a part file as batches come; at the end the global rank 0
+    process merges the parts into the CSV, so a multi-GPU predict loses no rows.
 
     Args:
         output: CSV file to write; null writes ``predictions.csv`` in the run's log dir. An existing
@@ -169,26 +176,25 @@ class PredictionWriter(BasePredictionWriter):
     def __init__(self, output: str | Path | None = None) -> None:
         super().__init__(write_interval="batch")
         self.output = output
+        self.path: Path | None = None
         self._file: Any = None
         self._writer: Any = None
-        self.unreadable: list[str] = []
-        self.path: Path | None = None
 
-    @rank_zero_only
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "predict":  # on every process: trainer.log_dir is a collective call
+            self.path = Path(self.output) if self.output is not None else run_dir(trainer) / "predictions.csv"
+
+    def _part(self, rank: int, kind: str) -> Path:
+        return self.path.with_name(f".{self.path.name}.rank{rank}.{kind}")
+
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.path = Path(self.output) if self.output is not None else run_dir(trainer) / "predictions.csv"
+        if self.path.exists():
+            raise OutputError(f"{self.path} already exists; choose another --predictions.output or move the old file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._file = open(self.path, "x", newline="")  # noqa: SIM115 (open until on_predict_end)
-        except FileExistsError:
-            raise OutputError(
-                f"{self.path} already exists; choose another --predictions.output or move the old file"
-            ) from None
+        self._file = open(self._part(trainer.global_rank, "csv"), "w", newline="")  # noqa: SIM115 (until the end)
         self._writer = csv.writer(self._file)
-        self._writer.writerow(["path", "predicted_class", "probability", *pl_module.class_names])
-        self.unreadable = []
+        self._unreadable = open(self._part(trainer.global_rank, "unreadable"), "w")  # noqa: SIM115
 
-    @rank_zero_only
     def write_on_batch_end(
         self,
         trainer: Trainer,
@@ -203,16 +209,34 @@ class PredictionWriter(BasePredictionWriter):
         for path, row in zip(prediction["paths"], probs, strict=True):
             best = int(row.argmax())
             self._writer.writerow([path, pl_module.class_names[best], f"{row[best]:.6f}", *(f"{p:.6f}" for p in row)])
-        self.unreadable += prediction["unreadable"]
+        self._unreadable.writelines(f"{path}\n" for path in prediction["unreadable"])
 
-    @rank_zero_only
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._file.close()
-        if self.unreadable:
-            warnings.warn(
-                f"skipped {len(self.unreadable)} unreadable image(s), not in {self.path}: {', '.join(self.unreadable)}",
-                stacklevel=1,
-            )
+        self._unreadable.close()
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            self._merge(trainer.world_size, pl_module.class_names)
+        trainer.strategy.barrier()
+
+    def _merge(self, world_size: int, class_names: list[str]) -> None:
+        rows, unreadable = [], []
+        for rank in range(world_size):
+            with open(self._part(rank, "csv"), newline="") as f:
+                rows += list(csv.reader(f))
+            unreadable += self._part(rank, "unreadable").read_text().splitlines()
+        tmp = self._part(0, "merged")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "predicted_class", "probability", *class_names])
+            writer.writerows(sorted(rows))
+        os.replace(tmp, self.path)
+        for rank in range(world_size):
+            self._part(rank, "csv").unlink()
+            self._part(rank, "unreadable").unlink()
+        if unreadable:
+            listing = ", ".join(sorted(unreadable))
+            warnings.warn(f"skipped {len(unreadable)} unreadable image(s), not in {self.path}: {listing}", stacklevel=1)
         print(f"Predictions written to {self.path}")
 
 
@@ -233,14 +257,14 @@ class HuggingFaceExport(Callback):
         self.dirpath = dirpath
         self.after_fit = after_fit
         self.after_test = after_test
+        self.run_dir: Path | None = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.run_dir = run_dir(trainer)  # on every process: trainer.log_dir is a collective call
 
     def _export(self, trainer: Trainer, pl_module: LightningModule, state_dict: dict | None = None) -> None:
-        model = pl_module
-        if state_dict is not None:
-            model = copy.deepcopy(pl_module)
-            model.load_state_dict(state_dict)
-        path = Path(self.dirpath) if self.dirpath is not None else run_dir(trainer) / "huggingface"
-        export_huggingface(model, path)
+        path = Path(self.dirpath) if self.dirpath is not None else self.run_dir / "huggingface"
+        export_huggingface(pl_module, path, state_dict)
         print(f"Hugging Face model written to {path}")
 
     @rank_zero_only

@@ -90,7 +90,7 @@ class EuroSATCLI(LightningCLI):
 
 def build_cli(args: ArgsType = None, run: bool = True) -> EuroSATCLI:
     """Parse ``args`` (default: ``sys.argv[1:]``) and instantiate; with ``run`` also run the subcommand."""
-    return EuroSATCLI(ViTClassifier, EuroSATDataModule, args=args, run=run)
+    return EuroSATCLI(ViTClassifier, EuroSATDataModule, args=args, run=run, parser_kwargs={"prog": "eurosat"})
 
 
 def main(args: ArgsType = None) -> None:

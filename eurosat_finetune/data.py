@@ -11,6 +11,7 @@ the same checkpoint can be fed raw images anywhere.
 import hashlib
 import json
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from eurosat_finetune.cache import UNREADABLE, decode_all, first_image_size, load_cache
 from eurosat_finetune.download import download_file, extract_zip
@@ -144,16 +145,31 @@ class CachedImageDataset(Dataset):
         return torch.from_numpy(np.array(self.images[self.indices[index]])), self.labels[index]
 
 
-def random_dihedral(images: torch.Tensor) -> torch.Tensor:
+class EpochSeededSampler(RandomSampler):
+    """A random order that depends only on (seed, epoch), as DistributedSampler's does, so a run
+    resumed from a checkpoint sees the same order as one that was never interrupted. (Lightning calls
+    ``set_epoch`` each epoch, and swaps in its DistributedSampler under DDP.)"""
+
+    def __init__(self, data_source: Dataset, seed: int) -> None:
+        super().__init__(data_source, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
+
+
+def random_dihedral(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Flip each image of a ``(B, C, H, W)`` batch with probability 1/2, then rotate it by a random
     multiple of 90 degrees (square images): the 8 symmetries of a top-down satellite view, drawn
     per image. (torchvision's v2 transforms draw one choice for a whole batch.)"""
-    flip = torch.rand(len(images), device=images.device) < 0.5
+    draw = {"device": images.device, "generator": generator}
+    flip = torch.rand(len(images), **draw) < 0.5
     images = torch.where(flip[:, None, None, None], images.flip(-1), images)
     if images.shape[-1] != images.shape[-2]:
-        flip = torch.rand(len(images), device=images.device) < 0.5
+        flip = torch.rand(len(images), **draw) < 0.5
         return torch.where(flip[:, None, None, None], images.flip(-2), images)
-    turns = torch.randint(0, 4, (len(images),), device=images.device)
+    turns = torch.randint(0, 4, (len(images),), **draw)
     rotated = torch.stack([torch.rot90(images, k, dims=(-2, -1)) for k in range(4)])
     return rotated[turns, torch.arange(len(images), device=images.device)]
 
@@ -189,6 +205,11 @@ def split_fingerprint(files: Sequence[Path], labels: Sequence[int], folder: Path
     fractions and seed. Equal fingerprints mean equal train/val/test sets."""
     content = json.dumps([[p.relative_to(folder).as_posix() for p in files], list(labels), list(split_args)])
     return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def _global_seed() -> int:
+    """The run's seed (``seed_everything``, which Lightning exports as PL_GLOBAL_SEED), else 0."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
 
 def stratified_subset(indices: np.ndarray, labels: np.ndarray, size: int | float, seed: int) -> np.ndarray:
@@ -407,7 +428,9 @@ class EuroSATDataModule(LightningDataModule):
         """Augment training batches on the device, still as uint8 at native size."""
         if self.augment and self.trainer is not None and self.trainer.training:
             images, labels = batch
-            return random_dihedral(images), labels
+            # drawn from (seed, rank, step) alone, so a resumed run augments as an uninterrupted one
+            seed = hash((_global_seed(), self.trainer.global_rank, self.trainer.global_step)) % 2**63
+            return random_dihedral(images, torch.Generator(images.device).manual_seed(seed)), labels
         return batch
 
     def state_dict(self) -> dict[str, Any]:
@@ -428,11 +451,10 @@ class EuroSATDataModule(LightningDataModule):
                 "data.allow_split_change=true to evaluate anyway"
             )
 
-    def _loader(self, dataset: Dataset, shuffle: bool = False, **kwargs: Any) -> DataLoader:
+    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
@@ -440,7 +462,7 @@ class EuroSATDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
+        return self._loader(self.train_dataset, sampler=EpochSeededSampler(self.train_dataset, _global_seed()))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset)

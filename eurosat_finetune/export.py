@@ -28,15 +28,13 @@ def image_processor_for(model: "ViTClassifier") -> ViTImageProcessor:
     )
 
 
-def vit_at_input_size(model: "ViTClassifier") -> ViTForImageClassification:
-    """The model's ViT with ``config.image_size`` equal to the size it was trained at.
+def vit_at_input_size(vit: ViTForImageClassification, size: int) -> ViTForImageClassification:
+    """``vit`` with ``config.image_size`` equal to ``size``, the size it was trained at.
 
     A ViT fine-tuned at another size than its native one (e.g. 64 px from a 224 px checkpoint) uses
     interpolated position embeddings; they are baked in here, so tools that never pass
     ``interpolate_pos_encoding`` (such as ``pipeline``) get the same outputs.
     """
-    vit = model.vit
-    size = model.image_size
     if size == vit.config.image_size:
         return vit
     config = copy.deepcopy(vit.config)
@@ -52,14 +50,21 @@ def vit_at_input_size(model: "ViTClassifier") -> ViTForImageClassification:
     return resized
 
 
-def export_huggingface(model: "ViTClassifier", directory: str | Path) -> Path:
-    """Write ``model``'s ViT (with ``id2label`` holding the class names) and its image processor.
+def export_huggingface(
+    model: "ViTClassifier", directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+) -> Path:
+    """Write ``model``'s ViT (with ``id2label`` holding the class names) and its image processor;
+    with ``state_dict`` (a checkpoint's), those weights instead of the model's current ones.
 
     The directory must not exist yet or be empty: an earlier export is never overwritten.
     """
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         raise OutputError(f"{directory} already holds files; choose another --export.dirpath or remove it")
-    vit_at_input_size(model).save_pretrained(directory)
+    vit = model.vit
+    if state_dict is not None:
+        vit = copy.deepcopy(vit)
+        vit.load_state_dict({k.removeprefix("vit."): v for k, v in state_dict.items() if k.startswith("vit.")})
+    vit_at_input_size(vit, model.image_size).save_pretrained(directory)
     image_processor_for(model).save_pretrained(directory)
     return directory

@@ -145,7 +145,8 @@ def test_exported_model_runs_in_a_transformers_pipeline(run: dict, sample_root: 
         ours = next(csv.DictReader(f))
     top = pipeline("image-classification", model=str(export), device="cpu")(str(image), top_k=1)[0]
     assert top["label"] == ours["predicted_class"]
-    assert top["score"] == pytest.approx(float(ours["probability"]), abs=2e-3)
+    # the processor rounds the resized image to uint8, the model resizes in float: a little noise
+    assert top["score"] == pytest.approx(float(ours["probability"]), abs=1e-2)
 
 
 def test_split_guard_refuses_another_split(run: dict, capsys: pytest.CaptureFixture) -> None:

@@ -1,0 +1,234 @@
+"""Every failure a user can cause gives one clear line and loses nothing; runs resume; DDP works."""
+
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import FAST, REPO, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, write_config
+
+TINY_MODEL = ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
+
+
+def one_line(message: str) -> str:
+    assert message.startswith("eurosat: error: ") and message.count("\n") == 1, message
+    return message
+
+
+def test_missing_root_and_empty_folders(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    missing = tmp_path / "nowhere"
+    message = one_line(cli_error(["fit", *FAST, *TINY_MODEL, f"--data.root={missing}"], capsys))
+    assert f"data.root='{missing}'" in message and "data.download=true" in message
+
+    no_classes = tmp_path / "no-classes"
+    (no_classes / "docs").mkdir(parents=True)
+    (no_classes / "readme.txt").write_text("hi")
+    assert "no images found" in one_line(cli_error(["fit", *FAST, *TINY_MODEL, f"--data.root={no_classes}"], capsys))
+
+
+def test_class_folder_without_images(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = shutil.copytree(sample_root / "EuroSAT_RGB", tmp_path / "data", ignore=shutil.ignore_patterns(".*"))
+    (root / "Glacier").mkdir()
+    (root / "Glacier" / "notes.txt").write_text("no images here")
+    message = one_line(cli_error(["fit", *FAST, *TINY_MODEL, f"--data.root={root}"], capsys))
+    assert f"class folder {root / 'Glacier'} holds no images" in message
+
+
+def test_truncated_download_leaves_nothing(tmp_path: Path, sample_root: Path) -> None:
+    from conftest import zip_dataset
+
+    from eurosat_finetune.data import EuroSATDataModule
+    from eurosat_finetune.errors import DownloadError
+
+    archive = zip_dataset(sample_root, tmp_path / "EuroSAT_RGB.zip").read_bytes()
+
+    class CutShort(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # promises the whole file, sends half, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(archive)))
+            self.end_headers()
+            self.wfile.write(archive[: len(archive) // 2])
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), CutShort)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    root = tmp_path / "data"
+    dm = EuroSATDataModule(root=root, download=True, url=f"http://127.0.0.1:{server.server_address[1]}/x.zip")
+    with pytest.raises(DownloadError, match=rf"stopped after {len(archive) // 2} of {len(archive)} bytes"):
+        dm.prepare_data()
+    server.server_close()
+    assert list(root.iterdir()) == []
+
+
+def test_bad_checkpoint_paths(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    base = ["test", *FAST, f"--data.root={sample_root}"]
+    missing = tmp_path / "missing.ckpt"
+    message = one_line(cli_error([*base, "--ckpt_path", str(missing)], capsys))
+    assert f"--ckpt_path {missing}: no such file" in message and "best.ckpt" in message
+    not_a_checkpoint = tmp_path / "notes.ckpt"
+    not_a_checkpoint.write_text("these are my notes")
+    message = one_line(cli_error([*base, "--ckpt_path", str(not_a_checkpoint)], capsys))
+    assert f"--ckpt_path {not_a_checkpoint} is not a checkpoint" in message
+    assert not_a_checkpoint.read_text() == "these are my notes"
+    tensors = tmp_path / "weights.ckpt"
+    torch.save({"weights": torch.zeros(2)}, tensors)
+    assert "holds no model state_dict" in one_line(cli_error([*base, "--ckpt_path", str(tensors)], capsys))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    logs = tmp_path_factory.mktemp("reliability")
+    config = write_config(logs / "run.yaml", sample_root, logs, max_epochs=1)
+    run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL])
+    return version_dir(logs, 0) / "checkpoints" / "best.ckpt"
+
+
+def test_checkpoint_with_other_classes_is_refused(
+    checkpoint: Path, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    other = tmp_path / "other"
+    for name in ("Forest", "River", "SeaLake"):
+        shutil.copytree(sample_root / "EuroSAT_RGB" / name, other / name)
+    (other / "River").rename(other / "Wetland")
+    args = ["test", *FAST, f"--data.root={other}", "--data.allow_split_change=true", "--ckpt_path", str(checkpoint)]
+    message = one_line(cli_error(args, capsys))
+    assert "['AnnualCrop', 'Forest'" in message and "['Forest', 'SeaLake', 'Wetland']" in message
+
+
+def test_model_that_cannot_be_loaded_offline(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    missing = tmp_path / "no-such-model"
+    message = one_line(
+        cli_error(["fit", *FAST, f"--data.root={sample_root}", f"--model.model_name_or_path={missing}"], capsys)
+    )
+    assert f"cannot load model.model_name_or_path='{missing}'" in message and "save_pretrained" in message
+
+    env = {**os.environ, "HF_HOME": str(tmp_path / "empty-hf"), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "eurosat_finetune", "fit", *FAST, f"--data.root={sample_root}"]
+    command += ["--model.model_name_or_path=google/vit-base-patch16-224", f"--trainer.default_root_dir={tmp_path}"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("eurosat: error: cannot load model.model_name_or_path='google/vit-base-patch16-224'")
+    assert "local directory" in last and "Traceback" not in result.stderr
+
+
+def test_config_typos_and_wrong_types_reach_the_user(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """jsonargparse's own messages, unchanged: the key, and for a wrong type the value it refused."""
+    assert "error: unrecognized arguments: --data.batchsize=8" in cli_error(["fit", "--data.batchsize=8"], capsys)
+    config = tmp_path / "typo.yaml"
+    config.write_text(yaml.safe_dump({"data": {"roots": "data"}}))
+    assert "roots" in cli_error(["fit", "--config", str(config)], capsys)
+    error = cli_error(["fit", "--data.batch_size=many"], capsys)
+    assert "data.batch_size" in error and "many" in error
+
+
+def test_rerunning_never_overwrites(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)
+    run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL])
+    first = {p: p.read_bytes() for p in version_dir(tmp_path, 0).rglob("*") if p.is_file()}
+    run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL])  # the same config again: a new version
+    assert (version_dir(tmp_path, 1) / "checkpoints" / "last.ckpt").is_file()
+    assert all(p.read_bytes() == content for p, content in first.items())
+
+    pinned = ["--trainer.logger.init_args.version=0"]  # pointing a new fit at the first run's folder
+    message = one_line(cli_error(["fit", "--config", str(config), *FAST, *TINY_MODEL, *pinned], capsys))
+    assert f"{version_dir(tmp_path, 0)} already holds a run" in message
+    fixed = tmp_path / "fixed"
+    args = ["fit", "--config", str(config), *FAST, *TINY_MODEL, "--trainer.callbacks.init_args.dirpath", str(fixed)]
+    run_cli(args)
+    kept = (fixed / "last.ckpt").read_bytes()
+    assert f"{fixed} already holds checkpoints" in one_line(cli_error(args, capsys))
+    assert (fixed / "last.ckpt").read_bytes() == kept
+    assert all(p.read_bytes() == content for p, content in first.items())
+
+
+def test_unwritable_output_fails_before_training(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    args = ["fit", *FAST, *TINY_MODEL, f"--data.root={sample_root}", "--trainer.logger=CSVLogger"]
+    message = one_line(cli_error([*args, f"--trainer.logger.save_dir={blocker / 'logs'}"], capsys))
+    assert f"cannot write to {blocker / 'logs'}" in message and "save_dir" in message
+    assert blocker.read_text() == "not a folder"
+
+
+def test_killed_fit_resumes_to_the_same_weights(sample_root: Path, tmp_path: Path) -> None:
+    """Kill -9 a fit in its second epoch, resume from last.ckpt: same weights and metrics as never stopped."""
+    common = [*FAST, *TINY_MODEL, "--seed_everything=7", "--trainer.deterministic=true", "--data.augment=true"]
+    straight = write_config(tmp_path / "straight.yaml", sample_root, tmp_path / "straight", max_epochs=2)
+    run_cli(["fit", "--config", str(straight), *common])
+
+    killed = write_config(tmp_path / "killed.yaml", sample_root, tmp_path / "killed", max_epochs=2)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "helpers"), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "eurosat_finetune", "fit", "--config", str(killed), *common]
+    command += ["--trainer.callbacks+=kill.KillAtStep", "--trainer.callbacks.step=13"]  # 9 steps an epoch
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == -9, result.stderr[-2000:]
+    last = version_dir(tmp_path / "killed", 0) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+
+    resumed = write_config(tmp_path / "resumed.yaml", sample_root, tmp_path / "resumed", max_epochs=2)
+    run_cli(["fit", "--config", str(resumed), *common, "--ckpt_path", str(last)])
+    expected = torch.load(version_dir(tmp_path / "straight", 0) / "checkpoints" / "last.ckpt", weights_only=True)
+    actual = torch.load(version_dir(tmp_path / "resumed", 0) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert actual["global_step"] == expected["global_step"] == 18
+    for key, value in expected["state_dict"].items():
+        torch.testing.assert_close(actual["state_dict"][key], value, rtol=0, atol=0, msg=key)
+    straight_metrics = read_metrics(version_dir(tmp_path / "straight", 0))
+    resumed_metrics = read_metrics(version_dir(tmp_path / "resumed", 0))
+    assert resumed_metrics["val_loss"] == straight_metrics["val_loss"]
+    assert resumed_metrics["val_acc"] == straight_metrics["val_acc"]
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(sample_root: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "ddp.yaml", sample_root, tmp_path / "ddp", max_epochs=1)
+    ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--data.num_workers=0"]
+    ddp += ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--data.batch_size=16"]
+    for subcommand, extra in (("fit", []), ("test", ["--ckpt_path", "PLACEHOLDER"])):
+        if extra:
+            extra = ["--ckpt_path", str(version_dir(tmp_path / "ddp", 0) / "checkpoints" / "best.ckpt")]
+        command = [
+            sys.executable,
+            "-m",
+            "eurosat_finetune",
+            subcommand,
+            "--config",
+            str(config),
+            *ddp,
+            *TINY_MODEL,
+            *extra,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    run_dirs = sorted((tmp_path / "ddp" / "lightning_logs").iterdir())
+    assert [d.name for d in run_dirs] == ["version_0", "version_1"]  # rank 1 wrote no run folders of its own
+    assert (run_dirs[1] / "confusion_matrix.png").is_file() and (run_dirs[0] / "huggingface").is_dir()
+    ddp_acc = read_metrics(run_dirs[1])["test_acc"]
+
+    single = tmp_path / "single"
+    best = run_dirs[0] / "checkpoints" / "best.ckpt"
+    run_cli(
+        [
+            "test",
+            *FAST,
+            f"--data.root={sample_root}",
+            "--trainer.logger=CSVLogger",
+            f"--trainer.logger.save_dir={single}",
+            "--ckpt_path",
+            str(best),
+        ]
+    )
+    assert read_metrics(version_dir(single, 0))["test_acc"] == pytest.approx(ddp_acc, abs=1e-7)
