@@ -131,7 +131,7 @@ def load_cache(files: Sequence[Path], folder: Path, num_workers: int = 0) -> tup
     Returns None (and the caller decodes per image) if the cache cannot be written in ``folder``.
     """
     path = cache_path(files, folder)
-    if not path.is_file():
+    if not (path.is_file() and status_path(path).is_file()):  # (the status file is written first)
         log.info("Decoding %d images once into %s", len(files), path)
         try:
             build_cache(files, path, num_workers)

@@ -194,23 +194,13 @@ def test_killed_fit_resumes_to_the_same_weights(sample_root: Path, tmp_path: Pat
 
 
 def test_ddp_on_two_cpu_processes_matches_one_process(sample_root: Path, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "ddp.yaml", sample_root, tmp_path / "ddp", max_epochs=1)
-    ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--data.num_workers=0"]
-    ddp += ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--data.batch_size=16"]
-    for subcommand, extra in (("fit", []), ("test", ["--ckpt_path", "PLACEHOLDER"])):
-        if extra:
-            extra = ["--ckpt_path", str(version_dir(tmp_path / "ddp", 0) / "checkpoints" / "best.ckpt")]
-        command = [
-            sys.executable,
-            "-m",
-            "eurosat_finetune",
-            subcommand,
-            "--config",
-            str(config),
-            *ddp,
-            *TINY_MODEL,
-            *extra,
-        ]
+    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path / "ddp", max_epochs=1)
+    ddp = ["--config", str(config), "--config", str(REPO / "configs" / "ddp.yaml"), *TINY_MODEL]
+    ddp += ["--trainer.accelerator=cpu", "--trainer.devices=2", "--data.num_workers=0", "--data.batch_size=16"]
+    ddp += ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    best = version_dir(tmp_path / "ddp", 0) / "checkpoints" / "best.ckpt"
+    for args in (["fit"], ["test", "--ckpt_path", str(best)]):
+        command = [sys.executable, "-m", "eurosat_finetune", args[0], *ddp, *args[1:]]
         result = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
     run_dirs = sorted((tmp_path / "ddp" / "lightning_logs").iterdir())
@@ -219,7 +209,6 @@ def test_ddp_on_two_cpu_processes_matches_one_process(sample_root: Path, tmp_pat
     ddp_acc = read_metrics(run_dirs[1])["test_acc"]
 
     single = tmp_path / "single"
-    best = run_dirs[0] / "checkpoints" / "best.ckpt"
     run_cli(
         [
             "test",
