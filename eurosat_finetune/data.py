@@ -298,6 +298,7 @@ class EuroSATDataModule(LightningDataModule):
         self._image_folder: Path | None = None
         self._listing: tuple[list[Path], list[int], list[str]] | None = None
         self._readable_listing: tuple[list[Path], list[int], np.ndarray | None, np.ndarray] | None = None
+        self._fingerprint: str | None = None
 
     @property
     def archive_path(self) -> Path:
@@ -397,9 +398,11 @@ class EuroSATDataModule(LightningDataModule):
 
     def split_fingerprint(self) -> str:
         """Identifies the train/val/test split; saved in checkpoints and checked when they are restored."""
-        files, labels, _, _ = self._readable()
-        split_args = (self.val_fraction, self.test_fraction, self.split_seed)
-        return split_fingerprint(files, labels, self.image_folder(), *split_args)
+        if self._fingerprint is None:  # computed once: every checkpoint save asks for it
+            files, labels, _, _ = self._readable()
+            split_args = (self.val_fraction, self.test_fraction, self.split_seed)
+            self._fingerprint = split_fingerprint(files, labels, self.image_folder(), *split_args)
+        return self._fingerprint
 
     def setup(self, stage: str) -> None:
         """Build the subsets from the seeded stratified split (and the predict set, if any)."""
