@@ -160,18 +160,17 @@ class EpochSeededSampler(RandomSampler):
 
 
 def random_dihedral(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Flip each image of a ``(B, C, H, W)`` batch with probability 1/2, then rotate it by a random
-    multiple of 90 degrees (square images): the 8 symmetries of a top-down satellite view, drawn
-    per image. (torchvision's v2 transforms draw one choice for a whole batch.)"""
-    draw = {"device": images.device, "generator": generator}
-    flip = torch.rand(len(images), **draw) < 0.5
-    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-    if images.shape[-1] != images.shape[-2]:
-        flip = torch.rand(len(images), **draw) < 0.5
-        return torch.where(flip[:, None, None, None], images.flip(-2), images)
-    turns = torch.randint(0, 4, (len(images),), **draw)
-    rotated = torch.stack([torch.rot90(images, k, dims=(-2, -1)) for k in range(4)])
-    return rotated[turns, torch.arange(len(images), device=images.device)]
+    """Apply to each image of a ``(B, C, H, W)`` batch a random one of the 8 symmetries of a top-down
+    view (flips and 90-degree rotations), drawn per image: a transpose (square images only), a
+    horizontal and a vertical flip, each with probability 1/2, compose to each symmetry equally often.
+    (torchvision's v2 transforms draw one choice for a whole batch.)"""
+    ops = [lambda x: x.flip(-1), lambda x: x.flip(-2)]
+    if images.shape[-1] == images.shape[-2]:
+        ops.insert(0, lambda x: x.transpose(-1, -2))
+    for op in ops:
+        chosen = torch.rand(len(images), device=images.device, generator=generator) < 0.5
+        images = torch.where(chosen[:, None, None, None], op(images), images)
+    return images
 
 
 class PredictionDataset(Dataset):

@@ -6,7 +6,6 @@ hyperparameters, so a checkpoint rebuilds the network from what it holds and res
 from its own state dict, offline, even after the original directory is gone.
 """
 
-import importlib
 import logging
 from functools import partial
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
@@ -84,7 +83,8 @@ class ViTClassifier(LightningModule):
             )
         self.save_hyperparameters()
         self.class_names = list(class_names)
-        self.optimizer = _optimizer_factory(optimizer) if isinstance(optimizer, dict) else optimizer
+        # the signature default is a class_path spec (so --print_config shows it); Python callers get a factory
+        self.optimizer = partial(instantiate_class, init=optimizer) if isinstance(optimizer, dict) else optimizer
         self.scheduler = scheduler
 
         labels = {
@@ -243,13 +243,6 @@ def _load_image_processor(model_name_or_path: str) -> ViTImageProcessor:
     except OSError:
         log.warning("%s has no image processor config; using ViTImageProcessor defaults", model_name_or_path)
         return ViTImageProcessor()
-
-
-def _optimizer_factory(spec: dict[str, Any]) -> OptimizerCallable:
-    """Turn a ``{"class_path", "init_args"}`` spec into a factory (the CLI does this itself; Python
-    callers who keep the default get it from here)."""
-    module, _, name = spec["class_path"].rpartition(".")
-    return partial(getattr(importlib.import_module(module), name), **spec.get("init_args", {}))
 
 
 def _from_pretrained(model_name_or_path: str, config_overrides: dict[str, Any]) -> ViTForImageClassification:
