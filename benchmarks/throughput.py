@@ -1,11 +1,12 @@
-"""Images/s of the seed's pipeline and of this project's, side by side in one process, on the same data.
+"""Images/s of the common ImageFolder pipeline and of this project's, side by side in one process, on
+the same data.
 
-Seed: torchvision ImageFolder + PIL Resize + ToTensor + Normalize in DataLoader workers, fp32 model.
+ImageFolder: torchvision ImageFolder + PIL Resize + ToTensor + Normalize in DataLoader workers, fp32 model.
 Project: EuroSATDataModule (JPEGs decoded once into a memory-mapped uint8 cache, uint8 batches at
 64x64) with augmentation, resize and normalisation on the device, bf16 autocast on GPUs that have it.
 
 Measures (a) data loading alone (model-ready batches on the device) and (b) full training steps
-(forward, backward, optimizer step), the ratio project/seed, peak memory, and on GPUs the model FLOP
+(forward, backward, optimizer step), the ratio project/imagefolder, peak memory, and on GPUs the model FLOP
 utilisation. Random weights: throughput does not depend on them.
 
     python benchmarks/throughput.py                                   # CPU: small ViT, ~2 minutes
@@ -29,9 +30,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision import datasets, transforms
 from transformers import ViTConfig, ViTForImageClassification
 
-from eurosat_finetune.data import EuroSATDataModule, random_dihedral, stratified_split
+from eurosat_finetune.datamodule import EuroSATDataModule
 from eurosat_finetune.model import ViTClassifier
+from eurosat_finetune.preprocessing import random_dihedral
 from eurosat_finetune.sample_data import write_sample_dataset
+from eurosat_finetune.splits import stratified_split
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ZIP = REPO.parent / "shared" / "data" / "EuroSAT_RGB.zip"
@@ -150,16 +153,17 @@ def measure_project(args: argparse.Namespace, folder: Path, device: torch.device
     return results
 
 
-def measure_seed(args: argparse.Namespace, folder: Path, device: torch.device, config: ViTConfig) -> dict:
-    """The seed's pipeline: PIL decode + Resize in DataLoader workers, fp32 model, same training split."""
+def measure_imagefolder(args: argparse.Namespace, folder: Path, device: torch.device, config: ViTConfig) -> dict:
+    """The ImageFolder pipeline of the usual tutorials: PIL decode + Resize in DataLoader workers, fp32
+    model, same training split."""
     results = {}
     transform = transforms.Compose(
         [transforms.Resize(args.image_size), transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)]
     )
-    seed_data = datasets.ImageFolder(str(folder), transform=transform)
-    train, _, _ = stratified_split(seed_data.targets, 0.1, 0.2, 0)
+    imagefolder_data = datasets.ImageFolder(str(folder), transform=transform)
+    train, _, _ = stratified_split(imagefolder_data.targets, 0.1, 0.2, 0)
     loader = DataLoader(
-        torch.utils.data.Subset(seed_data, train.tolist()),
+        torch.utils.data.Subset(imagefolder_data, train.tolist()),
         batch_size=args.batch_size,
         shuffle=True,
         num_workers=args.workers,
@@ -183,9 +187,9 @@ def measure_seed(args: argparse.Namespace, folder: Path, device: torch.device, c
         return len(images)
 
     reset_peak(device)
-    results["seed_data_img_s"] = timed(batches, data_step, args.warmup, args.steps * 4, device)
-    results["seed_train_img_s"] = timed(batches, train_step, args.warmup, args.steps, device)
-    results["seed_peak_memory"] = peak_memory(device)
+    results["imagefolder_data_img_s"] = timed(batches, data_step, args.warmup, args.steps * 4, device)
+    results["imagefolder_train_img_s"] = timed(batches, train_step, args.warmup, args.steps, device)
+    results["imagefolder_peak_memory"] = peak_memory(device)
     return results
 
 
@@ -200,7 +204,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--freeze-backbone", action="store_true", help="project model trains only its head")
     parser.add_argument("--compile", action="store_true", help="torch.compile the project model")
-    parser.add_argument("--skip-seed", action="store_true", help="measure only the project's pipeline")
+    parser.add_argument("--skip-imagefolder", action="store_true", help="measure only the project's pipeline")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -229,10 +233,10 @@ def main() -> None:
     print(json.dumps(results))
 
     results.update(measure_project(args, folder, device, bf16))
-    if not args.skip_seed:
-        results.update(measure_seed(args, folder, device, config))
-        results["ratio_data"] = results["project_data_img_s"] / results["seed_data_img_s"]
-        results["ratio_train"] = results["project_train_img_s"] / results["seed_train_img_s"]
+    if not args.skip_imagefolder:
+        results.update(measure_imagefolder(args, folder, device, config))
+        results["ratio_data"] = results["project_data_img_s"] / results["imagefolder_data_img_s"]
+        results["ratio_train"] = results["project_train_img_s"] / results["imagefolder_train_img_s"]
 
     results["project_data_over_train"] = results["project_data_img_s"] / results["project_train_img_s"]
     flops = training_flops_per_image(config, args.image_size)
@@ -242,8 +246,8 @@ def main() -> None:
     peak = next((p for name, p in PEAK_BF16.items() if on_gpu and name in results["device"]), None)
     if peak is not None:
         results["project_mfu"] = results["project_train_img_s"] * flops / peak
-        if "seed_train_img_s" in results:
-            results["seed_mfu"] = results["seed_train_img_s"] * flops / peak
+        if "imagefolder_train_img_s" in results:
+            results["imagefolder_mfu"] = results["imagefolder_train_img_s"] * flops / peak
 
     width = max(len(k) for k in results)
     for key, value in results.items():

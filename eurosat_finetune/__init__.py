@@ -1,6 +1,6 @@
 """Fine-tune a pretrained Vision Transformer on EuroSAT RGB with LightningCLI."""
 
-from eurosat_finetune.data import EuroSATDataModule
+from eurosat_finetune.datamodule import EuroSATDataModule
 from eurosat_finetune.model import ViTClassifier
 
 __all__ = ["EuroSATDataModule", "ViTClassifier"]

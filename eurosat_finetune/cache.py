@@ -5,6 +5,8 @@ costs more CPU than a fine-tune on a fast GPU can wait for; reading the array co
 The cache is a hidden file inside the dataset folder, next to the class folders. Its name is keyed by
 the file list with sizes and modification times (a changed dataset gets a new cache), and it is
 written under a temporary name and renamed only when complete, so no reader sees a half-written cache.
+One process builds it while any others wait (:mod:`.once`), so the temporary names can be fixed: a
+build killed half way leaves a file that the next build simply overwrites.
 """
 
 import hashlib
@@ -20,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from eurosat_finetune.errors import UnreadableImageError
 from eurosat_finetune.images import UNREADABLE_ERRORS, read_image, read_image_at
+from eurosat_finetune.once import made_once
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ def cache_key(files: Sequence[Path], folder: Path) -> str:
 
 
 CACHE_PREFIX = ".decoded-uint8-"
+LOCK_NAME = ".decode-cache.lock"
 
 
 def cache_path(files: Sequence[Path], folder: Path) -> Path:
@@ -98,7 +102,7 @@ def build_cache(files: Sequence[Path], path: Path, num_workers: int = 0) -> None
     H x W is the first image's size; images of another size are resized to it, with a warning.
     """
     size = first_image_size(files)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.tmp")
     try:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), 3, *size))
         status = decode_all(files, size, num_workers, out=array)
@@ -115,7 +119,7 @@ def status_path(path: Path) -> Path:
 
 
 def _save_atomically(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.tmp")
     try:
         with open(tmp, "wb") as f:
             np.save(f, array)
@@ -126,19 +130,26 @@ def _save_atomically(path: Path, array: np.ndarray) -> None:
 
 def load_cache(files: Sequence[Path], folder: Path, num_workers: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
     """The decoded images of ``files`` as a read-only memory map, and each one's decode status
-    (DECODED, RESIZED or UNREADABLE), built first if needed.
+    (DECODED, RESIZED or UNREADABLE), built first (by one process) if needed.
 
     Returns None (and the caller decodes per image) if the cache cannot be written in ``folder``.
     """
     path = cache_path(files, folder)
-    if not (path.is_file() and status_path(path).is_file()):  # (the status file is written first)
+
+    def find() -> Path | None:
+        return path if path.is_file() and status_path(path).is_file() else None  # (the status file is written first)
+
+    def make() -> Path:
         log.info("Decoding %d images once into %s", len(files), path)
-        try:
-            build_cache(files, path, num_workers)
-        except PermissionError as err:
-            log.warning("Cannot write the decode cache %s (%s); decoding images every epoch instead", path, err)
-            return None
+        build_cache(files, path, num_workers)
         for stale in folder.glob(f"{CACHE_PREFIX}*.npy"):
             if stale not in (path, status_path(path)):
                 stale.unlink(missing_ok=True)  # a cache of an earlier version of this dataset
+        return path
+
+    try:
+        made_once(folder / LOCK_NAME, find, make, f"decoding {len(files)} images into {path}")
+    except PermissionError as err:
+        log.warning("Cannot write the decode cache %s (%s); decoding images every epoch instead", path, err)
+        return None
     return np.load(path, mmap_mode="r"), np.load(status_path(path))

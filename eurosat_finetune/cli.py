@@ -1,23 +1,30 @@
 """The ``eurosat`` command: LightningCLI over :class:`ViTClassifier` and :class:`EuroSATDataModule`."""
 
+import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from eurosat_finetune.callbacks import EvaluationReport, HuggingFaceExport, PredictionWriter, ValidationSamples
-from eurosat_finetune.data import EuroSATDataModule
-from eurosat_finetune.errors import CheckpointError, OutputError, UserError
+from eurosat_finetune.datamodule import EuroSATDataModule
+from eurosat_finetune.errors import CheckpointError, ConfigError, OutputError, UserError
+from eurosat_finetune.export import HuggingFaceExport
 from eurosat_finetune.model import ViTClassifier
+from eurosat_finetune.predictions import PredictionWriter
+from eurosat_finetune.report import EvaluationReport
+from eurosat_finetune.runs import run_folder
+from eurosat_finetune.samples import ValidationSamples
 
 # --ckpt_path values that Lightning resolves itself rather than reading a file.
 SPECIAL_CKPT_PATHS = frozenset({"last", "best", "hpc", "registry"})
 
-# Files a run leaves in its log dir; a new fit must not write among them.
+# Files a run leaves in its run folder; a new fit must not write among them.
 RUN_FILES = ("config.yaml", "hparams.yaml", "metrics.csv", "events.out.tfevents.*", "checkpoints/*.ckpt")
 
 
@@ -47,12 +54,22 @@ def check_writable(folder: Path, option: str) -> None:
 
 
 class EuroSATCLI(LightningCLI):
-    """LightningCLI whose model takes its class names from the data, so they are configured once,
-    whose runs always report, sample, predict to CSV and export (each group configurable), and which
-    checks its inputs and outputs before any work starts."""
+    """LightningCLI whose model takes its class names from the data, so they are configured once;
+    whose runs always keep the best and last checkpoints, report, sample, predict to CSV and export
+    (each group configurable); and which checks its inputs and outputs before any work starts."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # defined once here, not in every config: keep the best (by val_loss) and the last weights
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val_loss",
+                "checkpoint.mode": "min",
+                "checkpoint.filename": "best",
+                "checkpoint.save_last": True,
+            }
+        )
         parser.add_lightning_class_args(EvaluationReport, "report")
         parser.add_lightning_class_args(ValidationSamples, "val_samples")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
@@ -65,26 +82,39 @@ class EuroSATCLI(LightningCLI):
         if ckpt_path and ckpt_path not in SPECIAL_CKPT_PATHS:
             check_checkpoint(ckpt_path)
 
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        keys = self._parser(self.subcommand).callback_keys
+        if trainer_config.get("enable_checkpointing") is False:
+            keys = [key for key in keys if key != "checkpoint"]  # Lightning refuses a ModelCheckpoint then
+        return self._instantiate_trainer(trainer_config, [self._get(self.config_init, key) for key in keys])
+
     def after_instantiate_classes(self) -> None:
         if self.subcommand is None or rank_zero_only.rank != 0:
             return
-        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        check_writable(log_dir, "trainer.logger.init_args.save_dir (or trainer.default_root_dir)")
-        earlier = [p for pattern in RUN_FILES for p in log_dir.glob(pattern)]
+        checkpoints = [c for c in self.trainer.callbacks if isinstance(c, ModelCheckpoint)]
+        if len(checkpoints) > 1:
+            raise ConfigError(
+                "trainer.callbacks holds a ModelCheckpoint besides the built-in one; configure that one with "
+                "--checkpoint.* (e.g. --checkpoint.monitor) and remove ModelCheckpoint from trainer.callbacks"
+            )
+        folder = run_folder(self.trainer)
+        check_writable(folder, "trainer.logger.init_args.save_dir (or trainer.default_root_dir)")
+        earlier = [p for pattern in RUN_FILES for p in folder.glob(pattern)]
         if self.subcommand == "fit" and earlier:
             raise OutputError(
-                f"{log_dir} already holds a run ({earlier[0].name}); leave trainer.logger.init_args.version "
+                f"{folder} already holds a run ({earlier[0].name}); leave trainer.logger.init_args.version "
                 "unset so each run gets a new version folder, or choose another folder"
             )
         resuming = self.config[self.subcommand].get("ckpt_path") is not None
-        for callback in self.trainer.callbacks:
-            if isinstance(callback, ModelCheckpoint) and callback.dirpath is not None:
+        for callback in checkpoints:
+            if callback.dirpath is not None:
                 dirpath = Path(callback.dirpath)
-                check_writable(dirpath, "the ModelCheckpoint's dirpath")
+                check_writable(dirpath, "--checkpoint.dirpath")
                 if self.subcommand == "fit" and not resuming and any(dirpath.glob("*.ckpt")):
                     raise OutputError(
                         f"{dirpath} already holds checkpoints of an earlier run; choose another "
-                        "ModelCheckpoint dirpath (or leave it unset), or resume with --ckpt_path"
+                        "--checkpoint.dirpath (or leave it unset), or resume with --ckpt_path"
                     )
 
 
@@ -93,11 +123,24 @@ def build_cli(args: ArgsType = None, run: bool = True) -> EuroSATCLI:
     return EuroSATCLI(ViTClassifier, EuroSATDataModule, args=args, run=run, parser_kwargs={"prog": "eurosat"})
 
 
+def show_progress_messages() -> None:
+    """Print this package's INFO messages (downloading, decoding, waiting for another process), as
+    Lightning does for its own."""
+    logger = logging.getLogger("eurosat_finetune")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(args: ArgsType = None) -> None:
     """Run ``eurosat <subcommand> ...``; ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks).
 
     Errors the user can fix end the command with a one-line message and exit status 2.
     """
+    show_progress_messages()
     try:
         build_cli(args)
     except UserError as err:

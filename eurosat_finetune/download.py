@@ -3,14 +3,14 @@
 The archive is streamed to a temporary file beside its destination and renamed into place only once
 it is complete and its md5 matches; extraction goes to a temporary folder that is renamed into place
 only once every member has been written. An interrupted or failed run therefore leaves either
-nothing or a complete result, and a re-run starts cleanly.
+nothing or a complete result. The temporary names are fixed, so a re-run (which holds the dataset
+lock, see :mod:`.providing`) replaces what a killed run left instead of piling up more.
 """
 
 import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -32,6 +32,11 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def partial_download_path(dest: Path) -> Path:
+    """The temporary file a download of ``dest`` streams into."""
+    return dest.with_name(f".{dest.name}.part")
+
+
 def download_file(url: str, dest: Path, md5: str | None = None, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` atomically, checking its md5 when one is given.
 
@@ -40,11 +45,10 @@ def download_file(url: str, dest: Path, md5: str | None = None, timeout: float =
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    tmp = partial_download_path(dest)
     digest = hashlib.md5()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             expected_size = response.headers.get("Content-Length")
             size = 0
             for chunk in iter(lambda: response.read(CHUNK_SIZE), b""):
@@ -80,7 +84,9 @@ def extract_zip(archive: Path, dest_dir: Path) -> list[Path]:
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{archive.stem}.", suffix=".extracting", dir=dest_dir))
+    tmp_dir = dest_dir / f".{archive.stem}.extracting"
+    shutil.rmtree(tmp_dir, ignore_errors=True)  # left by a killed extraction
+    tmp_dir.mkdir()
     try:
         try:
             with zipfile.ZipFile(archive) as zf:

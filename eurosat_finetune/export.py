@@ -5,27 +5,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import ViTForImageClassification, ViTImageProcessor
-from transformers.image_utils import PILImageResampling
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_only
+from transformers import ViTForImageClassification
 
 from eurosat_finetune.errors import OutputError
+from eurosat_finetune.preprocessing import image_processor
+from eurosat_finetune.runs import RunFolderCallback
 
 if TYPE_CHECKING:
     from eurosat_finetune.model import ViTClassifier
-
-
-def image_processor_for(model: "ViTClassifier") -> ViTImageProcessor:
-    """The image processor that preprocesses as the model does on its device."""
-    return ViTImageProcessor(
-        do_resize=True,
-        size={"height": model.image_size, "width": model.image_size},
-        resample=PILImageResampling.BILINEAR,
-        do_rescale=True,
-        rescale_factor=1 / 255,
-        do_normalize=True,
-        image_mean=model.image_mean,
-        image_std=model.image_std,
-    )
 
 
 def vit_at_input_size(vit: ViTForImageClassification, size: int) -> ViTForImageClassification:
@@ -66,5 +55,42 @@ def export_huggingface(
         vit = copy.deepcopy(vit)
         vit.load_state_dict({k.removeprefix("vit."): v for k, v in state_dict.items() if k.startswith("vit.")})
     vit_at_input_size(vit, model.image_size).save_pretrained(directory)
-    image_processor_for(model).save_pretrained(directory)
+    image_processor(model.image_size, model.image_mean, model.image_std).save_pretrained(directory)
     return directory
+
+
+class HuggingFaceExport(RunFolderCallback):
+    """Save the model as a Hugging Face directory (``save_pretrained`` model + image processor).
+
+    ``transformers.pipeline("image-classification", model=<dir>)`` then classifies images with the
+    real class names. After ``fit`` the best checkpoint's weights are exported (the final weights if
+    no checkpoint was kept); after ``test`` the tested weights.
+
+    Args:
+        dirpath: Where to write; null uses ``huggingface/`` in the run folder.
+        after_fit: Export when fitting ends.
+        after_test: Export when testing ends (e.g. ``eurosat test --ckpt_path best.ckpt --export.after_test true``).
+    """
+
+    def __init__(self, dirpath: str | Path | None = None, after_fit: bool = True, after_test: bool = False) -> None:
+        self.dirpath = dirpath
+        self.after_fit = after_fit
+        self.after_test = after_test
+
+    def _export(self, pl_module: LightningModule, state_dict: dict | None = None) -> None:
+        path = Path(self.dirpath) if self.dirpath is not None else self.run_folder / "huggingface"
+        export_huggingface(pl_module, path, state_dict)
+        print(f"Hugging Face model written to {path}")
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self.after_fit:
+            return
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        state_dict = torch.load(best, map_location="cpu", weights_only=True)["state_dict"] if best else None
+        self._export(pl_module, state_dict)
+
+    @rank_zero_only
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.after_test:
+            self._export(pl_module)

@@ -1,9 +1,9 @@
 """The LightningModule: a Hugging Face ViT fine-tuned as an image classifier.
 
 Loading the pretrained weights needs the hub (or a local directory) only once, when fine-tuning
-starts. The module then records the resolved architecture, input size and normalisation in its
-hyperparameters, so a checkpoint rebuilds the network from what it holds and restores its weights
-from its own state dict, offline, even after the original directory is gone.
+starts. Every checkpoint then stores the resolved architecture, input size and normalisation as its
+hyperparameters (:meth:`ViTClassifier.on_save_checkpoint`), so it rebuilds the network from what it
+holds and restores its weights from its own state dict, offline, even after the directory is gone.
 """
 
 import logging
@@ -11,24 +11,23 @@ from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 from transformers import AutoImageProcessor, ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from eurosat_finetune.errors import ClassMismatchError, ConfigError, ModelLoadError
+from eurosat_finetune.preprocessing import to_model_input
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
 
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-4}}
-"""The seed's optimizer, as a class_path spec so ``--print_config`` shows it and its arguments."""
+"""Adam at 1e-4, as a class_path spec so ``--print_config`` shows it and its arguments."""
 
 # Keys of ViTConfig.to_diff_dict() that describe files rather than the network; label2id is
 # derived from id2label.
@@ -73,82 +72,75 @@ class ViTClassifier(LightningModule):
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
-        overrides = dict(vit_config or {})
-        if not class_names and "id2label" in overrides:
-            id2label = {int(i): name for i, name in overrides["id2label"].items()}
-            class_names = [id2label[i] for i in sorted(id2label)]
-        if not class_names:
-            raise ConfigError(
-                "model.class_names is empty: give the class names, or let the CLI link them from the data"
-            )
-        self.save_hyperparameters()
-        self.class_names = list(class_names)
+        self.save_hyperparameters()  # as given, so hparams.yaml shows what the run was started with
+        self.class_names = class_names_of(class_names, vit_config)
+        self.pretrained_from = model_name_or_path
         # the signature default is a class_path spec (so --print_config shows it); Python callers get a factory
         self.optimizer = partial(instantiate_class, init=optimizer) if isinstance(optimizer, dict) else optimizer
         self.scheduler = scheduler
+        self.configure_models()
+        self.configure_losses()
+        self.configure_metrics()
 
+    def configure_models(self) -> None:
+        """The ViT, pretrained or not, with a new head labelled with the class names; the input size
+        and normalisation it expects."""
         labels = {
             "id2label": dict(enumerate(self.class_names)),
             "label2id": {name: i for i, name in enumerate(self.class_names)},
         }
-        overrides.update(labels, attn_implementation="sdpa")  # PyTorch's fused attention kernels
-        if model_name_or_path is None:
+        overrides = {**(self.hparams.vit_config or {}), **labels, "attn_implementation": "sdpa"}  # fused attention
+        if self.hparams.model_name_or_path is None:
             self.vit = ViTForImageClassification(ViTConfig(**overrides))
             processor = ViTImageProcessor()
         else:
-            self.vit = _from_pretrained(model_name_or_path, overrides)
-            processor = _load_image_processor(model_name_or_path)
+            self.vit = load_pretrained(self.hparams.model_name_or_path, overrides)
+            processor = load_image_processor(self.hparams.model_name_or_path)
+        self.vit.vit.requires_grad_(not self.hparams.freeze_backbone)
+        self.image_size = self.hparams.image_size or self.vit.config.image_size
+        self.image_mean = list(self.hparams.image_mean or processor.image_mean)
+        self.image_std = list(self.hparams.image_std or processor.image_std)
 
-        self.image_size = image_size or self.vit.config.image_size
-        self.image_mean = list(image_mean or processor.image_mean)
-        self.image_std = list(image_std or processor.image_std)
-        architecture = self.vit.config.to_diff_dict()
-        for key in _NON_ARCHITECTURE_KEYS:
-            architecture.pop(key, None)
-        architecture["id2label"] = {str(i): name for i, name in enumerate(self.class_names)}
-        # From here on the hyperparameters describe the network itself, so restoring a checkpoint
-        # builds it from scratch (no hub, no directory) and loads the weights from the state dict.
-        self.hparams.update(
-            model_name_or_path=None,
-            vit_config=architecture,
-            image_size=self.image_size,
-            image_mean=self.image_mean,
-            image_std=self.image_std,
-        )
-        self.pretrained_from = model_name_or_path
-        self.freeze_backbone = freeze_backbone
-        self.torch_compile = torch_compile
-        self.vit.vit.requires_grad_(not freeze_backbone)
+    def configure_losses(self) -> None:
+        self.criterion = nn.CrossEntropyLoss()
 
+    def configure_metrics(self) -> None:
+        """One collection per stage; the test also keeps a confusion matrix for the report."""
         num_classes = len(self.class_names)
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_metrics = MetricCollection(
+        metrics = MetricCollection(
             {
                 "acc": MulticlassAccuracy(num_classes, average="micro"),
                 "macro_acc": MulticlassAccuracy(num_classes, average="macro"),
                 "macro_f1": MulticlassF1Score(num_classes, average="macro"),
-                "class_acc": MulticlassAccuracy(num_classes, average="none"),
-                "confusion_matrix": MulticlassConfusionMatrix(num_classes),
-            },
-            prefix="test_",
+            }
         )
+        self.train_metrics = metrics.clone(prefix="train_")
+        self.val_metrics = metrics.clone(prefix="val_")
+        self.test_metrics = metrics.clone(prefix="test_")
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion_matrix: torch.Tensor | None = None
 
-    def preprocess(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
-        """Turn uint8 images into the model's input, as its image processor does: resize (bilinear)
-        to ``image_size``, scale to [0, 1], normalise with ``image_mean``/``image_std``.
+    def resolved_hparams(self) -> dict[str, Any]:
+        """The hyperparameters that rebuild this network with no hub and no directory: the
+        architecture as a ``vit_config`` (labels included), input size and normalisation."""
+        architecture = self.vit.config.to_diff_dict()
+        for key in _NON_ARCHITECTURE_KEYS:
+            architecture.pop(key, None)
+        architecture["id2label"] = {str(i): name for i, name in enumerate(self.class_names)}
+        return {
+            "model_name_or_path": None,
+            "vit_config": architecture,
+            "image_size": self.image_size,
+            "image_mean": self.image_mean,
+            "image_std": self.image_std,
+        }
 
-        Takes a ``(B, 3, H, W)`` batch, or a list of ``(3, H, W)`` images of different sizes.
-        """
+    def preprocess(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """uint8 images as the model's input (see :func:`to_model_input`): a ``(B, 3, H, W)`` batch, or
+        a list of ``(3, H, W)`` images of different sizes."""
         if isinstance(images, list):
             return torch.cat([self.preprocess(image[None]) for image in images])
-        pixels = TF.to_dtype(images, torch.float32, scale=True)
-        if pixels.shape[-2:] != (self.image_size, self.image_size):
-            pixels = TF.resize(
-                pixels, [self.image_size, self.image_size], interpolation=InterpolationMode.BILINEAR, antialias=True
-            )
-        return TF.normalize(pixels, self.image_mean, self.image_std)
+        return to_model_input(images, self.image_size, self.image_mean, self.image_std)
 
     def forward(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         """Logits for uint8 images, preprocessed on their device as part of the model (batches cross
@@ -160,46 +152,47 @@ class ViTClassifier(LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
-        self.train_acc(logits, labels)
+        loss = self.criterion(logits, labels)
+        self.train_metrics.update(logits, labels)
         self.log("train_loss", loss, prog_bar=True)
-        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         images, labels = batch
         logits = self(images)
-        self.val_acc(logits, labels)
-        self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
-        self.log("val_acc", self.val_acc, prog_bar=True)
+        self.val_metrics.update(logits, labels)
+        self.log("val_loss", self.criterion(logits, labels), prog_bar=True, sync_dist=True)
+        self.log_dict(self.val_metrics, prog_bar=True)
         return {"preds": logits.argmax(dim=-1)}
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
         self.test_metrics.update(logits, labels)
-        self.log("test_loss", F.cross_entropy(logits, labels), sync_dist=True)
+        self.test_confusion.update(logits, labels)
+        self.log("test_loss", self.criterion(logits, labels), sync_dist=True)
+        self.log_dict(self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
-        """Log overall, macro and per-class accuracy and macro F1; keep the confusion matrix for reports."""
-        results = self.test_metrics.compute()  # synced across processes
-        self.test_metrics.reset()
-        self.test_confusion_matrix = results.pop("test_confusion_matrix").cpu()
-        class_acc = results.pop("test_class_acc")
-        self.log_dict(results)
+        """Per-class accuracy (recall) from the confusion matrix, which is kept for the report."""
+        matrix = self.test_confusion.compute()  # synced across processes
+        self.test_confusion.reset()
+        self.test_confusion_matrix = matrix.cpu()
+        class_acc = matrix.diag() / matrix.sum(dim=1).clamp(min=1)  # a class with no test images counts 0
         self.log_dict({f"test_acc_{name}": acc for name, acc in zip(self.class_names, class_acc, strict=True)})
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Class probabilities for each readable image, with the paths and the unreadable paths."""
-        probs = self(batch["images"]).softmax(dim=-1) if batch["images"] else self._no_probs()
+        if batch["images"]:
+            probs = self(batch["images"]).softmax(dim=-1)
+        else:
+            probs = torch.empty(0, len(self.class_names), device=self.device)
         return {"paths": batch["paths"], "probs": probs, "unreadable": batch["unreadable"]}
-
-    def _no_probs(self) -> torch.Tensor:
-        return torch.empty(0, len(self.class_names), device=self.device)
 
     def configure_model(self) -> None:
         """Compile once the model is on its device (in place, so state dict keys stay the same)."""
-        if self.torch_compile and not getattr(self, "_compiled", False):
+        if self.hparams.torch_compile and not getattr(self, "_compiled", False):
             self.vit.compile()
             self._compiled = True
 
@@ -210,7 +203,7 @@ class ViTClassifier(LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """A frozen backbone stays in eval mode (its dropout, if any, off), as in a linear probe."""
-        if self.freeze_backbone:
+        if self.hparams.freeze_backbone:
             self.vit.vit.eval()
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
@@ -221,7 +214,9 @@ class ViTClassifier(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record where the fine-tune started from (provenance only; restoring never reads it)."""
+        # Restoring must not need the hub or the pretrained directory, so the checkpoint's
+        # hyperparameters describe the network itself; where it started from is provenance only.
+        checkpoint["hyper_parameters"].update(self.resolved_hparams())
         if self.pretrained_from is not None:
             checkpoint["pretrained_from"] = self.pretrained_from
 
@@ -236,7 +231,17 @@ class ViTClassifier(LightningModule):
         self.pretrained_from = checkpoint.get("pretrained_from")
 
 
-def _load_image_processor(model_name_or_path: str) -> ViTImageProcessor:
+def class_names_of(class_names: list[str] | None, vit_config: dict[str, Any] | None) -> list[str]:
+    """``class_names``, else the labels a checkpoint's ``vit_config["id2label"]`` holds."""
+    if not class_names and vit_config and "id2label" in vit_config:
+        id2label = {int(i): name for i, name in vit_config["id2label"].items()}
+        class_names = [id2label[i] for i in sorted(id2label)]
+    if not class_names:
+        raise ConfigError("model.class_names is empty: give the class names, or let the CLI link them from the data")
+    return list(class_names)
+
+
+def load_image_processor(model_name_or_path: str) -> ViTImageProcessor:
     """The pretrained model's image processor; ViT defaults if it ships none."""
     try:
         return AutoImageProcessor.from_pretrained(model_name_or_path)
@@ -245,7 +250,7 @@ def _load_image_processor(model_name_or_path: str) -> ViTImageProcessor:
         return ViTImageProcessor()
 
 
-def _from_pretrained(model_name_or_path: str, config_overrides: dict[str, Any]) -> ViTForImageClassification:
+def load_pretrained(model_name_or_path: str, config_overrides: dict[str, Any]) -> ViTForImageClassification:
     """Load the pretrained ViT with a new head, in train mode, or say how to make it loadable."""
     try:
         model = ViTForImageClassification.from_pretrained(

@@ -25,6 +25,10 @@ EUROSAT_CLASSES = (
 )
 
 
+SAMPLE_TMP_NAME = ".EuroSAT_RGB.sample-tmp"
+"""The folder the sample is written into before it is renamed to ``EuroSAT_RGB``."""
+
+
 def _class_image(class_index: int, num_classes: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """One ``size`` x ``size`` RGB uint8 image: class-specific stripes on a class-specific colour."""
     angle = math.pi * class_index / num_classes + rng.normal(0, 0.15)
@@ -54,7 +58,7 @@ def write_sample_dataset(
     final = root / "EuroSAT_RGB"
     if final.exists():
         raise FileExistsError(f"{final} already exists; remove it or use it as it is")
-    tmp = root / ".EuroSAT_RGB.sample-tmp"
+    tmp = root / SAMPLE_TMP_NAME
     rng = np.random.default_rng(seed)
     for index, name in enumerate(class_names):
         class_dir = tmp / name

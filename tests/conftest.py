@@ -117,17 +117,11 @@ def read_metrics(log_dir: Path) -> dict[str, float]:
 
 
 def write_config(path: Path, data_root: Path, log_dir: Path, **trainer: object) -> Path:
-    """A run config like configs/*.yaml: CSV metrics (easy to read back) and best + last checkpoints."""
+    """A run config like configs/*.yaml, with CSV metrics (easy to read back); the CLI keeps best + last checkpoints."""
     config = {
         "trainer": {
             "max_epochs": 2,
             "logger": {"class_path": "CSVLogger", "init_args": {"save_dir": str(log_dir)}},
-            "callbacks": [
-                {
-                    "class_path": "ModelCheckpoint",
-                    "init_args": {"monitor": "val_loss", "filename": "best", "save_last": True},
-                }
-            ],
             **trainer,
         },
         "data": {"root": str(data_root)},

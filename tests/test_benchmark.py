@@ -16,8 +16,8 @@ def test_throughput_benchmark_runs_both_pipelines(sample_root: Path, tmp_path: P
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     measured = json.loads(out.read_text())
-    for key in ("seed_data_img_s", "seed_train_img_s", "project_data_img_s", "project_train_img_s"):
+    for key in ("imagefolder_data_img_s", "imagefolder_train_img_s", "project_data_img_s", "project_train_img_s"):
         assert measured[key] > 0, key
-    assert measured["ratio_train"] == measured["project_train_img_s"] / measured["seed_train_img_s"]
+    assert measured["ratio_train"] == measured["project_train_img_s"] / measured["imagefolder_train_img_s"]
     assert measured["train_gflop_per_image"] > 0
     assert "project_data_over_train" in result.stdout

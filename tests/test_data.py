@@ -10,9 +10,11 @@ import pytest
 import torch
 from conftest import REAL_ZIP, REAL_ZIP_MD5, zip_dataset
 
-from eurosat_finetune.data import EuroSATDataModule, find_image_folder, list_images, stratified_split
+from eurosat_finetune.datamodule import EuroSATDataModule
 from eurosat_finetune.download import DownloadError, md5sum
+from eurosat_finetune.providing import LOCK_NAME, find_image_folder
 from eurosat_finetune.sample_data import EUROSAT_CLASSES
+from eurosat_finetune.splits import stratified_split
 
 
 def datamodule(root: Path, **kwargs: object) -> EuroSATDataModule:
@@ -99,8 +101,8 @@ def test_download_verifies_md5_and_extracts(sample_root: Path, tmp_path: Path, s
     assert dm.class_names == list(EUROSAT_CLASSES)
     assert (root / "EuroSAT_RGB.zip").read_bytes() == archive.read_bytes()
     assert len(list((root / "EuroSAT_RGB").rglob("*.jpg"))) == 200
-    assert sorted(p.name for p in root.iterdir()) == ["EuroSAT_RGB", "EuroSAT_RGB.zip"]  # no temp files
-    cache, status = sorted((root / "EuroSAT_RGB").glob(".*"))  # the decode cache
+    assert sorted(p.name for p in root.iterdir()) == [LOCK_NAME, "EuroSAT_RGB", "EuroSAT_RGB.zip"]  # no temp files
+    cache, status = sorted((root / "EuroSAT_RGB").glob(".decoded-*"))  # the decode cache
     assert cache.name.startswith(".decoded-uint8-") and status.name == cache.name.replace(".npy", ".status.npy")
 
 
@@ -112,7 +114,7 @@ def test_download_with_wrong_md5_leaves_nothing(sample_root: Path, tmp_path: Pat
     with pytest.raises(DownloadError) as err:
         dm.prepare_data()
     assert "0" * 32 in str(err.value) and md5sum(archive) in str(err.value)
-    assert list(root.iterdir()) == []  # no partial download, no extracted folder
+    assert [p.name for p in root.iterdir()] == [LOCK_NAME]  # no partial download, no extracted folder
 
 
 def test_download_of_a_corrupt_zip_leaves_no_half_extracted_folder(tmp_path: Path, serve_dir) -> None:
@@ -123,7 +125,7 @@ def test_download_of_a_corrupt_zip_leaves_no_half_extracted_folder(tmp_path: Pat
     dm = EuroSATDataModule(root=root, download=True, url=serve_dir(served) + "/EuroSAT_RGB.zip")
     with pytest.raises(DownloadError, match="not a valid zip"):
         dm.prepare_data()
-    assert list(root.iterdir()) == []  # the useless download is removed, nothing extracted
+    assert [p.name for p in root.iterdir()] == [LOCK_NAME]  # the useless download is removed, nothing extracted
 
 
 def test_a_corrupt_zip_the_user_placed_is_kept(tmp_path: Path) -> None:
@@ -132,7 +134,7 @@ def test_a_corrupt_zip_the_user_placed_is_kept(tmp_path: Path) -> None:
     (root / "EuroSAT_RGB.zip").write_bytes(b"not a zip")
     with pytest.raises(DownloadError, match="not a valid zip"):
         EuroSATDataModule(root=root, download=True).prepare_data()
-    assert [p.name for p in root.iterdir()] == ["EuroSAT_RGB.zip"]
+    assert sorted(p.name for p in root.iterdir()) == [LOCK_NAME, "EuroSAT_RGB.zip"]
 
 
 @pytest.mark.real_data
@@ -140,10 +142,10 @@ def test_a_corrupt_zip_the_user_placed_is_kept(tmp_path: Path) -> None:
 def test_real_eurosat_rgb_through_the_download_path(tmp_path: Path, serve_dir) -> None:
     url = serve_dir(REAL_ZIP.parent) + "/" + REAL_ZIP.name
     dm = datamodule(tmp_path, download=True, url=url, md5=REAL_ZIP_MD5)
-    files, labels, class_names = list_images(dm.image_folder())
-    assert len(files) == 27_000
-    assert class_names == list(EUROSAT_CLASSES) == sorted(class_names)
-    assert Counter(labels)[class_names.index("Pasture")] == 2000
+    listing = dm.listing
+    assert len(listing.files) == 27_000
+    assert listing.class_names == list(EUROSAT_CLASSES) == sorted(listing.class_names)
+    assert Counter(listing.labels)[listing.class_names.index("Pasture")] == 2000
     assert (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)) == (18_900, 2_700, 5_400)
     image, _ = dm.test_dataset[0]
     assert image.shape == (3, 64, 64) and image.dtype == torch.uint8

@@ -15,9 +15,10 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, classification_report, f1_score, recall_score
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from eurosat_finetune.data import EuroSATDataModule, stratified_split
+from eurosat_finetune.datamodule import EuroSATDataModule
 from eurosat_finetune.model import ViTClassifier
 from eurosat_finetune.sample_data import EUROSAT_CLASSES
+from eurosat_finetune.splits import stratified_split
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,6 @@ def run(sample_root: Path, tiny_vit_dir: Path, tmp_path_factory: pytest.TempPath
                 {"class_path": "CSVLogger", "init_args": {"save_dir": str(logs)}},
                 {"class_path": "TensorBoardLogger", "init_args": {"save_dir": str(logs), "name": "tb"}},
             ],
-            "callbacks": [{"class_path": "ModelCheckpoint", "init_args": {"monitor": "val_loss", "filename": "best"}}],
         },
         "model": {
             "model_name_or_path": str(tiny_vit_dir),

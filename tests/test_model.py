@@ -30,10 +30,15 @@ def test_pretrained_backbone_is_loaded_and_head_is_new(tiny_vit_dir: Path) -> No
     assert model.vit.config.label2id["Forest"] == 1
     # normalisation comes from the saved image processor, not from constants
     assert model.image_mean == [0.4, 0.5, 0.6] and model.image_std == [0.2, 0.25, 0.3]
-    # the hyperparameters now describe the network itself, so a checkpoint rebuilds it offline
-    assert model.hparams.model_name_or_path is None
-    assert model.hparams.vit_config["hidden_size"] == 32
-    rebuilt = ViTClassifier(**{k: v for k, v in model.hparams.items() if k != "optimizer"})
+    # the hyperparameters stay as given (hparams.yaml shows how the run started), while those a
+    # checkpoint stores describe the network itself, so it rebuilds offline
+    assert model.hparams.model_name_or_path == str(tiny_vit_dir) and model.hparams.vit_config is None
+    checkpoint = {"hyper_parameters": dict(model.hparams)}
+    model.on_save_checkpoint(checkpoint)
+    saved_hparams = checkpoint["hyper_parameters"]
+    assert saved_hparams["model_name_or_path"] is None and saved_hparams["vit_config"]["hidden_size"] == 32
+    assert checkpoint["pretrained_from"] == str(tiny_vit_dir)
+    rebuilt = ViTClassifier(**{k: v for k, v in saved_hparams.items() if k != "optimizer"})
     rebuilt.load_state_dict(model.state_dict())
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     model.eval(), rebuilt.eval()
@@ -49,15 +54,15 @@ def test_random_init_from_vit_config() -> None:
 
 
 @pytest.mark.parametrize("image_size", [32, 48, 64])
-def test_preprocessing_matches_the_seed_pipeline(image_size: int) -> None:
-    """Device-side resize + scale + normalise equals the seed's PIL Resize + ToTensor + Normalize."""
+def test_preprocessing_matches_the_pil_pipeline(image_size: int) -> None:
+    """Device-side resize + scale + normalise equals torchvision's PIL Resize + ToTensor + Normalize."""
     model = ViTClassifier(class_names=["a", "b"], model_name_or_path=None, vit_config=TINY_VIT, image_size=image_size)
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=generator)
-    seed_transform = v2.Compose(
+    pil_transform = v2.Compose(
         [v2.Resize(image_size), v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)]
     )
-    expected = torch.stack([seed_transform(Image.fromarray(img.permute(1, 2, 0).numpy())) for img in images])
+    expected = torch.stack([pil_transform(Image.fromarray(img.permute(1, 2, 0).numpy())) for img in images])
     actual = model.preprocess(images)
     assert actual.shape == (3, 3, image_size, image_size)
     # PIL resizes in fixed point and rounds to uint8: at most one grey level apart (2/255 after

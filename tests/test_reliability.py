@@ -44,8 +44,9 @@ def test_class_folder_without_images(sample_root: Path, tmp_path: Path, capsys: 
 def test_truncated_download_leaves_nothing(tmp_path: Path, sample_root: Path) -> None:
     from conftest import zip_dataset
 
-    from eurosat_finetune.data import EuroSATDataModule
+    from eurosat_finetune.datamodule import EuroSATDataModule
     from eurosat_finetune.errors import DownloadError
+    from eurosat_finetune.providing import LOCK_NAME
 
     archive = zip_dataset(sample_root, tmp_path / "EuroSAT_RGB.zip").read_bytes()
 
@@ -66,7 +67,7 @@ def test_truncated_download_leaves_nothing(tmp_path: Path, sample_root: Path) ->
     with pytest.raises(DownloadError, match=rf"stopped after {len(archive) // 2} of {len(archive)} bytes"):
         dm.prepare_data()
     server.server_close()
-    assert list(root.iterdir()) == []
+    assert [p.name for p in root.iterdir()] == [LOCK_NAME]
 
 
 def test_bad_checkpoint_paths(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -143,7 +144,7 @@ def test_rerunning_never_overwrites(sample_root: Path, tmp_path: Path, capsys: p
     message = one_line(cli_error(["fit", "--config", str(config), *FAST, *TINY_MODEL, *pinned], capsys))
     assert f"{version_dir(tmp_path, 0)} already holds a run" in message
     fixed = tmp_path / "fixed"
-    args = ["fit", "--config", str(config), *FAST, *TINY_MODEL, "--trainer.callbacks.init_args.dirpath", str(fixed)]
+    args = ["fit", "--config", str(config), *FAST, *TINY_MODEL, "--checkpoint.dirpath", str(fixed)]
     run_cli(args)
     kept = (fixed / "last.ckpt").read_bytes()
     assert f"{fixed} already holds checkpoints" in one_line(cli_error(args, capsys))

@@ -1,0 +1,202 @@
+"""EuroSAT RGB (or any folder of ``<class>/<image>`` files) as a LightningDataModule.
+
+A thin layer over :mod:`.providing` (where the images come from), :mod:`.dataset` (listing,
+verifying, serving uint8 tensors) and :mod:`.splits`. Batches cross the bus as compact uint8 at the
+images' own size; training batches are augmented on the device here, and the model resizes and
+normalises them on the device too.
+"""
+
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from eurosat_finetune.dataset import (
+    ImageListing,
+    LabelledImages,
+    PredictionImages,
+    ReadableImages,
+    collate_predictions,
+    list_images,
+    readable_images,
+)
+from eurosat_finetune.errors import DataNotFoundError, SplitMismatchError
+from eurosat_finetune.images import image_files
+from eurosat_finetune.preprocessing import random_dihedral
+from eurosat_finetune.providing import EUROSAT_RGB_URL, DatasetSource, find_image_folder
+from eurosat_finetune.sampling import EpochSeededSampler, global_seed, step_generator
+from eurosat_finetune.splits import split_fingerprint, stratified_split, stratified_subset
+
+
+class EuroSATDataModule(LightningDataModule):
+    """EuroSAT RGB with a seeded, stratified train/val/test split.
+
+    Args:
+        root: Folder holding the dataset (``EuroSAT_RGB/<Class>``, ``2750/<Class>`` or ``<Class>``
+            folders directly); with ``download`` the archive is fetched and extracted here.
+        download: Download and extract ``url`` into ``root`` when no images are found there.
+        url: Where to download the dataset zip from.
+        md5: Expected md5 of the downloaded zip; null skips the check (the computed md5 is logged).
+        sample_images_per_class: If > 0 and ``root`` holds no images, write a synthetic dataset in
+            EuroSAT layout with this many images per class instead (offline demos and tests; not
+            real data).
+        val_fraction: Fraction of all images held out for validation.
+        test_fraction: Fraction of all images held out for testing.
+        split_seed: Seed of the split alone (not the global seed), so every run sees the same split.
+        train_size: Train on a stratified, seeded subset of the training split: a number of images
+            (int) or a fraction of them (float); null uses all. Validation and test sets are unchanged.
+        allow_split_change: Evaluate a checkpoint even if the data's split differs from the one it
+            was trained with (by default that is refused: test images might have been trained on).
+        skip_unreadable: Leave out images that cannot be decoded, with a warning listing them,
+            instead of stopping with an error that lists them.
+        predict_root: Folder of images (searched recursively) for ``predict``; null predicts the
+            test split.
+        augment: Random flips and 90-degree rotations of training images, on the device (never
+            in validation, test or predict).
+        decode_cache: Decode the images once into a uint8 array (a hidden ``.npy`` file in the
+            dataset folder) and memory-map it in later runs; false decodes every image every epoch.
+        batch_size: Images per batch (per device).
+        num_workers: DataLoader worker processes (they decode images when there is no cache).
+    """
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        download: bool = False,
+        url: str = EUROSAT_RGB_URL,
+        md5: str | None = None,
+        sample_images_per_class: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        split_seed: int = 0,
+        train_size: int | float | None = None,
+        allow_split_change: bool = False,
+        skip_unreadable: bool = False,
+        predict_root: str | Path | None = None,
+        augment: bool = False,
+        decode_cache: bool = True,
+        batch_size: int = 32,
+        num_workers: int = 4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.source = DatasetSource(Path(root), download, url, md5, sample_images_per_class)
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.split_seed = split_seed
+        self.train_size = train_size
+        self.allow_split_change = allow_split_change
+        self.skip_unreadable = skip_unreadable
+        self.predict_root = Path(predict_root) if predict_root is not None else None
+        self.augment = augment
+        self.decode_cache = decode_cache
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    @cached_property
+    def listing(self) -> ImageListing:
+        """Every image of the dataset with its label; the data is downloaded or written first if
+        ``root`` holds none (once, whatever the number of processes), the cache is not built."""
+        return list_images(self.source.image_folder())
+
+    @cached_property
+    def readable(self) -> ReadableImages:
+        """The images that decode, checked against (and served from) the decode cache."""
+        return readable_images(self.listing, self.decode_cache, self.skip_unreadable, self.num_workers)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Class names in label order: the dataset's class folders, alphabetically.
+
+        None when only predicting new images and ``root`` holds no dataset: a checkpoint knows its
+        classes, so prediction needs no labelled data.
+        """
+        return self.listing.class_names if self._uses_labelled_data() else None
+
+    def _uses_labelled_data(self) -> bool:
+        return self.predict_root is None or self.source.can_provide or find_image_folder(self.source.root) is not None
+
+    @cached_property
+    def split_fingerprint(self) -> str:
+        """Identifies the train/val/test split; saved in checkpoints and checked when they are restored."""
+        images = self.readable
+        return split_fingerprint(
+            images.files, images.labels, self.listing.folder, self.val_fraction, self.test_fraction, self.split_seed
+        )
+
+    def prepare_data(self) -> None:
+        """Provide the data and build the decode cache before any process needs them."""
+        if self._uses_labelled_data():
+            _ = self.readable
+
+    def setup(self, stage: str) -> None:
+        """Build the subsets from the seeded stratified split (and the predict set, if any)."""
+        if stage == "predict" and self.predict_root is not None:
+            files = image_files(self.predict_root, recursive=True)
+            if not files:
+                raise DataNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
+            self.predict_dataset = PredictionImages(files)
+            return
+        images = self.readable
+        split = stratified_split(images.labels, self.val_fraction, self.test_fraction, self.split_seed)
+        train = split.train
+        if self.train_size is not None:
+            train = stratified_subset(train, images.labels, self.train_size, self.split_seed)
+        self.train_dataset = LabelledImages(images, train)
+        self.val_dataset = LabelledImages(images, split.val)
+        self.test_dataset = LabelledImages(images, split.test)
+        self.predict_dataset = PredictionImages(self.test_dataset.files)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches on the device, still as uint8 at native size."""
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            generator = step_generator(self.trainer.global_rank, self.trainer.global_step, images.device)
+            return random_dihedral(images, generator), labels
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"split_fingerprint": self.split_fingerprint}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse to evaluate or resume on another split than the checkpoint was trained with."""
+        saved = state_dict.get("split_fingerprint")
+        if saved is None or self.allow_split_change or (self.trainer is not None and self.trainer.predicting):
+            return
+        if saved != self.split_fingerprint:
+            raise SplitMismatchError(
+                f"the checkpoint was trained on split {saved} but data.root={str(self.source.root)!r} with "
+                f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
+                f"split_seed={self.split_seed} gives split {self.split_fingerprint}: its test images may "
+                "have been trained on. Use the data and split options of the training run, or set "
+                "data.allow_split_change=true to evaluate anyway"
+            )
+
+    def _loader(
+        self, dataset: Dataset, sampler: Sampler | None = None, collate_fn: Callable | None = None
+    ) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_fn,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, sampler=EpochSeededSampler(self.train_dataset, global_seed()))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_dataset, collate_fn=collate_predictions)

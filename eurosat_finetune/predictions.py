@@ -1,0 +1,91 @@
+"""``eurosat predict``'s CSV: one row per image, merged from every process."""
+
+import csv
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from eurosat_finetune.errors import OutputError
+from eurosat_finetune.runs import RunFolderCallback
+
+
+class PredictionWriter(RunFolderCallback, BasePredictionWriter):
+    """Write ``eurosat predict`` results to a CSV: path, predicted class, its probability, then one
+    probability column per class, sorted by path. Unreadable files are listed in a warning.
+
+    Each process streams its rows to a part file as batches come; at the end the global rank 0
+    process merges the parts into the CSV, so a multi-GPU predict loses no rows.
+
+    Args:
+        output: CSV file to write; null writes ``predictions.csv`` in the run folder. An existing
+            file is never overwritten.
+    """
+
+    def __init__(self, output: str | Path | None = None) -> None:
+        super().__init__(write_interval="batch")
+        self.output = output
+        self._rows: Any = None
+        self._unreadable: Any = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.output) if self.output is not None else self.run_folder / "predictions.csv"
+
+    def _part(self, rank: int, kind: str) -> Path:
+        return self.path.with_name(f".{self.path.name}.rank{rank}.{kind}")
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.path.exists():
+            raise OutputError(f"{self.path} already exists; choose another --predictions.output or move the old file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._rows = open(self._part(trainer.global_rank, "csv"), "w", newline="")  # noqa: SIM115 (until the end)
+        self._unreadable = open(self._part(trainer.global_rank, "unreadable"), "w")  # noqa: SIM115
+
+    def write_on_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        prediction: Any,
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        rows = csv.writer(self._rows)
+        probs = prediction["probs"].float().cpu().numpy()
+        for path, row in zip(prediction["paths"], probs, strict=True):
+            best = int(row.argmax())
+            rows.writerow([path, pl_module.class_names[best], f"{row[best]:.6f}", *(f"{p:.6f}" for p in row)])
+        self._unreadable.writelines(f"{path}\n" for path in prediction["unreadable"])
+
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._rows.close()
+        self._unreadable.close()
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            self._merge(trainer.world_size, pl_module.class_names)
+        trainer.strategy.barrier()
+
+    def _merge(self, world_size: int, class_names: list[str]) -> None:
+        rows, unreadable = [], []
+        for rank in range(world_size):
+            with open(self._part(rank, "csv"), newline="") as f:
+                rows += list(csv.reader(f))
+            unreadable += self._part(rank, "unreadable").read_text().splitlines()
+        tmp = self._part(0, "merged")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "predicted_class", "probability", *class_names])
+            writer.writerows(sorted(rows))
+        os.replace(tmp, self.path)
+        for rank in range(world_size):
+            self._part(rank, "csv").unlink()
+            self._part(rank, "unreadable").unlink()
+        if unreadable:
+            listing = ", ".join(sorted(unreadable))
+            warnings.warn(f"skipped {len(unreadable)} unreadable image(s), not in {self.path}: {listing}", stacklevel=1)
+        print(f"Predictions written to {self.path}")

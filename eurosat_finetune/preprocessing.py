@@ -1,0 +1,53 @@
+"""The pixel path, in one place: what training, augmentation and the Hugging Face export agree on.
+
+Images travel as uint8 ``(3, H, W)`` tensors at their stored size (64x64 for EuroSAT). On the device,
+training batches get a random dihedral view (:func:`random_dihedral`); then every batch is resized to
+the model's input size, scaled to [0, 1] and normalised (:func:`to_model_input`). The exported image
+processor (:func:`image_processor`) does the same three steps on the CPU, so ``transformers.pipeline``
+feeds the model what training fed it.
+"""
+
+from collections.abc import Sequence
+
+import torch
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+from transformers import ViTImageProcessor
+from transformers.image_utils import PILImageResampling
+
+
+def to_model_input(images: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """A uint8 ``(B, 3, H, W)`` batch as the model's float input: resized (bilinear, antialiased) to
+    ``size`` x ``size``, scaled to [0, 1], normalised with ``mean`` and ``std``."""
+    pixels = TF.to_dtype(images, torch.float32, scale=True)
+    if pixels.shape[-2:] != (size, size):
+        pixels = TF.resize(pixels, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.normalize(pixels, list(mean), list(std))
+
+
+def image_processor(size: int, mean: Sequence[float], std: Sequence[float]) -> ViTImageProcessor:
+    """The Hugging Face image processor that does what :func:`to_model_input` does."""
+    return ViTImageProcessor(
+        do_resize=True,
+        size={"height": size, "width": size},
+        resample=PILImageResampling.BILINEAR,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=list(mean),
+        image_std=list(std),
+    )
+
+
+def random_dihedral(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Apply to each image of a ``(B, C, H, W)`` batch a random one of the 8 symmetries of a top-down
+    view (flips and 90-degree rotations), drawn per image."""
+    # a transpose (square images only), a horizontal and a vertical flip, each with probability 1/2,
+    # compose to each symmetry equally often; torchvision's v2 transforms draw once per batch instead
+    ops = [lambda x: x.flip(-1), lambda x: x.flip(-2)]
+    if images.shape[-1] == images.shape[-2]:
+        ops.insert(0, lambda x: x.transpose(-1, -2))
+    for op in ops:
+        chosen = torch.rand(len(images), device=images.device, generator=generator) < 0.5
+        images = torch.where(chosen[:, None, None, None], op(images), images)
+    return images

@@ -1,0 +1,96 @@
+"""Where a dataset folder comes from: found under ``data.root``, downloaded and extracted, or written
+as a synthetic sample; exactly once, whichever and however many processes ask (see :mod:`.once`)."""
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from eurosat_finetune.download import download_file, extract_zip
+from eurosat_finetune.errors import DataNotFoundError, DownloadError
+from eurosat_finetune.images import image_files
+from eurosat_finetune.once import made_once
+from eurosat_finetune.sample_data import SAMPLE_TMP_NAME, write_sample_dataset
+
+log = logging.getLogger(__name__)
+
+EUROSAT_RGB_URL = "https://zenodo.org/records/7711810/files/EuroSAT_RGB.zip?download=1"
+"""EuroSAT RGB on Zenodo (record 7711810), layout ``EuroSAT_RGB/<Class>/<Class>_<n>.jpg``."""
+
+DATASET_FOLDERS = ("EuroSAT_RGB", "2750")
+"""Top-level folders of the two published EuroSAT RGB zips (Zenodo's and the older ``EuroSAT.zip``)."""
+
+LOCK_NAME = ".eurosat-data.lock"
+
+
+def find_image_folder(root: Path) -> Path | None:
+    """Return the folder whose sub-folders are the classes, or None if ``root`` holds no dataset.
+
+    Accepts ``root/EuroSAT_RGB/<Class>``, ``root/2750/<Class>`` and ``root/<Class>``. Reads only.
+    """
+    for name in DATASET_FOLDERS:
+        if (root / name).is_dir():
+            return root / name
+    if root.is_dir() and any(d.is_dir() and not d.name.startswith(".") and image_files(d) for d in root.iterdir()):
+        return root
+    return None
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """The ``data.*`` options that say where the images are and how to get them."""
+
+    root: Path
+    download: bool
+    url: str
+    md5: str | None
+    sample_images_per_class: int
+
+    @property
+    def can_provide(self) -> bool:
+        return self.download or self.sample_images_per_class > 0
+
+    @property
+    def archive_path(self) -> Path:
+        """Where a downloaded zip is kept (its name taken from the url)."""
+        return self.root / (Path(self.url.split("?", 1)[0]).name or "dataset.zip")
+
+    def image_folder(self) -> Path:
+        """The folder of ``<class>/<image>`` files: found, else downloaded or generated, once."""
+        if find_image_folder(self.root) is None and not self.can_provide:
+            raise DataNotFoundError(
+                f"no images found under data.root={str(self.root)!r} (looked for "
+                f"{' and '.join(str(self.root / n) for n in DATASET_FOLDERS)} and for class folders in "
+                f"{self.root}). Set data.download=true to fetch {self.url}, or point data.root at a "
+                "folder of <class>/<image> files"
+            )
+        what = "writing the sample dataset" if self.sample_images_per_class > 0 else f"downloading {self.url}"
+        find = lambda: find_image_folder(self.root)  # noqa: E731
+        return made_once(self.root / LOCK_NAME, find, self._make, f"{what} in {self.root}")
+
+    def _make(self) -> Path:
+        """Runs under the lock, so whatever temporary files exist were left by a killed process."""
+        if self.sample_images_per_class > 0:
+            shutil.rmtree(self.root / SAMPLE_TMP_NAME, ignore_errors=True)
+            log.info("Writing a synthetic sample dataset to %s", self.root)
+            return write_sample_dataset(self.root, self.sample_images_per_class)
+        return self._download_and_extract()
+
+    def _download_and_extract(self) -> Path:
+        downloaded = not self.archive_path.is_file()
+        if downloaded:
+            log.info("Downloading %s to %s", self.url, self.archive_path)
+            download_file(self.url, self.archive_path, self.md5)
+        try:
+            extract_zip(self.archive_path, self.root)
+        except DownloadError:
+            if downloaded:  # ours and useless; an archive the user placed there is never deleted
+                self.archive_path.unlink()
+            raise
+        folder = find_image_folder(self.root)
+        if folder is None:
+            raise DataNotFoundError(
+                f"{self.archive_path} extracted into {self.root}, but no <class>/<image> folders "
+                "were found there; check data.url"
+            )
+        return folder
