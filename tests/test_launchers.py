@@ -1,0 +1,111 @@
+"""Data is provided once however the processes are launched: torchrun ranks, independent jobs, a killed one.
+
+Each test starts real processes from a fresh folder and reads the messages the package prints when it
+writes data ("Writing a synthetic sample dataset", "Downloading", "Decoding ... once"): each must
+appear exactly once, whichever process printed it.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO, zip_dataset
+
+from eurosat_finetune.download import md5sum
+from eurosat_finetune.providing import LOCK_NAME
+from eurosat_finetune.sample_data import SAMPLE_TMP_NAME
+
+TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2"]
+DDP_ON_CPU = ["--config", str(REPO / "configs" / "ddp.yaml"), "--trainer.accelerator=cpu", "--trainer.devices=2"]
+QUICK = ["--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def run(command: list[str], cwd: Path) -> str:
+    """Run ``command`` to completion; return its stdout and stderr together, failing on a non-zero exit."""
+    result = subprocess.run(command, cwd=cwd, env=OFFLINE, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return output
+
+
+def test_torchrun_writes_the_sample_data_once(tmp_path: Path) -> None:
+    demo = ["--config", str(REPO / "configs" / "demo.yaml"), "--data.sample_images_per_class=30"]
+    output = run([*TORCHRUN, "-m", "eurosat_finetune", "fit", *demo, *DDP_ON_CPU, *QUICK], cwd=tmp_path)
+    assert output.count("Writing a synthetic sample dataset") == 1, output[-4000:]
+    assert output.count("Decoding 300 images once") == 1
+    data = tmp_path / "data" / "demo"
+    assert len(list((data / "EuroSAT_RGB").rglob("*.jpg"))) == 300
+    assert sorted(p.name for p in data.iterdir()) == [LOCK_NAME, "EuroSAT_RGB"]  # no temporary folder left
+    runs = tmp_path / "runs" / "demo"
+    assert [p.name for p in runs.iterdir()] == ["version_0"]
+    assert sorted(p.name for p in (runs / "version_0" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_torchrun_downloads_once(sample_root: Path, tmp_path: Path, serve_dir) -> None:
+    archive = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
+    configs = ["--config", str(REPO / "configs" / "fit.yaml"), "--config", str(REPO / "configs" / "tiny_vit.yaml")]
+    download = [f"--data.url={serve_dir(archive.parent)}/EuroSAT_RGB.zip", f"--data.md5={md5sum(archive)}"]
+    work = tmp_path / "fresh"
+    work.mkdir()
+    command = [*TORCHRUN, "-m", "eurosat_finetune", "fit", *configs, *download, *DDP_ON_CPU, *QUICK]
+    output = run([*command, "--data.num_workers=0", "--data.batch_size=16"], cwd=work)
+    assert output.count("Downloading http://127.0.0.1") == 1, output[-4000:]
+    assert output.count("Decoding 200 images once") == 1
+    data = work / "data"
+    assert (data / "EuroSAT_RGB.zip").read_bytes() == archive.read_bytes()
+    assert len(list((data / "EuroSAT_RGB").rglob("*.jpg"))) == 200
+    assert sorted(p.name for p in data.iterdir()) == [LOCK_NAME, "EuroSAT_RGB", "EuroSAT_RGB.zip"]
+    assert (work / "runs" / "eurosat" / "version_0" / "huggingface" / "config.json").is_file()
+
+
+def test_two_jobs_started_together_share_one_fresh_root(tmp_path: Path) -> None:
+    root = tmp_path / "shared-data"
+    logs = {name: tmp_path / f"{name}.log" for name in ("job_a", "job_b")}
+    jobs = []
+    for name, log in logs.items():
+        command = [sys.executable, "-m", "eurosat_finetune", "fit", "--config", str(REPO / "configs" / "demo.yaml")]
+        command += [f"--data.root={root}", "--data.sample_images_per_class=30", "--trainer.accelerator=cpu"]
+        command += [f"--trainer.logger.init_args.save_dir={name}", *QUICK]
+        with open(log, "w") as out:  # the child keeps its own copy of the file descriptor
+            jobs.append(subprocess.Popen(command, cwd=tmp_path, env=OFFLINE, stdout=out, stderr=subprocess.STDOUT))
+    for job, log in zip(jobs, logs.values(), strict=True):
+        assert job.wait(timeout=600) == 0, log.read_text()[-4000:]
+    output = "".join(log.read_text() for log in logs.values())
+    assert output.count("Writing a synthetic sample dataset") == 1, output[-4000:]
+    assert output.count("Decoding 300 images once") == 1
+    assert len(list((root / "EuroSAT_RGB").rglob("*.jpg"))) == 300
+    for name in logs:
+        assert (tmp_path / name / "demo" / "version_0" / "checkpoints" / "best.ckpt").is_file()
+
+
+PROVIDE = """
+import sys
+from pathlib import Path
+from eurosat_finetune.providing import DatasetSource
+source = DatasetSource(Path(sys.argv[1]), False, "", None, int(sys.argv[2]))
+print(source.image_folder())
+"""
+
+
+def test_a_process_killed_while_writing_blocks_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    writer = subprocess.Popen([sys.executable, "-c", PROVIDE, str(root), "5000"], env=OFFLINE)
+    partial = root / SAMPLE_TMP_NAME
+    deadline = time.monotonic() + 120
+    while not list(partial.glob("*/*.jpg")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.send_signal(signal.SIGKILL)  # as kill -9 or a node failure would: no cleanup
+    writer.wait()
+    assert list(partial.glob("*/*.jpg")) and (root / LOCK_NAME).is_file()  # a half-written sample, a lock file
+
+    result = subprocess.run(
+        [sys.executable, "-c", PROVIDE, str(root), "20"], env=OFFLINE, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == str(root / "EuroSAT_RGB")
+    assert len(list((root / "EuroSAT_RGB").rglob("*.jpg"))) == 200
+    assert not partial.exists()
