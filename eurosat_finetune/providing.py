@@ -4,6 +4,7 @@ as a synthetic sample; exactly once, whichever and however many processes ask (s
 import logging
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from eurosat_finetune.download import download_file, extract_zip
@@ -65,7 +66,7 @@ class DatasetSource:
                 "folder of <class>/<image> files"
             )
         what = "writing the sample dataset" if self.sample_images_per_class > 0 else f"downloading {self.url}"
-        find = lambda: find_image_folder(self.root)  # noqa: E731
+        find = partial(find_image_folder, self.root)
         return made_once(self.root / LOCK_NAME, find, self._make, f"{what} in {self.root}")
 
     def _make(self) -> Path:
