@@ -176,3 +176,34 @@ def test_odd_images_are_converted_and_resized(dataset: Path, mode: str, decode_c
     if mode in ("L", "I;16"):
         np.testing.assert_allclose(image[0], np.asarray(rgb.convert("L")), atol=1)
         np.testing.assert_array_equal(image[0], image[2])
+
+
+def test_dataloader_workers(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """num_workers=2, as configs/fit.yaml uses workers: the cache built by workers equals the files, a fit
+    trains from the memory-mapped cache in workers, predict runs in workers, and an unreadable image met
+    inside a worker (no cache) is still one line naming it."""
+    from conftest import run_cli
+
+    workers = [*FAST, "--data.num_workers=2", "--trainer.max_epochs=1", "--trainer.logger=CSVLogger"]
+    workers += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
+    run_cli(["fit", *workers, f"--data.root={dataset.parent}", f"--trainer.logger.save_dir={tmp_path / 'logs'}"])
+    files = list_images(dataset).files
+    cache, status = load_cache(files, dataset)
+    assert (status == 0).all()
+    for i in (0, 101, 199):
+        np.testing.assert_array_equal(cache[i], read_image(files[i]).numpy())
+    run_dir = tmp_path / "logs" / "lightning_logs" / "version_0"
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+
+    output = tmp_path / "predictions.csv"
+    best = ["--ckpt_path", str(run_dir / "checkpoints" / "best.ckpt")]
+    predict = ["predict", *workers, f"--data.root={dataset.parent}", f"--trainer.logger.save_dir={tmp_path / 'logs'}"]
+    run_cli([*predict, f"--predictions.output={output}", *best])
+    assert len(output.read_text().splitlines()) == 1 + 40  # header + the 20% test split, each image once
+
+    broken = dataset / "Forest" / "Forest_7.jpg"
+    broken.write_bytes(b"not a jpeg")
+    no_cache = [*workers, f"--data.root={dataset.parent}", "--data.decode_cache=false"]
+    message = cli_error(["fit", *no_cache, f"--trainer.logger.save_dir={tmp_path / 'logs2'}"], capsys)
+    assert message.startswith(f"eurosat: error: cannot read {broken}") and message.count("\n") == 1, message
+    assert "data.skip_unreadable=true" in message
