@@ -1,5 +1,6 @@
 """The ``eurosat`` command: LightningCLI over :class:`ViTClassifier` and :class:`EuroSATDataModule`."""
 
+import contextlib
 import logging
 import sys
 import tempfile
@@ -18,11 +19,15 @@ from eurosat_finetune.export import HuggingFaceExport
 from eurosat_finetune.model import ViTClassifier
 from eurosat_finetune.predictions import PredictionWriter
 from eurosat_finetune.report import EvaluationReport
-from eurosat_finetune.runs import run_folder
+from eurosat_finetune.resume import continue_resumed_run, keep_earlier_metrics, resume_number, resumed_config_name
+from eurosat_finetune.runs import RunFolderCallback, run_folder
 from eurosat_finetune.samples import ValidationSamples
 
 # --ckpt_path values that Lightning resolves itself rather than reading a file.
 SPECIAL_CKPT_PATHS = frozenset({"last", "best", "hpc", "registry"})
+
+# The built-in ModelCheckpoint groups: best.ckpt and last.ckpt.
+CHECKPOINT_KEYS = ("checkpoint", "last_checkpoint")
 
 # Files a run leaves in its run folder; a new fit must not write among them.
 RUN_FILES = ("config.yaml", "hparams.yaml", "metrics.csv", "events.out.tfevents.*", "checkpoints/*.ckpt")
@@ -42,7 +47,8 @@ def check_checkpoint(path: str) -> None:
 
 
 def check_writable(folder: Path, option: str) -> None:
-    """Fail before any work if ``folder`` cannot be created or written to."""
+    """Fail before any work if ``folder`` cannot be created or written to; leave no folder behind."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -51,6 +57,10 @@ def check_writable(folder: Path, option: str) -> None:
         raise OutputError(
             f"cannot write to {folder} ({err.strerror or err}); set {option} to a writable folder"
         ) from None
+    finally:
+        for created in missing:
+            with contextlib.suppress(OSError):  # another process may have written into it meanwhile
+                created.rmdir()
 
 
 class EuroSATCLI(LightningCLI):
@@ -61,13 +71,18 @@ class EuroSATCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        # defined once here, not in every config: keep the best (by val_loss) and the last weights
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.link_arguments("checkpoint.dirpath", "last_checkpoint.dirpath")  # one folder for best and last
+        # defined once here, not in every config: keep the best (by val_loss) and the last weights. The
+        # last get a callback of their own: since Lightning 2.6, save_last=true writes last.ckpt only
+        # at epochs that also saved a top-k checkpoint, so after the best epoch it is a copy of best.ckpt.
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val_loss",
                 "checkpoint.mode": "min",
                 "checkpoint.filename": "best",
-                "checkpoint.save_last": True,
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.enable_version_counter": False,  # overwrite last.ckpt, not last-v1.ckpt
             }
         )
         parser.add_lightning_class_args(EvaluationReport, "report")
@@ -82,26 +97,42 @@ class EuroSATCLI(LightningCLI):
         if ckpt_path and ckpt_path not in SPECIAL_CKPT_PATHS:
             check_checkpoint(ckpt_path)
 
+    def before_instantiate_classes(self) -> None:
+        """A fit resumed from a run's own checkpoint continues that run (see :mod:`.resume`)."""
+        self.resumed_run = continue_resumed_run(self.config.fit) if self.subcommand == "fit" else None
+        if self.resumed_run is not None:
+            self.resume_number = resume_number(self.resumed_run)
+            config_name = resumed_config_name(self.resumed_run, self.resume_number)
+            self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": config_name}
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         keys = self._parser(self.subcommand).callback_keys
         if trainer_config.get("enable_checkpointing") is False:
-            keys = [key for key in keys if key != "checkpoint"]  # Lightning refuses a ModelCheckpoint then
+            keys = [key for key in keys if key not in CHECKPOINT_KEYS]  # Lightning refuses a ModelCheckpoint then
         return self._instantiate_trainer(trainer_config, [self._get(self.config_init, key) for key in keys])
 
     def after_instantiate_classes(self) -> None:
         if self.subcommand is None or rank_zero_only.rank != 0:
             return
         checkpoints = [c for c in self.trainer.callbacks if isinstance(c, ModelCheckpoint)]
-        if len(checkpoints) > 1:
+        built_in = [self._get(self.config_init, key) for key in CHECKPOINT_KEYS]
+        if any(all(c is not ours for ours in built_in) for c in checkpoints):
             raise ConfigError(
-                "trainer.callbacks holds a ModelCheckpoint besides the built-in one; configure that one with "
-                "--checkpoint.* (e.g. --checkpoint.monitor) and remove ModelCheckpoint from trainer.callbacks"
+                "trainer.callbacks holds a ModelCheckpoint besides the built-in ones; configure those with "
+                "--checkpoint.* (best.ckpt) and --last_checkpoint.* (last.ckpt), and remove ModelCheckpoint "
+                "from trainer.callbacks"
+            )
+        if checkpoints and built_in[0].save_last:
+            raise ConfigError(
+                "checkpoint.save_last: last.ckpt is written every epoch by the last_checkpoint group; "
+                "leave checkpoint.save_last unset (configure last.ckpt with --last_checkpoint.*)"
             )
         folder = run_folder(self.trainer)
         check_writable(folder, "trainer.logger.init_args.save_dir (or trainer.default_root_dir)")
+        continuing = self.resumed_run is not None and folder.resolve() == self.resumed_run
         earlier = [p for pattern in RUN_FILES for p in folder.glob(pattern)]
-        if self.subcommand == "fit" and earlier:
+        if self.subcommand == "fit" and earlier and not continuing:
             raise OutputError(
                 f"{folder} already holds a run ({earlier[0].name}); leave trainer.logger.init_args.version "
                 "unset so each run gets a new version folder, or choose another folder"
@@ -116,6 +147,11 @@ class EuroSATCLI(LightningCLI):
                         f"{dirpath} already holds checkpoints of an earlier run; choose another "
                         "--checkpoint.dirpath (or leave it unset), or resume with --ckpt_path"
                     )
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, RunFolderCallback):
+                callback.check_outputs(folder, self.subcommand)
+        if continuing:
+            keep_earlier_metrics(folder, self.resume_number)
 
 
 def build_cli(args: ArgsType = None, run: bool = True) -> EuroSATCLI:
@@ -123,14 +159,18 @@ def build_cli(args: ArgsType = None, run: bool = True) -> EuroSATCLI:
     return EuroSATCLI(ViTClassifier, EuroSATDataModule, args=args, run=run, parser_kwargs={"prog": "eurosat"})
 
 
+# Prints this package's INFO messages; main() points it at the sys.stderr of its call.
+PROGRESS_HANDLER = logging.StreamHandler()
+PROGRESS_HANDLER.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+
+
 def show_progress_messages() -> None:
     """Print this package's INFO messages (downloading, decoding, waiting for another process), as
     Lightning does for its own."""
+    PROGRESS_HANDLER.stream = sys.stderr  # not setStream: it flushes the old one, which may be closed
     logger = logging.getLogger("eurosat_finetune")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        logger.addHandler(handler)
+    if PROGRESS_HANDLER not in logger.handlers:
+        logger.addHandler(PROGRESS_HANDLER)
         logger.setLevel(logging.INFO)
         logger.propagate = False
 

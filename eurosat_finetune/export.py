@@ -39,6 +39,11 @@ def vit_at_input_size(vit: ViTForImageClassification, size: int) -> ViTForImageC
     return resized
 
 
+def check_empty(directory: Path) -> None:
+    if directory.exists() and any(directory.iterdir()):
+        raise OutputError(f"{directory} already holds files; choose another --export.dirpath or move it")
+
+
 def export_huggingface(
     model: "ViTClassifier", directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
 ) -> Path:
@@ -48,8 +53,7 @@ def export_huggingface(
     The directory must not exist yet or be empty: an earlier export is never overwritten.
     """
     directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()):
-        raise OutputError(f"{directory} already holds files; choose another --export.dirpath or remove it")
+    check_empty(directory)
     vit = model.vit
     if state_dict is not None:
         vit = copy.deepcopy(vit)
@@ -77,8 +81,15 @@ class HuggingFaceExport(RunFolderCallback):
         self.after_fit = after_fit
         self.after_test = after_test
 
+    def directory(self, run_folder: Path) -> Path:
+        return Path(self.dirpath) if self.dirpath is not None else run_folder / "huggingface"
+
+    def check_outputs(self, run_folder: Path, subcommand: str) -> None:
+        if (subcommand == "fit" and self.after_fit) or (subcommand == "test" and self.after_test):
+            check_empty(self.directory(run_folder))
+
     def _export(self, pl_module: LightningModule, state_dict: dict | None = None) -> None:
-        path = Path(self.dirpath) if self.dirpath is not None else self.run_folder / "huggingface"
+        path = self.directory(self.run_folder)
         export_huggingface(pl_module, path, state_dict)
         print(f"Hugging Face model written to {path}")
 

@@ -31,16 +31,23 @@ class PredictionWriter(RunFolderCallback, BasePredictionWriter):
         self._rows: Any = None
         self._unreadable: Any = None
 
+    def output_path(self, run_folder: Path) -> Path:
+        return Path(self.output) if self.output is not None else run_folder / "predictions.csv"
+
     @property
     def path(self) -> Path:
-        return Path(self.output) if self.output is not None else self.run_folder / "predictions.csv"
+        return self.output_path(self.run_folder)
+
+    def check_outputs(self, run_folder: Path, subcommand: str) -> None:
+        path = self.output_path(run_folder)
+        if subcommand == "predict" and path.exists():
+            raise OutputError(f"{path} already exists; choose another --predictions.output or move the old file")
 
     def _part(self, rank: int, kind: str) -> Path:
         return self.path.with_name(f".{self.path.name}.rank{rank}.{kind}")
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.path.exists():
-            raise OutputError(f"{self.path} already exists; choose another --predictions.output or move the old file")
+        self.check_outputs(self.run_folder, "predict")  # the CLI checked before; Python callers get it here
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._rows = open(self._part(trainer.global_rank, "csv"), "w", newline="")  # noqa: SIM115 (until the end)
         self._unreadable = open(self._part(trainer.global_rank, "unreadable"), "w")  # noqa: SIM115

@@ -25,6 +25,10 @@ class RunFolderCallback(Callback):
         super().setup(trainer, pl_module, stage)  # cooperative: BasePredictionWriter checks things here
         self.run_folder = run_folder(trainer)
 
+    def check_outputs(self, run_folder: Path, subcommand: str) -> None:
+        """Raise :class:`OutputError` if ``subcommand`` would make this callback overwrite a file; the
+        CLI calls this before any work starts."""
+
 
 def tensorboard(trainer: Trainer) -> Any:
     """The TensorBoard ``SummaryWriter`` of the run, or None if it does not log to TensorBoard."""

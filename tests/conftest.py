@@ -102,7 +102,8 @@ def cli_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
     with pytest.raises(SystemExit) as exit:
         main(args)
     assert exit.value.code == 2, f"eurosat {' '.join(args)} exited with {exit.value.code}"
-    return capsys.readouterr().err
+    lines = capsys.readouterr().err.splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("INFO: "))  # progress messages, not the error
 
 
 def read_metrics(log_dir: Path) -> dict[str, float]:

@@ -7,12 +7,15 @@ import shutil
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from conftest import FAST, REPO, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, write_config
+from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
 
@@ -152,6 +155,52 @@ def test_rerunning_never_overwrites(sample_root: Path, tmp_path: Path, capsys: p
     assert all(p.read_bytes() == content for p, content in first.items())
 
 
+def test_resuming_a_run_keeps_what_it_wrote(sample_root: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)
+    run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL])
+    run = version_dir(tmp_path, 0)
+    first = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    resume = ["fit", "--config", str(config), *FAST, *TINY_MODEL, "--export.after_fit=false"]
+    resume += ["--trainer.max_epochs=2", "--ckpt_path"]
+    run_cli([*resume, str(run / "checkpoints" / "last.ckpt")])
+    assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    assert (run / "config.yaml").read_bytes() == first["config.yaml"]
+    assert (run / "metrics.before-resume1.csv").read_bytes() == first["metrics.csv"]  # CSVLogger deletes it
+    assert read_metrics(run)["epoch"] == 1 and (run / "config.resume1.yaml").is_file()
+
+    run_cli([*resume[:-2], "--trainer.max_epochs=3", "--ckpt_path", "last"])  # Lightning's "last": the latest run
+    assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+    assert (run / "config.resume2.yaml").is_file() and (run / "metrics.before-resume2.csv").is_file()
+
+
+def test_outputs_are_checked_before_any_work(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An existing export or predictions file is refused before the data is even decoded."""
+    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path / "logs", max_epochs=1, limit_train_batches=1)
+    run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL])
+    checkpoint = version_dir(tmp_path / "logs", 0) / "checkpoints" / "best.ckpt"
+    data = tmp_path / "data"  # a copy of the images without their decode cache
+    shutil.copytree(sample_root / "EuroSAT_RGB", data / "EuroSAT_RGB", ignore=shutil.ignore_patterns(".*"))
+    args = ["--config", str(config), *FAST, f"--data.root={data}"]
+
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "model.safetensors").write_text("an earlier export")
+    for command in (["fit", *TINY_MODEL], ["test", "--export.after_test=true", "--ckpt_path", str(checkpoint)]):
+        message = one_line(cli_error([*command, *args, f"--export.dirpath={export}"], capsys))
+        assert f"{export} already holds files; choose another --export.dirpath" in message
+    output = tmp_path / "predictions.csv"
+    output.write_text("earlier predictions")
+    predict = ["predict", *args, f"--predictions.output={output}", "--ckpt_path", str(checkpoint)]
+    message = one_line(cli_error(predict, capsys))
+    assert f"{output} already exists; choose another --predictions.output" in message
+
+    assert not list(data.rglob(".*")) and output.read_text() == "earlier predictions"
+    assert [p.name for p in export.iterdir()] == ["model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "logs" / "lightning_logs").iterdir()) == ["version_0"]
+
+
 def test_unwritable_output_fails_before_training(
     sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -163,35 +212,57 @@ def test_unwritable_output_fails_before_training(
     assert blocker.read_text() == "not a folder"
 
 
-def test_killed_fit_resumes_to_the_same_weights(sample_root: Path, tmp_path: Path) -> None:
-    """Kill -9 a fit in its second epoch, resume from last.ckpt: same weights and metrics as never stopped."""
+def test_killed_fit_resumes_into_its_own_run(sample_root: Path, tmp_path: Path) -> None:
+    """Kill -9 a fit after its best epoch, resume from its last.ckpt: the run continues in its own folder
+    and TensorBoard run, and ends with the same weights, best.ckpt and export as a run never interrupted."""
+    # the learning rate jumps 30x after epoch 2, so val_loss is lowest at epoch 2 and worse after
     common = [*FAST, *TINY_MODEL, "--seed_everything=7", "--trainer.deterministic=true", "--data.augment=true"]
-    straight = write_config(tmp_path / "straight.yaml", sample_root, tmp_path / "straight", max_epochs=2)
-    run_cli(["fit", "--config", str(straight), *common])
+    common += ["--model.optimizer=AdamW", "--model.optimizer.lr=0.01", "--model.scheduler=StepLR"]
+    common += ["--model.scheduler.step_size=3", "--model.scheduler.gamma=30", "--trainer.logger=TensorBoardLogger"]
+    fit = [sys.executable, "-m", "eurosat_finetune", "fit", f"--data.root={sample_root}", "--trainer.max_epochs=5"]
+    fit += common
 
-    killed = write_config(tmp_path / "killed.yaml", sample_root, tmp_path / "killed", max_epochs=2)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "helpers"), os.environ.get("PYTHONPATH", "")]),
-    }
-    command = [sys.executable, "-m", "eurosat_finetune", "fit", "--config", str(killed), *common]
-    command += ["--trainer.callbacks+=kill.KillAtStep", "--trainer.callbacks.step=13"]  # 9 steps an epoch
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    run_cli([*fit[3:], f"--trainer.logger.save_dir={tmp_path / 'straight'}"])
+    straight = version_dir(tmp_path / "straight", 0)
+    val_losses = tensorboard_scalars(straight, "val_loss")
+    assert len(val_losses) == 5 and min(val_losses) == val_losses[2] < min(val_losses[3:]), val_losses
+    steps_per_epoch = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] // 5
+
+    fit += [f"--trainer.logger.save_dir={tmp_path / 'killed'}"]
+    helpers = os.pathsep.join([str(REPO / "tests" / "helpers"), os.environ.get("PYTHONPATH", "")])
+    kill = ["--trainer.callbacks+=kill.KillAtStep", f"--trainer.callbacks.step={3 * steps_per_epoch + 3}"]
+    env = {**os.environ, "PYTHONPATH": helpers}
+    result = subprocess.run([*fit, *kill], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == -9, result.stderr[-2000:]
-    last = version_dir(tmp_path / "killed", 0) / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["epoch"] == 0
+    run = version_dir(tmp_path / "killed", 0)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+    assert not (run / "huggingface").exists()
 
-    resumed = write_config(tmp_path / "resumed.yaml", sample_root, tmp_path / "resumed", max_epochs=2)
-    run_cli(["fit", "--config", str(resumed), *common, "--ckpt_path", str(last)])
-    expected = torch.load(version_dir(tmp_path / "straight", 0) / "checkpoints" / "last.ckpt", weights_only=True)
-    actual = torch.load(version_dir(tmp_path / "resumed", 0) / "checkpoints" / "last.ckpt", weights_only=True)
-    assert actual["global_step"] == expected["global_step"] == 18
-    for key, value in expected["state_dict"].items():
-        torch.testing.assert_close(actual["state_dict"][key], value, rtol=0, atol=0, msg=key)
-    straight_metrics = read_metrics(version_dir(tmp_path / "straight", 0))
-    resumed_metrics = read_metrics(version_dir(tmp_path / "resumed", 0))
-    assert resumed_metrics["val_loss"] == straight_metrics["val_loss"]
-    assert resumed_metrics["val_acc"] == straight_metrics["val_acc"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_cli([*fit[3:], "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
+    assert not [w for w in caught if "dirpath has changed" in str(w.message)]
+    assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]
+    for name, epoch in (("last", 4), ("best", 2)):
+        expected = torch.load(straight / "checkpoints" / f"{name}.ckpt", weights_only=True)
+        actual = torch.load(run / "checkpoints" / f"{name}.ckpt", weights_only=True)
+        assert actual["epoch"] == expected["epoch"] == epoch
+        for key, value in expected["state_dict"].items():
+            torch.testing.assert_close(actual["state_dict"][key], value, rtol=0, atol=0, msg=key)
+    exported, reference = (load_file(d / "huggingface" / "model.safetensors") for d in (run, straight))
+    for key, value in reference.items():
+        torch.testing.assert_close(exported[key], value, rtol=0, atol=0, msg=key)
+    # one TensorBoard run, with an event file from each process; the first config is kept
+    assert len(list(run.glob("events.out.tfevents.*"))) == 2
+    assert tensorboard_scalars(run, "val_loss") == val_losses
+    assert (run / "config.yaml").is_file() and (run / "config.resume1.yaml").is_file()
+
+
+def tensorboard_scalars(run: Path, tag: str) -> list[float]:
+    """The values TensorBoard shows for ``tag`` in a run folder, in step order (all event files read)."""
+    events = EventAccumulator(str(run))
+    events.Reload()
+    return [event.value for event in sorted(events.Scalars(tag), key=lambda event: event.step)]
 
 
 def test_ddp_on_two_cpu_processes_matches_one_process(sample_root: Path, tmp_path: Path) -> None:
