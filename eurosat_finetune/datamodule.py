@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eurosat_finetune.dataset import (
@@ -192,11 +193,22 @@ class EuroSATDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, sampler=EpochSeededSampler(self.train_dataset, global_seed()))
 
+    def _each_image_once(self, dataset: Dataset) -> Sampler | None:
+        """Under DDP, every n-th image for this process, so each is evaluated exactly once: Lightning's
+        DistributedSampler would pad the set with duplicates up to a multiple of the process count,
+        and they would count twice in the metrics. (Processes then differ by up to one batch, which
+        evaluation allows: nothing is synced per step.)"""
+        if self.trainer is None or self.trainer.world_size == 1:
+            return None
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset)
+        return self._loader(self.val_dataset, sampler=self._each_image_once(self.val_dataset))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset)
+        return self._loader(self.test_dataset, sampler=self._each_image_once(self.test_dataset))
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.predict_dataset, collate_fn=collate_predictions)
+        sampler = self._each_image_once(self.predict_dataset)
+        return self._loader(self.predict_dataset, sampler=sampler, collate_fn=collate_predictions)

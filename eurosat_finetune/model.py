@@ -15,7 +15,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 from transformers import AutoImageProcessor, ViTConfig, ViTForImageClassification, ViTImageProcessor
 
@@ -114,6 +114,9 @@ class ViTClassifier(LightningModule):
                 "macro_f1": MulticlassF1Score(num_classes, average="macro"),
             }
         )
+        # losses averaged over images, synced by torchmetrics, so every process count gives the same value
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
         self.train_metrics = metrics.clone(prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
@@ -162,7 +165,8 @@ class ViTClassifier(LightningModule):
         images, labels = batch
         logits = self(images)
         self.val_metrics.update(logits, labels)
-        self.log("val_loss", self.criterion(logits, labels), prog_bar=True, sync_dist=True)
+        self.val_loss.update(self.criterion(logits, labels), weight=len(labels))
+        self.log("val_loss", self.val_loss, prog_bar=True)
         self.log_dict(self.val_metrics, prog_bar=True)
         return {"preds": logits.argmax(dim=-1)}
 
@@ -171,7 +175,8 @@ class ViTClassifier(LightningModule):
         logits = self(images)
         self.test_metrics.update(logits, labels)
         self.test_confusion.update(logits, labels)
-        self.log("test_loss", self.criterion(logits, labels), sync_dist=True)
+        self.test_loss.update(self.criterion(logits, labels), weight=len(labels))
+        self.log("test_loss", self.test_loss)
         self.log_dict(self.test_metrics)
 
     def on_test_epoch_end(self) -> None:

@@ -1,5 +1,6 @@
 """Every failure a user can cause gives one clear line and loses nothing; runs resume; DDP works."""
 
+import csv
 import http.server
 import json
 import os
@@ -265,31 +266,44 @@ def tensorboard_scalars(run: Path, tag: str) -> list[float]:
     return [event.value for event in sorted(events.Scalars(tag), key=lambda event: event.step)]
 
 
-def test_ddp_on_two_cpu_processes_matches_one_process(sample_root: Path, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path / "ddp", max_epochs=1)
-    ddp = ["--config", str(config), "--config", str(REPO / "configs" / "ddp.yaml"), *TINY_MODEL]
-    ddp += ["--trainer.accelerator=cpu", "--trainer.devices=2", "--data.num_workers=0", "--data.batch_size=16"]
-    ddp += ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+def test_ddp_on_two_cpu_processes_counts_every_image_once(sample_root: Path, tmp_path: Path) -> None:
+    """Fit, test and predict on 2 CPU processes with val and test sets of 21 images (odd, and uneven
+    batches: 11 + 10 images in batches of 5): the metrics equal one process's, nothing counts twice."""
+    data = [f"--data.root={sample_root}", "--data.val_fraction=0.105", "--data.test_fraction=0.105"]
+    data += ["--data.num_workers=0", "--data.batch_size=5"]
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+    def logged(name: str) -> list[str]:
+        return ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path / name}", *data, *quiet]
+
+    ddp = ["--config", str(REPO / "configs" / "ddp.yaml"), "--trainer.accelerator=cpu", "--trainer.devices=2"]
     best = version_dir(tmp_path / "ddp", 0) / "checkpoints" / "best.ckpt"
-    for args in (["fit"], ["test", "--ckpt_path", str(best)]):
-        command = [sys.executable, "-m", "eurosat_finetune", args[0], *ddp, *args[1:]]
+    predictions = tmp_path / "predictions.csv"
+    for args in (
+        ["fit", "--trainer.max_epochs=1", *TINY_MODEL],
+        ["test", "--ckpt_path", str(best)],
+        ["predict", "--ckpt_path", str(best), f"--predictions.output={predictions}"],
+    ):
+        command = [sys.executable, "-m", "eurosat_finetune", *args, *ddp, *logged("ddp")]
         result = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
-    run_dirs = sorted((tmp_path / "ddp" / "lightning_logs").iterdir())
-    assert [d.name for d in run_dirs] == ["version_0", "version_1"]  # rank 1 wrote no run folders of its own
-    assert (run_dirs[1] / "confusion_matrix.png").is_file() and (run_dirs[0] / "huggingface").is_dir()
-    ddp_acc = read_metrics(run_dirs[1])["test_acc"]
+    runs = sorted((tmp_path / "ddp" / "lightning_logs").iterdir())
+    assert [d.name for d in runs] == ["version_0", "version_1", "version_2"]  # rank 1 wrote no run folders
+    assert (runs[1] / "confusion_matrix.png").is_file() and (runs[0] / "huggingface").is_dir()
 
-    single = tmp_path / "single"
-    run_cli(
-        [
-            "test",
-            *FAST,
-            f"--data.root={sample_root}",
-            "--trainer.logger=CSVLogger",
-            f"--trainer.logger.save_dir={single}",
-            "--ckpt_path",
-            str(best),
-        ]
-    )
-    assert read_metrics(version_dir(single, 0))["test_acc"] == pytest.approx(ddp_acc, abs=1e-7)
+    run_cli(["validate", "--trainer.accelerator=cpu", "--ckpt_path", str(best), *logged("single")])
+    run_cli(["test", "--trainer.accelerator=cpu", "--ckpt_path", str(best), *logged("single")])
+    fit, test = read_metrics(runs[0]), read_metrics(runs[1])
+    single_val, single_test = (read_metrics(version_dir(tmp_path / "single", n)) for n in (0, 1))
+    test_keys = [key for key in single_test if key.startswith("test_")]
+    assert len(test_keys) == 4 + 10  # loss, acc, macro_acc, macro_f1 and a per-class accuracy per class
+    for key in test_keys:
+        assert test[key] == pytest.approx(single_test[key], rel=1e-6, abs=1e-7), key
+    for key in ("val_loss", "val_acc", "val_macro_acc", "val_macro_f1"):
+        assert fit[key] == pytest.approx(single_val[key], rel=1e-6, abs=1e-7), key
+    report = json.loads((runs[1] / "classification_report.json").read_text())
+    assert report["macro avg"]["support"] == 21  # the confusion matrix counts each test image once
+
+    with open(predictions, newline="") as f:
+        paths = [row["path"] for row in csv.DictReader(f)]
+    assert len(paths) == len(set(paths)) == 21
