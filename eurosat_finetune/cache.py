@@ -2,9 +2,11 @@
 
 EuroSAT RGB decodes to 27,000 x 3 x 64 x 64 bytes (330 MB). Decoding the JPEGs again every epoch
 costs more CPU than a fine-tune on a fast GPU can wait for; reading the array costs almost nothing.
-The cache is a hidden file inside the dataset folder, next to the class folders. Its name is keyed by
-the file list with sizes and modification times (a changed dataset gets a new cache), and it is
-written under a temporary name and renamed only when complete, so no reader sees a half-written cache.
+The cache is a hidden file inside the dataset folder, next to the class folders; if that folder is
+read-only (datasets on clusters often are), in a per-user cache folder; or where ``data.cache_dir``
+says. Its name is keyed by the file list with sizes and modification times (a changed dataset gets a
+new cache), and it is written under a temporary name and renamed only when complete, so no reader
+sees a half-written cache.
 One process builds it while any others wait (:mod:`.once`), so the temporary names can be fixed: a
 build killed half way leaves a file that the next build simply overwrites.
 """
@@ -13,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from eurosat_finetune.errors import UnreadableImageError
+from eurosat_finetune.errors import OutputError, UnreadableImageError, UserError
 from eurosat_finetune.images import UNREADABLE_ERRORS, read_image, read_image_at
 from eurosat_finetune.once import made_once
 
@@ -40,9 +43,46 @@ CACHE_PREFIX = ".decoded-uint8-"
 LOCK_NAME = ".decode-cache.lock"
 
 
-def cache_path(files: Sequence[Path], folder: Path) -> Path:
-    """Where the cache of ``files`` (all under ``folder``) lives: in ``folder``, beside the classes."""
-    return folder / f"{CACHE_PREFIX}{cache_key(files, folder)}.npy"
+def cache_name(files: Sequence[Path], folder: Path) -> str:
+    """The cache file's name for ``files`` (all under ``folder``)."""
+    return f"{CACHE_PREFIX}{cache_key(files, folder)}.npy"
+
+
+def user_cache_dir() -> Path:
+    """The per-user cache folder, where torch and Hugging Face keep theirs too:
+    ``$XDG_CACHE_HOME/eurosat-finetune``, by default ``~/.cache/eurosat-finetune``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eurosat-finetune"
+
+
+def writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (made if missing). Tried rather than read from the
+    permission bits, which say nothing about read-only mounts and too little about root."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def cache_folder(dataset_folder: Path, cache_dir: Path | None) -> Path | None:
+    """Where to build the cache: ``cache_dir`` if given, else beside the images if that folder is
+    writable, else the per-user cache folder; None if none of them can be written."""
+    if cache_dir is not None:
+        if not writable(cache_dir):
+            raise OutputError(
+                f"cannot write the decode cache to data.cache_dir={str(cache_dir)!r}; give a writable "
+                "folder (or leave it unset), or set data.decode_cache=false to decode images every epoch"
+            )
+        return cache_dir
+    if writable(dataset_folder):
+        return dataset_folder
+    user_folder = user_cache_dir()
+    if writable(user_folder):
+        message = "%s is read-only; the decode cache goes to %s (data.cache_dir sets another)"
+        log.info(message, dataset_folder, user_folder)
+        return user_folder
+    return None
 
 
 # Per-image outcome of decoding, stored beside the cache.
@@ -128,28 +168,59 @@ def _save_atomically(path: Path, array: np.ndarray) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_cache(files: Sequence[Path], folder: Path, num_workers: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
-    """The decoded images of ``files`` as a read-only memory map, and each one's decode status
-    (DECODED, RESIZED or UNREADABLE), built first (by one process) if needed.
+def load_cache(
+    files: Sequence[Path], folder: Path, num_workers: int = 0, cache_dir: Path | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The decoded images of ``files`` (all under ``folder``) as a read-only memory map, and each
+    one's decode status (DECODED, RESIZED or UNREADABLE), built first (by one process) if needed.
 
-    Returns None (and the caller decodes per image) if the cache cannot be written in ``folder``.
+    An existing cache is used wherever it is (``cache_dir``, else beside the images or in the
+    per-user folder, so a cache built beside read-only data by whoever could write there serves
+    everyone). Returns None, with a warning that says why, if no cache can be written: the caller
+    then decodes the images every epoch.
     """
-    path = cache_path(files, folder)
+    name = cache_name(files, folder)
+    places = [cache_dir] if cache_dir is not None else [folder, user_cache_dir()]
+    for place in places:
+        if is_complete(place / name):
+            return open_cache(place / name)
+    place = cache_folder(folder, cache_dir)
+    if place is None:
+        log.warning(
+            "Cannot write the decode cache beside the images in %s nor in %s; decoding every image "
+            "every epoch instead (slower). Set data.cache_dir to a writable folder to cache them",
+            folder,
+            user_cache_dir(),
+        )
+        return None
+    path = place / name
 
     def find() -> Path | None:
-        return path if path.is_file() and status_path(path).is_file() else None  # (the status file is written first)
+        return path if is_complete(path) else None
 
     def make() -> Path:
         log.info("Decoding %d images once into %s", len(files), path)
         build_cache(files, path, num_workers)
-        for stale in folder.glob(f"{CACHE_PREFIX}*.npy"):
-            if stale not in (path, status_path(path)):
-                stale.unlink(missing_ok=True)  # a cache of an earlier version of this dataset
+        if place == folder:  # the dataset's own folder holds only its own caches: drop earlier versions
+            for stale in folder.glob(f"{CACHE_PREFIX}*.npy"):
+                if stale not in (path, status_path(path)):
+                    stale.unlink(missing_ok=True)
         return path
 
     try:
-        made_once(folder / LOCK_NAME, find, make, f"decoding {len(files)} images into {path}")
-    except PermissionError as err:
-        log.warning("Cannot write the decode cache %s (%s); decoding images every epoch instead", path, err)
+        made_once(place / LOCK_NAME, find, make, f"decoding {len(files)} images into {path}")
+    except OSError as err:
+        if isinstance(err, UserError):
+            raise
+        # e.g. the disk filled up while writing: say so, and go on without a cache
+        log.warning("Cannot write the decode cache %s (%s); decoding every image every epoch instead", path, err)
         return None
+    return open_cache(path)
+
+
+def is_complete(path: Path) -> bool:
+    return path.is_file() and status_path(path).is_file()  # (the status file is written first)
+
+
+def open_cache(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.load(path, mmap_mode="r"), np.load(status_path(path))

@@ -58,8 +58,10 @@ class EuroSATDataModule(LightningDataModule):
             test split.
         augment: Random flips and 90-degree rotations of training images, on the device (never
             in validation, test or predict).
-        decode_cache: Decode the images once into a uint8 array (a hidden ``.npy`` file in the
-            dataset folder) and memory-map it in later runs; false decodes every image every epoch.
+        decode_cache: Decode the images once into a uint8 array (a hidden ``.npy`` file) and
+            memory-map it in later runs; false decodes every image every epoch.
+        cache_dir: Folder for the decode cache; null puts it beside the images when that folder is
+            writable, else in ``$XDG_CACHE_HOME/eurosat-finetune`` (``~/.cache/eurosat-finetune``).
         batch_size: Images per batch (per device).
         num_workers: DataLoader worker processes (they decode images when there is no cache).
     """
@@ -80,6 +82,7 @@ class EuroSATDataModule(LightningDataModule):
         predict_root: str | Path | None = None,
         augment: bool = False,
         decode_cache: bool = True,
+        cache_dir: str | Path | None = None,
         batch_size: int = 32,
         num_workers: int = 4,
     ) -> None:
@@ -95,6 +98,7 @@ class EuroSATDataModule(LightningDataModule):
         self.predict_root = Path(predict_root) if predict_root is not None else None
         self.augment = augment
         self.decode_cache = decode_cache
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.batch_size = batch_size
         self.num_workers = num_workers
 
@@ -107,7 +111,8 @@ class EuroSATDataModule(LightningDataModule):
     @cached_property
     def readable(self) -> ReadableImages:
         """The images that decode, checked against (and served from) the decode cache."""
-        return readable_images(self.listing, self.decode_cache, self.skip_unreadable, self.num_workers)
+        listing = self.listing
+        return readable_images(listing, self.decode_cache, self.skip_unreadable, self.num_workers, self.cache_dir)
 
     @property
     def class_names(self) -> list[str] | None:

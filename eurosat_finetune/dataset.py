@@ -62,7 +62,7 @@ class ReadableImages:
 
 
 def readable_images(
-    listing: ImageListing, decode_cache: bool, skip_unreadable: bool, num_workers: int
+    listing: ImageListing, decode_cache: bool, skip_unreadable: bool, num_workers: int, cache_dir: Path | None = None
 ) -> ReadableImages:
     """Decode ``listing`` into the cache (built once, see :func:`load_cache`) and check every image.
 
@@ -71,7 +71,7 @@ def readable_images(
     run; without a cache, only ``skip_unreadable`` pays for a decoding pass.
     """
     files = listing.files
-    loaded = load_cache(files, listing.folder, num_workers) if decode_cache else None
+    loaded = load_cache(files, listing.folder, num_workers, cache_dir) if decode_cache else None
     cache, status = loaded if loaded is not None else (None, None)
     size = tuple(cache.shape[-2:]) if cache is not None else first_image_size(files)
     if status is None and skip_unreadable:

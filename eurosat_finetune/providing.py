@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from eurosat_finetune.download import download_file, extract_zip
-from eurosat_finetune.errors import DataNotFoundError, DownloadError
+from eurosat_finetune.errors import DataNotFoundError, DownloadError, OutputError, UserError
 from eurosat_finetune.images import image_files
 from eurosat_finetune.once import made_once
 from eurosat_finetune.sample_data import SAMPLE_TMP_NAME, write_sample_dataset
@@ -67,7 +67,15 @@ class DatasetSource:
             )
         what = "writing the sample dataset" if self.sample_images_per_class > 0 else f"downloading {self.url}"
         find = partial(find_image_folder, self.root)
-        return made_once(self.root / LOCK_NAME, find, self._make, f"{what} in {self.root}")
+        try:
+            return made_once(self.root / LOCK_NAME, find, self._make, f"{what} in {self.root}")
+        except OSError as err:
+            if isinstance(err, UserError):
+                raise
+            raise OutputError(
+                f"cannot write to data.root={str(self.root)!r} ({err.strerror or err}); point data.root at a "
+                "writable folder to download or write the dataset there"
+            ) from None
 
     def _make(self) -> Path:
         """Runs under the lock, so whatever temporary files exist were left by a killed process."""

@@ -14,7 +14,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from eurosat_finetune import cache as cache_module
-from eurosat_finetune.cache import CACHE_PREFIX, build_cache, cache_path, load_cache, status_path
+from eurosat_finetune.cache import CACHE_PREFIX, build_cache, cache_name, load_cache, status_path
 from eurosat_finetune.datamodule import EuroSATDataModule
 from eurosat_finetune.dataset import list_images
 from eurosat_finetune.images import read_image
@@ -85,11 +85,11 @@ def test_random_dihedral_keeps_non_square_images_in_shape() -> None:
 
 def test_cache_is_rebuilt_when_the_dataset_changes(dataset: Path) -> None:
     files = list_images(dataset).files
-    first = cache_path(files, dataset)
+    first = dataset / cache_name(files, dataset)
     load_cache(files, dataset)
     changed = files[3]
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(changed)
-    second = cache_path(files, dataset)
+    second = dataset / cache_name(files, dataset)
     assert second != first
     cache, _ = load_cache(files, dataset)
     assert cache[3].max() == 0
@@ -102,7 +102,7 @@ def test_cache_is_rebuilt_when_the_dataset_changes(dataset: Path) -> None:
 
 def test_cache_is_never_read_half_written(dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = list_images(dataset).files
-    path = cache_path(files, dataset)
+    path = dataset / cache_name(files, dataset)
     # a killed build leaves at most its temporary file, which is never read and is overwritten next time
     path.with_name(f"{path.name}.tmp").write_bytes(b"\x93NUMPY half written")
     # a build that dies half way (here: the 150th decode raises) leaves nothing under the final name

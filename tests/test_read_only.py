@@ -1,0 +1,131 @@
+"""Read-only datasets: the decode cache goes where it can be written, and the user is told where.
+
+Run for real, in subprocesses: once as a user without write permission on the dataset (root with
+the capabilities that override file permissions dropped, via ``setpriv``: the kernel then checks
+the permission bits as for any user), once on a read-only bind mount (writes fail with EROFS, in a
+user namespace made by ``unshare``). Each is skipped where the machine cannot do it.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY_VIT
+
+NOBODY = 65534
+WITHOUT_OVERRIDES = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
+READ_ONLY_MOUNT = ["unshare", "--mount", "--map-root-user", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"']
+FIT = ["fit", "--trainer.accelerator=cpu", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
+FIT += ["--trainer.enable_progress_bar=false", "--data.num_workers=0", "--data.batch_size=16"]
+FIT += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}", "--export.after_fit=false"]
+
+
+def copy_of_images(sample_root: Path, folder: Path) -> Path:
+    """The sample images, without their decode cache, in ``folder/data``."""
+    data = folder / "data"
+    shutil.copytree(sample_root / "EuroSAT_RGB", data / "EuroSAT_RGB", ignore=shutil.ignore_patterns(".*"))
+    return data
+
+
+def not_writable(folder: Path) -> Path:
+    """Give ``folder`` (made if missing) to user nobody and take away all write permission."""
+    folder.mkdir(exist_ok=True)
+    for path in [folder, *folder.rglob("*")]:
+        os.chown(path, NOBODY, NOBODY)
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    return folder
+
+
+def eurosat(prefix: list[str], args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    command = [*prefix, sys.executable, "-m", "eurosat_finetune", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def moved_message(data: Path, cache_home: Path) -> str:
+    return f"{data / 'EuroSAT_RGB'} is read-only; the decode cache goes to {cache_home / 'eurosat-finetune'}"
+
+
+def caches_in(folder: Path) -> list[Path]:
+    return list(folder.glob(".decoded-uint8-*.npy"))  # a cache and its status file
+
+
+def works(command: list[str]) -> bool:
+    return shutil.which(command[0]) is not None and subprocess.run(command, capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop its permission overrides with setpriv")
+def test_user_without_write_permission(sample_root: Path, tmp_path: Path) -> None:
+    data = copy_of_images(sample_root, tmp_path)
+    not_writable(data)
+    before = sorted(data.rglob("*"))
+    cache_home = tmp_path / "cache-home"
+    logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path / 'logs'}"]
+    args = [*FIT, f"--data.root={data}", *logs]
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    assert not works([*WITHOUT_OVERRIDES, "touch", str(data / "probe")])
+
+    first = eurosat(WITHOUT_OVERRIDES, args, env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert moved_message(data, cache_home) in first.stderr
+    assert len(caches_in(cache_home / "eurosat-finetune")) == 2
+    second = eurosat(WITHOUT_OVERRIDES, args, env)
+    assert second.returncode == 0 and "Decoding" not in second.stderr  # found there again
+
+    # no XDG_CACHE_HOME and a home folder it cannot write either: it says it decodes every epoch
+    nowhere = {**env, "XDG_CACHE_HOME": "", "HOME": str(not_writable(tmp_path / "home"))}
+    third = eurosat(WITHOUT_OVERRIDES, args, nowhere)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "decoding every image every epoch instead (slower). Set data.cache_dir" in third.stderr
+
+    refused = eurosat(WITHOUT_OVERRIDES, [*args, f"--data.cache_dir={data / 'cache'}"], env)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1] == (
+        f"eurosat: error: cannot write the decode cache to data.cache_dir='{data / 'cache'}'; give a writable "
+        "folder (or leave it unset), or set data.decode_cache=false to decode images every epoch"
+    )
+    assert sorted(data.rglob("*")) == before  # nothing was written into the dataset
+
+    # a cache built beside the data by someone who could write there serves everyone
+    shutil.rmtree(cache_home)
+    assert eurosat([], args, env).returncode == 0
+    assert len(caches_in(data / "EuroSAT_RGB")) == 2
+    fourth = eurosat(WITHOUT_OVERRIDES, args, env)
+    assert fourth.returncode == 0, fourth.stderr[-3000:]
+    assert "Decoding" not in fourth.stderr and "read-only" not in fourth.stderr
+    assert not (cache_home / "eurosat-finetune").exists()
+
+
+def test_read_only_mount(sample_root: Path, tmp_path: Path) -> None:
+    """The dataset on a read-only filesystem: writes fail with EROFS, whoever the user is."""
+    data = copy_of_images(sample_root, tmp_path)
+    if not works([*READ_ONLY_MOUNT, str(data), "sh", "-c", f"! touch {data / 'probe'} 2>/dev/null"]):
+        pytest.skip("cannot bind-mount read-only here (unshare missing or user namespaces disabled)")
+    before = sorted(data.rglob("*"))
+    cache_home = tmp_path / "cache-home"
+    mounted = [*READ_ONLY_MOUNT, str(data)]
+    logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path / 'logs'}"]
+    args = [*FIT, f"--data.root={data}", *logs]
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+
+    result = eurosat(mounted, args, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert moved_message(data, cache_home) in result.stderr
+    assert len(caches_in(cache_home / "eurosat-finetune")) == 2
+    assert sorted(data.rglob("*")) == before
+
+    refused = eurosat(mounted, [*args, f"--data.cache_dir={data / 'cache'}"], env)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1].startswith(
+        "eurosat: error: cannot write the decode cache to data.cache_dir="
+    )
+    # data that must first be written (here the sample dataset) onto a read-only mount: one line too
+    sample = eurosat(mounted, [*args, f"--data.root={data / 'new'}", "--data.sample_images_per_class=5"], env)
+    assert sample.returncode == 2
+    assert sample.stderr.splitlines()[-1] == (
+        f"eurosat: error: cannot write to data.root='{data / 'new'}' (Read-only file system); point data.root "
+        "at a writable folder to download or write the dataset there"
+    )
