@@ -9,7 +9,7 @@ Measures (a) data loading alone (model-ready batches on the device) and (b) full
 (forward, backward, optimizer step), the ratio project/imagefolder, peak memory, and on GPUs the model FLOP
 utilisation. Random weights: throughput does not depend on them.
 
-    python benchmarks/throughput.py                                   # CPU: small ViT, ~2 minutes
+    python benchmarks/throughput.py --workers 2                       # CPU: small ViT, ~1 minute on 2 cores
     python benchmarks/throughput.py --model vit-b16 --batch-size 256 --steps 40 --workers 8   # GPU
 """
 

@@ -1,5 +1,6 @@
 """Real LightningCLI runs through ``main([...])`` in temp dirs, on a tiny ViT and real JPEGs."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import FAST, REPO, TINY_VIT, read_metrics, run_cli, version_dir, write_config
+from conftest import FAST, REPO, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, write_config
 
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
 
@@ -118,7 +119,12 @@ def test_fine_tune_from_a_deleted_directory_restores_offline(
 
 
 def test_fit_yaml_downloads_and_fine_tunes(
-    sample_root: Path, tiny_vit_dir: Path, tmp_path: Path, serve_dir, monkeypatch: pytest.MonkeyPatch
+    sample_root: Path,
+    tiny_vit_dir: Path,
+    tmp_path: Path,
+    serve_dir,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     """configs/fit.yaml as shipped, with the hub and Zenodo swapped for local stand-ins."""
     from conftest import zip_dataset
@@ -131,7 +137,11 @@ def test_fit_yaml_downloads_and_fine_tunes(
         "--model.image_size=32",
         "--trainer.max_epochs=1",
     ]
-    run_cli(["fit", "--config", str(REPO / "configs" / "fit.yaml"), *FAST, *overrides])
+    fit = ["fit", "--config", str(REPO / "configs" / "fit.yaml"), *FAST, *overrides]
+    # fit.yaml checks the md5 published for the real archive: this stand-in is refused and removed
+    assert "expected f46e308c4d50d4bf32fedad2d3d62f3b" in cli_error(fit, capsys)
+    assert list(tmp_path.rglob("*.zip")) == [archive]  # only the served one
+    run_cli([*fit, f"--data.md5={hashlib.md5(archive.read_bytes()).hexdigest()}"])
     assert len(list((tmp_path / "data" / "EuroSAT_RGB").rglob("*.jpg"))) == 200
     checkpoints = tmp_path / "runs" / "eurosat" / "version_0" / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
