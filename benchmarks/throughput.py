@@ -31,7 +31,7 @@ from torchvision import datasets, transforms
 from transformers import ViTConfig, ViTForImageClassification
 
 from eurosat_finetune.datamodule import EuroSATDataModule
-from eurosat_finetune.model import ViTClassifier
+from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.preprocessing import random_dihedral
 from eurosat_finetune.sample_data import write_sample_dataset
 from eurosat_finetune.splits import stratified_split
@@ -120,7 +120,7 @@ def measure_project(args: argparse.Namespace, folder: Path, device: torch.device
     dm.prepare_data()  # builds the decode cache on first use
     dm.setup("fit")
     results["project_cache_ready_s"] = round(time.perf_counter() - start, 1)
-    model = ViTClassifier(
+    model = ImageClassifier(
         class_names=dm.class_names,
         model_name_or_path=None,
         vit_config=MODELS[args.model],
@@ -128,7 +128,7 @@ def measure_project(args: argparse.Namespace, folder: Path, device: torch.device
         freeze_backbone=args.freeze_backbone,
     ).to(device)
     if args.compile:
-        model.vit.compile()
+        model.net.compile()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     batches = forever(dm.train_dataloader())
 

@@ -1,4 +1,4 @@
-"""The ``eurosat`` command: LightningCLI over :class:`ViTClassifier` and :class:`EuroSATDataModule`."""
+"""The ``eurosat`` command: LightningCLI over :class:`ImageClassifier` and :class:`EuroSATDataModule`."""
 
 import contextlib
 import logging
@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from eurosat_finetune.datamodule import EuroSATDataModule
 from eurosat_finetune.errors import CheckpointError, ConfigError, OutputError, UserError
 from eurosat_finetune.export import HuggingFaceExport
-from eurosat_finetune.model import ViTClassifier
+from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.predictions import PredictionWriter
 from eurosat_finetune.report import EvaluationReport
 from eurosat_finetune.resume import continue_resumed_run, keep_earlier_metrics, resume_number, resumed_config_name
@@ -156,7 +156,7 @@ class EuroSATCLI(LightningCLI):
 
 def build_cli(args: ArgsType = None, run: bool = True) -> EuroSATCLI:
     """Parse ``args`` (default: ``sys.argv[1:]``) and instantiate; with ``run`` also run the subcommand."""
-    return EuroSATCLI(ViTClassifier, EuroSATDataModule, args=args, run=run, parser_kwargs={"prog": "eurosat"})
+    return EuroSATCLI(ImageClassifier, EuroSATDataModule, args=args, run=run, parser_kwargs={"prog": "eurosat"})
 
 
 # Prints this package's INFO messages; main() points it at the sys.stderr of its call.

@@ -1,41 +1,61 @@
 """Export a fine-tuned classifier as a Hugging Face model directory that other tools load."""
 
 import copy
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
-from transformers import ViTForImageClassification
+from transformers import PreTrainedModel
 
+from eurosat_finetune.backbones import backbone_of
 from eurosat_finetune.errors import OutputError
 from eurosat_finetune.preprocessing import image_processor
 from eurosat_finetune.runs import RunFolderCallback
 
 if TYPE_CHECKING:
-    from eurosat_finetune.model import ViTClassifier
+    from eurosat_finetune.model import ImageClassifier
+
+log = logging.getLogger(__name__)
 
 
-def vit_at_input_size(vit: ViTForImageClassification, size: int) -> ViTForImageClassification:
-    """``vit`` with ``config.image_size`` equal to ``size``, the size it was trained at.
+def at_input_size(net: PreTrainedModel, size: int) -> PreTrainedModel:
+    """``net`` with ``config.image_size`` equal to ``size``, the size it was trained at.
 
-    A ViT fine-tuned at another size than its native one (e.g. 64 px from a 224 px checkpoint) uses
-    interpolated position embeddings; they are baked in here, so tools that never pass
-    ``interpolate_pos_encoding`` (such as ``pipeline``) get the same outputs.
+    A model fine-tuned at another size than its native one (e.g. a ViT at 64 px from a 224 px
+    checkpoint) uses interpolated position embeddings; they are baked in here, so tools that never
+    pass ``interpolate_pos_encoding`` (such as ``pipeline``) get the same outputs. Families whose
+    weights do not depend on the input size (Swin, ConvNeXt) only get the new ``image_size``.
     """
-    if size == vit.config.image_size:
-        return vit
-    config = copy.deepcopy(vit.config)
+    if getattr(net.config, "image_size", size) == size:
+        return net
+    config = copy.deepcopy(net.config)
     config.image_size = size
-    state = vit.state_dict()
-    tokens = (size // config.patch_size) ** 2 + 1
-    with torch.no_grad():
-        state["vit.embeddings.position_embeddings"] = vit.vit.embeddings.interpolate_pos_encoding(
-            torch.zeros(1, tokens, config.hidden_size), size, size
-        ).clone()
-    resized = ViTForImageClassification(config)
-    resized.load_state_dict(state)
+    state = net.state_dict()
+    embeddings = getattr(backbone_of(net), "embeddings", None)
+    table = getattr(embeddings, "position_embeddings", None)
+    if isinstance(table, torch.nn.Parameter) and hasattr(embeddings, "interpolate_pos_encoding"):
+        patches = (size // config.patch_size) ** 2
+        extra_tokens = table.shape[1] - (net.config.image_size // config.patch_size) ** 2  # [CLS], distillation
+        name = next(key for key, value in net.named_parameters() if value is table)
+        with torch.no_grad():
+            state[name] = embeddings.interpolate_pos_encoding(
+                torch.zeros(1, patches + extra_tokens, table.shape[-1]), size, size
+            ).clone()
+    resized = type(net)(config)
+    try:
+        resized.load_state_dict(state)
+    except RuntimeError:  # weights that depend on the size otherwise (BEiT's relative position bias)
+        log.warning(
+            "The export keeps the %s model's native image_size %s; pass interpolate_pos_encoding=True "
+            "when running it at %d px",
+            net.config.model_type,
+            net.config.image_size,
+            size,
+        )
+        return net
     return resized
 
 
@@ -45,20 +65,21 @@ def check_empty(directory: Path) -> None:
 
 
 def export_huggingface(
-    model: "ViTClassifier", directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+    model: "ImageClassifier", directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
 ) -> Path:
-    """Write ``model``'s ViT (with ``id2label`` holding the class names) and its image processor;
+    """Write ``model``'s network (with ``id2label`` holding the class names) and an image processor
+    that resizes and normalises as training did;
     with ``state_dict`` (a checkpoint's), those weights instead of the model's current ones.
 
     The directory must not exist yet or be empty: an earlier export is never overwritten.
     """
     directory = Path(directory)
     check_empty(directory)
-    vit = model.vit
+    net = model.net
     if state_dict is not None:
-        vit = copy.deepcopy(vit)
-        vit.load_state_dict({k.removeprefix("vit."): v for k, v in state_dict.items() if k.startswith("vit.")})
-    vit_at_input_size(vit, model.image_size).save_pretrained(directory)
+        net = copy.deepcopy(net)
+        net.load_state_dict({k.removeprefix("net."): v for k, v in state_dict.items() if k.startswith("net.")})
+    at_input_size(net, model.image_size).save_pretrained(directory)
     image_processor(model.image_size, model.image_mean, model.image_std).save_pretrained(directory)
     return directory
 

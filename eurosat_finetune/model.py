@@ -1,12 +1,11 @@
-"""The LightningModule: a Hugging Face ViT fine-tuned as an image classifier.
+"""The LightningModule: any Hugging Face image classifier (ViT by default) fine-tuned on new classes.
 
 Loading the pretrained weights needs the hub (or a local directory) only once, when fine-tuning
 starts. Every checkpoint then stores the resolved architecture, input size and normalisation as its
-hyperparameters (:meth:`ViTClassifier.on_save_checkpoint`), so it rebuilds the network from what it
+hyperparameters (:meth:`ImageClassifier.on_save_checkpoint`), so it rebuilds the network from what it
 holds and restores its weights from its own state dict, offline, even after the directory is gone.
 """
 
-import logging
 from functools import partial
 from typing import Any
 
@@ -17,43 +16,42 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
-from transformers import AutoImageProcessor, ViTConfig, ViTForImageClassification, ViTImageProcessor
 
-from eurosat_finetune.errors import ClassMismatchError, ConfigError, ModelLoadError
+from eurosat_finetune import backbones
+from eurosat_finetune.errors import ClassMismatchError, ConfigError
 from eurosat_finetune.preprocessing import to_model_input
-
-log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
 
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-4}}
 """Adam at 1e-4, as a class_path spec so ``--print_config`` shows it and its arguments."""
 
-# Keys of ViTConfig.to_diff_dict() that describe files rather than the network; label2id is
-# derived from id2label.
-_NON_ARCHITECTURE_KEYS = ("label2id", "transformers_version", "architectures", "model_type", "dtype")
 
-
-class ViTClassifier(LightningModule):
-    """Fine-tune a ``ViTForImageClassification`` with a new head for ``class_names``.
+class ImageClassifier(LightningModule):
+    """Fine-tune a Hugging Face image classifier (ViT, DeiT, BEiT, Swin, ConvNeXt, DINOv2, timm ...)
+    with a new head for ``class_names``.
 
     Args:
         class_names: Class names in label order; linked from ``data.class_names`` by the CLI. They
             become the model config's ``id2label``/``label2id``. Null takes them from
-            ``vit_config["id2label"]`` (checkpoints carry it, so predicting needs no labelled data).
-        model_name_or_path: Hub id or local ``save_pretrained`` directory of the pretrained ViT
-            whose backbone is fine-tuned (its classification head is replaced). Null builds a
-            randomly initialised ViT from ``vit_config`` instead.
-        vit_config: ``ViTConfig`` fields: overrides for the pretrained config, or the whole
-            architecture when ``model_name_or_path`` is null (e.g. a tiny ViT for demos).
+            ``model_config["id2label"]`` (checkpoints carry it, so predicting needs no labelled data).
+        model_name_or_path: Hub id (e.g. ``microsoft/swin-tiny-patch4-window7-224``,
+            ``timm/convnext_tiny.fb_in1k``) or local ``save_pretrained`` directory of the pretrained
+            image classifier whose backbone is fine-tuned (its head is replaced). Null builds a
+            randomly initialised network from ``model_config`` instead.
+        model_config: Config fields: overrides for the pretrained config, or the whole architecture
+            when ``model_name_or_path`` is null, with its ``model_type`` (``vit`` if none given).
+        vit_config: The name 0.1.0 gave ``model_config`` (a ViT's fields); read when
+            ``model_config`` is null, so older configs and checkpoints keep working.
         image_size: Side length images are resized to on the device; null uses the model's native
-            size (224 for ViT-B/16). Other sizes interpolate the position embeddings.
+            size (its image processor's). ViT-style models interpolate their position embeddings,
+            convolutional ones and Swin take any size; a size the model cannot take is refused.
         image_mean: Per-channel normalisation mean; null takes it from the model's image processor.
         image_std: Per-channel normalisation std; null takes it from the model's image processor.
         freeze_backbone: Train only the new classification head (a linear probe); the backbone
             stays as loaded, runs without gradients and costs a third of the compute.
-        torch_compile: Compile the ViT with ``torch.compile`` when training starts (faster steps on
-            GPUs after a compile of a minute or so; checkpoints are unchanged).
+        torch_compile: Compile the network with ``torch.compile`` when training starts (faster steps
+            on GPUs after a compile of a minute or so; checkpoints are unchanged).
         optimizer: Optimizer factory, e.g. ``--model.optimizer AdamW --model.optimizer.lr 3e-4``.
         scheduler: Optional LR scheduler factory; ReduceLROnPlateau monitors ``val_loss``.
     """
@@ -62,6 +60,7 @@ class ViTClassifier(LightningModule):
         self,
         class_names: list[str] | None = None,
         model_name_or_path: str | None = DEFAULT_MODEL,
+        model_config: dict[str, Any] | None = None,
         vit_config: dict[str, Any] | None = None,
         image_size: int | None = None,
         image_mean: list[float] | None = None,
@@ -73,7 +72,8 @@ class ViTClassifier(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # as given, so hparams.yaml shows what the run was started with
-        self.class_names = class_names_of(class_names, vit_config)
+        self.architecture = model_config if model_config is not None else vit_config
+        self.class_names = class_names_of(class_names, self.architecture)
         self.pretrained_from = model_name_or_path
         # the signature default is a class_path spec (so --print_config shows it); Python callers get a factory
         self.optimizer = partial(instantiate_class, init=optimizer) if isinstance(optimizer, dict) else optimizer
@@ -83,23 +83,24 @@ class ViTClassifier(LightningModule):
         self.configure_metrics()
 
     def configure_models(self) -> None:
-        """The ViT, pretrained or not, with a new head labelled with the class names; the input size
-        and normalisation it expects."""
-        labels = {
-            "id2label": dict(enumerate(self.class_names)),
-            "label2id": {name: i for i, name in enumerate(self.class_names)},
-        }
-        overrides = {**(self.hparams.vit_config or {}), **labels, "attn_implementation": "sdpa"}  # fused attention
-        if self.hparams.model_name_or_path is None:
-            self.vit = ViTForImageClassification(ViTConfig(**overrides))
-            processor = ViTImageProcessor()
+        """The network, pretrained or not, with a new head labelled with the class names; the input
+        size and normalisation it expects."""
+        name = self.hparams.model_name_or_path
+        if name is None:
+            self.net = backbones.build_from_config(self.architecture or {}, self.class_names)
+            processor = None
         else:
-            self.vit = load_pretrained(self.hparams.model_name_or_path, overrides)
-            processor = load_image_processor(self.hparams.model_name_or_path)
-        self.vit.vit.requires_grad_(not self.hparams.freeze_backbone)
-        self.image_size = self.hparams.image_size or self.vit.config.image_size
-        self.image_mean = list(self.hparams.image_mean or processor.image_mean)
-        self.image_std = list(self.hparams.image_std or processor.image_std)
+            self.net = backbones.load_pretrained(name, self.architecture or {}, self.class_names)
+            processor = backbones.load_image_processor(name)
+        native_size, mean, std = backbones.native_input(processor, self.net.config)
+        if self.hparams.freeze_backbone:
+            backbones.freeze_backbone(self.net)
+        self.image_size = self.hparams.image_size or native_size
+        self.image_mean = list(self.hparams.image_mean or mean)
+        self.image_std = list(self.hparams.image_std or std)
+        if self.image_size != native_size:
+            backbones.check_input_size(self.net, self.image_size, native_size)
+        self.interpolates = backbones.takes_interpolation(self.net)
 
     def configure_losses(self) -> None:
         self.criterion = nn.CrossEntropyLoss()
@@ -125,14 +126,13 @@ class ViTClassifier(LightningModule):
 
     def resolved_hparams(self) -> dict[str, Any]:
         """The hyperparameters that rebuild this network with no hub and no directory: the
-        architecture as a ``vit_config`` (labels included), input size and normalisation."""
-        architecture = self.vit.config.to_diff_dict()
-        for key in _NON_ARCHITECTURE_KEYS:
-            architecture.pop(key, None)
+        architecture as a ``model_config`` (labels included), input size and normalisation."""
+        architecture = backbones.architecture_of(self.net)
         architecture["id2label"] = {str(i): name for i, name in enumerate(self.class_names)}
         return {
             "model_name_or_path": None,
-            "vit_config": architecture,
+            "model_config": architecture,
+            "vit_config": None,
             "image_size": self.image_size,
             "image_mean": self.image_mean,
             "image_std": self.image_std,
@@ -149,8 +149,10 @@ class ViTClassifier(LightningModule):
         """Logits for uint8 images, preprocessed on their device as part of the model (batches cross
         the bus as compact uint8; the datamodule's own hook stays free for augmentation)."""
         pixel_values = self.preprocess(images)
-        interpolate = tuple(pixel_values.shape[-2:]) != (self.vit.config.image_size,) * 2
-        return self.vit(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).logits
+        if not self.interpolates:
+            return self.net(pixel_values=pixel_values).logits
+        interpolate = tuple(pixel_values.shape[-2:]) != (getattr(self.net.config, "image_size", None),) * 2
+        return self.net(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).logits
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -198,7 +200,7 @@ class ViTClassifier(LightningModule):
     def configure_model(self) -> None:
         """Compile once the model is on its device (in place, so state dict keys stay the same)."""
         if self.hparams.torch_compile and not getattr(self, "_compiled", False):
-            self.vit.compile()
+            self.net.compile()
             self._compiled = True
 
     def setup(self, stage: str) -> None:
@@ -209,7 +211,7 @@ class ViTClassifier(LightningModule):
     def on_train_epoch_start(self) -> None:
         """A frozen backbone stays in eval mode (its dropout, if any, off), as in a linear probe."""
         if self.hparams.freeze_backbone:
-            self.vit.vit.eval()
+            backbones.backbone_of(self.net).eval()
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         optimizer = self.optimizer([p for p in self.parameters() if p.requires_grad])
@@ -226,7 +228,13 @@ class ViTClassifier(LightningModule):
             checkpoint["pretrained_from"] = self.pretrained_from
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint trained on other classes than this module's, showing both lists."""
+        """Refuse a checkpoint trained on other classes than this module's, showing both lists; read
+        0.1.0 checkpoints, which kept the network in ``self.vit``."""
+        state = checkpoint.get("state_dict", {})
+        if state and not any(key.startswith("net.") for key in state):
+            checkpoint["state_dict"] = {
+                f"net.{k.removeprefix('vit.')}" if k.startswith("vit.") else k: v for k, v in state.items()
+            }
         saved = checkpoint.get("hyper_parameters", {}).get("class_names")
         if saved is not None and list(saved) != self.class_names:
             raise ClassMismatchError(
@@ -236,36 +244,14 @@ class ViTClassifier(LightningModule):
         self.pretrained_from = checkpoint.get("pretrained_from")
 
 
-def class_names_of(class_names: list[str] | None, vit_config: dict[str, Any] | None) -> list[str]:
-    """``class_names``, else the labels a checkpoint's ``vit_config["id2label"]`` holds."""
-    if not class_names and vit_config and "id2label" in vit_config:
-        id2label = {int(i): name for i, name in vit_config["id2label"].items()}
+def class_names_of(class_names: list[str] | None, architecture: dict[str, Any] | None) -> list[str]:
+    """``class_names``, else the labels a checkpoint's ``model_config["id2label"]`` holds."""
+    if not class_names and architecture and "id2label" in architecture:
+        id2label = {int(i): name for i, name in architecture["id2label"].items()}
         class_names = [id2label[i] for i in sorted(id2label)]
     if not class_names:
         raise ConfigError("model.class_names is empty: give the class names, or let the CLI link them from the data")
     return list(class_names)
 
 
-def load_image_processor(model_name_or_path: str) -> ViTImageProcessor:
-    """The pretrained model's image processor; ViT defaults if it ships none."""
-    try:
-        return AutoImageProcessor.from_pretrained(model_name_or_path)
-    except OSError:
-        log.warning("%s has no image processor config; using ViTImageProcessor defaults", model_name_or_path)
-        return ViTImageProcessor()
-
-
-def load_pretrained(model_name_or_path: str, config_overrides: dict[str, Any]) -> ViTForImageClassification:
-    """Load the pretrained ViT with a new head, in train mode, or say how to make it loadable."""
-    try:
-        model = ViTForImageClassification.from_pretrained(
-            model_name_or_path, **config_overrides, ignore_mismatched_sizes=True
-        )
-    except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelLoadError(
-            f"cannot load model.model_name_or_path={model_name_or_path!r} ({reason}). Without network "
-            "access, point model.model_name_or_path at a local directory written by save_pretrained "
-            "(or at a model already in the Hugging Face cache)"
-        ) from err
-    return model.train()  # from_pretrained returns eval mode; Lightning keeps whatever mode it finds
+ViTClassifier = ImageClassifier  # its name in 0.1.0, when it held ViTs only

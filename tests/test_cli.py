@@ -171,4 +171,4 @@ def test_freeze_backbone_trains_only_the_head(sample_root: Path, tiny_vit_dir: P
     pretrained = ViTForImageClassification.from_pretrained(tiny_vit_dir).state_dict()
     for key, value in pretrained.items():
         if key.startswith("vit."):
-            assert torch.equal(saved["state_dict"][f"vit.{key}"], value), key
+            assert torch.equal(saved["state_dict"][f"net.{key}"], value), key

@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, classificat
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from eurosat_finetune.datamodule import EuroSATDataModule
-from eurosat_finetune.model import ViTClassifier
+from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.sample_data import EUROSAT_CLASSES
 from eurosat_finetune.splits import stratified_split
 
@@ -52,7 +52,7 @@ def run(sample_root: Path, tiny_vit_dir: Path, tmp_path_factory: pytest.TempPath
 
 def predictions_of(checkpoint: Path, sample_root: Path) -> tuple[np.ndarray, np.ndarray]:
     """Labels and predictions on the test split, computed here without Lightning's loops."""
-    model = ViTClassifier.load_from_checkpoint(checkpoint).eval()
+    model = ImageClassifier.load_from_checkpoint(checkpoint).eval()
     dm = EuroSATDataModule(root=sample_root, num_workers=0)
     dm.setup("test")
     images = torch.stack([dm.test_dataset[i][0] for i in range(len(dm.test_dataset))])

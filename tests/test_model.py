@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision.transforms import v2
 from transformers import ViTForImageClassification
 
-from eurosat_finetune.model import ViTClassifier
+from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.sample_data import EUROSAT_CLASSES
 
 CLASSES = list(EUROSAT_CLASSES)
@@ -18,27 +18,28 @@ CLASSES = list(EUROSAT_CLASSES)
 def test_pretrained_backbone_is_loaded_and_head_is_new(tiny_vit_dir: Path) -> None:
     saved = ViTForImageClassification.from_pretrained(tiny_vit_dir).state_dict()
     assert saved["classifier.weight"].shape == (1000, 32)
-    model = ViTClassifier(class_names=CLASSES, model_name_or_path=str(tiny_vit_dir))
-    loaded = model.vit.state_dict()
+    model = ImageClassifier(class_names=CLASSES, model_name_or_path=str(tiny_vit_dir))
+    loaded = model.net.state_dict()
     backbone = [k for k in saved if not k.startswith("classifier.")]
     assert len(backbone) > 20
     for key in backbone:
         torch.testing.assert_close(loaded[key], saved[key], rtol=0, atol=0, msg=key)
-    assert model.vit.training  # from_pretrained hands back eval mode; fine-tuning needs train mode
-    assert model.vit.classifier.out_features == 10
-    assert model.vit.config.id2label == dict(enumerate(CLASSES))
-    assert model.vit.config.label2id["Forest"] == 1
+    assert model.net.training  # from_pretrained hands back eval mode; fine-tuning needs train mode
+    assert model.net.classifier.out_features == 10
+    assert model.net.config.id2label == dict(enumerate(CLASSES))
+    assert model.net.config.label2id["Forest"] == 1
     # normalisation comes from the saved image processor, not from constants
     assert model.image_mean == [0.4, 0.5, 0.6] and model.image_std == [0.2, 0.25, 0.3]
     # the hyperparameters stay as given (hparams.yaml shows how the run started), while those a
     # checkpoint stores describe the network itself, so it rebuilds offline
-    assert model.hparams.model_name_or_path == str(tiny_vit_dir) and model.hparams.vit_config is None
+    assert model.hparams.model_name_or_path == str(tiny_vit_dir) and model.hparams.model_config is None
     checkpoint = {"hyper_parameters": dict(model.hparams)}
     model.on_save_checkpoint(checkpoint)
     saved_hparams = checkpoint["hyper_parameters"]
-    assert saved_hparams["model_name_or_path"] is None and saved_hparams["vit_config"]["hidden_size"] == 32
+    assert saved_hparams["model_name_or_path"] is None and saved_hparams["model_config"]["hidden_size"] == 32
+    assert saved_hparams["model_config"]["model_type"] == "vit" and saved_hparams["vit_config"] is None
     assert checkpoint["pretrained_from"] == str(tiny_vit_dir)
-    rebuilt = ViTClassifier(**{k: v for k, v in saved_hparams.items() if k != "optimizer"})
+    rebuilt = ImageClassifier(**{k: v for k, v in saved_hparams.items() if k != "optimizer"})
     rebuilt.load_state_dict(model.state_dict())
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     model.eval(), rebuilt.eval()
@@ -46,8 +47,8 @@ def test_pretrained_backbone_is_loaded_and_head_is_new(tiny_vit_dir: Path) -> No
 
 
 def test_random_init_from_vit_config() -> None:
-    model = ViTClassifier(class_names=["a", "b", "c"], model_name_or_path=None, vit_config=TINY_VIT)
-    assert model.vit.config.num_labels == 3 and model.vit.config.id2label[2] == "c"
+    model = ImageClassifier(class_names=["a", "b", "c"], model_name_or_path=None, vit_config=TINY_VIT)
+    assert model.net.config.num_labels == 3 and model.net.config.id2label[2] == "c"
     assert model.image_size == 32
     optimizer = model.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 1e-4
@@ -56,7 +57,7 @@ def test_random_init_from_vit_config() -> None:
 @pytest.mark.parametrize("image_size", [32, 48, 64])
 def test_preprocessing_matches_the_pil_pipeline(image_size: int) -> None:
     """Device-side resize + scale + normalise equals torchvision's PIL Resize + ToTensor + Normalize."""
-    model = ViTClassifier(class_names=["a", "b"], model_name_or_path=None, vit_config=TINY_VIT, image_size=image_size)
+    model = ImageClassifier(class_names=["a", "b"], model_name_or_path=None, vit_config=TINY_VIT, image_size=image_size)
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=generator)
     pil_transform = v2.Compose(
@@ -73,4 +74,4 @@ def test_preprocessing_matches_the_pil_pipeline(image_size: int) -> None:
 
 def test_empty_class_names_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"model\.class_names"):
-        ViTClassifier(class_names=[], model_name_or_path=None, vit_config=TINY_VIT)
+        ImageClassifier(class_names=[], model_name_or_path=None, vit_config=TINY_VIT)

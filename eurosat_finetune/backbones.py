@@ -1,0 +1,151 @@
+"""Any Hugging Face image classifier as the network: loaded, described and frozen without naming its family.
+
+Everything goes through transformers' Auto classes, so ViT, DeiT, BEiT, Swin, ConvNeXt, DINOv2 and
+timm models (``timm/<name>`` through transformers' timm wrapper) take the same path. What differs
+between families is asked of the model itself: its ``base_model_prefix`` (the backbone), whether its
+``forward`` takes ``interpolate_pos_encoding``, and its image processor (input size, mean, std).
+"""
+
+import inspect
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
+
+from eurosat_finetune.errors import ConfigError, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+# Keys of a config's to_diff_dict() that describe files or labels rather than the network.
+NON_ARCHITECTURE_KEYS = ("label2id", "id2label", "label_names", "num_classes", "transformers_version", "dtype")
+
+
+def labels_of(class_names: list[str]) -> dict[str, Any]:
+    """``id2label``/``label2id`` for a new head with one output per class (timm's wrapper reads ``num_labels``)."""
+    return {
+        "num_labels": len(class_names),
+        "id2label": dict(enumerate(class_names)),
+        "label2id": {name: i for i, name in enumerate(class_names)},
+    }
+
+
+def load_pretrained(model_name_or_path: str, overrides: dict[str, Any], class_names: list[str]) -> PreTrainedModel:
+    """A pretrained image classifier with a new head for ``class_names``, in train mode, or a one-line
+    error that says how to make it loadable."""
+    try:
+        model = AutoModelForImageClassification.from_pretrained(
+            model_name_or_path, **overrides, **labels_of(class_names), ignore_mismatched_sizes=True
+        )
+    except ImportError as err:  # e.g. a timm model without timm installed
+        raise ModelLoadError(
+            f"cannot load model.model_name_or_path={model_name_or_path!r}: {err}".splitlines()[0]
+            + " (timm models need `pip install 'eurosat-finetune[timm]'`)"
+        ) from err
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"cannot load model.model_name_or_path={model_name_or_path!r} as an image classifier ({reason}). "
+            "Without network access, point model.model_name_or_path at a local directory written by "
+            "save_pretrained (or at a model already in the Hugging Face cache)"
+        ) from err
+    if getattr(model.config, "label_names", None) is not None:  # timm's wrapper saves these, not id2label
+        model.config.label_names = list(class_names)
+    return model.train()  # from_pretrained returns eval mode; Lightning keeps whatever mode it finds
+
+
+def build_from_config(model_config: dict[str, Any], class_names: list[str]) -> PreTrainedModel:
+    """A randomly initialised image classifier from a config dict with a ``model_type`` (ViT if none)."""
+    fields = {k: v for k, v in model_config.items() if k not in NON_ARCHITECTURE_KEYS}
+    model_type = fields.pop("model_type", "vit")
+    if model_type not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
+        raise ConfigError(
+            f"model.model_config has model_type={model_type!r}, which transformers has no image classifier "
+            f"for; use one of {', '.join(sorted(MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES))}"
+        )
+    config = AutoConfig.for_model(model_type, **fields, **labels_of(class_names))
+    if not config.architectures:  # DeiT has two classifier classes; take the plain one
+        names = MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES[model_type]
+        config.architectures = [names[0] if isinstance(names, tuple) else names]
+    return AutoModelForImageClassification.from_config(config)
+
+
+def architecture_of(model: PreTrainedModel) -> dict[str, Any]:
+    """The model's config as a ``model_config`` dict that rebuilds it offline (labels are set apart)."""
+    architecture = model.config.to_diff_dict()
+    for key in NON_ARCHITECTURE_KEYS:
+        architecture.pop(key, None)
+    architecture["model_type"] = model.config.model_type
+    return architecture
+
+
+def load_image_processor(model_name_or_path: str) -> Any | None:
+    """The pretrained model's image processor, or None if it ships none."""
+    try:
+        return AutoImageProcessor.from_pretrained(model_name_or_path)
+    except (OSError, ValueError):
+        log.warning("%s has no image processor config; using ImageNet-style defaults", model_name_or_path)
+        return None
+
+
+def native_input(processor: Any | None, config: PretrainedConfig) -> tuple[int, list[float], list[float]]:
+    """Input side length, mean and std the model was pretrained with, as its image processor says
+    (the crop size when it crops), else its config's ``image_size`` and ImageNet's 0.5/0.5."""
+    data_config = getattr(processor, "data_config", None)  # timm models keep theirs in timm's format
+    if data_config is not None:
+        return int(data_config["input_size"][-1]), list(data_config["mean"]), list(data_config["std"])
+    size = getattr(config, "image_size", None) or 224
+    if processor is None:
+        return size, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+    sizes = [getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None]
+    sizes.append(getattr(processor, "size", None))
+    for entry in sizes:
+        side = entry and (entry.get("height") or entry.get("shortest_edge"))
+        if side:
+            size = int(side)
+            break
+    return size, list(processor.image_mean), list(processor.image_std)
+
+
+def backbone_of(model: PreTrainedModel) -> nn.Module:
+    """The pretrained body, found through ``base_model_prefix`` (``vit``, ``swin``, ``timm_model`` ...)."""
+    return getattr(model, model.base_model_prefix)
+
+
+def freeze_backbone(model: PreTrainedModel) -> None:
+    """Train only the head: timm models keep theirs inside the backbone (``get_classifier``)."""
+    backbone = backbone_of(model)
+    backbone.requires_grad_(False)
+    if hasattr(backbone, "get_classifier"):
+        backbone.get_classifier().requires_grad_(True)
+
+
+def takes_interpolation(model: PreTrainedModel) -> bool:
+    """Whether ``forward`` takes ``interpolate_pos_encoding`` (ViT, DeiT, BEiT, Swin) for other sizes."""
+    return "interpolate_pos_encoding" in inspect.signature(model.forward).parameters
+
+
+def check_input_size(model: PreTrainedModel, size: int, native: int) -> None:
+    """Run one blank image of ``size`` through the model, so a size it cannot take is a one-line error
+    now rather than a traceback after the data is read."""
+    kwargs = {"interpolate_pos_encoding": True} if takes_interpolation(model) else {}
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(pixel_values=torch.zeros(1, 3, size, size), **kwargs)  # eval: no statistics updated
+    except Exception as err:  # each family raises its own type
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"model.image_size={size} does not work with this {model.config.model_type} model ({reason}); "
+            f"use its native size {native} (image_size: null) or a size it takes"
+        ) from None
+    finally:
+        model.train(training)

@@ -1,0 +1,147 @@
+"""Every supported family of Hugging Face image classifier, fine-tuned, restored offline and exported.
+
+Each family is a tiny randomly initialised model with a 1000-class head and its own kind of image
+processor, saved with ``save_pretrained`` as a hub checkpoint would be.
+"""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import FAST, REPO, run_cli, version_dir, write_config
+from PIL import Image
+from transformers import (
+    AutoConfig,
+    AutoModelForImageClassification,
+    BeitImageProcessor,
+    BitImageProcessor,
+    ConvNextImageProcessor,
+    DeiTImageProcessor,
+    ViTImageProcessor,
+    pipeline,
+)
+
+from eurosat_finetune.backbones import backbone_of
+from eurosat_finetune.model import ImageClassifier
+
+MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
+TRANSFORMER = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+CROP = {"size": {"shortest_edge": 36}, "crop_size": {"height": 32, "width": 32}, "do_center_crop": True}
+FAMILIES: dict[str, tuple[dict[str, Any], Any]] = {
+    "vit": ({**TRANSFORMER, "intermediate_size": 64}, ViTImageProcessor(size={"height": 32, "width": 32})),
+    "deit": (
+        {**TRANSFORMER, "intermediate_size": 64, "architectures": ["DeiTForImageClassification"]},
+        DeiTImageProcessor(**CROP),
+    ),
+    "beit": (
+        {**TRANSFORMER, "intermediate_size": 64, "use_relative_position_bias": True},
+        BeitImageProcessor(size={"height": 32, "width": 32}),
+    ),
+    "swin": (
+        {"image_size": 32, "patch_size": 2, "embed_dim": 16, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4},
+        ViTImageProcessor(size={"height": 32, "width": 32}),
+    ),
+    "convnext": (
+        {"hidden_sizes": [16, 32], "depths": [1, 1], "num_stages": 2},
+        ConvNextImageProcessor(size={"shortest_edge": 32}),
+    ),
+    "dinov2": ({**TRANSFORMER, "mlp_ratio": 2}, BitImageProcessor(**CROP)),
+    "timm_wrapper": (
+        {
+            "architecture": "test_vit",
+            "pretrained_cfg": {"input_size": [3, 32, 32], "mean": MEAN, "std": STD, "crop_pct": 1.0},
+        },
+        None,  # a timm model keeps its preprocessing in its config
+    ),
+}
+
+
+def save_tiny(family: str, directory: Path) -> Path:
+    fields, processor = FAMILIES[family]
+    model = AutoModelForImageClassification.from_config(AutoConfig.for_model(family, num_labels=1000, **fields))
+    model.save_pretrained(directory)
+    if processor is not None:
+        processor.image_mean, processor.image_std = MEAN, STD
+        processor.save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_fine_tunes_restores_offline_and_exports(family: str, sample_root: Path, tmp_path: Path) -> None:
+    pretrained = save_tiny(family, tmp_path / "pretrained")
+    classes = sorted(p.name for p in (sample_root / "EuroSAT_RGB").iterdir() if p.is_dir())
+
+    # the backbone as saved, a new 10-class head, the input size and normalisation of its processor
+    model = ImageClassifier(class_names=classes, model_name_or_path=str(pretrained))
+    saved = backbone_of(AutoModelForImageClassification.from_pretrained(pretrained))
+    timm_head = {id(p) for p in saved.get_classifier().parameters()} if hasattr(saved, "get_classifier") else set()
+    loaded = dict(backbone_of(model.net).named_parameters())
+    for key, value in saved.named_parameters():
+        if id(value) not in timm_head:  # (a timm model's head sits inside its backbone)
+            torch.testing.assert_close(loaded[key], value, rtol=0, atol=0, msg=key)
+    assert model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 10)
+    assert model.net.config.id2label == dict(enumerate(classes))
+    assert (model.image_size, model.image_mean, model.image_std) == (32, MEAN, STD)
+
+    logs = tmp_path / "logs"
+    config = write_config(tmp_path / "run.yaml", sample_root, logs, max_epochs=1, limit_train_batches=3)
+    run_cli(
+        ["fit", "--config", str(config), *FAST, f"--model.model_name_or_path={pretrained}", "--trainer.max_epochs=1"]
+    )
+    run = version_dir(logs, 0)
+    best = run / "checkpoints" / "best.ckpt"
+    shutil.rmtree(pretrained)
+
+    # the checkpoint alone, no hub, an empty Hugging Face cache, the pretrained directory gone
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")}
+    test = [sys.executable, "-m", "eurosat_finetune", "test", "--config", str(config), *FAST, "--ckpt_path", str(best)]
+    result = subprocess.run(test, env=offline, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (version_dir(logs, 1) / "classification_report.json").is_file()
+
+    predictions = tmp_path / "predictions.csv"
+    predict = [
+        "predict",
+        "--config",
+        str(config),
+        *FAST,
+        "--ckpt_path",
+        str(best),
+        f"--predictions.output={predictions}",
+    ]
+    run_cli(predict)
+    with open(predictions, newline="") as f:
+        rows = list(csv.DictReader(f))[:8]
+    classify = pipeline("image-classification", model=str(run / "huggingface"), device="cpu")
+    for row in rows:
+        top = classify(Image.open(row["path"]), top_k=1)[0]
+        assert top["label"] == row["predicted_class"], (row["path"], top, row)
+        assert top["score"] == pytest.approx(float(row["probability"]), abs=1e-4)
+
+
+def test_a_checkpoint_of_version_0_1_0_restores(sample_root: Path, tmp_path: Path) -> None:
+    """0.1.0 named the module ViTClassifier, kept the network in ``self.vit`` and its architecture in
+    ``vit_config``; its checkpoints evaluate, predict and export as before."""
+    old = REPO / "tests" / "data" / "vit-classifier-0.1.0.ckpt"
+    stored = torch.load(old, weights_only=True)["state_dict"]
+    model = ImageClassifier.load_from_checkpoint(old)
+    for key, value in model.net.state_dict().items():
+        torch.testing.assert_close(value, stored[f"vit.{key}"], rtol=0, atol=0, msg=key)
+
+    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path / "logs")
+    run_cli(["test", "--config", str(config), *FAST, "--ckpt_path", str(old), "--export.after_test=true"])
+    run = version_dir(tmp_path / "logs", 0)
+    assert (run / "classification_report.json").is_file()
+    image = next((sample_root / "EuroSAT_RGB" / "Forest").iterdir())
+    label = pipeline("image-classification", model=str(run / "huggingface"), device="cpu")(Image.open(image))[0][
+        "label"
+    ]
+    with torch.no_grad():
+        logits = model.eval()(torch.from_numpy(__import__("numpy").asarray(Image.open(image))).permute(2, 0, 1)[None])
+    assert label == model.class_names[int(logits.argmax())]
