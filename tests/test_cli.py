@@ -84,6 +84,25 @@ def test_every_config_parses(config: Path, capsys: pytest.CaptureFixture) -> Non
     assert printed["data"]["split_seed"] == 0
 
 
+BACKBONE_OVERLAYS = ["swin_tiny.yaml", "convnext_tiny.yaml", "dinov2_small.yaml", "efficientnet_b0.yaml"]
+
+
+@pytest.mark.parametrize("overlay", BACKBONE_OVERLAYS)
+def test_backbone_overlays_stack_on_fit_yaml(overlay: str, capsys: pytest.CaptureFixture) -> None:
+    """`eurosat fit --config configs/fit.yaml --config configs/<overlay>` is the whole command: the
+    overlay sets the model, its size and learning rate, fit.yaml everything else. (Each family's
+    loading, training and export is tested on a tiny model in test_backbones.py.)"""
+    configs = REPO / "configs"
+    command = ["fit", "--config", str(configs / "fit.yaml"), "--config", str(configs / overlay), "--print_config"]
+    printed = yaml.safe_load(run_cli(command, capsys))
+    own = yaml.safe_load((configs / overlay).read_text())["model"]
+    assert printed["model"]["model_name_or_path"] == own["model_name_or_path"]
+    assert printed["model"]["image_size"] == own["image_size"]
+    assert printed["model"]["optimizer"] == own["optimizer"] | {"init_args": printed["model"]["optimizer"]["init_args"]}
+    assert printed["model"]["optimizer"]["init_args"]["lr"] == own["optimizer"]["init_args"]["lr"]
+    assert printed["data"]["download"] is True and printed["trainer"]["precision"] == "bf16-mixed"
+
+
 @pytest.mark.parametrize("flag", ["--model.optimizer", "--optimizer"])
 def test_optimizer_from_the_command_line(flag: str, sample_root: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)

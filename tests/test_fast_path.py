@@ -132,7 +132,7 @@ def test_corrupt_images_are_named_or_skipped(
     broken[0].write_bytes(broken[0].read_bytes()[:300])  # truncated
     broken[1].write_bytes(b"not a jpeg at all")
     options = [f"--data.root={dataset.parent}", f"--data.decode_cache={str(decode_cache).lower()}"]
-    options += ["--model.model_name_or_path=null", f"--model.net_config={json.dumps(TINY_VIT)}", *FAST]
+    options += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}", *FAST]
     options += ["--trainer.max_epochs=1", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"]
     message = cli_error(["fit", *options], capsys)
     assert message.count("\n") == 1
@@ -185,7 +185,7 @@ def test_dataloader_workers(dataset: Path, tmp_path: Path, capsys: pytest.Captur
     from conftest import run_cli
 
     workers = [*FAST, "--data.num_workers=2", "--trainer.max_epochs=1", "--trainer.logger=CSVLogger"]
-    workers += ["--model.model_name_or_path=null", f"--model.net_config={json.dumps(TINY_VIT)}"]
+    workers += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
     run_cli(["fit", *workers, f"--data.root={dataset.parent}", f"--trainer.logger.save_dir={tmp_path / 'logs'}"])
     files = list_images(dataset).files
     cache, status = load_cache(files, dataset)
