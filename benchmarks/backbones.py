@@ -17,6 +17,7 @@ from throughput import dataset_folder, forever, peak_memory, reset_peak, timed
 from torch.utils.flop_counter import FlopCounterMode
 
 from eurosat_finetune.datamodule import EuroSATDataModule
+from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.preprocessing import random_dihedral
 
@@ -97,7 +98,11 @@ def main() -> None:
         if args.only and not any(name.startswith(prefix) for prefix in args.only):
             continue
         start = time.perf_counter()
-        result = measure(name, dm, args, device, bf16)
+        try:
+            result = measure(name, dm, args, device, bf16)
+        except ConfigError as err:  # e.g. Swin-T below 193 px
+            print(json.dumps({"architecture": name, "error": str(err)}))
+            continue
         print(json.dumps({"architecture": name, **result, "seconds": round(time.perf_counter() - start, 1)}))
 
 

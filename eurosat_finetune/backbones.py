@@ -8,6 +8,7 @@ between families is asked of the model itself: its ``base_model_prefix`` (the ba
 
 import inspect
 import logging
+import math
 from typing import Any
 
 import torch
@@ -32,9 +33,9 @@ NON_ARCHITECTURE_KEYS = ("label2id", "id2label", "label_names", "num_classes", "
 def labels_of(class_names: list[str]) -> dict[str, Any]:
     """``id2label``/``label2id`` for a new head with one output per class (timm's wrapper reads ``num_labels``)."""
     return {
-        "num_labels": len(class_names),
         "id2label": dict(enumerate(class_names)),
         "label2id": {name: i for i, name in enumerate(class_names)},
+        "num_labels": len(class_names),  # after id2label, which it must agree with
     }
 
 
@@ -133,6 +134,22 @@ def takes_interpolation(model: PreTrainedModel) -> bool:
     return "interpolate_pos_encoding" in inspect.signature(model.forward).parameters
 
 
+def smallest_windowed_size(config: PretrainedConfig) -> int | None:
+    """For window-attention models (Swin): the smallest input whose every stage is at least one window
+    wide (padded to whole patches and windows, halved per stage). None for other families."""
+    window, patch, depths = (getattr(config, key, None) for key in ("window_size", "patch_size", "depths"))
+    if not (isinstance(window, int) and isinstance(patch, int) and depths):
+        return None
+    size = patch
+    while True:
+        side = math.ceil(size / patch)
+        for _ in range(len(depths) - 1):
+            side = math.ceil(side / 2)
+        if side >= window:
+            return size
+        size += 1
+
+
 def check_input_size(model: PreTrainedModel, size: int, native: int) -> None:
     """Run one blank image of ``size`` through the model, so a size it cannot take is a one-line error
     now rather than a traceback after the data is read."""
@@ -143,9 +160,11 @@ def check_input_size(model: PreTrainedModel, size: int, native: int) -> None:
             model.eval()(pixel_values=torch.zeros(1, 3, size, size), **kwargs)  # eval: no statistics updated
     except Exception as err:  # each family raises its own type
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        smallest = smallest_windowed_size(model.config)
+        valid = f"sizes from {smallest} up work, {native} is native" if smallest else f"its native size is {native}"
         raise ConfigError(
             f"model.image_size={size} does not work with this {model.config.model_type} model ({reason}); "
-            f"use its native size {native} (image_size: null) or a size it takes"
+            f"{valid} (image_size: null uses the native size)"
         ) from None
     finally:
         model.train(training)

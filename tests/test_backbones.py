@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import FAST, REPO, run_cli, version_dir, write_config
+from conftest import FAST, REPO, cli_error, run_cli, version_dir, write_config
 from PIL import Image
 from transformers import (
     AutoConfig,
@@ -44,7 +44,8 @@ FAMILIES: dict[str, tuple[dict[str, Any], Any]] = {
         BeitImageProcessor(size={"height": 32, "width": 32}),
     ),
     "swin": (
-        {"image_size": 32, "patch_size": 2, "embed_dim": 16, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4},
+        # two blocks a stage, so the second attends in shifted windows
+        {"image_size": 32, "patch_size": 2, "embed_dim": 16, "depths": [2, 2], "num_heads": [1, 2], "window_size": 4},
         ViTImageProcessor(size={"height": 32, "width": 32}),
     ),
     "convnext": (
@@ -123,6 +124,19 @@ def test_family_fine_tunes_restores_offline_and_exports(family: str, sample_root
         top = classify(Image.open(row["path"]), top_k=1)[0]
         assert top["label"] == row["predicted_class"], (row["path"], top, row)
         assert top["score"] == pytest.approx(float(row["probability"]), abs=1e-4)
+
+
+def test_a_size_the_model_cannot_take_is_one_line(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Swin attends in windows: every stage must be at least one window wide (here 4 tokens of 2 px,
+    halved once: 13 px and up). The size is tried on a blank image when the model is built."""
+    pretrained = save_tiny("swin", tmp_path / "swin")
+    model = [f"--model.model_name_or_path={pretrained}", "--model.image_size=12"]
+    message = cli_error(["fit", *FAST, *model, f"--data.root={sample_root}"], capsys).splitlines()[-1]
+    assert message.startswith("eurosat: error: model.image_size=12 does not work with this swin model (")
+    assert message.endswith("); sizes from 13 up work, 32 is native (image_size: null uses the native size)")
+    ImageClassifier(class_names=["a", "b"], model_name_or_path=str(pretrained), image_size=13)  # the smallest
 
 
 def test_a_checkpoint_of_version_0_1_0_restores(sample_root: Path, tmp_path: Path) -> None:
