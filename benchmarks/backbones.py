@@ -2,7 +2,7 @@
 own pipeline: cached uint8 batches, augmentation and preprocessing on the device, bf16 autocast on GPUs
 that have it. The architectures are built from their configs, so no hub is needed.
 
-    python benchmarks/backbones.py --image-size 64 --workers 2          # CPU, ~3 minutes
+    python benchmarks/backbones.py --image-size 64 --workers 2          # CPU, under a minute
     python benchmarks/backbones.py --image-size 224 --batch-size 128    # GPU
 """
 

@@ -28,6 +28,7 @@ from transformers import (
 )
 
 from eurosat_finetune.backbones import backbone_of
+from eurosat_finetune.export import at_input_size
 from eurosat_finetune.model import ImageClassifier
 
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
@@ -159,3 +160,18 @@ def test_a_checkpoint_of_version_0_1_0_restores(sample_root: Path, tmp_path: Pat
     with torch.no_grad():
         logits = model.eval()(torch.from_numpy(__import__("numpy").asarray(Image.open(image))).permute(2, 0, 1)[None])
     assert label == model.class_names[int(logits.argmax())]
+
+
+@pytest.mark.parametrize("family", ["vit", "deit", "dinov2", "beit", "swin", "convnext"])
+def test_export_at_another_size_needs_no_interpolation_flag(family: str) -> None:
+    """Trained at 48 px from a 32 px model: the exported network, run as pipeline runs it (no
+    ``interpolate_pos_encoding``), gives the fine-tuned model's outputs."""
+    fields = {k: v for k, v in FAMILIES[family][0].items() if k != "architectures"}
+    architecture = {"model_type": family, **fields}
+    model = ImageClassifier(list("abc"), None, architecture, image_size=48).eval()
+    pixels = torch.randn(2, 3, 48, 48)
+    exported = at_input_size(model.net, 48).eval()
+    kwargs = {"interpolate_pos_encoding": True} if model.interpolates else {}
+    with torch.no_grad():
+        expected = model.net(pixel_values=pixels, **kwargs).logits
+        torch.testing.assert_close(exported(pixel_values=pixels).logits, expected)
