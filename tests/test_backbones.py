@@ -175,3 +175,15 @@ def test_export_at_another_size_needs_no_interpolation_flag(family: str) -> None
     with torch.no_grad():
         expected = model.net(pixel_values=pixels, **kwargs).logits
         torch.testing.assert_close(exported(pixel_values=pixels).logits, expected)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_freeze_backbone_leaves_only_the_head_trainable(family: str, tmp_path: Path) -> None:
+    pretrained = save_tiny(family, tmp_path / "pretrained")
+    model = ImageClassifier(class_names=list("abc"), model_name_or_path=str(pretrained), freeze_backbone=True)
+    trainable = {name for name, p in model.net.named_parameters() if p.requires_grad}
+    head = "timm_model.head" if family == "timm_wrapper" else "classifier"
+    assert trainable == {f"{head}.weight", f"{head}.bias"}
+    model.train()(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).sum().backward()
+    with_grad = {name for name, p in model.net.named_parameters() if p.grad is not None}
+    assert with_grad == trainable  # the backbone gets no gradients at all
