@@ -12,14 +12,12 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from throughput import dataset_folder, forever, peak_memory, reset_peak, timed
+from throughput import dataset_folder, forever, peak_memory, project_train_step, reset_peak, timed
 from torch.utils.flop_counter import FlopCounterMode
 
 from eurosat_finetune.datamodule import EuroSATDataModule
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import ImageClassifier
-from eurosat_finetune.preprocessing import random_dihedral
 
 # The architecture behind each overlay in configs/ (defaults of each config class are the named size).
 ARCHITECTURES = {
@@ -43,17 +41,8 @@ def measure(name: str, dm: EuroSATDataModule, args: argparse.Namespace, device: 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batches = forever(dm.train_dataloader())
 
-    def train_step(batch: tuple) -> int:
-        images, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(random_dihedral(images)), labels)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return len(images)
-
     reset_peak(device)
-    images_per_s = timed(batches, train_step, args.warmup, args.steps, device)
+    images_per_s = timed(batches, project_train_step(model, optimizer, device, bf16), args.warmup, args.steps, device)
     parameters = sum(p.numel() for p in model.parameters())
     return {
         "parameters_m": round(parameters / 1e6, 1),

@@ -112,6 +112,24 @@ def training_flops_per_image(config: ViTConfig, image_size: int) -> float:
     return 3.0 * counter.get_total_flops()
 
 
+def project_train_step(
+    model: ImageClassifier, optimizer: torch.optim.Optimizer, device: torch.device, bf16: bool
+) -> Callable[[tuple], int]:
+    """One training step of the project's path: uint8 batch to the device, augmentation, the model's
+    own preprocessing, bf16 autocast where wanted; returns the number of images."""
+
+    def train_step(batch: tuple) -> int:
+        images, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(random_dihedral(images)), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return len(images)
+
+    return train_step
+
+
 def measure_project(args: argparse.Namespace, folder: Path, device: torch.device, bf16: bool) -> dict:
     """The project's pipeline: cached uint8 batches, augmentation and preprocessing on the device."""
     results = {}
@@ -137,15 +155,7 @@ def measure_project(args: argparse.Namespace, folder: Path, device: torch.device
         model.preprocess(images)
         return len(images)
 
-    def train_step(batch: tuple) -> int:
-        images, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(random_dihedral(images)), labels)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return len(images)
-
+    train_step = project_train_step(model, optimizer, device, bf16)
     reset_peak(device)
     results["project_data_img_s"] = timed(batches, data_step, args.warmup, args.steps * 4, device)
     results["project_train_img_s"] = timed(batches, train_step, args.warmup, args.steps, device)
