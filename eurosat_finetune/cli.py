@@ -33,8 +33,9 @@ CHECKPOINT_KEYS = ("checkpoint", "last_checkpoint")
 RUN_FILES = ("config.yaml", "hparams.yaml", "metrics.csv", "events.out.tfevents.*", "checkpoints/*.ckpt")
 
 
-def check_checkpoint(path: str) -> None:
-    """Fail early, in one line, on a ``--ckpt_path`` that is missing or not a Lightning checkpoint."""
+def check_checkpoint(path: str) -> dict[str, Any]:
+    """Fail early, in one line, on a ``--ckpt_path`` that is missing or not a Lightning checkpoint;
+    return its hyperparameters."""
     hint = "give a .ckpt file written by `eurosat fit` (e.g. runs/eurosat/version_0/checkpoints/best.ckpt)"
     if not Path(path).is_file():
         raise CheckpointError(f"--ckpt_path {path}: no such file; {hint}")
@@ -44,6 +45,7 @@ def check_checkpoint(path: str) -> None:
         raise CheckpointError(f"--ckpt_path {path} is not a checkpoint ({type(err).__name__}); {hint}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"--ckpt_path {path} holds no model state_dict; {hint}")
+    return dict(checkpoint.get("hyper_parameters", {}))
 
 
 def check_writable(folder: Path, option: str) -> None:
@@ -94,8 +96,9 @@ class EuroSATCLI(LightningCLI):
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        self.checkpoint_hparams: dict[str, Any] = {}
         if ckpt_path and ckpt_path not in SPECIAL_CKPT_PATHS:
-            check_checkpoint(ckpt_path)
+            self.checkpoint_hparams = check_checkpoint(ckpt_path)
 
     def before_instantiate_classes(self) -> None:
         """A fit resumed from a run's own checkpoint continues that run (see :mod:`.resume`)."""
@@ -113,7 +116,10 @@ class EuroSATCLI(LightningCLI):
         return self._instantiate_trainer(trainer_config, [self._get(self.config_init, key) for key in keys])
 
     def after_instantiate_classes(self) -> None:
-        if self.subcommand is None or rank_zero_only.rank != 0:
+        if self.subcommand is None:
+            return
+        self.model.check_classes(self.checkpoint_hparams.get("class_names"))  # before the data is decoded
+        if rank_zero_only.rank != 0:
             return
         checkpoints = [c for c in self.trainer.callbacks if isinstance(c, ModelCheckpoint)]
         built_in = [self._get(self.config_init, key) for key in CHECKPOINT_KEYS]

@@ -228,20 +228,23 @@ class ImageClassifier(LightningModule):
             checkpoint["pretrained_from"] = self.pretrained_from
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint trained on other classes than this module's, showing both lists; read
-        0.1.0 checkpoints, which kept the network in ``self.vit``."""
+        """Refuse a checkpoint trained on other classes than this module's; read 0.1.0 checkpoints,
+        which kept the network in ``self.vit``."""
         state = checkpoint.get("state_dict", {})
         if state and not any(key.startswith("net.") for key in state):
             checkpoint["state_dict"] = {
                 f"net.{k.removeprefix('vit.')}" if k.startswith("vit.") else k: v for k, v in state.items()
             }
-        saved = checkpoint.get("hyper_parameters", {}).get("class_names")
+        self.check_classes(checkpoint.get("hyper_parameters", {}).get("class_names"))
+        self.pretrained_from = checkpoint.get("pretrained_from")
+
+    def check_classes(self, saved: list[str] | None) -> None:
+        """Refuse weights trained on other classes than this module's (the CLI asks before any work)."""
         if saved is not None and list(saved) != self.class_names:
             raise ClassMismatchError(
                 f"the checkpoint was trained on classes {list(saved)} but the data has classes "
                 f"{self.class_names}; evaluate it on data with the checkpoint's classes"
             )
-        self.pretrained_from = checkpoint.get("pretrained_from")
 
 
 def class_names_of(class_names: list[str] | None, architecture: dict[str, Any] | None) -> list[str]:

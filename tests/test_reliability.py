@@ -107,6 +107,7 @@ def test_checkpoint_with_other_classes_is_refused(
     args = ["test", *FAST, f"--data.root={other}", "--data.allow_split_change=true", "--ckpt_path", str(checkpoint)]
     message = one_line(cli_error(args, capsys))
     assert "['AnnualCrop', 'Forest'" in message and "['Forest', 'SeaLake', 'Wetland']" in message
+    assert not list(other.glob(".*"))  # refused before the images were decoded into a cache
 
 
 def test_model_that_cannot_be_loaded_offline(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
