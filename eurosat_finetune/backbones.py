@@ -47,9 +47,10 @@ def load_pretrained(model_name_or_path: str, overrides: dict[str, Any], class_na
             model_name_or_path, **overrides, **labels_of(class_names), ignore_mismatched_sizes=True
         )
     except ImportError as err:  # e.g. a timm model without timm installed
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise ModelLoadError(
-            f"cannot load model.model_name_or_path={model_name_or_path!r}: {err}".splitlines()[0]
-            + " (timm models need `pip install 'eurosat-finetune[timm]'`)"
+            f"cannot load model.model_name_or_path={model_name_or_path!r} ({reason}); timm models need "
+            "`pip install 'eurosat-finetune[timm]'`"
         ) from err
     except (OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -187,3 +187,20 @@ def test_freeze_backbone_leaves_only_the_head_trainable(family: str, tmp_path: P
     model.train()(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).sum().backward()
     with_grad = {name for name, p in model.net.named_parameters() if p.grad is not None}
     assert with_grad == trainable  # the backbone gets no gradients at all
+
+
+def test_a_timm_model_without_timm_says_what_to_install(sample_root: Path, tmp_path: Path) -> None:
+    """In a Python where timm cannot be imported (hidden here, as it is absent without the extra)."""
+    pretrained = save_tiny("timm_wrapper", tmp_path / "timm")
+    hide_timm = (
+        "import importlib.util, sys; sys.modules['timm'] = None; find = importlib.util.find_spec; "
+        "importlib.util.find_spec = lambda name, *a, **k: None if name == 'timm' else find(name, *a, **k); "
+        "from eurosat_finetune.cli import main; main(sys.argv[1:])"
+    )
+    command = [sys.executable, "-c", hide_timm, "fit", f"--model.model_name_or_path={pretrained}"]
+    command += [f"--data.root={sample_root}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"eurosat: error: cannot load model.model_name_or_path='{pretrained}' (")
+    assert last.endswith("timm models need `pip install 'eurosat-finetune[timm]'`")
