@@ -7,13 +7,14 @@ holds and restores its weights from its own state dict, offline, even after the 
 """
 
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau, SequentialLR
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
@@ -25,6 +26,13 @@ DEFAULT_MODEL = "google/vit-base-patch16-224"
 
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-4}}
 """Adam at 1e-4, as a class_path spec so ``--print_config`` shows it and its arguments."""
+
+
+WARMUP_NEEDS_STEPS = (
+    "model.warmup_steps hands over to model.scheduler after that many optimizer steps, so the scheduler must "
+    "step per step: set model.scheduler_interval=step (and size it in steps), with a scheduler other than "
+    "ReduceLROnPlateau"
+)
 
 
 class ImageClassifier(LightningModule):
@@ -54,6 +62,12 @@ class ImageClassifier(LightningModule):
             on GPUs after a compile of a minute or so; checkpoints are unchanged).
         optimizer: Optimizer factory, e.g. ``--model.optimizer AdamW --model.optimizer.lr 3e-4``.
         scheduler: Optional LR scheduler factory; ReduceLROnPlateau monitors ``val_loss``.
+        scheduler_interval: When the scheduler steps: after every ``epoch``, or after every optimizer
+            ``step`` (size it in steps then, e.g. ``CosineAnnealingLR`` with ``T_max`` = total steps).
+        scheduler_frequency: Step the scheduler every this many epochs or optimizer steps.
+        warmup_steps: Raise the learning rate linearly over the first this many optimizer steps (from
+            lr / warmup_steps to lr), then hand over to ``scheduler``, which must then step per
+            ``step``.
     """
 
     def __init__(
@@ -69,6 +83,9 @@ class ImageClassifier(LightningModule):
         torch_compile: bool = False,
         optimizer: OptimizerCallable = DEFAULT_OPTIMIZER,  # type: ignore[assignment]
         scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        scheduler_frequency: int = 1,
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # as given, so hparams.yaml shows what the run was started with
@@ -78,6 +95,8 @@ class ImageClassifier(LightningModule):
         # the signature default is a class_path spec (so --print_config shows it); Python callers get a factory
         self.optimizer = partial(instantiate_class, init=optimizer) if isinstance(optimizer, dict) else optimizer
         self.scheduler = scheduler
+        if warmup_steps > 0 and scheduler is not None and scheduler_interval != "step":
+            raise ConfigError(WARMUP_NEEDS_STEPS)
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
@@ -215,10 +234,19 @@ class ImageClassifier(LightningModule):
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         optimizer = self.optimizer([p for p in self.parameters() if p.requires_grad])
-        if self.scheduler is None:
+        scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
+        warmup = self.hparams.warmup_steps
+        interval = self.hparams.scheduler_interval
+        if warmup > 0:
+            if isinstance(scheduler, ReduceLROnPlateau):
+                raise ConfigError(WARMUP_NEEDS_STEPS)
+            ramp = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+            scheduler = ramp if scheduler is None else SequentialLR(optimizer, [ramp, scheduler], milestones=[warmup])
+            interval = "step"
+        if scheduler is None:
             return optimizer
-        scheduler = self.scheduler(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+        config = {"scheduler": scheduler, "interval": interval, "frequency": self.hparams.scheduler_frequency}
+        return {"optimizer": optimizer, "lr_scheduler": {**config, "monitor": "val_loss"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restoring must not need the hub or the pretrained directory, so the checkpoint's

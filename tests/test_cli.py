@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -191,3 +192,40 @@ def test_freeze_backbone_trains_only_the_head(sample_root: Path, tiny_vit_dir: P
     for key, value in pretrained.items():
         if key.startswith("vit."):
             assert torch.equal(saved["state_dict"][f"net.{key}"], value), key
+
+
+def learning_rates(log_dir: Path) -> list[float]:
+    """The learning rate LearningRateMonitor logged before each optimizer step, in step order."""
+    import csv
+
+    with open(log_dir / "metrics.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("lr-AdamW")]
+    return [float(row["lr-AdamW"]) for row in sorted(rows, key=lambda row: int(row["step"]))]
+
+
+def test_schedules_per_step_with_warmup_and_per_epoch(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The learning rate each optimizer step used, as the optimizer had it (9 steps an epoch)."""
+    monitor = ["--trainer.callbacks+=LearningRateMonitor", "--trainer.callbacks.logging_interval=step"]
+    common = [*FAST, *TINY_MODEL, *monitor, "--trainer.log_every_n_steps=1", "--model.optimizer=AdamW"]
+    common += ["--model.optimizer.lr=0.01", f"--data.root={sample_root}", "--trainer.logger=CSVLogger"]
+
+    per_step = ["--model.scheduler=CosineAnnealingLR", "--model.scheduler.T_max=15", "--model.warmup_steps=3"]
+    per_step += ["--model.scheduler_interval=step", f"--trainer.logger.save_dir={tmp_path / 'step'}"]
+    run_cli(["fit", *common, *per_step, "--trainer.max_epochs=2"])
+    used = learning_rates(version_dir(tmp_path / "step", 0))
+    warmup = [0.01 * (t + 1) / 3 for t in range(3)]
+    cosine = [0.01 * (1 + math.cos(math.pi * k / 15)) / 2 for k in range(15)]
+    assert used == pytest.approx(warmup + cosine, rel=1e-6)
+
+    per_epoch = ["--model.scheduler=StepLR", "--model.scheduler.step_size=1", "--model.scheduler.gamma=0.5"]
+    run_cli(["fit", *common, *per_epoch, "--trainer.max_epochs=2", f"--trainer.logger.save_dir={tmp_path / 'epoch'}"])
+    assert learning_rates(version_dir(tmp_path / "epoch", 0)) == pytest.approx([0.01] * 9 + [0.005] * 9, rel=1e-6)
+
+    data = tmp_path / "data"  # refused before the images are decoded
+    shutil.copytree(sample_root / "EuroSAT_RGB", data / "EuroSAT_RGB", ignore=shutil.ignore_patterns(".*"))
+    refused = [*common, *per_epoch, "--model.warmup_steps=3", f"--trainer.logger.save_dir={tmp_path / 'no'}"]
+    message = cli_error(["fit", *refused, f"--data.root={data}"], capsys).splitlines()[-1]
+    assert message.startswith("eurosat: error: model.warmup_steps hands over to model.scheduler")
+    assert not list((data / "EuroSAT_RGB").glob(".*"))
