@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 NON_ARCHITECTURE_KEYS = ("label2id", "id2label", "label_names", "num_classes", "transformers_version", "dtype")
 
 
+def first_line(err: BaseException) -> str:
+    """The first non-blank line of an error's message (library messages run over several), else its type."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def labels_of(class_names: list[str]) -> dict[str, Any]:
     """``id2label``/``label2id`` for a new head with one output per class (timm's wrapper reads ``num_labels``)."""
     return {
@@ -47,15 +53,14 @@ def load_pretrained(model_name_or_path: str, overrides: dict[str, Any], class_na
             model_name_or_path, **overrides, **labels_of(class_names), ignore_mismatched_sizes=True
         )
     except ImportError as err:  # e.g. a timm model without timm installed
-        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise ModelLoadError(
-            f"cannot load model.model_name_or_path={model_name_or_path!r} ({reason}); timm models need "
+            f"cannot load model.model_name_or_path={model_name_or_path!r} ({first_line(err)}); timm models need "
             "`pip install 'eurosat-finetune[timm]'`"
         ) from err
     except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelLoadError(
-            f"cannot load model.model_name_or_path={model_name_or_path!r} as an image classifier ({reason}). "
+            f"cannot load model.model_name_or_path={model_name_or_path!r} as an image classifier "
+            f"({first_line(err)}). "
             "Without network access, point model.model_name_or_path at a local directory written by "
             "save_pretrained (or at a model already in the Hugging Face cache)"
         ) from err
@@ -160,11 +165,10 @@ def check_input_size(model: PreTrainedModel, size: int, native: int) -> None:
         with torch.no_grad():
             model.eval()(pixel_values=torch.zeros(1, 3, size, size), **kwargs)  # eval: no statistics updated
     except Exception as err:  # each family raises its own type
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         smallest = smallest_windowed_size(model.config)
         valid = f"sizes from {smallest} up work, {native} is native" if smallest else f"its native size is {native}"
         raise ConfigError(
-            f"model.image_size={size} does not work with this {model.config.model_type} model ({reason}); "
+            f"model.image_size={size} does not work with this {model.config.model_type} model ({first_line(err)}); "
             f"{valid} (image_size: null uses the native size)"
         ) from None
     finally:

@@ -199,10 +199,10 @@ class EuroSATDataModule(LightningDataModule):
         return self._loader(self.train_dataset, sampler=EpochSeededSampler(self.train_dataset, global_seed()))
 
     def _each_image_once(self, dataset: Dataset) -> Sampler | None:
-        """Under DDP, every n-th image for this process, so each is evaluated exactly once: Lightning's
-        DistributedSampler would pad the set with duplicates up to a multiple of the process count,
-        and they would count twice in the metrics. (Processes then differ by up to one batch, which
-        evaluation allows: nothing is synced per step.)"""
+        """Under DDP, every n-th image for this process, so each is evaluated exactly once: for validation
+        and test, Lightning's DistributedSampler would pad the set with duplicates up to a multiple of
+        the process count, and they would count twice in the metrics. (Processes then differ by up to
+        one batch, which evaluation allows: nothing is synced per step.)"""
         if self.trainer is None or self.trainer.world_size == 1:
             return None
         world, rank = self.trainer.world_size, self.trainer.global_rank
@@ -215,5 +215,5 @@ class EuroSATDataModule(LightningDataModule):
         return self._loader(self.test_dataset, sampler=self._each_image_once(self.test_dataset))
 
     def predict_dataloader(self) -> DataLoader:
-        sampler = self._each_image_once(self.predict_dataset)
-        return self._loader(self.predict_dataset, sampler=sampler, collate_fn=collate_predictions)
+        # under DDP, Lightning itself gives predict an unpadded sampler (UnrepeatedDistributedSamplerWrapper)
+        return self._loader(self.predict_dataset, collate_fn=collate_predictions)
