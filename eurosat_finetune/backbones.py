@@ -173,3 +173,13 @@ def check_input_size(model: PreTrainedModel, size: int, native: int) -> None:
         ) from None
     finally:
         model.train(training)
+
+
+def class_names_of(class_names: list[str] | None, architecture: dict[str, Any] | None) -> list[str]:
+    """``class_names``, else the labels a checkpoint's ``model_config["id2label"]`` holds."""
+    if not class_names and architecture and "id2label" in architecture:
+        id2label = {int(i): name for i, name in architecture["id2label"].items()}
+        class_names = [id2label[i] for i in sorted(id2label)]
+    if not class_names:
+        raise ConfigError("model.class_names is empty: give the class names, or let the CLI link them from the data")
+    return list(class_names)

@@ -22,9 +22,13 @@ from eurosat_finetune.report import EvaluationReport
 from eurosat_finetune.resume import continue_resumed_run, keep_earlier_metrics, resume_number, resumed_config_name
 from eurosat_finetune.runs import RunFolderCallback, run_folder
 from eurosat_finetune.samples import ValidationSamples
+from eurosat_finetune.throughput import TrainingThroughput
 
 # --ckpt_path values that Lightning resolves itself rather than reading a file.
 SPECIAL_CKPT_PATHS = frozenset({"last", "best", "hpc", "registry"})
+
+# Model options chosen when evaluating, not when training: the command's value wins over the checkpoint's.
+EVALUATION_OPTIONS = ("tta",)
 
 # The built-in ModelCheckpoint groups: best.ckpt and last.ckpt.
 CHECKPOINT_KEYS = ("checkpoint", "last_checkpoint")
@@ -91,6 +95,7 @@ class EuroSATCLI(LightningCLI):
         parser.add_lightning_class_args(ValidationSamples, "val_samples")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.add_lightning_class_args(HuggingFaceExport, "export")
+        parser.add_lightning_class_args(TrainingThroughput, "throughput")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         super().parse_arguments(parser, args)
@@ -99,6 +104,15 @@ class EuroSATCLI(LightningCLI):
         self.checkpoint_hparams: dict[str, Any] = {}
         if ckpt_path and ckpt_path not in SPECIAL_CKPT_PATHS:
             self.checkpoint_hparams = check_checkpoint(ckpt_path)
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI replaces the model's config with the hyperparameters a --ckpt_path holds; keep the
+        command's evaluation options (``--model.tta true`` on a checkpoint trained without it)."""
+        subcommand = self.config.get("subcommand")
+        chosen = {key: self.config[subcommand].model.get(key) for key in EVALUATION_OPTIONS} if subcommand else {}
+        super()._parse_ckpt_path()
+        for key, value in chosen.items():
+            self.config[subcommand].model[key] = value
 
     def before_instantiate_classes(self) -> None:
         """A fit resumed from a run's own checkpoint continues that run (see :mod:`.resume`)."""

@@ -13,26 +13,18 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
-from torch import nn
-from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau, SequentialLR
+from torch.nn import functional as F
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from eurosat_finetune import backbones
+from eurosat_finetune import backbones, optimization, recipe
 from eurosat_finetune.errors import ClassMismatchError, ConfigError
-from eurosat_finetune.preprocessing import to_model_input
+from eurosat_finetune.preprocessing import dihedral_views, to_model_input
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
 
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-4}}
 """Adam at 1e-4, as a class_path spec so ``--print_config`` shows it and its arguments."""
-
-
-WARMUP_NEEDS_STEPS = (
-    "model.warmup_steps hands over to model.scheduler after that many optimizer steps, so the scheduler must "
-    "step per step: set model.scheduler_interval=step (and size it in steps), with a scheduler other than "
-    "ReduceLROnPlateau"
-)
 
 
 class ImageClassifier(LightningModule):
@@ -68,6 +60,18 @@ class ImageClassifier(LightningModule):
         warmup_steps: Raise the learning rate linearly over the first this many optimizer steps (from
             lr / warmup_steps to lr), then hand over to ``scheduler``, which must then step per
             ``step``.
+        layer_decay: Layer-wise learning-rate decay: each backbone layer learns at this factor times
+            the rate of the layer above it (the head and the last layer at the full rate; e.g. 0.75);
+            null turns it off. Needs a backbone of numbered layers (transformers, ConvNeXt stages).
+        label_smoothing: Training targets put this much probability mass evenly on all classes.
+        class_weights: Weight of each class in the training loss (label order), or ``balanced``:
+            inversely proportional to the class's count in the training split.
+        mixup_alpha: MixUp of training batches on the device (torchvision v2), with this Beta
+            parameter (e.g. 0.2); 0 turns it off.
+        cutmix_alpha: CutMix of training batches on the device (torchvision v2), with this Beta
+            parameter (e.g. 1.0); 0 turns it off. With both set, each batch gets one of the two.
+        tta: Test-time augmentation in test and predict: average the class probabilities of the 8
+            flips and 90-degree rotations of each image (8 times the compute).
     """
 
     def __init__(
@@ -86,17 +90,23 @@ class ImageClassifier(LightningModule):
         scheduler_interval: Literal["epoch", "step"] = "epoch",
         scheduler_frequency: int = 1,
         warmup_steps: int = 0,
+        layer_decay: float | None = None,
+        label_smoothing: float = 0.0,
+        class_weights: list[float] | Literal["balanced"] | None = None,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        tta: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # as given, so hparams.yaml shows what the run was started with
         self.architecture = model_config if model_config is not None else vit_config
-        self.class_names = class_names_of(class_names, self.architecture)
+        self.class_names = backbones.class_names_of(class_names, self.architecture)
         self.pretrained_from = model_name_or_path
         # the signature default is a class_path spec (so --print_config shows it); Python callers get a factory
         self.optimizer = partial(instantiate_class, init=optimizer) if isinstance(optimizer, dict) else optimizer
         self.scheduler = scheduler
         if warmup_steps > 0 and scheduler is not None and scheduler_interval != "step":
-            raise ConfigError(WARMUP_NEEDS_STEPS)
+            raise ConfigError(optimization.WARMUP_NEEDS_STEPS)
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
@@ -122,7 +132,22 @@ class ImageClassifier(LightningModule):
         self.interpolates = backbones.takes_interpolation(self.net)
 
     def configure_losses(self) -> None:
-        self.criterion = nn.CrossEntropyLoss()
+        """The training loss's label smoothing, class weights and batch mixing; validation and test
+        losses stay plain cross-entropy, comparable across recipes."""
+        num_classes = len(self.class_names)
+        self.mixer = recipe.batch_mixer(self.hparams.mixup_alpha, self.hparams.cutmix_alpha, num_classes)
+        weights = self.hparams.class_weights
+        # "balanced" needs the training split, known in setup("fit")
+        self.class_weights = recipe.class_weights_of(weights, None, num_classes) if isinstance(weights, list) else None
+
+    def criterion(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels)
+
+    def training_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy with the configured smoothing and class weights; ``targets`` are labels, or
+        class probabilities after MixUp/CutMix."""
+        weight = None if self.class_weights is None else torch.tensor(self.class_weights, device=logits.device)
+        return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=self.hparams.label_smoothing)
 
     def configure_metrics(self) -> None:
         """One collection per stage; the test also keeps a confusion matrix for the report."""
@@ -167,17 +192,38 @@ class ImageClassifier(LightningModule):
     def forward(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         """Logits for uint8 images, preprocessed on their device as part of the model (batches cross
         the bus as compact uint8; the datamodule's own hook stays free for augmentation)."""
-        pixel_values = self.preprocess(images)
+        return self.classify(self.preprocess(images))
+
+    def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Logits for a preprocessed float batch."""
         if not self.interpolates:
             return self.net(pixel_values=pixel_values).logits
         interpolate = tuple(pixel_values.shape[-2:]) != (getattr(self.net.config, "image_size", None),) * 2
         return self.net(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).logits
 
+    def training_inputs(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model input and targets of a training batch: mixed by MixUp/CutMix if configured."""
+        pixel_values = self.preprocess(images)
+        if self.mixer is None:
+            return pixel_values, labels
+        return self.mixer(pixel_values, labels)
+
+    def evaluation_logits(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """Logits for test and predict: with ``tta``, the log of the class probabilities averaged over
+        the 8 dihedral views of each image."""
+        if not self.hparams.tta:
+            return self(images)
+        views = dihedral_views(self.preprocess(images))
+        probs = torch.stack([self.classify(view).float().softmax(dim=-1) for view in views]).mean(dim=0)
+        return probs.log()
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
-        logits = self(images)
-        loss = self.criterion(logits, labels)
-        self.train_metrics.update(logits, labels)
+        pixel_values, targets = self.training_inputs(images, labels)
+        logits = self.classify(pixel_values)
+        loss = self.training_loss(logits, targets)
+        # after MixUp/CutMix the accuracy counts the class with the larger share
+        self.train_metrics.update(logits, targets if targets.ndim == 1 else targets.argmax(dim=-1))
         self.log("train_loss", loss, prog_bar=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
@@ -193,7 +239,7 @@ class ImageClassifier(LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
-        logits = self(images)
+        logits = self.evaluation_logits(images)
         self.test_metrics.update(logits, labels)
         self.test_confusion.update(logits, labels)
         self.test_loss.update(self.criterion(logits, labels), weight=len(labels))
@@ -211,7 +257,7 @@ class ImageClassifier(LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Class probabilities for each readable image, with the paths and the unreadable paths."""
         if batch["images"]:
-            probs = self(batch["images"]).softmax(dim=-1)
+            probs = self.evaluation_logits(batch["images"]).softmax(dim=-1)
         else:
             probs = torch.empty(0, len(self.class_names), device=self.device)
         return {"paths": batch["paths"], "probs": probs, "unreadable": batch["unreadable"]}
@@ -223,9 +269,14 @@ class ImageClassifier(LightningModule):
             self._compiled = True
 
     def setup(self, stage: str) -> None:
-        """TF32 matmuls on Ampere and newer GPUs: fp32 accuracy for training, several times the speed."""
+        """TF32 matmuls on Ampere and newer GPUs: fp32 accuracy for training, several times the speed.
+        Balanced class weights from the training split's counts."""
         if self.trainer.accelerator.__class__.__name__ == "CUDAAccelerator":
             torch.set_float32_matmul_precision("high")
+        if stage == "fit" and self.hparams.class_weights == "balanced":
+            train = getattr(self.trainer.datamodule, "train_dataset", None)
+            labels = getattr(train, "labels", None)
+            self.class_weights = recipe.class_weights_of("balanced", labels, len(self.class_names))
 
     def on_train_epoch_start(self) -> None:
         """A frozen backbone stays in eval mode (its dropout, if any, off), as in a linear probe."""
@@ -233,20 +284,15 @@ class ImageClassifier(LightningModule):
             backbones.backbone_of(self.net).eval()
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
-        optimizer = self.optimizer([p for p in self.parameters() if p.requires_grad])
-        scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
-        warmup = self.hparams.warmup_steps
-        interval = self.hparams.scheduler_interval
-        if warmup > 0:
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ConfigError(WARMUP_NEEDS_STEPS)
-            ramp = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-            scheduler = ramp if scheduler is None else SequentialLR(optimizer, [ramp, scheduler], milestones=[warmup])
-            interval = "step"
-        if scheduler is None:
-            return optimizer
-        config = {"scheduler": scheduler, "interval": interval, "frequency": self.hparams.scheduler_frequency}
-        return {"optimizer": optimizer, "lr_scheduler": {**config, "monitor": "val_loss"}}
+        return optimization.configure(
+            self.optimizer,
+            optimization.parameter_groups(self.net, self.hparams.layer_decay),
+            self.scheduler,
+            self.hparams.scheduler_interval,
+            self.hparams.scheduler_frequency,
+            self.hparams.warmup_steps,
+            optimization.run_length(self.trainer, self.hparams.scheduler_interval, self.hparams.warmup_steps),
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restoring must not need the hub or the pretrained directory, so the checkpoint's
@@ -273,16 +319,6 @@ class ImageClassifier(LightningModule):
                 f"the checkpoint was trained on classes {list(saved)} but the data has classes "
                 f"{self.class_names}; evaluate it on data with the checkpoint's classes"
             )
-
-
-def class_names_of(class_names: list[str] | None, architecture: dict[str, Any] | None) -> list[str]:
-    """``class_names``, else the labels a checkpoint's ``model_config["id2label"]`` holds."""
-    if not class_names and architecture and "id2label" in architecture:
-        id2label = {int(i): name for i, name in architecture["id2label"].items()}
-        class_names = [id2label[i] for i in sorted(id2label)]
-    if not class_names:
-        raise ConfigError("model.class_names is empty: give the class names, or let the CLI link them from the data")
-    return list(class_names)
 
 
 ViTClassifier = ImageClassifier  # its name in 0.1.0, when it held ViTs only

@@ -51,3 +51,12 @@ def random_dihedral(images: torch.Tensor, generator: torch.Generator | None = No
         chosen = torch.rand(len(images), device=images.device, generator=generator) < 0.5
         images = torch.where(chosen[:, None, None, None], op(images), images)
     return images
+
+
+def dihedral_views(images: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 symmetries of a top-down view of a square ``(B, C, H, W)`` batch (the 4 flips of a
+    non-square one): the views test-time augmentation averages over."""
+    flips = [images, images.flip(-1), images.flip(-2), images.flip(-1, -2)]
+    if images.shape[-1] != images.shape[-2]:
+        return flips
+    return flips + [view.transpose(-1, -2) for view in flips]

@@ -1,0 +1,126 @@
+"""The optimizer and its schedule: parameter groups with layer-wise learning-rate decay, then the
+configured scheduler, stepped per epoch or per optimizer step, after an optional linear warmup."""
+
+import math
+import re
+from functools import partial
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau, SequentialLR
+
+from eurosat_finetune import backbones
+from eurosat_finetune.errors import ConfigError
+
+WARMUP_NEEDS_STEPS = (
+    "model.warmup_steps hands over to model.scheduler after that many optimizer steps, so the scheduler must "
+    "step per step: set model.scheduler_interval=step (and size it in steps), with a scheduler other than "
+    "ReduceLROnPlateau"
+)
+
+
+# a numbered block of a transformer (or stage of a hierarchical) backbone: ViT/DeiT/BEiT/DINOv2
+# "encoder.layer.3.", Swin "encoder.layers.1.", ConvNeXt "encoder.stages.2.", timm "blocks.5."
+NUMBERED_LAYER = re.compile(r"(?:^|\.)(?:layer|layers|blocks|stages)\.(\d+)\.")
+EMBEDDING_NAMES = ("embed", "cls_token", "mask_token", "register_tokens", "dist_token")
+
+
+def layer_of(name: str, num_layers: int) -> int:
+    """A backbone parameter's depth: 0 for the embeddings, i + 1 for numbered layer i, ``num_layers + 1``
+    for what follows the last layer (the final norm)."""
+    match = NUMBERED_LAYER.search(name)
+    if match:
+        return int(match.group(1)) + 1
+    if any(part in name for part in EMBEDDING_NAMES):
+        return 0
+    return num_layers + 1
+
+
+def parameter_groups(net: nn.Module, layer_decay: float | None) -> list[dict[str, Any]]:
+    """The trainable parameters as optimizer groups, each with an ``lr_scale``: 1 everywhere, or with
+    layer-wise decay ``layer_decay ** (num_layers + 1 - depth)``, so the head and the last layer learn
+    at the full rate and each layer below at ``layer_decay`` times the one above (BEiT, timm)."""
+    trainable = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
+    if layer_decay is None:
+        return [{"params": [p for _, p in trainable], "lr_scale": 1.0}]
+    if not 0 < layer_decay <= 1:
+        raise ConfigError(f"model.layer_decay={layer_decay} must be in (0, 1]; null turns it off")
+    backbone = backbones.backbone_of(net)
+    in_backbone = {id(p) for p in backbone.parameters()}
+    prefix = next((f"{n}." for n, m in net.named_children() if m is backbone), "")
+    layers = {int(m.group(1)) for name, _ in trainable if (m := NUMBERED_LAYER.search(name.removeprefix(prefix)))}
+    if not layers:
+        raise ConfigError(
+            f"model.layer_decay: {type(net).__name__} has no numbered layers (encoder.layer.N, blocks.N, "
+            "stages.N) to decay over; set model.layer_decay=null"
+        )
+    num_layers = max(layers) + 1
+    groups: dict[int, list[nn.Parameter]] = {}
+    for name, p in trainable:
+        # the head (outside the backbone) learns at the full rate; timm heads sit inside it, after the norm
+        depth = layer_of(name.removeprefix(prefix), num_layers) if id(p) in in_backbone else num_layers + 1
+        groups.setdefault(depth, []).append(p)
+    scale = {depth: layer_decay ** (num_layers + 1 - depth) for depth in groups}
+    return [{"params": params, "lr_scale": scale[depth]} for depth, params in sorted(groups.items())]
+
+
+def scale_learning_rates(optimizer: torch.optim.Optimizer) -> None:
+    """Multiply each group's learning rate by its ``lr_scale`` (before any scheduler records it)."""
+    for group in optimizer.param_groups:
+        group["lr"] *= group.get("lr_scale", 1.0)
+
+
+def configure(
+    optimizer_factory: OptimizerCallable,
+    groups: list[dict[str, Any]],
+    scheduler_factory: LRSchedulerCallable | None,
+    interval: Literal["epoch", "step"],
+    frequency: int,
+    warmup_steps: int,
+    run_length: float,
+) -> OptimizerLRScheduler:
+    """What ``configure_optimizers`` returns: the optimizer over ``groups`` (learning rates scaled),
+    with the scheduler after ``warmup_steps`` of linear warmup, stepped every ``frequency`` ``interval``s.
+    A ``total_steps`` left null (OneCycleLR's) becomes the scheduler steps of the run, whose length in
+    ``interval`` units is ``run_length``."""
+    optimizer = optimizer_factory(groups)
+    scale_learning_rates(optimizer)  # before a scheduler records each group's initial_lr
+    scheduler = None
+    if scheduler_factory is not None:
+        sizing = sized_to_run(scheduler_factory, run_length - warmup_steps, frequency)
+        scheduler = scheduler_factory(optimizer, **sizing)
+    if warmup_steps > 0:
+        if isinstance(scheduler, ReduceLROnPlateau):
+            raise ConfigError(WARMUP_NEEDS_STEPS)
+        ramp = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup_steps))
+        scheduler = ramp if scheduler is None else SequentialLR(optimizer, [ramp, scheduler], milestones=[warmup_steps])
+        interval = "step"
+    if scheduler is None:
+        return optimizer
+    config = {"scheduler": scheduler, "interval": interval, "frequency": frequency}
+    return {"optimizer": optimizer, "lr_scheduler": {**config, "monitor": "val_loss"}}
+
+
+def sized_to_run(scheduler_factory: LRSchedulerCallable, length: float, frequency: int) -> dict[str, int]:
+    """``{"total_steps": n}`` when the scheduler takes a ``total_steps`` that was left null (and no
+    ``epochs``), n being the times it steps in a run of ``length`` steps or epochs; else nothing."""
+    given = scheduler_factory.keywords if isinstance(scheduler_factory, partial) else {}
+    if "total_steps" not in given or given["total_steps"] is not None or given.get("epochs") is not None:
+        return {}
+    if not math.isfinite(length) or length < 1:
+        raise ConfigError(
+            "model.scheduler: total_steps is null, so it is sized to the run, which has no fixed length; set "
+            "trainer.max_epochs or trainer.max_steps, or the scheduler's total_steps"
+        )
+    return {"total_steps": math.ceil(length / frequency)}
+
+
+def run_length(trainer: Trainer, interval: Literal["epoch", "step"], warmup_steps: int) -> float:
+    """The fit's length in scheduler intervals: optimizer steps (Lightning's estimate) or epochs."""
+    if interval == "step" or warmup_steps > 0:
+        return trainer.estimated_stepping_batches
+    return trainer.max_epochs if trainer.max_epochs not in (None, -1) else math.inf

@@ -1,0 +1,57 @@
+"""What the training loss sees: class weights (given, or balanced from the training split) and
+MixUp/CutMix batches. Label smoothing is a plain argument of the loss (see ``ImageClassifier``)."""
+
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
+from torch import nn
+from torchvision.transforms import v2
+
+from eurosat_finetune.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ClassWeights = list[float] | Literal["balanced"] | None
+
+
+def class_weights_of(class_weights: ClassWeights, train_labels: Sequence[int] | None, num_classes: int) -> list[float]:
+    """The loss weight of each class: as given, or with ``"balanced"`` inversely proportional to the
+    class's count in the training split (scikit-learn's ``compute_class_weight``)."""
+    if class_weights == "balanced":
+        if train_labels is None:
+            raise ConfigError("model.class_weights=balanced needs the training split's labels; fit with a datamodule")
+        labels = np.asarray(train_labels)
+        present = np.unique(labels)
+        if len(present) != num_classes:
+            raise ConfigError(
+                f"model.class_weights=balanced: the training split holds {len(present)} of the {num_classes} "
+                "classes; give the weights as a list instead"
+            )
+        weights = compute_class_weight("balanced", classes=np.arange(num_classes), y=labels)
+        log.info("class weights from the training split's counts: %s", ", ".join(f"{w:.3f}" for w in weights))
+        return [float(w) for w in weights]
+    assert class_weights is not None
+    if len(class_weights) != num_classes or min(class_weights) < 0:
+        raise ConfigError(
+            f"model.class_weights has {len(class_weights)} values; give {num_classes} non-negative ones "
+            "(one per class, in label order) or 'balanced'"
+        )
+    return [float(w) for w in class_weights]
+
+
+def batch_mixer(mixup_alpha: float, cutmix_alpha: float, num_classes: int) -> nn.Module | None:
+    """torchvision's MixUp and/or CutMix (one of the two, drawn per batch, when both are set); None if
+    neither. They turn integer labels into mixed one-hot targets."""
+    if mixup_alpha < 0 or cutmix_alpha < 0:
+        raise ConfigError("model.mixup_alpha and model.cutmix_alpha must be >= 0 (0 turns each off)")
+    mixers = []
+    if mixup_alpha > 0:
+        mixers.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
+    if cutmix_alpha > 0:
+        mixers.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
+    if not mixers:
+        return None
+    return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
