@@ -291,7 +291,7 @@ class ImageClassifier(LightningModule):
             self.hparams.scheduler_interval,
             self.hparams.scheduler_frequency,
             self.hparams.warmup_steps,
-            optimization.run_length(self.trainer, self.hparams.scheduler_interval, self.hparams.warmup_steps),
+            optimization.run_length(self._trainer, self.hparams.scheduler_interval, self.hparams.warmup_steps),
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau, SequentialLR
+from torch.optim.lr_scheduler import CyclicLR, LambdaLR, OneCycleLR, ReduceLROnPlateau, SequentialLR
 
 from eurosat_finetune import backbones
 from eurosat_finetune.errors import ConfigError
@@ -93,6 +93,7 @@ def configure(
     if scheduler_factory is not None:
         sizing = sized_to_run(scheduler_factory, run_length - warmup_steps, frequency)
         scheduler = scheduler_factory(optimizer, **sizing)
+        scale_cycle_rates(scheduler)
     if warmup_steps > 0:
         if isinstance(scheduler, ReduceLROnPlateau):
             raise ConfigError(WARMUP_NEEDS_STEPS)
@@ -119,8 +120,26 @@ def sized_to_run(scheduler_factory: LRSchedulerCallable, length: float, frequenc
     return {"total_steps": math.ceil(length / frequency)}
 
 
-def run_length(trainer: Trainer, interval: Literal["epoch", "step"], warmup_steps: int) -> float:
-    """The fit's length in scheduler intervals: optimizer steps (Lightning's estimate) or epochs."""
+def run_length(trainer: Trainer | None, interval: Literal["epoch", "step"], warmup_steps: int) -> float:
+    """The fit's length in scheduler intervals: optimizer steps (Lightning's estimate) or epochs;
+    unknown (infinite) outside a Trainer."""
+    if trainer is None:
+        return math.inf
     if interval == "step" or warmup_steps > 0:
         return trainer.estimated_stepping_batches
     return trainer.max_epochs if trainer.max_epochs not in (None, -1) else math.inf
+
+
+def scale_cycle_rates(scheduler: Any) -> None:
+    """OneCycleLR and CyclicLR set absolute rates from their own arguments, overriding the groups'
+    scaled ones: scale theirs by each group's ``lr_scale`` too (layer-wise decay survives them)."""
+    scales = [group.get("lr_scale", 1.0) for group in scheduler.optimizer.param_groups]
+    if isinstance(scheduler, OneCycleLR):
+        for group, scale in zip(scheduler.optimizer.param_groups, scales, strict=True):
+            for key in ("initial_lr", "max_lr", "min_lr", "lr"):
+                group[key] *= scale
+    elif isinstance(scheduler, CyclicLR):
+        scheduler.base_lrs = [lr * s for lr, s in zip(scheduler.base_lrs, scales, strict=True)]
+        scheduler.max_lrs = [lr * s for lr, s in zip(scheduler.max_lrs, scales, strict=True)]
+        for group, lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
+            group["lr"] = lr

@@ -21,3 +21,16 @@ def test_throughput_benchmark_runs_both_pipelines(sample_root: Path, tmp_path: P
     assert measured["ratio_train"] == measured["project_train_img_s"] / measured["imagefolder_train_img_s"]
     assert measured["train_gflop_per_image"] > 0
     assert "project_data_over_train" in result.stdout
+
+
+def test_pipelines_benchmark_measures_both_under_the_trainer(sample_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "pipelines.py"), "--data", str(sample_root / "EuroSAT_RGB")]
+    command += ["--model", "tiny", "--image-size", "32", "--batch-size", "8", "--steps", "6", "--window", "3"]
+    command += ["--workers", "0", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads(out.read_text())
+    for run in ("package", "tutorial"):  # what each run's ThroughputMonitor logged
+        assert measured[run]["img_s"] > 0 and measured[run]["flop_s"] > 0, run
+    assert measured["ratio"] == measured["package"]["img_s"] / measured["tutorial"]["img_s"]
