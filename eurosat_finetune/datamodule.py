@@ -30,7 +30,14 @@ from eurosat_finetune.images import image_files
 from eurosat_finetune.preprocessing import random_dihedral
 from eurosat_finetune.providing import EUROSAT_RGB_URL, DatasetSource, find_image_folder
 from eurosat_finetune.sampling import EpochSeededSampler, global_seed, step_generator
-from eurosat_finetune.splits import split_fingerprint, stratified_split, stratified_subset
+from eurosat_finetune.splits import (
+    Split,
+    listed_split,
+    read_split_files,
+    split_fingerprint,
+    stratified_split,
+    stratified_subset,
+)
 
 
 class EuroSATDataModule(LightningDataModule):
@@ -48,6 +55,10 @@ class EuroSATDataModule(LightningDataModule):
         val_fraction: Fraction of all images held out for validation.
         test_fraction: Fraction of all images held out for testing.
         split_seed: Seed of the split alone (not the global seed), so every run sees the same split.
+        split_files: A published split instead of the fractions: ``{train: ..., val: ..., test: ...}``,
+            each a text file with one image per line, named as ``<class>/<name>`` or ``<name>``
+            (extension ignored, so TorchGeo's ``eurosat-{train,val,test}.txt`` work). Images in no
+            list are left out; an image listed twice, or not in the data, is an error.
         train_size: Train on a stratified, seeded subset of the training split: a number of images
             (int) or a fraction of them (float); null uses all. Validation and test sets are unchanged.
         allow_split_change: Evaluate a checkpoint even if the data's split differs from the one it
@@ -76,6 +87,7 @@ class EuroSATDataModule(LightningDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         split_seed: int = 0,
+        split_files: dict[str, str] | None = None,
         train_size: int | float | None = None,
         allow_split_change: bool = False,
         skip_unreadable: bool = False,
@@ -92,6 +104,7 @@ class EuroSATDataModule(LightningDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
+        self.split_lists = read_split_files(split_files) if split_files is not None else None
         self.train_size = train_size
         self.allow_split_change = allow_split_change
         self.skip_unreadable = skip_unreadable
@@ -130,13 +143,26 @@ class EuroSATDataModule(LightningDataModule):
     def split_fingerprint(self) -> str:
         """Identifies the train/val/test split; saved in checkpoints and checked when they are restored."""
         images = self.readable
-        return split_fingerprint(
-            images.files, images.labels, self.listing.folder, self.val_fraction, self.test_fraction, self.split_seed
-        )
+        if self.split_lists is None:
+            recipe: object = [self.val_fraction, self.test_fraction, self.split_seed]
+        else:
+            recipe = {name: indices.tolist() for name, indices in self.split._asdict().items()}
+        return split_fingerprint(images.files, images.labels, self.listing.folder, recipe)
+
+    @cached_property
+    def split(self) -> Split:
+        """Train/val/test indices into the readable images: from the lists, else the seeded fractions."""
+        images = self.readable
+        if self.split_lists is not None:
+            return listed_split(images.files, self.listing.folder, self.split_lists)
+        return stratified_split(images.labels, self.val_fraction, self.test_fraction, self.split_seed)
 
     def prepare_data(self) -> None:
-        """Provide the data and build the decode cache before any process needs them."""
+        """Provide the data and build the decode cache before any process needs them (split lists are
+        checked against the file names first, before any image is decoded)."""
         if self._uses_labelled_data():
+            if self.split_lists is not None:
+                listed_split(self.listing.files, self.listing.folder, self.split_lists)
             _ = self.readable
 
     def setup(self, stage: str) -> None:
@@ -147,8 +173,7 @@ class EuroSATDataModule(LightningDataModule):
                 raise DataNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
             self.predict_dataset = PredictionImages(files)
             return
-        images = self.readable
-        split = stratified_split(images.labels, self.val_fraction, self.test_fraction, self.split_seed)
+        images, split = self.readable, self.split
         train = split.train
         if self.train_size is not None:
             train = stratified_subset(train, images.labels, self.train_size, self.split_seed)
@@ -174,10 +199,13 @@ class EuroSATDataModule(LightningDataModule):
         if saved is None or self.allow_split_change or (self.trainer is not None and self.trainer.predicting):
             return
         if saved != self.split_fingerprint:
+            options = "these split_files"
+            if self.split_lists is None:
+                options = f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
+                options += f"split_seed={self.split_seed}"
             raise SplitMismatchError(
                 f"the checkpoint was trained on split {saved} but data.root={str(self.source.root)!r} with "
-                f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
-                f"split_seed={self.split_seed} gives split {self.split_fingerprint}: its test images may "
+                f"{options} gives split {self.split_fingerprint}: its test images may "
                 "have been trained on. Use the data and split options of the training run, or set "
                 "data.allow_split_change=true to evaluate anyway"
             )

@@ -2,7 +2,7 @@
 
 Loading the pretrained weights needs the hub (or a local directory) only once, when fine-tuning
 starts. Every checkpoint then stores the resolved architecture, input size and normalisation as its
-hyperparameters (:meth:`ImageClassifier.on_save_checkpoint`), so it rebuilds the network from what it
+hyperparameters (:class:`.checkpointing.SelfDescribingCheckpoint`), so it rebuilds the network from what it
 holds and restores its weights from its own state dict, offline, even after the directory is gone.
 """
 
@@ -10,7 +10,6 @@ from functools import partial
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch.nn import functional as F
@@ -18,7 +17,8 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from eurosat_finetune import backbones, optimization, recipe
-from eurosat_finetune.errors import ClassMismatchError, ConfigError
+from eurosat_finetune.checkpointing import SelfDescribingCheckpoint
+from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.preprocessing import dihedral_views, to_model_input
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
@@ -27,7 +27,7 @@ DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-4}
 """Adam at 1e-4, as a class_path spec so ``--print_config`` shows it and its arguments."""
 
 
-class ImageClassifier(LightningModule):
+class ImageClassifier(SelfDescribingCheckpoint):
     """Fine-tune a Hugging Face image classifier (ViT, DeiT, BEiT, Swin, ConvNeXt, DINOv2, timm ...)
     with a new head for ``class_names``.
 
@@ -168,20 +168,6 @@ class ImageClassifier(LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion_matrix: torch.Tensor | None = None
 
-    def resolved_hparams(self) -> dict[str, Any]:
-        """The hyperparameters that rebuild this network with no hub and no directory: the
-        architecture as a ``model_config`` (labels included), input size and normalisation."""
-        architecture = backbones.architecture_of(self.net)
-        architecture["id2label"] = {str(i): name for i, name in enumerate(self.class_names)}
-        return {
-            "model_name_or_path": None,
-            "model_config": architecture,
-            "vit_config": None,
-            "image_size": self.image_size,
-            "image_mean": self.image_mean,
-            "image_std": self.image_std,
-        }
-
     def preprocess(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         """uint8 images as the model's input (see :func:`to_model_input`): a ``(B, 3, H, W)`` batch, or
         a list of ``(3, H, W)`` images of different sizes."""
@@ -293,32 +279,6 @@ class ImageClassifier(LightningModule):
             self.hparams.warmup_steps,
             optimization.run_length(self._trainer, self.hparams.scheduler_interval, self.hparams.warmup_steps),
         )
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Restoring must not need the hub or the pretrained directory, so the checkpoint's
-        # hyperparameters describe the network itself; where it started from is provenance only.
-        checkpoint["hyper_parameters"].update(self.resolved_hparams())
-        if self.pretrained_from is not None:
-            checkpoint["pretrained_from"] = self.pretrained_from
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint trained on other classes than this module's; read 0.1.0 checkpoints,
-        which kept the network in ``self.vit``."""
-        state = checkpoint.get("state_dict", {})
-        if state and not any(key.startswith("net.") for key in state):
-            checkpoint["state_dict"] = {
-                f"net.{k.removeprefix('vit.')}" if k.startswith("vit.") else k: v for k, v in state.items()
-            }
-        self.check_classes(checkpoint.get("hyper_parameters", {}).get("class_names"))
-        self.pretrained_from = checkpoint.get("pretrained_from")
-
-    def check_classes(self, saved: list[str] | None) -> None:
-        """Refuse weights trained on other classes than this module's (the CLI asks before any work)."""
-        if saved is not None and list(saved) != self.class_names:
-            raise ClassMismatchError(
-                f"the checkpoint was trained on classes {list(saved)} but the data has classes "
-                f"{self.class_names}; evaluate it on data with the checkpoint's classes"
-            )
 
 
 ViTClassifier = ImageClassifier  # its name in 0.1.0, when it held ViTs only

@@ -9,7 +9,9 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from eurosat_finetune.errors import ConfigError
+from eurosat_finetune.errors import ConfigError, DataNotFoundError
+
+SPLITS = ("train", "val", "test")
 
 
 class Split(NamedTuple):
@@ -61,11 +63,66 @@ def stratified_subset(indices: np.ndarray, labels: Sequence[int], size: int | fl
     return np.sort(subset)
 
 
-def split_fingerprint(
-    files: Sequence[Path], labels: Sequence[int], folder: Path, val_fraction: float, test_fraction: float, seed: int
-) -> str:
-    """A short hash of what decides the split: file paths (relative to the dataset folder), labels,
-    fractions and seed. Equal fingerprints mean equal train/val/test sets."""
+def read_split_files(split_files: dict[str, str | Path]) -> dict[str, list[str]]:
+    """The entries of each list file (one name per line, blank lines skipped), by split."""
+    if sorted(split_files) != sorted(SPLITS):
+        raise ConfigError(
+            f"data.split_files has keys {sorted(split_files)}; give exactly train, val and test, each a text file "
+            "with one image name per line"
+        )
+    lists = {}
+    for split in SPLITS:
+        path = Path(split_files[split])
+        if not path.is_file():
+            raise DataNotFoundError(f"data.split_files.{split}: no such file {path}; give a text file of image names")
+        lists[split] = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return lists
+
+
+def entry_key(entry: str) -> str:
+    """How a list entry names an image: its path without extension, relative to the dataset folder
+    (``Forest/Forest_12``), or its bare name without extension (``Forest_12``: TorchGeo's lists name
+    the multispectral ``.tif`` files, which match the RGB ``.jpg`` ones)."""
+    return Path(entry.replace("\\", "/")).with_suffix("").as_posix()
+
+
+def listed_split(files: Sequence[Path], folder: Path, lists: dict[str, list[str]]) -> Split:
+    """The split that the lists give, as index arrays into ``files``; every entry must name exactly one
+    image of ``files`` and appear once in all the lists together."""
+    relative = [p.relative_to(folder).with_suffix("").as_posix() for p in files]
+    by_key: dict[str, list[int]] = {}
+    for index, path in enumerate(relative):
+        by_key.setdefault(path, []).append(index)
+        by_key.setdefault(path.rsplit("/", 1)[-1], []).append(index)
+    seen: dict[str, str] = {}
+    indices = {}
+    for split in SPLITS:
+        chosen = []
+        for entry in lists[split]:
+            key = entry_key(entry)
+            if key in seen:
+                where = f"twice in {split}" if seen[key] == split else f"in both {seen[key]} and {split}"
+                raise ConfigError(f"data.split_files: {entry} is listed {where}; each image may be listed once")
+            seen[key] = split
+            matches = by_key.get(key, [])
+            if not matches:
+                raise ConfigError(
+                    f"data.split_files.{split}: {entry} is not among the {len(files)} readable images of {folder}; "
+                    "fix the list or the data.root"
+                )
+            if len(matches) > 1:
+                raise ConfigError(
+                    f"data.split_files.{split}: {entry} names {len(matches)} images; list it as <class>/<name>"
+                )
+            chosen.append(matches[0])
+        indices[split] = np.sort(np.asarray(chosen, dtype=np.int64))
+    return Split(indices["train"], indices["val"], indices["test"])
+
+
+def split_fingerprint(files: Sequence[Path], labels: Sequence[int], folder: Path, recipe: object) -> str:
+    """A short hash of what decides the split: file paths (relative to the dataset folder), labels, and
+    the recipe (``[val_fraction, test_fraction, seed]``, or the listed split's index arrays). Equal
+    fingerprints mean equal train/val/test sets."""
     relative = [p.relative_to(folder).as_posix() for p in files]
-    content = json.dumps([relative, list(labels), [val_fraction, test_fraction, seed]])
+    content = json.dumps([relative, list(labels), recipe])
     return hashlib.sha256(content.encode()).hexdigest()[:16]

@@ -1,0 +1,56 @@
+"""Checkpoints that describe their network, so they restore offline: what :class:`ImageClassifier`
+stores in and reads from a Lightning checkpoint."""
+
+from typing import Any
+
+from lightning.pytorch import LightningModule
+
+from eurosat_finetune import backbones
+from eurosat_finetune.errors import ClassMismatchError
+
+
+class SelfDescribingCheckpoint(LightningModule):
+    """Restoring must not need the hub or the pretrained directory: each checkpoint's hyperparameters
+    describe the network itself (architecture, labels, input size, normalisation); where it started
+    from is provenance only. Needs ``net``, ``class_names``, ``image_size``, ``image_mean``,
+    ``image_std`` and ``pretrained_from``."""
+
+    def resolved_hparams(self) -> dict[str, Any]:
+        """The hyperparameters that rebuild this network with no hub and no directory: the
+        architecture as a ``model_config`` (labels included), input size and normalisation."""
+        architecture = backbones.architecture_of(self.net)
+        architecture["id2label"] = {str(i): name for i, name in enumerate(self.class_names)}
+        return {
+            "model_name_or_path": None,
+            "model_config": architecture,
+            "vit_config": None,
+            "image_size": self.image_size,
+            "image_mean": self.image_mean,
+            "image_std": self.image_std,
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Restoring must not need the hub or the pretrained directory, so the checkpoint's
+        # hyperparameters describe the network itself; where it started from is provenance only.
+        checkpoint["hyper_parameters"].update(self.resolved_hparams())
+        if self.pretrained_from is not None:
+            checkpoint["pretrained_from"] = self.pretrained_from
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained on other classes than this module's; read 0.1.0 checkpoints,
+        which kept the network in ``self.vit``."""
+        state = checkpoint.get("state_dict", {})
+        if state and not any(key.startswith("net.") for key in state):
+            checkpoint["state_dict"] = {
+                f"net.{k.removeprefix('vit.')}" if k.startswith("vit.") else k: v for k, v in state.items()
+            }
+        self.check_classes(checkpoint.get("hyper_parameters", {}).get("class_names"))
+        self.pretrained_from = checkpoint.get("pretrained_from")
+
+    def check_classes(self, saved: list[str] | None) -> None:
+        """Refuse weights trained on other classes than this module's (the CLI asks before any work)."""
+        if saved is not None and list(saved) != self.class_names:
+            raise ClassMismatchError(
+                f"the checkpoint was trained on classes {list(saved)} but the data has classes "
+                f"{self.class_names}; evaluate it on data with the checkpoint's classes"
+            )
