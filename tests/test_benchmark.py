@@ -1,4 +1,4 @@
-"""The benchmark script runs as documented (its timings are not checked: they belong to benchmarks/)."""
+"""The benchmark scripts run as documented (their timings are not checked: they belong to benchmarks/)."""
 
 import json
 import subprocess
@@ -8,29 +8,28 @@ from pathlib import Path
 from conftest import REPO
 
 
-def test_throughput_benchmark_runs_both_pipelines(sample_root: Path, tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    command = [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data", str(sample_root / "EuroSAT_RGB")]
-    command += ["--model", "tiny", "--image-size", "32", "--batch-size", "8", "--steps", "1", "--warmup", "1"]
+def run_benchmark(script: str, data: Path, options: list[str], out: Path) -> tuple[dict, str]:
+    """Run ``benchmarks/<script>`` on ``data`` without workers; return its JSON result and what it printed."""
+    command = [sys.executable, str(REPO / "benchmarks" / script), "--data", str(data), *options]
     command += ["--workers", "0", "--json", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    measured = json.loads(out.read_text())
+    return json.loads(out.read_text()), result.stdout
+
+
+def test_throughput_benchmark_runs_both_pipelines(sample_root: Path, tmp_path: Path) -> None:
+    options = ["--model", "tiny", "--image-size", "32", "--batch-size", "8", "--steps", "1", "--warmup", "1"]
+    measured, printed = run_benchmark("throughput.py", sample_root / "EuroSAT_RGB", options, tmp_path / "out.json")
     for key in ("imagefolder_data_img_s", "imagefolder_train_img_s", "project_data_img_s", "project_train_img_s"):
         assert measured[key] > 0, key
     assert measured["ratio_train"] == measured["project_train_img_s"] / measured["imagefolder_train_img_s"]
     assert measured["train_gflop_per_image"] > 0
-    assert "project_data_over_train" in result.stdout
+    assert "project_data_over_train" in printed
 
 
 def test_pipelines_benchmark_measures_both_under_the_trainer(sample_root: Path, tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    command = [sys.executable, str(REPO / "benchmarks" / "pipelines.py"), "--data", str(sample_root / "EuroSAT_RGB")]
-    command += ["--model", "tiny", "--image-size", "32", "--batch-size", "8", "--steps", "6", "--window", "3"]
-    command += ["--workers", "0", "--json", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    measured = json.loads(out.read_text())
+    options = ["--model", "tiny", "--image-size", "32", "--batch-size", "8", "--steps", "6", "--window", "3"]
+    measured, _ = run_benchmark("pipelines.py", sample_root / "EuroSAT_RGB", options, tmp_path / "out.json")
     for run in ("package", "tutorial"):  # what each run's ThroughputMonitor logged
         assert measured[run]["img_s"] > 0 and measured[run]["flop_s"] > 0, run
     assert measured["ratio"] == measured["package"]["img_s"] / measured["tutorial"]["img_s"]
