@@ -33,14 +33,21 @@ class TrainingThroughput(ThroughputMonitor):
 
     Args:
         window_size: Batches the rates are averaged over; nothing is logged before that many.
+        peak_flops: The device's peak FLOP/s that MFU divides by (e.g. 989e12, the dense bf16 peak of
+            an H100 or H200); null takes Lightning's table, which lists sparse peaks for some chips
+            and does not know others (then no MFU is logged).
     """
 
-    def __init__(self, window_size: int = 50) -> None:
+    def __init__(self, window_size: int = 50, peak_flops: float | None = None) -> None:
         super().__init__(batch_size_fn=images_in, window_size=window_size)
+        self.peak_flops = peak_flops
         self.flops_per_image = 0
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
+        if self.peak_flops is not None:
+            for throughput in self._throughputs.values():
+                throughput.available_flops = self.peak_flops
         if stage == "fit" and trainer.is_global_zero:
             self.flops_per_image = forward_flops_per_image(pl_module)
 

@@ -104,6 +104,20 @@ def test_backbone_overlays_stack_on_fit_yaml(overlay: str, capsys: pytest.Captur
     assert printed["data"]["download"] is True and printed["trainer"]["precision"] == "bf16-mixed"
 
 
+def test_cpu_recipe_stacks_on_fit_yaml(capsys: pytest.CaptureFixture) -> None:
+    """configs/cpu.yaml keeps fit.yaml's data and split, and replaces its model, precision and callbacks
+    (no early stopping: the one-cycle schedule, sized to the run, needs all its steps)."""
+    configs = REPO / "configs"
+    command = ["fit", "--config", str(configs / "fit.yaml"), "--config", str(configs / "cpu.yaml"), "--print_config"]
+    printed = yaml.safe_load(run_cli(command, capsys))
+    assert printed["model"]["model_name_or_path"] is None and printed["model"]["model_config"]["model_type"] == "resnet"
+    assert printed["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
+    assert printed["model"]["scheduler"]["init_args"]["total_steps"] is None
+    assert [c["class_path"].rsplit(".", 1)[-1] for c in printed["trainer"]["callbacks"]] == ["LearningRateMonitor"]
+    assert printed["trainer"]["precision"] == "32-true" and printed["trainer"]["logger"]["init_args"]["name"] == "cpu"
+    assert printed["data"]["download"] is True and printed["data"]["md5"] == "f46e308c4d50d4bf32fedad2d3d62f3b"
+
+
 @pytest.mark.parametrize("flag", ["--model.optimizer", "--optimizer"])
 def test_optimizer_from_the_command_line(flag: str, sample_root: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)

@@ -196,7 +196,8 @@ def test_ema_weights_are_validated_checkpointed_and_exported(sample_root: Path, 
 
 
 def test_every_fit_logs_images_per_second_and_flops(sample_root: Path, tmp_path: Path) -> None:
-    args = [*FAST, *TINY_MODEL, "--throughput.window_size=3", "--trainer.log_every_n_steps=1", "--trainer.max_epochs=1"]
+    args = [*FAST, *TINY_MODEL, "--throughput.window_size=3", "--throughput.peak_flops=1e9"]
+    args += ["--trainer.log_every_n_steps=1", "--trainer.max_epochs=1"]
     cli = build_cli(["fit", *args, f"--data.root={sample_root}", *csv_run(tmp_path, "logs")])
     metrics = read_metrics(version_dir(tmp_path / "logs", 0))
     assert metrics["train/device/samples_per_sec"] > 0
@@ -206,3 +207,4 @@ def test_every_fit_logs_images_per_second_and_flops(sample_root: Path, tmp_path:
     forward = 2 * 16 * (3 * 8 * 8) * width + layers * per_layer + 2 * width * len(cli.model.class_names)
     flops_per_image = metrics["train/device/flops_per_sec"] / metrics["train/device/samples_per_sec"]
     assert flops_per_image == pytest.approx(3 * forward)  # forward + backward (twice the forward)
+    assert metrics["train/device/mfu"] == pytest.approx(metrics["train/device/flops_per_sec"] / 1e9)

@@ -70,7 +70,8 @@ def test_fit_and_test_on_listed_splits(sample_root: Path, tmp_path: Path, capsys
     # another list, or the fractions, is another split: the fingerprint refuses the checkpoint
     other = write_lists(tmp_path / "other", data, {"train": 11, "val": 3, "test": 6})
     for split_args in ([split_option(other)], []):
-        message = cli_error(["test", *common, *split_args, f"--ckpt_path={best}"], capsys).splitlines()[-1]
+        logs = f"--trainer.logger.save_dir={tmp_path}/refused"
+        message = cli_error(["test", *common, *split_args, f"--ckpt_path={best}", logs], capsys).splitlines()[-1]
         assert message.startswith("eurosat: error: the checkpoint was trained on split ")
 
 
