@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from eurosat_finetune.datamodule import EuroSATDataModule
 from eurosat_finetune.errors import CheckpointError, ConfigError, OutputError, UserError
 from eurosat_finetune.export import HuggingFaceExport
+from eurosat_finetune.maps import LandCoverMaps
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.predictions import PredictionWriter
 from eurosat_finetune.report import EvaluationReport
@@ -95,6 +96,7 @@ class EuroSATCLI(LightningCLI):
         parser.add_lightning_class_args(ValidationSamples, "val_samples")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.add_lightning_class_args(HuggingFaceExport, "export")
+        parser.add_lightning_class_args(LandCoverMaps, "maps")
         parser.add_lightning_class_args(TrainingThroughput, "throughput")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
@@ -115,7 +117,11 @@ class EuroSATCLI(LightningCLI):
             self.config[subcommand].model[key] = value
 
     def before_instantiate_classes(self) -> None:
-        """A fit resumed from a run's own checkpoint continues that run (see :mod:`.resume`)."""
+        """A fit resumed from a run's own checkpoint continues that run (see :mod:`.resume`). Predict
+        returns nothing by default: its writers stream results to files, and kept in memory as well
+        they would grow with the scenes mapped."""
+        if self.subcommand == "predict" and self.config.predict.get("return_predictions") is None:
+            self.config.predict.return_predictions = False
         self.resumed_run = continue_resumed_run(self.config.fit) if self.subcommand == "fit" else None
         if self.resumed_run is not None:
             self.resume_number = resume_number(self.resumed_run)

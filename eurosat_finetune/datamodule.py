@@ -30,6 +30,7 @@ from eurosat_finetune.images import image_files
 from eurosat_finetune.preprocessing import random_dihedral
 from eurosat_finetune.providing import EUROSAT_RGB_URL, DatasetSource, find_image_folder
 from eurosat_finetune.sampling import EpochSeededSampler, global_seed, step_generator
+from eurosat_finetune.scenes import MapScenes, SceneOptions, SceneWindows
 from eurosat_finetune.splits import (
     Split,
     listed_split,
@@ -67,6 +68,17 @@ class EuroSATDataModule(LightningDataModule):
             instead of stopping with an error that lists them.
         predict_root: Folder of images (searched recursively) for ``predict``; null predicts the
             test split.
+        map_scenes: Which ``predict_root`` files are scenes, mapped window by window (the rest are
+            classified whole): ``auto``, georeferenced rasters (a GeoTIFF with a CRS); ``all``, every
+            image larger than one window; ``none``, none.
+        tile_size: Side of the windows that slide over scenes; null is the size of the images the
+            model was trained on (64 for EuroSAT).
+        tile_stride: Step between windows, dividing ``tile_size``; null is ``tile_size``. Smaller
+            steps overlap the windows, and each map cell averages those that cover it.
+        scene_bands: A scene's red, green and blue band numbers (from 1), e.g. ``[4, 3, 2]`` for
+            Sentinel-2 band order; a one-band scene is read as grey.
+        scene_scale_max: Scene pixels that are not 8-bit (e.g. 16-bit reflectance) are scaled
+            linearly from [0, this] to the 8-bit [0, 255] the model was trained on, and clipped.
         augment: Random flips and 90-degree rotations of training images, on the device (never
             in validation, test or predict).
         decode_cache: Decode the images once into a uint8 array (a hidden ``.npy`` file) and
@@ -92,6 +104,11 @@ class EuroSATDataModule(LightningDataModule):
         allow_split_change: bool = False,
         skip_unreadable: bool = False,
         predict_root: str | Path | None = None,
+        map_scenes: MapScenes = "auto",
+        tile_size: int | None = None,
+        tile_stride: int | None = None,
+        scene_bands: list[int] = [1, 2, 3],  # noqa: B006 (jsonargparse reads the signature; never mutated)
+        scene_scale_max: float = 3000.0,
         augment: bool = False,
         decode_cache: bool = True,
         cache_dir: str | Path | None = None,
@@ -109,6 +126,9 @@ class EuroSATDataModule(LightningDataModule):
         self.allow_split_change = allow_split_change
         self.skip_unreadable = skip_unreadable
         self.predict_root = Path(predict_root) if predict_root is not None else None
+        self.scene_options = SceneOptions(map_scenes, tile_size, tile_stride, list(scene_bands), scene_scale_max)
+        self.trained_tile_size: int | None = None  # restored from a checkpoint for predict
+        self.scene_windows: SceneWindows | None = None
         self.augment = augment
         self.decode_cache = decode_cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -171,7 +191,7 @@ class EuroSATDataModule(LightningDataModule):
             files = image_files(self.predict_root, recursive=True)
             if not files:
                 raise DataNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
-            self.predict_dataset = PredictionImages(files)
+            self.predict_files = files
             return
         images, split = self.readable, self.split
         train = split.train
@@ -191,10 +211,11 @@ class EuroSATDataModule(LightningDataModule):
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"split_fingerprint": self.split_fingerprint}
+        return {"split_fingerprint": self.split_fingerprint, "image_size": list(self.readable.size)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse to evaluate or resume on another split than the checkpoint was trained with."""
+        self.trained_tile_size = state_dict.get("image_size", [None])[0]
         saved = state_dict.get("split_fingerprint")
         if saved is None or self.allow_split_change or (self.trainer is not None and self.trainer.predicting):
             return
@@ -242,6 +263,13 @@ class EuroSATDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_dataset, sampler=self._each_image_once(self.test_dataset))
 
-    def predict_dataloader(self) -> DataLoader:
-        # under DDP, Lightning itself gives predict an unpadded sampler (UnrepeatedDistributedSamplerWrapper)
-        return self._loader(self.predict_dataset, collate_fn=collate_predictions)
+    def predict_dataloader(self) -> DataLoader | list[DataLoader]:
+        """Images classified whole, then the windows of scenes (built here, once a checkpoint has told
+        the training image size). Under DDP Lightning gives predict an unpadded sampler itself."""
+        if self.predict_root is None:
+            return self._loader(self.predict_dataset, collate_fn=collate_predictions)
+        images, self.scene_windows = self.scene_options.split(self.predict_files, self.trained_tile_size)
+        loaders = [self._loader(PredictionImages(images), collate_fn=collate_predictions)] if images else []
+        if self.scene_windows is not None:
+            loaders.append(self._loader(self.scene_windows))
+        return loaders[0] if len(loaders) == 1 else loaders

@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from eurosat_finetune import backbones, optimization, recipe
 from eurosat_finetune.checkpointing import SelfDescribingCheckpoint
 from eurosat_finetune.errors import ConfigError
+from eurosat_finetune.maps import window_prediction
 from eurosat_finetune.preprocessing import dihedral_views, to_model_input
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
@@ -240,8 +241,11 @@ class ImageClassifier(SelfDescribingCheckpoint):
         class_acc = matrix.diag() / matrix.sum(dim=1).clamp(min=1)  # a class with no test images counts 0
         self.log_dict({f"test_acc_{name}": acc for name, acc in zip(self.class_names, class_acc, strict=True)})
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Class probabilities for each readable image, with the paths and the unreadable paths."""
+    def predict_step(self, batch: dict[str, Any] | list[torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> Any:
+        """Class probabilities for each readable image, with the paths and the unreadable paths; or,
+        for a batch of scene windows, for each window with its scene, row and column."""
+        if not isinstance(batch, dict):
+            return window_prediction(self.evaluation_logits(batch[0]).softmax(dim=-1), batch)
         if batch["images"]:
             probs = self.evaluation_logits(batch["images"]).softmax(dim=-1)
         else:

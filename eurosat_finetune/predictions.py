@@ -62,6 +62,8 @@ class PredictionWriter(RunFolderCallback, BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int,
     ) -> None:
+        if "paths" not in prediction:  # windows of a scene: LandCoverMaps writes those
+            return
         rows = csv.writer(self._rows)
         probs = prediction["probs"].float().cpu().numpy()
         for path, row in zip(prediction["paths"], probs, strict=True):

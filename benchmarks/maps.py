@@ -1,0 +1,110 @@
+"""Land-cover mapping of a full Sentinel-2 tile: windows/s and peak memory of `eurosat predict`.
+
+Writes a synthetic 10980 x 10980 px RGB GeoTIFF (uint8, tiled, in blocks: never whole in memory),
+trains a tiny ViT for a few steps on the offline sample (any weights map at the same speed), then maps
+the scene with `eurosat predict` in a child process and reports its wall time, windows/s (also net of
+the fixed cost of starting, timed on a one-window scene) and peak RSS, beside the windows/s of reading
+the windows alone (no model), which shows whether reading limits it.
+
+    python benchmarks/maps.py                      # CPU, tiny model, ~3 minutes on 2 cores
+    python benchmarks/maps.py --size 2048          # a smaller scene, for a quick look
+
+On a GPU, map with a real model and a bigger batch, e.g.
+    eurosat predict --ckpt_path best.ckpt --data.predict_root scenes/ --data.batch_size 1024 --data.num_workers 8
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+from torch.utils.data import DataLoader
+
+from eurosat_finetune.scenes import SceneWindows, scene_of
+
+TINY = '{"model_type": "vit", "image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, ' \
+    '"num_attention_heads": 2, "intermediate_size": 64}'  # fmt: skip
+
+
+def write_scene(path: Path, size: int) -> None:
+    """A uint8 RGB GeoTIFF of smooth random fields, written 512 rows at a time."""
+    rng = np.random.default_rng(0)
+    profile = {"driver": "GTiff", "height": size, "width": size, "count": 3, "dtype": "uint8",
+               "crs": "EPSG:32632", "transform": from_origin(500_000, 5_000_000, 10, 10), "tiled": True}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        for top in range(0, size, 512):
+            rows = min(512, size - top)
+            block = rng.integers(0, 256, (3, rows, size), dtype=np.uint8)
+            dst.write(block, window=Window(0, top, size, rows))
+
+
+def run(command: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr[-3000:])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=10980, help="scene side, px (a Sentinel-2 tile: 10980)")
+    parser.add_argument("--tile-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    eurosat = [sys.executable, "-m", "eurosat_finetune"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "scenes").mkdir()
+        write_scene(work / "scenes" / "tile.tif", args.size)
+        fit = ["fit", "--model.model_name_or_path=null", f"--model.model_config={TINY}", "--data.root=data/sample"]
+        fit += ["--data.sample_images_per_class=20", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
+        fit += ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--data.num_workers=0"]
+        run([*eurosat, *fit], work)
+        checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
+
+        scene = scene_of(work / "scenes" / "tile.tif", args.tile_size, args.tile_size, [1, 2, 3])
+        windows = SceneWindows([scene], args.tile_size, args.tile_size, [1, 2, 3], 3000.0)
+        start = time.perf_counter()
+        for _ in DataLoader(windows, batch_size=args.batch_size, num_workers=args.workers):
+            pass
+        reading = len(windows) / (time.perf_counter() - start)
+
+        predict = ["predict", f"--ckpt_path={checkpoint}", "--data.predict_root=scenes"]
+        predict += [f"--data.tile_size={args.tile_size}", f"--data.batch_size={args.batch_size}"]
+        predict += [f"--data.num_workers={args.workers}", "--trainer.enable_progress_bar=false"]
+        (work / "one").mkdir()  # the fixed cost (start-up, loading the model) on a scene of one window
+        write_scene(work / "one" / "one.tif", args.tile_size)
+        fixed = run([*eurosat, *predict, "--data.predict_root=one"], work)
+        seconds = run([*eurosat, *predict], work)
+        peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # the largest child: predict
+        maps = sorted(p.name for p in work.glob("lightning_logs/**/maps/tile.*"))
+    result = {
+        "scene_px": args.size,
+        "windows": len(windows),
+        "predict_s": round(seconds, 1),
+        "windows_per_s": round(len(windows) / seconds, 1),
+        "fixed_s": round(fixed, 1),
+        "windows_per_s_after_start": round(len(windows) / (seconds - fixed), 1),
+        "reading_alone_windows_per_s": round(reading, 1),
+        "peak_rss_gib": round(peak_gib, 2),
+        "maps": maps,
+    }
+    print(json.dumps(result, indent=2))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

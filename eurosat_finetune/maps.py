@@ -1,0 +1,219 @@
+"""Land-cover maps: the windows' class probabilities gathered per scene and written, when predict ends,
+as a GeoTIFF class map (one pixel per stride step, the scene's CRS, a colour table, the class names),
+optionally a float32 GeoTIFF of per-class probabilities, and a PNG preview with a legend."""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+from matplotlib import colormaps
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from rasterio.enums import Resampling
+from rasterio.transform import Affine
+from rasterio.windows import Window
+
+from eurosat_finetune.errors import OutputError
+from eurosat_finetune.runs import RunFolderCallback
+from eurosat_finetune.scenes import Scene, SceneWindows, to_uint8
+
+NODATA_CLASS = 255
+BLOCK_ROWS = 256  # map rows per windowed write
+
+
+def class_colours(count: int) -> np.ndarray:
+    """One RGB uint8 colour per class (matplotlib's tab10/tab20)."""
+    palette = colormaps["tab10" if count <= 10 else "tab20"]
+    return (np.array([palette(i % palette.N)[:3] for i in range(count)]) * 255).round().astype(np.uint8)
+
+
+class MapAccumulator:
+    """Sums of window probabilities per map cell, and how many valid windows covered each cell."""
+
+    def __init__(self, scene: Scene, num_classes: int, cells_per_window: int) -> None:
+        self.k = cells_per_window
+        shape = (scene.rows - 1 + self.k, scene.cols - 1 + self.k)
+        self.probs = np.zeros((num_classes, *shape), np.float32)
+        self.counts = np.zeros(shape, np.int32)
+
+    def add(self, row: int, col: int, probs: np.ndarray) -> None:
+        self.probs[:, row : row + self.k, col : col + self.k] += probs[:, None, None]
+        self.counts[row : row + self.k, col : col + self.k] += 1
+
+
+class LandCoverMaps(RunFolderCallback, BasePredictionWriter):
+    """Write a land-cover map of each scene ``eurosat predict`` maps (see ``data.map_scenes``) into
+    ``<run folder>/maps/``: ``<name>.classes.tif``, ``<name>.preview.png`` and, on request,
+    ``<name>.probabilities.tif``. With overlapping windows each map cell averages the windows that
+    cover it. Files are written under temporary names and renamed when complete.
+
+    Args:
+        dirpath: Folder for the maps; null is ``maps/`` in the run folder. One that holds files is refused.
+        probabilities: Also write the per-class probabilities (float32, one band per class).
+    """
+
+    def __init__(self, dirpath: str | Path | None = None, probabilities: bool = False) -> None:
+        super().__init__(write_interval="batch")
+        self.dirpath = dirpath
+        self.probabilities = probabilities
+        self.accumulators: dict[int, MapAccumulator] = {}
+
+    def directory(self, run_folder: Path) -> Path:
+        return Path(self.dirpath) if self.dirpath is not None else run_folder / "maps"
+
+    def check_outputs(self, run_folder: Path, subcommand: str) -> None:
+        folder = self.directory(run_folder)
+        if subcommand == "predict" and folder.is_dir() and any(folder.iterdir()):
+            raise OutputError(f"{folder} already holds files; choose another --maps.dirpath or move them")
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.windows: SceneWindows | None = getattr(trainer.datamodule, "scene_windows", None)
+        self.scenes: list[Scene] = self.windows.scenes if self.windows is not None else []
+        if self.windows is not None:
+            k = self.windows.tile_size // self.windows.stride
+            num_classes = len(pl_module.class_names)
+            self.accumulators = {i: MapAccumulator(s, num_classes, k) for i, s in enumerate(self.scenes)}
+
+    def write_on_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        prediction: Any,
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        if "scenes" not in prediction:
+            return
+        probs = prediction["probs"].float().cpu().numpy()
+        fields = (prediction[key].tolist() for key in ("scenes", "rows", "cols", "valid"))
+        for p, (scene, row, col, valid) in zip(probs, zip(*fields, strict=True), strict=True):
+            if valid:
+                self.accumulators[scene].add(row, col, p)
+
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self.scenes:
+            return
+        folder = self.directory(self.run_folder)
+        parts = folder / f".rank{trainer.global_rank}"
+        if trainer.world_size > 1:  # every process mapped some windows: rank 0 adds them up
+            parts.mkdir(parents=True, exist_ok=True)
+            for i, acc in self.accumulators.items():
+                np.savez(parts / f"{i}.npz", probs=acc.probs, counts=acc.counts)
+            trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, scene in enumerate(self.scenes):
+                acc = self.accumulators[i]
+                for rank in range(1, trainer.world_size):
+                    with np.load(folder / f".rank{rank}" / f"{i}.npz") as other:
+                        acc.probs += other["probs"]
+                        acc.counts += other["counts"]
+                self.write(scene, acc, pl_module.class_names, folder)
+            for rank in range(trainer.world_size if trainer.world_size > 1 else 0):
+                for part in (folder / f".rank{rank}").glob("*.npz"):
+                    part.unlink()
+                (folder / f".rank{rank}").rmdir()
+            print(f"Land-cover maps of {len(self.scenes)} scene(s) written to {folder}")
+        trainer.strategy.barrier()
+
+    def write(self, scene: Scene, acc: MapAccumulator, class_names: list[str], folder: Path) -> None:
+        covered = acc.counts > 0
+        mean = np.divide(acc.probs, acc.counts, out=np.full_like(acc.probs, np.nan), where=covered)
+        classes = np.where(covered, np.nan_to_num(mean, nan=-1).argmax(axis=0), NODATA_CLASS).astype(np.uint8)
+        with rasterio.open(scene.path) as source:
+            crs, transform = source.crs, source.transform
+        stride = self.windows.stride
+        profile = {
+            "driver": "GTiff",
+            "height": classes.shape[0],
+            "width": classes.shape[1],
+            "crs": crs,
+            "transform": transform * Affine.scale(stride),  # one map pixel per stride step
+            "tiled": True,
+            "compress": "deflate",
+        }
+        stem = scene.path.stem
+        colours = class_colours(len(class_names))
+        classes_path = folder / f"{stem}.classes.tif"
+        with AtomicRaster(classes_path, count=1, dtype="uint8", nodata=NODATA_CLASS, **profile) as dst:
+            dst.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(colours)})  # before the pixels
+            write_blocks(dst, classes[None])
+            dst.update_tags(class_names=json.dumps(class_names), **{f"class_{i}": n for i, n in enumerate(class_names)})
+            dst.set_band_description(1, "land cover class")
+        if self.probabilities:
+            with AtomicRaster(
+                folder / f"{stem}.probabilities.tif", count=len(class_names), dtype="float32", nodata=np.nan, **profile
+            ) as dst:
+                write_blocks(dst, mean)
+                for band, name in enumerate(class_names, start=1):
+                    dst.set_band_description(band, name)
+        write_preview(scene, self.windows, classes, class_names, folder / f"{stem}.preview.png")
+
+
+class AtomicRaster:
+    """A GeoTIFF written under a temporary name in the same folder and renamed when complete; never
+    over an existing file."""
+
+    def __init__(self, path: Path, **profile: Any) -> None:
+        self.path, self.profile = path, profile
+        self.tmp = path.with_name(f".{path.name}.tmp")
+
+    def __enter__(self) -> Any:
+        if self.path.exists():
+            raise OutputError(f"{self.path} already exists; choose another --maps.dirpath or move it")
+        self.dst = rasterio.open(self.tmp, "w", **self.profile)
+        return self.dst
+
+    def __exit__(self, kind: Any, *rest: Any) -> None:
+        self.dst.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def write_blocks(dst: Any, array: np.ndarray) -> None:
+    """Write a ``(bands, rows, cols)`` array in blocks of rows (windowed writes)."""
+    for top in range(0, array.shape[1], BLOCK_ROWS):
+        block = array[:, top : top + BLOCK_ROWS]
+        dst.write(block, window=Window(0, top, array.shape[2], block.shape[1]))
+
+
+def write_preview(scene: Scene, windows: SceneWindows, classes: np.ndarray, names: list[str], path: Path) -> None:
+    """The scene (read at most 1024 px wide) beside its coloured map, with a legend of class names."""
+    colours = class_colours(len(names))
+    scale = max(1, int(np.ceil(max(scene.width, scene.height) / 1024)))
+    shape = (max(1, scene.height // scale), max(1, scene.width // scale))
+    with rasterio.open(scene.path) as source:
+        bands = windows.bands if source.count > 1 else [1, 1, 1]
+        image = source.read(bands, out_shape=(3, *shape), resampling=Resampling.average)
+    fig = Figure(figsize=(11, 5.5), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.imshow(to_uint8(image, windows.scale_max).transpose(1, 2, 0))
+    left.set_title(scene.path.name, fontsize=9)
+    shown = np.ma.masked_equal(classes, NODATA_CLASS)
+    right.imshow(shown, cmap=ListedColormap(colours / 255), vmin=-0.5, vmax=len(names) - 0.5, interpolation="nearest")
+    right.set_title("land cover", fontsize=9)
+    for ax in (left, right):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [Patch(color=colours[i] / 255, label=name) for i, name in enumerate(names)]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
+
+
+def window_prediction(probs: torch.Tensor, batch: list[torch.Tensor]) -> dict[str, Any]:
+    """What ``predict_step`` returns for a batch of scene windows."""
+    _, scenes, rows, cols, valid = batch
+    return {"probs": probs, "scenes": scenes, "rows": rows, "cols": cols, "valid": valid}

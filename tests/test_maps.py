@@ -1,0 +1,194 @@
+"""Land-cover maps: `eurosat predict` on whole scenes (real GeoTIFFs written with rasterio)."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from conftest import FAST, REAL_ZIP, TINY_VIT, cli_error, run_cli, version_dir
+from PIL import Image
+from rasterio.transform import from_origin
+
+from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.splits import stratified_split
+
+TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+ORIGIN = from_origin(500_000, 5_000_000, 10, 10)  # UTM 32N, 10 m pixels as Sentinel-2's RGB bands
+
+
+@pytest.fixture(scope="module")
+def checkpoint(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ViT trained one epoch on the 32 px sample (EuroSAT's class names)."""
+    logs = tmp_path_factory.mktemp("fit")
+    run_cli(["fit", *FAST, *TINY_MODEL, f"--data.root={sample_root}", "--trainer.max_epochs=1",
+             "--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={logs}"])  # fmt: skip
+    return version_dir(logs, 0) / "checkpoints" / "best.ckpt"
+
+
+def write_raster(path: Path, pixels: np.ndarray, crs: str | None = "EPSG:32632", **profile: object) -> Path:
+    count, height, width = pixels.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", height=height, width=width, count=count, dtype=pixels.dtype, crs=crs,
+        transform=ORIGIN if crs else rasterio.Affine.identity(), **profile,
+    ) as dst:  # fmt: skip
+        dst.write(pixels)
+    return path
+
+
+def predict(checkpoint: Path, root: Path, logs: Path, *options: str) -> Path:
+    run_cli(["predict", *FAST, f"--ckpt_path={checkpoint}", f"--data.predict_root={root}", "--trainer.logger=CSVLogger",
+             f"--trainer.logger.save_dir={logs}", *options])  # fmt: skip
+    return version_dir(logs, 0)
+
+
+def read_band(path: Path) -> np.ndarray:
+    with rasterio.open(path) as source:
+        return source.read(1)
+
+
+@pytest.mark.skipif(not REAL_ZIP.is_file(), reason="needs ../shared/data/EuroSAT_RGB.zip")
+def test_map_of_a_mosaic_of_real_tiles_equals_each_tile_classified_alone(checkpoint: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(REAL_ZIP) as archive:
+        names = sorted(n for n in archive.namelist() if n.endswith(".jpg"))
+        classes = sorted({n.split("/")[1] for n in names})
+        test = stratified_split([classes.index(n.split("/")[1]) for n in names], 0.1, 0.2, 0).test
+        picked = [names[i] for i in np.random.default_rng(0).choice(test, 64, replace=False)]
+        tiles = [np.asarray(Image.open(io.BytesIO(archive.read(n))).convert("RGB")) for n in picked]
+    root = tmp_path / "scenes"
+    root.mkdir()
+    for i, tile in enumerate(tiles):  # each tile on its own, lossless, as a photo (no CRS: classified whole)
+        Image.fromarray(tile).save(root / f"tile_{i // 8}_{i % 8}.png")
+    mosaic = np.concatenate([np.concatenate(tiles[r * 8 : r * 8 + 8], axis=1) for r in range(8)])  # 512 x 512 x 3
+    write_raster(root / "mosaic.tif", np.ascontiguousarray(mosaic.transpose(2, 0, 1)))
+
+    run = predict(checkpoint, root, tmp_path / "logs", "--data.tile_size=64")
+    with open(run / "predictions.csv") as f:
+        alone = {Path(row["path"]).stem: row["predicted_class"] for row in csv.DictReader(f)}
+    assert len(alone) == 64 and "mosaic" not in alone  # the GeoTIFF was mapped, not classified whole
+    with rasterio.open(run / "maps" / "mosaic.classes.tif") as source:
+        cells = source.read(1)
+        names = json.loads(source.tags()["class_names"])
+        assert source.crs.to_epsg() == 32632 and source.nodata == 255
+        assert source.transform == from_origin(500_000, 5_000_000, 640, 640)  # 10 m x the 64 px stride
+        assert source.colormap(1)[0][:3] != source.colormap(1)[1][:3]
+    assert cells.shape == (8, 8)
+    assert [[names[c] for c in row] for row in cells] == [[alone[f"tile_{r}_{c}"] for c in range(8)] for r in range(8)]
+    with Image.open(run / "maps" / "mosaic.preview.png") as preview:
+        assert preview.format == "PNG" and preview.width > preview.height > 300
+
+
+def test_overlapping_windows_average_into_each_cell(checkpoint: Path, tmp_path: Path) -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, (3, 96, 128), dtype=np.uint8)
+    (tmp_path / "scenes").mkdir()
+    write_raster(tmp_path / "scenes" / "s.tif", pixels)
+    overlapping = ["--data.tile_stride=16", "--maps.probabilities=true"]
+    run = predict(checkpoint, tmp_path / "scenes", tmp_path / "logs", *overlapping)
+    with rasterio.open(run / "maps" / "s.probabilities.tif") as source:
+        probs = source.read()
+        assert source.transform == from_origin(500_000, 5_000_000, 160, 160)
+        assert list(source.descriptions) == json.loads(read_tags(run)["class_names"])
+    model = ImageClassifier.load_from_checkpoint(checkpoint).eval()  # windows of 32 px (the training size)
+    windows = torch.from_numpy(pixels).unfold(1, 32, 16).unfold(2, 32, 16).permute(1, 2, 0, 3, 4)  # 5 x 7 windows
+    with torch.no_grad():
+        window_probs = model(windows.reshape(-1, 3, 32, 32)).softmax(-1).reshape(5, 7, -1).numpy()
+    assert probs.shape == (10, 6, 8)  # each window covers 2 x 2 cells of 16 px
+    for r, c in [(0, 0), (0, 7), (3, 4), (5, 7)]:
+        covering = [window_probs[i, j] for i in (r - 1, r) for j in (c - 1, c) if 0 <= i < 5 and 0 <= j < 7]
+        assert probs[:, r, c] == pytest.approx(np.mean(covering, axis=0), abs=1e-5)
+    assert (read_band(run / "maps" / "s.classes.tif") == probs.argmax(0)).all()
+
+
+def read_tags(run: Path) -> dict[str, str]:
+    with rasterio.open(next((run / "maps").glob("*.classes.tif"))) as source:
+        return source.tags()
+
+
+def test_16_bit_reflectance_band_order_and_one_band(checkpoint: Path, tmp_path: Path) -> None:
+    rgb = np.random.default_rng(2).integers(0, 256, (3, 64, 96), dtype=np.uint8)
+    (tmp_path / "a").mkdir()
+    write_raster(tmp_path / "a" / "rgb.tif", rgb)
+    reference = read_band(predict(checkpoint, tmp_path / "a", tmp_path / "la") / "maps" / "rgb.classes.tif")
+
+    # 16-bit reflectance (0..3000 is the 8-bit range), bands stored as Sentinel-2 orders them: B2, B3, B4, B8
+    reflectance = np.round(rgb.astype(np.float64) * 3000 / 255).astype(np.uint16)
+    stacked = np.stack([reflectance[2], reflectance[1], reflectance[0], reflectance[0] // 2])
+    (tmp_path / "b").mkdir()
+    write_raster(tmp_path / "b" / "s2.tif", stacked)
+    run = predict(checkpoint, tmp_path / "b", tmp_path / "lb", "--data.scene_bands=[3, 2, 1]")
+    assert (read_band(run / "maps" / "s2.classes.tif") == reference).all()
+
+    (tmp_path / "c").mkdir()
+    write_raster(tmp_path / "c" / "grey.tif", rgb[:1])
+    assert read_band(predict(checkpoint, tmp_path / "c", tmp_path / "lc") / "maps" / "grey.classes.tif").shape == (2, 3)
+
+
+def test_nodata_windows_map_to_nodata(checkpoint: Path, tmp_path: Path) -> None:
+    pixels = np.random.default_rng(3).integers(1, 256, (3, 64, 96), dtype=np.uint8)
+    pixels[:, :32, :32] = 0  # the top-left window holds only nodata
+    (tmp_path / "s").mkdir()
+    write_raster(tmp_path / "s" / "edge.tif", pixels, nodata=0)
+    cells = read_band(predict(checkpoint, tmp_path / "s", tmp_path / "logs") / "maps" / "edge.classes.tif")
+    assert cells[0, 0] == 255 and (cells.ravel()[1:] < 10).all()
+
+
+def test_bad_scenes_are_refused_or_listed(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    def refused(folder: Path, *options: str) -> str:
+        args = ["predict", *FAST, f"--ckpt_path={checkpoint}", f"--data.predict_root={folder}", *options]
+        return cli_error([*args, f"--trainer.default_root_dir={tmp_path}/runs"], capsys).strip().splitlines()[-1]
+
+    small = tmp_path / "small"
+    small.mkdir()
+    write_raster(small / "small.tif", np.zeros((3, 20, 40), np.uint8))
+    assert refused(small) == (
+        f"eurosat: error: {small / 'small.tif'} is 40x20 px, smaller than one 32 px window; lower data.tile_size or "
+        "set data.map_scenes=none to classify it whole"
+    )
+    two = tmp_path / "two"
+    two.mkdir()
+    write_raster(two / "two.tif", np.zeros((2, 64, 64), np.uint8))
+    assert refused(two).startswith(f"eurosat: error: {two / 'two.tif'} has 2 band(s); data.scene_bands=[1, 2, 3]")
+    assert refused(small, "--data.tile_stride=5") == (
+        "eurosat: error: data.tile_stride=5 must divide data.tile_size=32 (each map cell is one stride step)"
+    )
+    assert refused(small, "--data.scene_bands=[1, 2]") == (
+        "eurosat: error: data.scene_bands=[1, 2]: give three band numbers (from 1), red, green, blue"
+    )
+
+    mixed = tmp_path / "mixed"  # a corrupt TIFF and a text file named .tif are unreadable images, listed
+    mixed.mkdir()
+    write_raster(mixed / "good.tif", np.zeros((3, 64, 64), np.uint8))
+    (mixed / "corrupt.tif").write_bytes((mixed / "good.tif").read_bytes()[:300])
+    (mixed / "notes.tif").write_text("not a raster")
+    with pytest.warns(UserWarning, match=r"skipped 2 unreadable image\(s\)"):
+        run = predict(checkpoint, mixed, tmp_path / "logs")
+    assert sorted(p.name for p in (run / "maps").iterdir()) == ["good.classes.tif", "good.preview.png"]
+    maps = f"--maps.dirpath={run / 'maps'}"  # an existing map is never overwritten: refused before any work
+    assert refused(mixed, maps) == (
+        f"eurosat: error: {run / 'maps'} already holds files; choose another --maps.dirpath or move them"
+    )
+
+
+def test_maps_on_two_processes_equal_one(checkpoint: Path, tmp_path: Path) -> None:
+    """Under DDP each process maps its share of the windows; rank 0 adds them up (Lightning's spawner)."""
+    pixels = np.random.default_rng(4).integers(0, 256, (3, 80, 112), dtype=np.uint8)
+    (tmp_path / "scenes").mkdir()
+    write_raster(tmp_path / "scenes" / "s.tif", pixels)
+    common = [f"--ckpt_path={checkpoint}", f"--data.predict_root={tmp_path / 'scenes'}", "--data.tile_stride=16"]
+    common += ["--maps.probabilities=true", "--data.num_workers=0", "--data.batch_size=4", "--trainer.accelerator=cpu"]
+    common += ["--trainer.enable_progress_bar=false", "--trainer.logger=CSVLogger"]
+    ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", f"--trainer.logger.save_dir={tmp_path / 'ddp'}"]
+    command = [sys.executable, "-m", "eurosat_finetune", "predict", *common, *ddp]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_cli(["predict", *common, f"--trainer.logger.save_dir={tmp_path / 'single'}"])
+    maps = [version_dir(tmp_path / name, 0) / "maps" for name in ("ddp", "single")]
+    with rasterio.open(maps[0] / "s.probabilities.tif") as two, rasterio.open(maps[1] / "s.probabilities.tif") as one:
+        assert two.read() == pytest.approx(one.read(), abs=1e-6)
+    assert sorted(p.name for p in maps[0].iterdir()) == sorted(p.name for p in maps[1].iterdir())  # no parts left
