@@ -33,3 +33,14 @@ def test_pipelines_benchmark_measures_both_under_the_trainer(sample_root: Path, 
     for run in ("package", "tutorial"):  # what each run's ThroughputMonitor logged
         assert measured[run]["img_s"] > 0 and measured[run]["flop_s"] > 0, run
     assert measured["ratio"] == measured["package"]["img_s"] / measured["tutorial"]["img_s"]
+
+
+def test_maps_benchmark_maps_a_scene(tmp_path: Path) -> None:
+    options = ["--size", "300", "--tile-size", "64", "--batch-size", "16"]
+    command = [sys.executable, str(REPO / "benchmarks" / "maps.py"), *options, "--workers", "0"]
+    command += ["--json", str(tmp_path / "out.json")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads((tmp_path / "out.json").read_text())
+    assert measured["windows"] == 16 and measured["maps"] == ["tile.classes.tif", "tile.preview.png"]
+    assert measured["windows_per_s"] > 0 and measured["peak_rss_gib"] > 0

@@ -192,3 +192,19 @@ def test_maps_on_two_processes_equal_one(checkpoint: Path, tmp_path: Path) -> No
     with rasterio.open(maps[0] / "s.probabilities.tif") as two, rasterio.open(maps[1] / "s.probabilities.tif") as one:
         assert two.read() == pytest.approx(one.read(), abs=1e-6)
     assert sorted(p.name for p in maps[0].iterdir()) == sorted(p.name for p in maps[1].iterdir())  # no parts left
+
+
+def test_which_files_are_scenes(checkpoint: Path, tmp_path: Path) -> None:
+    pixels = np.random.default_rng(5).integers(0, 256, (3, 96, 96), dtype=np.uint8)
+    root = tmp_path / "mixed"
+    root.mkdir()
+    write_raster(root / "geo.tif", pixels)
+    write_raster(root / "plain.tif", pixels, crs=None)  # a TIFF without a CRS
+    Image.fromarray(pixels.transpose(1, 2, 0)).save(root / "photo.png")
+    Image.fromarray(pixels[:, :32, :32].transpose(1, 2, 0)).save(root / "tile.png")  # one window: never a scene
+    for mode, mapped in (("auto", ["geo"]), ("all", ["geo", "photo", "plain"]), ("none", [])):
+        run = predict(checkpoint, root, tmp_path / mode, f"--data.map_scenes={mode}")
+        with open(run / "predictions.csv") as f:
+            whole = sorted(Path(row["path"]).stem for row in csv.DictReader(f))
+        assert whole == sorted({"geo", "photo", "plain", "tile"} - set(mapped)), mode
+        assert sorted(p.name.split(".")[0] for p in (run / "maps").glob("*.classes.tif")) == mapped, mode
