@@ -1,6 +1,7 @@
 """The ``eurosat`` command: LightningCLI over :class:`ImageClassifier` and :class:`EuroSATDataModule`."""
 
 import contextlib
+import importlib.metadata
 import logging
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from eurosat_finetune.report import EvaluationReport
 from eurosat_finetune.resume import continue_resumed_run, keep_earlier_metrics, resume_number, resumed_config_name
 from eurosat_finetune.runs import RunFolderCallback, run_folder
 from eurosat_finetune.samples import ValidationSamples
+from eurosat_finetune.summary import RunRecord, closing_summary, log_run_metrics, record_of
 from eurosat_finetune.throughput import TrainingThroughput
 
 # --ckpt_path values that Lightning resolves itself rather than reading a file.
@@ -36,6 +38,11 @@ CHECKPOINT_KEYS = ("checkpoint", "last_checkpoint")
 
 # Files a run leaves in its run folder; a new fit must not write among them.
 RUN_FILES = ("config.yaml", "hparams.yaml", "metrics.csv", "events.out.tfevents.*", "checkpoints/*.ckpt")
+
+
+def version() -> str:
+    """The installed package's version (pyproject.toml's)."""
+    return importlib.metadata.version("eurosat-finetune")
 
 
 def check_checkpoint(path: str) -> dict[str, Any]:
@@ -99,6 +106,12 @@ class EuroSATCLI(LightningCLI):
         parser.add_lightning_class_args(LandCoverMaps, "maps")
         parser.add_lightning_class_args(TrainingThroughput, "throughput")
 
+    def setup_parser(
+        self, add_subcommands: bool, main_kwargs: dict[str, Any], subparser_kwargs: dict[str, Any]
+    ) -> None:
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+        self.parser.add_argument("--version", action="version", version=f"eurosat-finetune {version()}")
+
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
@@ -133,7 +146,32 @@ class EuroSATCLI(LightningCLI):
         keys = self._parser(self.subcommand).callback_keys
         if trainer_config.get("enable_checkpointing") is False:
             keys = [key for key in keys if key not in CHECKPOINT_KEYS]  # Lightning refuses a ModelCheckpoint then
-        return self._instantiate_trainer(trainer_config, [self._get(self.config_init, key) for key in keys])
+        callbacks = [self._get(self.config_init, key) for key in keys]
+        return self._instantiate_trainer(trainer_config, [RunRecord(), *callbacks])  # first: the others read it
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it, then say where its results are (and, for TensorBoard's HPARAMS tab, how it did)."""
+        super()._run_subcommand(subcommand)
+        if not self.trainer.is_global_zero:
+            return
+        folder = run_folder(self.trainer)
+        config = folder / self.save_config_kwargs.get("config_filename", "config.yaml")
+        outputs = {}
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, HuggingFaceExport) and (
+                (subcommand == "fit" and callback.after_fit) or (subcommand == "test" and callback.after_test)
+            ):
+                outputs["export"] = callback.directory(folder)
+            elif isinstance(callback, EvaluationReport) and callback.enabled:
+                outputs["report"] = folder
+            elif isinstance(callback, PredictionWriter):
+                outputs["predictions"] = callback.output_path(folder)
+            elif isinstance(callback, LandCoverMaps) and callback.scenes:
+                outputs["maps"] = callback.directory(folder)
+        print(closing_summary(self.trainer, subcommand, folder, config, outputs))
+        record = record_of(self.trainer)
+        run_figures = record.best_val(self.trainer)[1] if subcommand == "fit" else record.test
+        log_run_metrics(self.trainer, dict(self.model.hparams), run_figures)
 
     def after_instantiate_classes(self) -> None:
         if self.subcommand is None:
@@ -180,9 +218,18 @@ class EuroSATCLI(LightningCLI):
             keep_earlier_metrics(folder, self.resume_number)
 
 
+DESCRIPTION = """Fine-tune a pretrained image classifier (ViT-B/16 by default) on EuroSAT RGB satellite
+images, evaluate it, classify new images and map land cover in whole scenes. Start with the offline
+demo, `eurosat fit --config configs/demo.yaml`; the reference fine-tune is configs/fit.yaml (a GPU),
+the CPU recipe configs/cpu.yaml on top of it. `eurosat fit --help` lists every option (each is also a
+config key) and `eurosat fit --print_config` prints them as YAML. Documentation: README.md and docs/
+in the project."""
+
+
 def build_cli(args: ArgsType = None, run: bool = True) -> EuroSATCLI:
     """Parse ``args`` (default: ``sys.argv[1:]``) and instantiate; with ``run`` also run the subcommand."""
-    return EuroSATCLI(ImageClassifier, EuroSATDataModule, args=args, run=run, parser_kwargs={"prog": "eurosat"})
+    parser_kwargs = {"prog": "eurosat", "description": DESCRIPTION}
+    return EuroSATCLI(ImageClassifier, EuroSATDataModule, args=args, run=run, parser_kwargs=parser_kwargs)
 
 
 # Prints this package's INFO messages; main() points it at the sys.stderr of its call.

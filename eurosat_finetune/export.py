@@ -12,6 +12,7 @@ from transformers import PreTrainedModel
 
 from eurosat_finetune.backbones import backbone_of
 from eurosat_finetune.errors import OutputError
+from eurosat_finetune.model_card import model_card
 from eurosat_finetune.preprocessing import image_processor
 from eurosat_finetune.runs import RunFolderCallback
 
@@ -109,9 +110,10 @@ class HuggingFaceExport(RunFolderCallback):
         if (subcommand == "fit" and self.after_fit) or (subcommand == "test" and self.after_test):
             check_empty(self.directory(run_folder))
 
-    def _export(self, pl_module: LightningModule, state_dict: dict | None = None) -> None:
+    def _export(self, trainer: Trainer, pl_module: LightningModule, state_dict: dict | None, tested: bool) -> None:
         path = self.directory(self.run_folder)
         export_huggingface(pl_module, path, state_dict)
+        (path / "README.md").write_text(model_card(pl_module, trainer, tested))  # the hub's model card
         print(f"Hugging Face model written to {path}")
 
     @rank_zero_only
@@ -120,9 +122,9 @@ class HuggingFaceExport(RunFolderCallback):
             return
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         state_dict = torch.load(best, map_location="cpu", weights_only=True)["state_dict"] if best else None
-        self._export(pl_module, state_dict)
+        self._export(trainer, pl_module, state_dict, tested=False)
 
     @rank_zero_only
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.after_test:
-            self._export(pl_module)
+            self._export(trainer, pl_module, None, tested=True)

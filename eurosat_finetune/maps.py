@@ -64,6 +64,7 @@ class LandCoverMaps(RunFolderCallback, BasePredictionWriter):
         self.dirpath = dirpath
         self.probabilities = probabilities
         self.accumulators: dict[int, MapAccumulator] = {}
+        self.scenes: list[Scene] = []
 
     def directory(self, run_folder: Path) -> Path:
         return Path(self.dirpath) if self.dirpath is not None else run_folder / "maps"

@@ -1,0 +1,129 @@
+"""What a user sees after a run: the closing summary, validation samples, the HPARAMS figures, the
+model card of the export, and the command's help and version."""
+
+import importlib.metadata
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import FAST, REPO, TINY_VIT, run_cli
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from eurosat_finetune.samples import WRONG, sample_grid, stratified_pick
+
+
+def test_help_says_what_it_does_and_version() -> None:
+    script = Path(sys.executable).with_name("eurosat")
+    shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120).stdout
+    assert "Lightning Trainer command line tool" not in shown
+    assert "Fine-tune a pretrained image classifier" in shown and "configs/demo.yaml" in shown and "docs/" in shown
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"eurosat-finetune {importlib.metadata.version('eurosat-finetune')}"
+
+
+def test_stratified_pick_shows_every_class_and_the_same_images() -> None:
+    labels = [label for label in range(10) for _ in range(30)]  # a validation split is ordered by class
+    picked = stratified_pick(labels, 16)
+    assert len(picked) == 16 and {labels[i] for i in picked} == set(range(10))
+    assert picked == stratified_pick(labels, 16)
+    assert [labels[i] for i in picked] == list(range(10)) + list(range(6))
+
+
+def test_sample_grid_titles_and_frames() -> None:
+    images = torch.zeros(3, 3, 8, 8, dtype=torch.uint8)
+    fig = sample_grid(images, ["Forest", "River", "SeaLake"], ["Forest", "Highway", "SeaLake"], [0.91, 0.55, 0.7])
+    axes = fig.axes
+    titles = ["Forest\n→ Forest 0.91", "River\n→ Highway 0.55", "SeaLake\n→ SeaLake 0.70"]
+    assert [ax.get_title() for ax in axes] == titles
+    frames = [ax.spines["left"].get_linewidth() for ax in axes]
+    assert frames == [1, 3, 1] and axes[1].title.get_color() == WRONG
+
+
+@pytest.fixture(scope="module")
+def fitted(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`eurosat fit` with the demo's TensorBoard logger (no default hp_metric), 3 epochs, tiny ViT."""
+    tmp = tmp_path_factory.mktemp("outputs")
+    config = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp / "runs")
+    config["model"] = {"model_name_or_path": None, "model_config": {"model_type": "vit", **TINY_VIT}}
+    config["data"] = {"root": str(sample_root), "batch_size": 16, "num_workers": 0}
+    config["trainer"]["max_epochs"] = 3
+    (tmp / "run.yaml").write_text(yaml.safe_dump(config))
+    printed = run_cli(["fit", "--config", str(tmp / "run.yaml"), *FAST[:4]], CaptureOut())
+    return {"tmp": tmp, "run": tmp / "runs" / "demo" / "version_0", "printed": printed}
+
+
+class CaptureOut:
+    """A capsys stand-in for a module fixture: what the command printed to stdout."""
+
+    def __init__(self) -> None:
+        import io
+        from contextlib import redirect_stdout
+
+        self.buffer = io.StringIO()
+        self.redirect = redirect_stdout(self.buffer)
+        self.redirect.__enter__()
+
+    def readouterr(self) -> "CaptureOut":
+        self.redirect.__exit__(None, None, None)
+        self.out = self.buffer.getvalue()
+        return self
+
+
+def logged_at_epoch_end(run: Path, epoch: int) -> dict[str, float]:
+    """What TensorBoard holds for the end of ``epoch`` (9 training steps an epoch)."""
+    events = EventAccumulator(str(run)).Reload()
+    step = (epoch + 1) * 9 - 1
+    return {tag: e.value for tag in events.Tags()["scalars"] for e in events.Scalars(tag) if e.step == step}
+
+
+def test_fit_summary_names_the_best_checkpoint_and_the_command(fitted: dict) -> None:
+    run, printed = fitted["run"], fitted["printed"]
+    best = run / "checkpoints" / "best.ckpt"
+    epoch = torch.load(best, weights_only=True)["epoch"]
+    val_loss = logged_at_epoch_end(run, epoch)["val_loss"]
+    assert f"eurosat fit finished. Run folder: {run}" in printed
+    assert f"best checkpoint: {best} (epoch {epoch}: " in printed and f"val_loss {val_loss:.4f}" in printed
+    assert f"Hugging Face export: {run / 'huggingface'}" in printed
+    command = re.search(r"evaluate it: +(eurosat test .*)", printed).group(1)
+    assert command == f"eurosat test --config {run / 'config.yaml'} --ckpt_path {best}"
+    tested = run_cli([*shlex.split(command)[1:], *FAST[:4]], CaptureOut())  # the printed command works as printed
+    assert "eurosat test finished." in tested and "test_acc" in tested and "report: " in tested
+
+
+def test_validation_samples_and_hparams_figures(fitted: dict) -> None:
+    events = EventAccumulator(str(fitted["run"])).Reload()
+    assert len(events.Images("val/samples")) == 3  # one grid per epoch, none in the sanity check
+    tags = events.Tags()["scalars"]
+    assert "hp_metric" not in tags  # the default -1 is off
+    best = torch.load(fitted["run"] / "checkpoints" / "best.ckpt", weights_only=True)
+    score = next(v["best_model_score"] for k, v in best["callbacks"].items() if "'val_loss'" in k)
+    assert events.Scalars("hp/val_loss")[0].value == pytest.approx(score.item(), rel=1e-6)
+    assert {"hp/val_acc", "hp/val_macro_f1"} <= set(tags)
+
+
+def test_model_card_holds_the_run_s_numbers(fitted: dict, sample_root: Path) -> None:
+    run = fitted["run"]
+    card = (run / "huggingface" / "README.md").read_text()
+    metadata = yaml.safe_load(card.split("---")[1])
+    assert metadata["pipeline_tag"] == "image-classification" and metadata["library_name"] == "transformers"
+    epoch = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["epoch"]
+    logged = logged_at_epoch_end(run, epoch)
+    figures = " | ".join(f"{logged[key]:.4f}" for key in ("val_acc", "val_macro_f1", "val_loss"))
+    assert f"| validation (epoch {epoch}, the best) | {figures} |" in card
+    assert "140 training, 20 validation, 40 test images" in card and "split_seed 0" in card
+    assert "0 `AnnualCrop`" in card and "9 `SeaLake`" in card and "trained from scratch" in card
+    assert 'pipeline("image-classification"' in card and "64 x 64 px Sentinel-2 RGB" in card
+
+    exported = fitted["tmp"] / "tested-export"
+    best = run / "checkpoints" / "best.ckpt"
+    printed = run_cli(["test", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", "--export.after_test=true",
+                       f"--export.dirpath={exported}", *FAST[:4]], CaptureOut())  # fmt: skip
+    test_acc = float(re.search(r"test_acc (\d\.\d+)", printed).group(1))
+    assert f"| test | {test_acc:.4f} |" in (exported / "README.md").read_text()
