@@ -154,7 +154,8 @@ class EuroSATCLI(LightningCLI):
         super()._run_subcommand(subcommand)
         if not self.trainer.is_global_zero:
             return
-        folder = run_folder(self.trainer)
+        # the folder the callbacks learnt in setup: trainer.log_dir would broadcast, from rank 0 alone
+        folder = next(c.run_folder for c in self.trainer.callbacks if isinstance(c, RunFolderCallback))
         config = folder / self.save_config_kwargs.get("config_filename", "config.yaml")
         outputs = {}
         for callback in self.trainer.callbacks:

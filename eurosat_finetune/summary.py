@@ -38,9 +38,12 @@ def record_of(trainer: Trainer) -> RunRecord:
 
 
 def best_checkpoint(trainer: Trainer) -> ModelCheckpoint | None:
-    """The ``checkpoint`` group's callback (best.ckpt), if the run keeps checkpoints."""
+    """The ``checkpoint`` group's callback (best.ckpt), if the run keeps one that exists here (a
+    restored checkpoint carries its own run's best path, which may be elsewhere)."""
     callback = trainer.checkpoint_callback
-    return callback if isinstance(callback, ModelCheckpoint) and callback.best_model_path else None
+    if isinstance(callback, ModelCheckpoint) and callback.best_model_path and Path(callback.best_model_path).is_file():
+        return callback
+    return None
 
 
 def best_epoch(path: str) -> int | None:
