@@ -59,7 +59,7 @@ MODELS = {
 # Dense bf16 tensor-core peaks, FLOP/s, by a substring of torch.cuda.get_device_name().
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10": 125e12}
 
-# ImageNet statistics, as in the tutorials (and ViT-B/16's image processor: 0.5 everywhere)
+# ViT-B/16's image processor's normalisation (0.5 everywhere), for both pipelines
 MEAN, STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
 
 

@@ -64,7 +64,12 @@ class LandCoverMaps(RunFolderCallback, BasePredictionWriter):
         self.dirpath = dirpath
         self.probabilities = probabilities
         self.accumulators: dict[int, MapAccumulator] = {}
-        self.scenes: list[Scene] = []
+        self.windows: SceneWindows | None = None
+
+    @property
+    def scenes(self) -> list[Scene]:
+        """The scenes of this predict (none before it starts, or when the folder has none)."""
+        return self.windows.scenes if self.windows is not None else []
 
     def directory(self, run_folder: Path) -> Path:
         return Path(self.dirpath) if self.dirpath is not None else run_folder / "maps"
@@ -75,8 +80,7 @@ class LandCoverMaps(RunFolderCallback, BasePredictionWriter):
             raise OutputError(f"{folder} already holds files; choose another --maps.dirpath or move them")
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.windows: SceneWindows | None = getattr(trainer.datamodule, "scene_windows", None)
-        self.scenes: list[Scene] = self.windows.scenes if self.windows is not None else []
+        self.windows = getattr(trainer.datamodule, "scene_windows", None)
         if self.windows is not None:
             k = self.windows.tile_size // self.windows.stride
             num_classes = len(pl_module.class_names)

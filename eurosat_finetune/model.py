@@ -215,14 +215,13 @@ class ImageClassifier(SelfDescribingCheckpoint):
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
         self.val_metrics.update(logits, labels)
         self.val_loss.update(self.criterion(logits, labels), weight=len(labels))
         self.log("val_loss", self.val_loss, prog_bar=True)
         self.log_dict(self.val_metrics, prog_bar=True)
-        return {"preds": logits.argmax(dim=-1)}
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch

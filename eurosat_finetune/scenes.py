@@ -137,7 +137,7 @@ class SceneOptions:
                 f"data.tile_stride={stride} must divide data.tile_size={tile} (each map cell is one stride step)"
             )
         scenes = [path for path in files if is_scene(path, self.map_scenes, tile)]
-        images = [path for path in files if path not in set(scenes)]
+        images = sorted(set(files) - set(scenes))
         if not scenes:
             return images, None
         grids = [scene_of(path, tile, stride, self.bands) for path in scenes]
