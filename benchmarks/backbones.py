@@ -15,7 +15,7 @@ import torch
 from throughput import dataset_folder, forever, peak_memory, project_train_step, reset_peak, timed
 from torch.utils.flop_counter import FlopCounterMode
 
-from eurosat_finetune.datamodule import EuroSATDataModule
+from eurosat_finetune.data.datamodule import EuroSATDataModule
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import ImageClassifier
 

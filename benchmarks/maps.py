@@ -28,7 +28,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from torch.utils.data import DataLoader
 
-from eurosat_finetune.scenes import SceneWindows, scene_of
+from eurosat_finetune.data.scene_windows import SceneWindows, scene_of
 
 TINY = '{"model_type": "vit", "image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, ' \
     '"num_attention_heads": 2, "intermediate_size": 64}'  # fmt: skip

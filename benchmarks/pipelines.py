@@ -30,10 +30,10 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
 from eurosat_finetune.cli import build_cli
+from eurosat_finetune.data.splits import stratified_split
+from eurosat_finetune.data.synthetic import write_sample_dataset
 from eurosat_finetune.model import ImageClassifier
-from eurosat_finetune.sample_data import write_sample_dataset
-from eurosat_finetune.splits import stratified_split
-from eurosat_finetune.throughput import TrainingThroughput
+from eurosat_finetune.outputs.throughput import TrainingThroughput
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ZIP = REPO.parent / "shared" / "data" / "EuroSAT_RGB.zip"

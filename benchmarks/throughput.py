@@ -30,11 +30,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision import datasets, transforms
 from transformers import ViTConfig, ViTForImageClassification
 
-from eurosat_finetune.datamodule import EuroSATDataModule
+from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.splits import stratified_split
+from eurosat_finetune.data.synthetic import write_sample_dataset
 from eurosat_finetune.model import ImageClassifier
-from eurosat_finetune.preprocessing import random_dihedral
-from eurosat_finetune.sample_data import write_sample_dataset
-from eurosat_finetune.splits import stratified_split
+from eurosat_finetune.pixels import random_dihedral
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ZIP = REPO.parent / "shared" / "data" / "EuroSAT_RGB.zip"

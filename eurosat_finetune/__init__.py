@@ -1,7 +1,29 @@
-"""Fine-tune a pretrained image classifier (a Vision Transformer by default) on EuroSAT RGB with LightningCLI."""
+"""Fine-tune a pretrained image classifier (a Vision Transformer by default) on EuroSAT with LightningCLI.
 
-from eurosat_finetune.datamodule import EuroSATDataModule
-from eurosat_finetune.model import ImageClassifier, ViTClassifier
+The code is layered; each layer imports only from those before it:
 
-__all__ = ["EuroSATDataModule", "ImageClassifier", "ViTClassifier"]
-__version__ = "0.1.0"
+- ``errors``, ``pixels`` (the pixel contract shared by training and export), ``lightning_private``;
+- ``data``: where images come from, how they are read, cached, split and batched;
+- ``model``: the LightningModule and what builds, restores and optimises it;
+- ``outputs``: callbacks that write a run's results into its run folder;
+- ``cli``: the ``eurosat`` command, and ``learning_curve``, which drives it.
+"""
+
+import importlib.metadata
+from typing import Any
+
+__version__ = importlib.metadata.version("eurosat-finetune")  # pyproject.toml's, the one version number
+__all__ = ["EuroSATDataModule", "ImageClassifier", "ViTClassifier", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use, so ``import eurosat_finetune.errors`` does not load torch and transformers
+    if name == "EuroSATDataModule":
+        from eurosat_finetune.data.datamodule import EuroSATDataModule
+
+        return EuroSATDataModule
+    if name in ("ImageClassifier", "ViTClassifier"):
+        from eurosat_finetune.model import classifier
+
+        return getattr(classifier, name)
+    raise AttributeError(f"module 'eurosat_finetune' has no attribute {name!r}")

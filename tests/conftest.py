@@ -12,7 +12,7 @@ import yaml
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from eurosat_finetune.cli import main
-from eurosat_finetune.sample_data import write_sample_dataset
+from eurosat_finetune.data.synthetic import write_sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ZIP = REPO.parent / "shared" / "data" / "EuroSAT_RGB.zip"

@@ -27,9 +27,10 @@ from transformers import (
     pipeline,
 )
 
-from eurosat_finetune.backbones import backbone_of
-from eurosat_finetune.export import at_input_size
+from eurosat_finetune.data.synthetic import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.backbones import backbone_of
+from eurosat_finetune.outputs.huggingface_export import at_input_size
 
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
 TRANSFORMER = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
@@ -160,6 +161,24 @@ def test_a_checkpoint_of_version_0_1_0_restores(sample_root: Path, tmp_path: Pat
     with torch.no_grad():
         logits = model.eval()(torch.from_numpy(__import__("numpy").asarray(Image.open(image))).permute(2, 0, 1)[None])
     assert label == model.class_names[int(logits.argmax())]
+
+
+def test_a_config_yaml_written_before_the_layers_tests_and_predicts(sample_root: Path, tmp_path: Path) -> None:
+    """``tests/data/config-0.1.0.yaml`` is the config.yaml a fit wrote at commit e39444a, when every module
+    sat flat in the package; with it, the 0.1.0 checkpoint tests and predicts as a user would run them."""
+    config = REPO / "tests" / "data" / "config-0.1.0.yaml"
+    old = REPO / "tests" / "data" / "vit-classifier-0.1.0.ckpt"
+    common = ["--config", str(config), "--ckpt_path", str(old), f"--trainer.default_root_dir={tmp_path}", *FAST[2:]]
+    run_cli(["test", *common, f"--data.root={sample_root}"])
+    with open(tmp_path / "lightning_logs" / "version_0" / "classification_report.csv") as f:
+        report = {row["class"]: row for row in csv.DictReader(f)}
+    assert set(EUROSAT_CLASSES) < set(report) and float(report["macro avg"]["support"]) == 40  # the test split
+    forest = sample_root / "EuroSAT_RGB" / "Forest"
+    run_cli(["predict", *common, f"--data.root={sample_root}", f"--data.predict_root={forest}"])
+    with open(tmp_path / "lightning_logs" / "version_1" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["path"] for row in rows] == sorted(str(p) for p in forest.iterdir() if p.suffix == ".jpg")
+    assert all(row["predicted_class"] in EUROSAT_CLASSES for row in rows)
 
 
 @pytest.mark.parametrize("family", ["vit", "deit", "dinov2", "beit", "swin", "convnext"])

@@ -10,11 +10,11 @@ import pytest
 import torch
 from conftest import REAL_ZIP, REAL_ZIP_MD5, zip_dataset
 
-from eurosat_finetune.datamodule import EuroSATDataModule
-from eurosat_finetune.download import DownloadError, md5sum
-from eurosat_finetune.providing import LOCK_NAME, find_image_folder
-from eurosat_finetune.sample_data import EUROSAT_CLASSES
-from eurosat_finetune.splits import stratified_split
+from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.download import DownloadError, md5sum
+from eurosat_finetune.data.source import LOCK_NAME, find_image_folder
+from eurosat_finetune.data.splits import stratified_split
+from eurosat_finetune.data.synthetic import EUROSAT_CLASSES
 
 
 def datamodule(root: Path, **kwargs: object) -> EuroSATDataModule:

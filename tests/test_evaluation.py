@@ -15,10 +15,10 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, classification_report, f1_score, recall_score
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from eurosat_finetune.datamodule import EuroSATDataModule
+from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.splits import stratified_split
+from eurosat_finetune.data.synthetic import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
-from eurosat_finetune.sample_data import EUROSAT_CLASSES
-from eurosat_finetune.splits import stratified_split
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,13 @@ from PIL import Image
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from eurosat_finetune import cache as cache_module
-from eurosat_finetune.cache import CACHE_PREFIX, build_cache, cache_name, load_cache, status_path
-from eurosat_finetune.datamodule import EuroSATDataModule
-from eurosat_finetune.dataset import list_images
-from eurosat_finetune.images import read_image
+from eurosat_finetune.data import decode_cache as cache_module
+from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.datasets import list_images
+from eurosat_finetune.data.decode_cache import CACHE_PREFIX, build_cache, cache_name, load_cache, status_path
+from eurosat_finetune.data.images import read_image
 from eurosat_finetune.model import ImageClassifier
-from eurosat_finetune.preprocessing import random_dihedral
+from eurosat_finetune.pixels import random_dihedral
 
 
 @pytest.fixture

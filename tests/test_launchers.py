@@ -14,9 +14,9 @@ from pathlib import Path
 
 from conftest import REPO, zip_dataset
 
-from eurosat_finetune.download import md5sum
-from eurosat_finetune.providing import LOCK_NAME
-from eurosat_finetune.sample_data import SAMPLE_TMP_NAME
+from eurosat_finetune.data.download import md5sum
+from eurosat_finetune.data.source import LOCK_NAME
+from eurosat_finetune.data.synthetic import SAMPLE_TMP_NAME
 
 TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2"]
 DDP_ON_CPU = ["--config", str(REPO / "configs" / "ddp.yaml"), "--trainer.accelerator=cpu", "--trainer.devices=2"]
@@ -85,7 +85,7 @@ def test_two_jobs_started_together_share_one_fresh_root(tmp_path: Path) -> None:
 PROVIDE = """
 import sys
 from pathlib import Path
-from eurosat_finetune.providing import DatasetSource
+from eurosat_finetune.data.source import DatasetSource
 source = DatasetSource(Path(sys.argv[1]), False, "", None, int(sys.argv[2]))
 print(source.image_folder())
 """

@@ -16,8 +16,8 @@ from conftest import FAST, REAL_ZIP, TINY_VIT, cli_error, run_cli, version_dir
 from PIL import Image
 from rasterio.transform import from_origin
 
+from eurosat_finetune.data.splits import stratified_split
 from eurosat_finetune.model import ImageClassifier
-from eurosat_finetune.splits import stratified_split
 
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
 ORIGIN = from_origin(500_000, 5_000_000, 10, 10)  # UTM 32N, 10 m pixels as Sentinel-2's RGB bands

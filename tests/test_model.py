@@ -9,8 +9,8 @@ from PIL import Image
 from torchvision.transforms import v2
 from transformers import ViTForImageClassification
 
+from eurosat_finetune.data.synthetic import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
-from eurosat_finetune.sample_data import EUROSAT_CLASSES
 
 CLASSES = list(EUROSAT_CLASSES)
 

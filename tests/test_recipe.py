@@ -14,10 +14,9 @@ import torch
 from conftest import FAST, TINY_VIT, cli_error, read_metrics, run_cli, version_dir
 from safetensors.torch import load_file
 
-from eurosat_finetune import optimization
 from eurosat_finetune.cli import build_cli
-from eurosat_finetune.model import ImageClassifier
-from eurosat_finetune.preprocessing import dihedral_views
+from eurosat_finetune.model import ImageClassifier, optimization
+from eurosat_finetune.pixels import dihedral_views
 
 CLASSES = [f"class{i}" for i in range(4)]
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]

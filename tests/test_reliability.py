@@ -48,9 +48,9 @@ def test_class_folder_without_images(sample_root: Path, tmp_path: Path, capsys: 
 def test_truncated_download_leaves_nothing(tmp_path: Path, sample_root: Path) -> None:
     from conftest import zip_dataset
 
-    from eurosat_finetune.datamodule import EuroSATDataModule
+    from eurosat_finetune.data.datamodule import EuroSATDataModule
+    from eurosat_finetune.data.source import LOCK_NAME
     from eurosat_finetune.errors import DownloadError
-    from eurosat_finetune.providing import LOCK_NAME
 
     archive = zip_dataset(sample_root, tmp_path / "EuroSAT_RGB.zip").read_bytes()
 

@@ -14,7 +14,7 @@ import yaml
 from conftest import FAST, REPO, TINY_VIT, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from eurosat_finetune.samples import WRONG, sample_grid, stratified_pick
+from eurosat_finetune.outputs.validation_samples import WRONG, sample_grid, stratified_pick
 
 
 def test_help_says_what_it_does_and_version() -> None:
@@ -94,7 +94,10 @@ def test_fit_summary_names_the_best_checkpoint_and_the_command(fitted: dict) -> 
     command = re.search(r"evaluate it: +(eurosat test .*)", printed).group(1)
     assert command == f"eurosat test --config {run / 'config.yaml'} --ckpt_path {best}"
     tested = run_cli([*shlex.split(command)[1:], *FAST[:4]], CaptureOut())  # the printed command works as printed
-    assert "eurosat test finished." in tested and "test_acc" in tested and "report: " in tested
+    assert "eurosat test finished." in tested and "test_acc" in tested
+    assert (
+        f"classification report (.txt, .json, .csv): {run.parent / 'version_1' / 'classification_report.txt'}" in tested
+    )
 
 
 def test_validation_samples_and_hparams_figures(fitted: dict) -> None:
@@ -119,7 +122,10 @@ def test_model_card_holds_the_run_s_numbers(fitted: dict, sample_root: Path) -> 
     assert f"| validation (epoch {epoch}, the best) | {figures} |" in card
     assert "140 training, 20 validation, 40 test images" in card and "split_seed 0" in card
     assert "0 `AnnualCrop`" in card and "9 `SeaLake`" in card and "trained from scratch" in card
-    assert 'pipeline("image-classification"' in card and "64 x 64 px Sentinel-2 RGB" in card
+    assert 'pipeline("image-classification"' in card
+    # the run's own data: a synthetic sample of 32 px images, not EuroSAT
+    assert "a synthetic sample in EuroSAT layout (not real data): 32 x 32 px images" in card
+    assert "Sentinel-2" not in card and "eurosat" not in metadata["tags"] and "datasets" not in metadata
 
     exported = fitted["tmp"] / "tested-export"
     best = run / "checkpoints" / "best.ckpt"

@@ -4,22 +4,21 @@ Follow one image: :func:`list_images` finds it and its label; :func:`readable_im
 be decoded (the decode cache records that) and gives its row in the cache; :class:`LabelledImages`
 serves it as a uint8 ``(3, H, W)`` tensor from that row, or decodes the file when there is no cache.
 Everything after that (augmentation, resizing, normalising) happens on the device; see
-:mod:`eurosat_finetune.preprocessing`.
+:mod:`eurosat_finetune.pixels`.
 """
 
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from eurosat_finetune.cache import UNREADABLE, decode_all, first_image_size, load_cache
+from eurosat_finetune.data.decode_cache import UNREADABLE, decode_all, first_image_size, load_cache
+from eurosat_finetune.data.images import IMAGE_SUFFIXES, UNREADABLE_ERRORS, image_files, read_image, read_image_at
 from eurosat_finetune.errors import DataNotFoundError, UnreadableImageError
-from eurosat_finetune.images import IMAGE_SUFFIXES, UNREADABLE_ERRORS, image_files, read_image, read_image_at
 
 
 @dataclass(frozen=True)
@@ -130,12 +129,3 @@ class PredictionImages(Dataset):
             return read_image(path), str(path)
         except UNREADABLE_ERRORS:
             return None, str(path)
-
-
-def collate_predictions(items: list[tuple[torch.Tensor | None, str]]) -> dict[str, Any]:
-    """Keep images as a list (their sizes may differ); set the unreadable ones aside by path."""
-    return {
-        "images": [image for image, _ in items if image is not None],
-        "paths": [path for image, path in items if image is not None],
-        "unreadable": [path for image, path in items if image is None],
-    }

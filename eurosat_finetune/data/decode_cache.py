@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from eurosat_finetune.data.images import UNREADABLE_ERRORS, read_image, read_image_at
+from eurosat_finetune.data.made_once import made_once
 from eurosat_finetune.errors import OutputError, UnreadableImageError, UserError
-from eurosat_finetune.images import UNREADABLE_ERRORS, read_image, read_image_at
-from eurosat_finetune.once import made_once
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,13 @@ EUROSAT_CLASSES = (
 SAMPLE_TMP_NAME = ".EuroSAT_RGB.sample-tmp"
 """The folder the sample is written into before it is renamed to ``EuroSAT_RGB``."""
 
+SAMPLE_MARKER = "SYNTHETIC_SAMPLE.txt"
+"""A file in the sample's folder that says what it is (to people, and to the model card)."""
+
+
+def is_synthetic_sample(folder: Path) -> bool:
+    return (folder / SAMPLE_MARKER).is_file()
+
 
 def _class_image(class_index: int, num_classes: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """One ``size`` x ``size`` RGB uint8 image: class-specific stripes on a class-specific colour."""
@@ -66,5 +73,8 @@ def write_sample_dataset(
         for n in range(1, images_per_class + 1):
             pixels = _class_image(index, len(class_names), image_size, rng)
             Image.fromarray(pixels).save(class_dir / f"{name}_{n}.jpg", quality=90)
+    (tmp / SAMPLE_MARKER).write_text(
+        f"A synthetic sample in EuroSAT layout written by eurosat-finetune (seed {seed}), not real data.\n"
+    )
     tmp.rename(final)
     return final

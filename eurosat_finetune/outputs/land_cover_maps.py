@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from matplotlib import colormaps
@@ -20,9 +19,10 @@ from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
+from eurosat_finetune.data.scene_windows import Scene, SceneWindows, to_uint8
 from eurosat_finetune.errors import OutputError
-from eurosat_finetune.runs import RunFolderCallback
-from eurosat_finetune.scenes import Scene, SceneWindows, to_uint8
+from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput
 
 NODATA_CLASS = 255
 BLOCK_ROWS = 256  # map rows per windowed write
@@ -74,10 +74,10 @@ class LandCoverMaps(RunFolderCallback, BasePredictionWriter):
     def directory(self, run_folder: Path) -> Path:
         return Path(self.dirpath) if self.dirpath is not None else run_folder / "maps"
 
-    def check_outputs(self, run_folder: Path, subcommand: str) -> None:
-        folder = self.directory(run_folder)
-        if subcommand == "predict" and folder.is_dir() and any(folder.iterdir()):
-            raise OutputError(f"{folder} already holds files; choose another --maps.dirpath or move them")
+    def outputs(self, run_folder: Path, subcommand: str) -> list[RunOutput]:
+        if subcommand != "predict":
+            return []
+        return [RunOutput("land-cover maps", self.directory(run_folder), "--maps.dirpath")]
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.windows = getattr(trainer.datamodule, "scene_windows", None)
@@ -96,10 +96,10 @@ class LandCoverMaps(RunFolderCallback, BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int,
     ) -> None:
-        if "scenes" not in prediction:
+        if prediction["kind"] != SCENE_WINDOWS:  # whole images are PredictionWriter's
             return
         probs = prediction["probs"].float().cpu().numpy()
-        fields = (prediction[key].tolist() for key in ("scenes", "rows", "cols", "valid"))
+        fields = (prediction[key].tolist() for key in ("scene", "row", "col", "valid"))
         for p, (scene, row, col, valid) in zip(probs, zip(*fields, strict=True), strict=True):
             if valid:
                 self.accumulators[scene].add(row, col, p)
@@ -216,9 +216,3 @@ def write_preview(scene: Scene, windows: SceneWindows, classes: np.ndarray, name
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
     os.replace(tmp, path)
-
-
-def window_prediction(probs: torch.Tensor, batch: list[torch.Tensor]) -> dict[str, Any]:
-    """What ``predict_step`` returns for a batch of scene windows."""
-    _, scenes, rows, cols, valid = batch
-    return {"probs": probs, "scenes": scenes, "rows": rows, "cols": cols, "valid": valid}

@@ -3,7 +3,7 @@ window (rasterio, one strip of windows at a time) as the uint8 RGB tile the mode
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
@@ -72,9 +72,10 @@ def to_uint8(pixels: np.ndarray, scale_max: float) -> np.ndarray:
 
 
 class SceneWindows(Dataset):
-    """Every window of every scene, in reading order, as ``(uint8 (3, t, t) tensor, scene, row, col,
-    valid)``; ``valid`` is false for a window that holds only nodata. A worker reads one strip of
-    windows (``t`` rows of the scene) at a time, so memory is bounded by the scene's width."""
+    """Every window of every scene, in reading order, as ``{"images": uint8 (3, t, t) tensor, "scene",
+    "row", "col", "valid"}`` (see :mod:`.predict_batches`); ``valid`` is false for a window that holds
+    only nodata. A worker reads one strip of windows (``t`` rows of the scene) at a time, so memory is
+    bounded by the scene's width."""
 
     def __init__(self, scenes: list[Scene], tile_size: int, stride: int, bands: list[int], scale_max: float) -> None:
         self.scenes, self.tile_size, self.stride = scenes, tile_size, stride
@@ -85,14 +86,15 @@ class SceneWindows(Dataset):
     def __len__(self) -> int:
         return int(self.starts[-1])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, int, bool]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         scene = int(np.searchsorted(self.starts, index, side="right") - 1)
         row, col = divmod(index - int(self.starts[scene]), self.scenes[scene].cols)
         pixels, valid = self.strip(scene, row)
         x, t = col * self.stride, self.tile_size
         window = pixels[:, :, x : x + t]
         is_valid = bool(valid is None or valid[:, x : x + t].any())
-        return torch.from_numpy(np.ascontiguousarray(window)), scene, row, col, is_valid
+        image = torch.from_numpy(np.ascontiguousarray(window))
+        return {"images": image, "scene": scene, "row": row, "col": col, "valid": is_valid}
 
     def strip(self, scene: int, row: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Rows ``row * stride`` to ``+ tile_size`` of the scene, all bands as uint8 RGB, and where they

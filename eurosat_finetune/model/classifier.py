@@ -10,17 +10,17 @@ from functools import partial
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from eurosat_finetune import backbones, optimization, recipe
-from eurosat_finetune.checkpointing import SelfDescribingCheckpoint
 from eurosat_finetune.errors import ConfigError
-from eurosat_finetune.maps import window_prediction
-from eurosat_finetune.preprocessing import dihedral_views, to_model_input
+from eurosat_finetune.model import backbones, losses, optimization
+from eurosat_finetune.model.self_describing import SelfDescribingCheckpoint
+from eurosat_finetune.pixels import dihedral_views, to_model_input
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
 
@@ -108,11 +108,11 @@ class ImageClassifier(SelfDescribingCheckpoint):
         self.scheduler = scheduler
         if warmup_steps > 0 and scheduler is not None and scheduler_interval != "step":
             raise ConfigError(optimization.WARMUP_NEEDS_STEPS)
-        self.configure_models()
+        self.configure_network()
         self.configure_losses()
         self.configure_metrics()
 
-    def configure_models(self) -> None:
+    def configure_network(self) -> None:
         """The network, pretrained or not, with a new head labelled with the class names; the input
         size and normalisation it expects."""
         name = self.hparams.model_name_or_path
@@ -136,10 +136,10 @@ class ImageClassifier(SelfDescribingCheckpoint):
         """The training loss's label smoothing, class weights and batch mixing; validation and test
         losses stay plain cross-entropy, comparable across recipes."""
         num_classes = len(self.class_names)
-        self.mixer = recipe.batch_mixer(self.hparams.mixup_alpha, self.hparams.cutmix_alpha, num_classes)
+        self.mixer = losses.batch_mixer(self.hparams.mixup_alpha, self.hparams.cutmix_alpha, num_classes)
         weights = self.hparams.class_weights
         # "balanced" needs the training split, known in setup("fit")
-        self.class_weights = recipe.class_weights_of(weights, None, num_classes) if isinstance(weights, list) else None
+        self.class_weights = losses.class_weights_of(weights, None, num_classes) if isinstance(weights, list) else None
 
     def criterion(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), labels)
@@ -240,19 +240,20 @@ class ImageClassifier(SelfDescribingCheckpoint):
         class_acc = matrix.diag() / matrix.sum(dim=1).clamp(min=1)  # a class with no test images counts 0
         self.log_dict({f"test_acc_{name}": acc for name, acc in zip(self.class_names, class_acc, strict=True)})
 
-    def predict_step(self, batch: dict[str, Any] | list[torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> Any:
-        """Class probabilities for each readable image, with the paths and the unreadable paths; or,
-        for a batch of scene windows, for each window with its scene, row and column."""
-        if not isinstance(batch, dict):
-            return window_prediction(self.evaluation_logits(batch[0]).softmax(dim=-1), batch)
-        if batch["images"]:
-            probs = self.evaluation_logits(batch["images"]).softmax(dim=-1)
-        else:
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """The class probabilities of the batch's images (``probs``), with the rest of the batch, its
+        metadata, passed on unchanged for the writer it is addressed to (see
+        :mod:`eurosat_finetune.data.predict_batches`)."""
+        images = batch["images"]
+        if len(images):
+            probs = self.evaluation_logits(images).softmax(dim=-1)
+        else:  # a batch whose files were all unreadable
             probs = torch.empty(0, len(self.class_names), device=self.device)
-        return {"paths": batch["paths"], "probs": probs, "unreadable": batch["unreadable"]}
+        return {"probs": probs, **{key: value for key, value in batch.items() if key != "images"}}
 
     def configure_model(self) -> None:
-        """Compile once the model is on its device (in place, so state dict keys stay the same)."""
+        """Lightning's hook once the module is on its device (not :meth:`configure_network`, which builds
+        the network): compile it there, in place, so state dict keys stay the same."""
         if self.hparams.torch_compile and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True
@@ -265,12 +266,19 @@ class ImageClassifier(SelfDescribingCheckpoint):
         if stage == "fit" and self.hparams.class_weights == "balanced":
             train = getattr(self.trainer.datamodule, "train_dataset", None)
             labels = getattr(train, "labels", None)
-            self.class_weights = recipe.class_weights_of("balanced", labels, len(self.class_names))
+            self.class_weights = losses.class_weights_of("balanced", labels, len(self.class_names))
 
     def on_train_epoch_start(self) -> None:
         """A frozen backbone stays in eval mode (its dropout, if any, off), as in a linear probe."""
         if self.hparams.freeze_backbone:
             backbones.backbone_of(self.net).eval()
+
+    def attached_trainer(self) -> Trainer | None:
+        """The Trainer running this module, None when called outside one (``self.trainer`` raises then)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         return optimization.configure(
@@ -280,7 +288,9 @@ class ImageClassifier(SelfDescribingCheckpoint):
             self.hparams.scheduler_interval,
             self.hparams.scheduler_frequency,
             self.hparams.warmup_steps,
-            optimization.run_length(self._trainer, self.hparams.scheduler_interval, self.hparams.warmup_steps),
+            optimization.run_length(
+                self.attached_trainer(), self.hparams.scheduler_interval, self.hparams.warmup_steps
+            ),
         )
 
 

@@ -13,8 +13,8 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
 from torch.optim.lr_scheduler import CyclicLR, LambdaLR, OneCycleLR, ReduceLROnPlateau, SequentialLR
 
-from eurosat_finetune import backbones
 from eurosat_finetune.errors import ConfigError
+from eurosat_finetune.model import backbones
 
 WARMUP_NEEDS_STEPS = (
     "model.warmup_steps hands over to model.scheduler after that many optimizer steps, so the scheduler must "

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 from lightning.pytorch import LightningModule, Trainer
@@ -9,7 +10,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 from sklearn.metrics import classification_report
 
-from eurosat_finetune.runs import RunFolderCallback, tensorboard
+from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput, tensorboard
+
+REPORT_NAME = "classification_report.txt"  # with .json and .csv beside it
 
 
 def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str]) -> Figure:
@@ -54,6 +57,14 @@ class EvaluationReport(RunFolderCallback):
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
 
+    def outputs(self, run_folder: Path, subcommand: str) -> list[RunOutput]:
+        if subcommand != "test" or not self.enabled:
+            return []
+        return [
+            RunOutput("confusion matrix", run_folder / "confusion_matrix.png", "run folder"),
+            RunOutput("classification report (.txt, .json, .csv)", run_folder / REPORT_NAME, "run folder"),
+        ]
+
     @rank_zero_only
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         matrix = getattr(pl_module, "test_confusion_matrix", None)
@@ -76,9 +87,9 @@ class EvaluationReport(RunFolderCallback):
         report = classification_report(
             y_true, y_pred, labels=labels, target_names=names, output_dict=True, zero_division=0
         )
-        (out / "classification_report.txt").write_text(text)
-        (out / "classification_report.json").write_text(json.dumps(report, indent=2))
-        with open(out / "classification_report.csv", "w", newline="") as f:
+        (out / REPORT_NAME).write_text(text)
+        (out / REPORT_NAME).with_suffix(".json").write_text(json.dumps(report, indent=2))
+        with open((out / REPORT_NAME).with_suffix(".csv"), "w", newline="") as f:
             rows = csv.writer(f)
             rows.writerow(["class", "precision", "recall", "f1-score", "support"])
             for name, scores in report.items():

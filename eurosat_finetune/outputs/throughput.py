@@ -8,6 +8,8 @@ from lightning.pytorch.callbacks import ThroughputMonitor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from eurosat_finetune.lightning_private import set_available_flops
+
 
 def images_in(batch: Any) -> int:
     """Images in a training or validation batch ``(images, labels)``."""
@@ -46,8 +48,7 @@ class TrainingThroughput(ThroughputMonitor):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         if self.peak_flops is not None:
-            for throughput in self._throughputs.values():
-                throughput.available_flops = self.peak_flops
+            set_available_flops(self, self.peak_flops)
         if stage == "fit" and trainer.is_global_zero:
             self.flops_per_image = forward_flops_per_image(pl_module)
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from eurosat_finetune.download import download_file, extract_zip
+from eurosat_finetune.data.download import download_file, extract_zip
+from eurosat_finetune.data.images import image_files
+from eurosat_finetune.data.made_once import made_once
+from eurosat_finetune.data.synthetic import SAMPLE_TMP_NAME, write_sample_dataset
 from eurosat_finetune.errors import DataNotFoundError, DownloadError, OutputError, UserError
-from eurosat_finetune.images import image_files
-from eurosat_finetune.once import made_once
-from eurosat_finetune.sample_data import SAMPLE_TMP_NAME, write_sample_dataset
 
 log = logging.getLogger(__name__)
 

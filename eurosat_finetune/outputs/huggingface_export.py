@@ -10,11 +10,10 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from transformers import PreTrainedModel
 
-from eurosat_finetune.backbones import backbone_of
-from eurosat_finetune.errors import OutputError
-from eurosat_finetune.model_card import model_card
-from eurosat_finetune.preprocessing import image_processor
-from eurosat_finetune.runs import RunFolderCallback
+from eurosat_finetune.model.backbones import backbone_of
+from eurosat_finetune.outputs.model_card import model_card
+from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput
+from eurosat_finetune.pixels import image_processor
 
 if TYPE_CHECKING:
     from eurosat_finetune.model import ImageClassifier
@@ -60,9 +59,8 @@ def at_input_size(net: PreTrainedModel, size: int) -> PreTrainedModel:
     return resized
 
 
-def check_empty(directory: Path) -> None:
-    if directory.exists() and any(directory.iterdir()):
-        raise OutputError(f"{directory} already holds files; choose another --export.dirpath or move it")
+def export_output(directory: Path) -> RunOutput:
+    return RunOutput("Hugging Face export", directory, "--export.dirpath")
 
 
 def export_huggingface(
@@ -75,7 +73,7 @@ def export_huggingface(
     The directory must not exist yet or be empty: an earlier export is never overwritten.
     """
     directory = Path(directory)
-    check_empty(directory)
+    export_output(directory).refuse_existing()
     net = model.net
     if state_dict is not None:
         net = copy.deepcopy(net)
@@ -106,9 +104,9 @@ class HuggingFaceExport(RunFolderCallback):
     def directory(self, run_folder: Path) -> Path:
         return Path(self.dirpath) if self.dirpath is not None else run_folder / "huggingface"
 
-    def check_outputs(self, run_folder: Path, subcommand: str) -> None:
-        if (subcommand == "fit" and self.after_fit) or (subcommand == "test" and self.after_test):
-            check_empty(self.directory(run_folder))
+    def outputs(self, run_folder: Path, subcommand: str) -> list[RunOutput]:
+        exports = (subcommand == "fit" and self.after_fit) or (subcommand == "test" and self.after_test)
+        return [export_output(self.directory(run_folder))] if exports else []
 
     def _export(self, trainer: Trainer, pl_module: LightningModule, state_dict: dict | None, tested: bool) -> None:
         path = self.directory(self.run_folder)

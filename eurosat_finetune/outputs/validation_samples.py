@@ -8,7 +8,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 
-from eurosat_finetune.runs import tensorboard
+from eurosat_finetune.outputs.run_folder import tensorboard
 
 RIGHT, WRONG = "#1a7f37", "#cf222e"
 

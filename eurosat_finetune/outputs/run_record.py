@@ -9,6 +9,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from eurosat_finetune.outputs.run_folder import RunOutput
+
 
 class RunRecord(Callback):
     """The validation metrics of every epoch and the test metrics, as logged (synced across processes),
@@ -33,8 +35,9 @@ class RunRecord(Callback):
         return epoch, self.val.get(epoch, {}) if epoch is not None else {}
 
 
-def record_of(trainer: Trainer) -> RunRecord:
-    return next(c for c in trainer.callbacks if isinstance(c, RunRecord))
+def record_of(trainer: Trainer) -> RunRecord | None:
+    """The run's :class:`RunRecord`; None for a Trainer the CLI did not build (and gave none)."""
+    return next((c for c in trainer.callbacks if isinstance(c, RunRecord)), None)
 
 
 def best_checkpoint(trainer: Trainer) -> ModelCheckpoint | None:
@@ -50,9 +53,9 @@ def best_epoch(path: str) -> int | None:
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
 
 
-def closing_summary(trainer: Trainer, subcommand: str, run_folder: Path, config: Path, outputs: dict[str, Path]) -> str:
+def closing_summary(trainer: Trainer, subcommand: str, run_folder: Path, config: Path, outputs: list[RunOutput]) -> str:
     """The lines printed when ``subcommand`` ends: where its results are and what to run next."""
-    record = record_of(trainer)
+    record = record_of(trainer) or RunRecord()
     lines = [f"eurosat {subcommand} finished. Run folder: {run_folder}"]
     if subcommand == "fit":
         best = best_checkpoint(trainer)
@@ -62,20 +65,11 @@ def closing_summary(trainer: Trainer, subcommand: str, run_folder: Path, config:
             lines.append(f"  evaluate it:     eurosat test --config {config} --ckpt_path {best.best_model_path}")
         elif val:
             lines.append(f"  last validation (epoch {epoch}): {figures(val, 'val')}")
-        if "export" in outputs:
-            lines.append(f"  Hugging Face export: {outputs['export']}")
     elif subcommand == "validate":
         lines.append(f"  {figures(record.val.get(trainer.current_epoch, {}), 'val')}")
     elif subcommand == "test":
         lines.append(f"  {figures(record.test, 'test')}")
-        if "report" in outputs:
-            lines.append(f"  report: {outputs['report']} (confusion_matrix.png, classification_report.txt/.json/.csv)")
-        if "export" in outputs:
-            lines.append(f"  Hugging Face export: {outputs['export']}")
-    elif subcommand == "predict":
-        for key, what in (("predictions", "predictions"), ("maps", "land-cover maps")):
-            if key in outputs:
-                lines.append(f"  {what}: {outputs[key]}")
+    lines += [f"  {output.what}: {output.path}" for output in outputs]
     return "\n".join(lines)
 
 

@@ -5,8 +5,8 @@ from typing import Any
 
 from lightning.pytorch import LightningModule
 
-from eurosat_finetune import backbones
 from eurosat_finetune.errors import ClassMismatchError
+from eurosat_finetune.model import backbones
 
 
 class SelfDescribingCheckpoint(LightningModule):

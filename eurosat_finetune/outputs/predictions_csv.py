@@ -9,8 +9,8 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from eurosat_finetune.errors import OutputError
-from eurosat_finetune.runs import RunFolderCallback
+from eurosat_finetune.data.predict_batches import IMAGES
+from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput
 
 
 class PredictionWriter(RunFolderCallback, BasePredictionWriter):
@@ -31,23 +31,22 @@ class PredictionWriter(RunFolderCallback, BasePredictionWriter):
         self._rows: Any = None
         self._unreadable: Any = None
 
-    def output_path(self, run_folder: Path) -> Path:
-        return Path(self.output) if self.output is not None else run_folder / "predictions.csv"
+    def csv_output(self, run_folder: Path) -> RunOutput:
+        path = Path(self.output) if self.output is not None else run_folder / "predictions.csv"
+        return RunOutput("predictions", path, "--predictions.output")
+
+    def outputs(self, run_folder: Path, subcommand: str) -> list[RunOutput]:
+        return [self.csv_output(run_folder)] if subcommand == "predict" else []
 
     @property
     def path(self) -> Path:
-        return self.output_path(self.run_folder)
-
-    def check_outputs(self, run_folder: Path, subcommand: str) -> None:
-        path = self.output_path(run_folder)
-        if subcommand == "predict" and path.exists():
-            raise OutputError(f"{path} already exists; choose another --predictions.output or move the old file")
+        return self.csv_output(self.run_folder).path
 
     def _part(self, rank: int, kind: str) -> Path:
         return self.path.with_name(f".{self.path.name}.rank{rank}.{kind}")
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.check_outputs(self.run_folder, "predict")  # the CLI checked before; Python callers get it here
+        self.csv_output(self.run_folder).refuse_existing()  # the CLI checked before; Python callers get it here
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._rows = open(self._part(trainer.global_rank, "csv"), "w", newline="")  # noqa: SIM115 (until the end)
         self._unreadable = open(self._part(trainer.global_rank, "unreadable"), "w")  # noqa: SIM115
@@ -62,7 +61,7 @@ class PredictionWriter(RunFolderCallback, BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int,
     ) -> None:
-        if "paths" not in prediction:  # windows of a scene: LandCoverMaps writes those
+        if prediction["kind"] != IMAGES:  # windows of scenes are LandCoverMaps'
             return
         rows = csv.writer(self._rows)
         probs = prediction["probs"].float().cpu().numpy()

@@ -1,0 +1,218 @@
+"""The ``eurosat`` command: LightningCLI over :class:`ImageClassifier` and :class:`EuroSATDataModule`,
+extended through its public hooks only (``add_arguments_to_parser``, ``parse_arguments``,
+``before_instantiate_classes``, ``after_instantiate_classes``, ``after_<subcommand>``,
+``trainer_defaults``, ``parser_kwargs``, ``save_config_kwargs``)."""
+
+import logging
+import sys
+from typing import Any
+
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
+
+from eurosat_finetune import __version__
+from eurosat_finetune.cli import preflight
+from eurosat_finetune.cli.resume import continue_resumed_run, keep_earlier_metrics, resume_number, resumed_config_name
+from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.errors import UserError
+from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.outputs.huggingface_export import HuggingFaceExport
+from eurosat_finetune.outputs.land_cover_maps import LandCoverMaps
+from eurosat_finetune.outputs.predictions_csv import PredictionWriter
+from eurosat_finetune.outputs.report import EvaluationReport
+from eurosat_finetune.outputs.run_folder import RunFolderCallback, run_folder
+from eurosat_finetune.outputs.run_record import RunRecord, closing_summary, log_run_metrics, record_of
+from eurosat_finetune.outputs.throughput import TrainingThroughput
+from eurosat_finetune.outputs.validation_samples import ValidationSamples
+
+# Model options chosen when evaluating, not when training: the command's value wins over the checkpoint's.
+EVALUATION_OPTIONS = ("tta",)
+
+# The built-in ModelCheckpoint groups: best.ckpt and last.ckpt.
+CHECKPOINT_GROUPS = ("checkpoint", "last_checkpoint")
+
+# The config groups of the callbacks that write a run's outputs, each configured with --<group>.*
+OUTPUT_GROUPS = {
+    "report": EvaluationReport,
+    "val_samples": ValidationSamples,
+    "predictions": PredictionWriter,
+    "export": HuggingFaceExport,
+    "maps": LandCoverMaps,
+    "throughput": TrainingThroughput,
+}
+
+
+class EuroSATCLI(LightningCLI):
+    """LightningCLI whose model takes its class names from the data, so they are configured once;
+    whose runs always keep the best and last checkpoints, report, sample, predict to CSV and export
+    (each group configurable); and which checks its inputs and outputs before any work starts."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        for group in CHECKPOINT_GROUPS:
+            parser.add_lightning_class_args(ModelCheckpoint, group)
+        parser.link_arguments("checkpoint.dirpath", "last_checkpoint.dirpath")  # one folder for best and last
+        # defined once here, not in every config: keep the best (by val_loss) and the last weights. The
+        # last get a callback of their own: since Lightning 2.6, save_last=true writes last.ckpt only
+        # at epochs that also saved a top-k checkpoint, so after the best epoch it is a copy of best.ckpt.
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val_loss",
+                "checkpoint.mode": "min",
+                "checkpoint.filename": "best",
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.enable_version_counter": False,  # overwrite last.ckpt, not last-v1.ckpt
+            }
+        )
+        for group, callback_class in OUTPUT_GROUPS.items():
+            parser.add_lightning_class_args(callback_class, group)
+
+    def setup_parser(
+        self, add_subcommands: bool, main_kwargs: dict[str, Any], subparser_kwargs: dict[str, Any]
+    ) -> None:
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+        self.parser.add_argument("--version", action="version", version=f"eurosat-finetune {__version__}")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Check ``--ckpt_path`` before LightningCLI reads the model's options from it, and note the
+        command's evaluation options, which that would replace with the checkpoint's."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        self.checkpoint_hparams: dict[str, Any] = {}
+        self.evaluation_options: dict[str, Any] = {}
+        if subcommand:
+            ckpt_path = self.config[subcommand].get("ckpt_path")
+            if ckpt_path and ckpt_path not in preflight.SPECIAL_CKPT_PATHS:
+                self.checkpoint_hparams = preflight.check_checkpoint(ckpt_path)
+            self.evaluation_options = {key: self.config[subcommand].model.get(key) for key in EVALUATION_OPTIONS}
+
+    def command_config(self, config: Namespace) -> Namespace:
+        """The part of ``config`` (parsed or instantiated) that belongs to the subcommand."""
+        return config[self.subcommand] if self.subcommand else config
+
+    def before_instantiate_classes(self) -> None:
+        """The command's evaluation options win over a checkpoint's (``--model.tta true`` on a checkpoint
+        trained without it). Predict returns nothing by default: its writers stream results to files,
+        and kept in memory as well they would grow with the scenes mapped. A fit resumed from a run's
+        own checkpoint continues that run (see :mod:`.resume`)."""
+        config = self.command_config(self.config)
+        for key, value in self.evaluation_options.items():
+            config.model[key] = value
+        if self.subcommand == "predict" and config.get("return_predictions") is None:
+            config.return_predictions = False
+        if config.trainer.get("enable_checkpointing") is False:
+            # Lightning refuses any ModelCheckpoint then, and the two groups are always added: keep
+            # them, writing nothing
+            config.trainer.enable_checkpointing = None
+            for group in CHECKPOINT_GROUPS:
+                config[group].save_top_k = 0
+        self.resumed_run = continue_resumed_run(config) if self.subcommand == "fit" else None
+        if self.resumed_run is not None:
+            self.resume_number = resume_number(self.resumed_run)
+            config_name = resumed_config_name(self.resumed_run, self.resume_number)
+            self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": config_name}
+
+    def after_instantiate_classes(self) -> None:
+        """Refuse, before the data is decoded, a checkpoint of other classes, a stray checkpoint
+        callback, and any output that would overwrite an earlier result (see :mod:`.preflight`)."""
+        if self.subcommand is None:
+            return
+        self.model.check_classes(self.checkpoint_hparams.get("class_names"))
+        if rank_zero_only.rank != 0:
+            return
+        built_in = [self.command_config(self.config_init)[group] for group in CHECKPOINT_GROUPS]
+        checkpoints = preflight.check_checkpoint_callbacks(self.trainer, built_in)
+        folder = run_folder(self.trainer)
+        continuing = self.resumed_run is not None and folder.resolve() == self.resumed_run
+        preflight.check_run_folder(folder, self.subcommand, continuing)
+        resuming = self.command_config(self.config).get("ckpt_path") is not None
+        preflight.check_checkpoint_folders(checkpoints, self.subcommand, resuming)
+        preflight.check_outputs(self.trainer, folder, self.subcommand)
+        if continuing:
+            keep_earlier_metrics(folder, self.resume_number)
+
+    def after_fit(self) -> None:
+        self.summarise()
+
+    def after_validate(self) -> None:
+        self.summarise()
+
+    def after_test(self) -> None:
+        self.summarise()
+
+    def after_predict(self) -> None:
+        self.summarise()
+
+    def summarise(self) -> None:
+        """Say where the subcommand's results are, and log its figures for TensorBoard's HPARAMS tab."""
+        if not self.trainer.is_global_zero:
+            return
+        writers = [c for c in self.trainer.callbacks if isinstance(c, RunFolderCallback)]
+        # the folder the callbacks learnt in setup: trainer.log_dir would broadcast, from rank 0 alone
+        folder = writers[0].run_folder
+        config = folder / self.save_config_kwargs.get("config_filename", "config.yaml")
+        written = [o for c in writers for o in c.outputs(folder, self.subcommand) if o.path.exists()]
+        print(closing_summary(self.trainer, self.subcommand, folder, config, written))
+        record = record_of(self.trainer)
+        if record is not None:
+            run_figures = record.best_val(self.trainer)[1] if self.subcommand == "fit" else record.test
+            log_run_metrics(self.trainer, dict(self.model.hparams), run_figures)
+
+
+DESCRIPTION = """Fine-tune a pretrained image classifier (ViT-B/16 by default) on EuroSAT RGB satellite
+images, evaluate it, classify new images and map land cover in whole scenes. Start with the offline
+demo, `eurosat fit --config configs/demo.yaml`; the reference fine-tune is configs/fit.yaml (a GPU),
+the CPU recipe configs/cpu.yaml on top of it. `eurosat fit --help` lists every option (each is also a
+config key) and `eurosat fit --print_config` prints them as YAML. Documentation: README.md and docs/
+in the project."""
+
+
+def build_cli(args: ArgsType = None, run: bool = True) -> EuroSATCLI:
+    """Parse ``args`` (default: ``sys.argv[1:]``) and instantiate; with ``run`` also run the subcommand."""
+    return EuroSATCLI(
+        ImageClassifier,
+        EuroSATDataModule,
+        args=args,
+        run=run,
+        parser_kwargs={"prog": "eurosat", "description": DESCRIPTION},
+        # in every run, not configurable: the summary, the HPARAMS figures and the model card read it
+        trainer_defaults={"callbacks": [RunRecord()]},
+    )
+
+
+# Prints this package's INFO messages; main() points it at the sys.stderr of its call.
+PROGRESS_HANDLER = logging.StreamHandler()
+PROGRESS_HANDLER.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+
+
+def show_progress_messages() -> None:
+    """Print this package's INFO messages (downloading, decoding, waiting for another process), as
+    Lightning does for its own."""
+    PROGRESS_HANDLER.stream = sys.stderr  # not setStream: it flushes the old one, which may be closed
+    logger = logging.getLogger("eurosat_finetune")
+    if PROGRESS_HANDLER not in logger.handlers:
+        logger.addHandler(PROGRESS_HANDLER)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def main(args: ArgsType = None) -> None:
+    """Run ``eurosat <subcommand> ...``; ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks).
+
+    Errors the user can fix end the command with a one-line message and exit status 2.
+    """
+    show_progress_messages()
+    try:
+        build_cli(args)
+    except UserError as err:
+        sys.stderr.write(f"eurosat: error: {one_line(err)}\n")
+        raise SystemExit(2) from None
+
+
+def one_line(err: UserError) -> str:
+    """The error's own message, also when a DataLoader worker re-raised it with its traceback attached."""
+    message = str(err).strip().splitlines()[-1]
+    prefix = f"{type(err).__module__}.{type(err).__name__}: "
+    return message.removeprefix(prefix)

@@ -1,0 +1,294 @@
+"""EuroSAT RGB (or any folder of ``<class>/<image>`` files) as a LightningDataModule.
+
+A thin layer over :mod:`.providing` (where the images come from), :mod:`.dataset` (listing,
+verifying, serving uint8 tensors) and :mod:`.splits`. Batches cross the bus as compact uint8 at the
+images' own size; training batches are augmented on the device here, and the model resizes and
+normalises them on the device too.
+"""
+
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from eurosat_finetune.data.datasets import (
+    ImageListing,
+    LabelledImages,
+    PredictionImages,
+    ReadableImages,
+    list_images,
+    readable_images,
+)
+from eurosat_finetune.data.description import DatasetDescription, dataset_name, split_recipe
+from eurosat_finetune.data.images import image_files
+from eurosat_finetune.data.predict_batches import collate_images, collate_windows
+from eurosat_finetune.data.samplers import EpochSeededSampler, global_seed, step_generator
+from eurosat_finetune.data.scene_windows import MapScenes, SceneOptions, SceneWindows
+from eurosat_finetune.data.source import EUROSAT_RGB_URL, DatasetSource, find_image_folder
+from eurosat_finetune.data.splits import (
+    Split,
+    listed_split,
+    read_split_files,
+    split_fingerprint,
+    stratified_split,
+    stratified_subset,
+)
+from eurosat_finetune.errors import DataNotFoundError, SplitMismatchError
+from eurosat_finetune.lightning_private import UnrepeatedDistributedSampler
+from eurosat_finetune.pixels import random_dihedral
+
+
+class EuroSATDataModule(LightningDataModule):
+    """EuroSAT RGB with a seeded, stratified train/val/test split.
+
+    Args:
+        root: Folder holding the dataset (``EuroSAT_RGB/<Class>``, ``2750/<Class>`` or ``<Class>``
+            folders directly); with ``download`` the archive is fetched and extracted here.
+        download: Download and extract ``url`` into ``root`` when no images are found there.
+        url: Where to download the dataset zip from.
+        md5: Expected md5 of the downloaded zip; null skips the check (the computed md5 is logged).
+        sample_images_per_class: If > 0 and ``root`` holds no images, write a synthetic dataset in
+            EuroSAT layout with this many images per class instead (offline demos and tests; not
+            real data).
+        val_fraction: Fraction of all images held out for validation.
+        test_fraction: Fraction of all images held out for testing.
+        split_seed: Seed of the split alone (not the global seed), so every run sees the same split.
+        split_files: A published split instead of the fractions: ``{train: ..., val: ..., test: ...}``,
+            each a text file with one image per line, named as ``<class>/<name>`` or ``<name>``
+            (extension ignored, so TorchGeo's ``eurosat-{train,val,test}.txt`` work). Images in no
+            list are left out; an image listed twice, or not in the data, is an error.
+        train_size: Train on a stratified, seeded subset of the training split: a number of images
+            (int) or a fraction of them (float); null uses all. Validation and test sets are unchanged.
+        allow_split_change: Evaluate a checkpoint even if the data's split differs from the one it
+            was trained with (by default that is refused: test images might have been trained on).
+        skip_unreadable: Leave out images that cannot be decoded, with a warning listing them,
+            instead of stopping with an error that lists them.
+        predict_root: Folder of images (searched recursively) for ``predict``; null predicts the
+            test split.
+        map_scenes: Which ``predict_root`` files are scenes, mapped window by window (the rest are
+            classified whole): ``auto``, georeferenced rasters (a GeoTIFF with a CRS); ``all``, every
+            image larger than one window; ``none``, none.
+        tile_size: Side of the windows that slide over scenes; null is the size of the images the
+            model was trained on (64 for EuroSAT).
+        tile_stride: Step between windows, dividing ``tile_size``; null is ``tile_size``. Smaller
+            steps overlap the windows, and each map cell averages those that cover it.
+        scene_bands: A scene's red, green and blue band numbers (from 1), e.g. ``[4, 3, 2]`` for
+            Sentinel-2 band order; a one-band scene is read as grey.
+        scene_scale_max: Scene pixels that are not 8-bit (e.g. 16-bit reflectance) are scaled
+            linearly from [0, this] to the 8-bit [0, 255] the model was trained on, and clipped.
+        augment: Random flips and 90-degree rotations of training images, on the device (never
+            in validation, test or predict).
+        decode_cache: Decode the images once into a uint8 array (a hidden ``.npy`` file) and
+            memory-map it in later runs; false decodes every image every epoch.
+        cache_dir: Folder for the decode cache; null puts it beside the images when that folder is
+            writable, else in ``$XDG_CACHE_HOME/eurosat-finetune`` (``~/.cache/eurosat-finetune``).
+        batch_size: Images per batch (per device).
+        num_workers: DataLoader worker processes (they decode images when there is no cache).
+    """
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        download: bool = False,
+        url: str = EUROSAT_RGB_URL,
+        md5: str | None = None,
+        sample_images_per_class: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        split_seed: int = 0,
+        split_files: dict[str, str] | None = None,
+        train_size: int | float | None = None,
+        allow_split_change: bool = False,
+        skip_unreadable: bool = False,
+        predict_root: str | Path | None = None,
+        map_scenes: MapScenes = "auto",
+        tile_size: int | None = None,
+        tile_stride: int | None = None,
+        scene_bands: list[int] = [1, 2, 3],  # noqa: B006 (jsonargparse reads the signature; never mutated)
+        scene_scale_max: float = 3000.0,
+        augment: bool = False,
+        decode_cache: bool = True,
+        cache_dir: str | Path | None = None,
+        batch_size: int = 32,
+        num_workers: int = 4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.source = DatasetSource(Path(root), download, url, md5, sample_images_per_class)
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.split_seed = split_seed
+        self.split_lists = read_split_files(split_files) if split_files is not None else None
+        self.train_size = train_size
+        self.allow_split_change = allow_split_change
+        self.skip_unreadable = skip_unreadable
+        self.predict_root = Path(predict_root) if predict_root is not None else None
+        self.scene_options = SceneOptions(map_scenes, tile_size, tile_stride, list(scene_bands), scene_scale_max)
+        self.trained_tile_size: int | None = None  # restored from a checkpoint for predict
+        self.scene_windows: SceneWindows | None = None
+        self.augment = augment
+        self.decode_cache = decode_cache
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    @cached_property
+    def listing(self) -> ImageListing:
+        """Every image of the dataset with its label; the data is downloaded or written first if
+        ``root`` holds none (once, whatever the number of processes), the cache is not built."""
+        return list_images(self.source.image_folder())
+
+    @cached_property
+    def readable(self) -> ReadableImages:
+        """The images that decode, checked against (and served from) the decode cache."""
+        listing = self.listing
+        return readable_images(listing, self.decode_cache, self.skip_unreadable, self.num_workers, self.cache_dir)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Class names in label order: the dataset's class folders, alphabetically.
+
+        None when only predicting new images and ``root`` holds no dataset: a checkpoint knows its
+        classes, so prediction needs no labelled data.
+        """
+        return self.listing.class_names if self._uses_labelled_data() else None
+
+    def _uses_labelled_data(self) -> bool:
+        return self.predict_root is None or self.source.can_provide or find_image_folder(self.source.root) is not None
+
+    @cached_property
+    def split_fingerprint(self) -> str:
+        """Identifies the train/val/test split; saved in checkpoints and checked when they are restored."""
+        images = self.readable
+        if self.split_lists is None:
+            recipe: object = [self.val_fraction, self.test_fraction, self.split_seed]
+        else:
+            recipe = {name: indices.tolist() for name, indices in self.split._asdict().items()}
+        return split_fingerprint(images.files, images.labels, self.listing.folder, recipe)
+
+    @cached_property
+    def split(self) -> Split:
+        """Train/val/test indices into the readable images: from the lists, else the seeded fractions."""
+        images = self.readable
+        if self.split_lists is not None:
+            return listed_split(images.files, self.listing.folder, self.split_lists)
+        return stratified_split(images.labels, self.val_fraction, self.test_fraction, self.split_seed)
+
+    def prepare_data(self) -> None:
+        """Provide the data and build the decode cache before any process needs them (split lists are
+        checked against the file names first, before any image is decoded)."""
+        if self._uses_labelled_data():
+            if self.split_lists is not None:
+                listed_split(self.listing.files, self.listing.folder, self.split_lists)
+            _ = self.readable
+
+    def setup(self, stage: str) -> None:
+        """Build the subsets from the seeded stratified split (and the predict set, if any)."""
+        if stage == "predict" and self.predict_root is not None:
+            files = image_files(self.predict_root, recursive=True)
+            if not files:
+                raise DataNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
+            self.predict_files = files
+            return
+        images, split = self.readable, self.split
+        train = split.train
+        if self.train_size is not None:
+            train = stratified_subset(train, images.labels, self.train_size, self.split_seed)
+        self.train_dataset = LabelledImages(images, train)
+        self.val_dataset = LabelledImages(images, split.val)
+        self.test_dataset = LabelledImages(images, split.test)
+        self.predict_dataset = PredictionImages(self.test_dataset.files)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches on the device, still as uint8 at native size."""
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            generator = step_generator(self.trainer.global_rank, self.trainer.global_step, images.device)
+            return random_dihedral(images, generator), labels
+        return batch
+
+    def description(self) -> DatasetDescription:
+        """The data of this run (after ``setup("fit")`` or ``setup("test")``), for the model card."""
+        name, is_eurosat = dataset_name(self.listing.folder)
+        subsets = {"train": self.train_dataset, "val": self.val_dataset, "test": self.test_dataset}
+        return DatasetDescription(
+            name=name,
+            is_eurosat=is_eurosat,
+            folder=self.listing.folder,
+            image_size=self.readable.size,
+            split_sizes={split: len(subset) for split, subset in subsets.items()},
+            split_recipe=split_recipe(
+                self.hparams.split_files, (self.val_fraction, self.test_fraction), self.split_seed, self.train_size
+            ),
+            split_fingerprint=self.split_fingerprint,
+            batch_size=self.batch_size,
+            augment=self.augment,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"split_fingerprint": self.split_fingerprint, "image_size": list(self.readable.size)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse to evaluate or resume on another split than the checkpoint was trained with."""
+        self.trained_tile_size = state_dict.get("image_size", [None])[0]
+        saved = state_dict.get("split_fingerprint")
+        if saved is None or self.allow_split_change or (self.trainer is not None and self.trainer.predicting):
+            return
+        if saved != self.split_fingerprint:
+            options = "these split_files"
+            if self.split_lists is None:
+                options = f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
+                options += f"split_seed={self.split_seed}"
+            raise SplitMismatchError(
+                f"the checkpoint was trained on split {saved} but data.root={str(self.source.root)!r} with "
+                f"{options} gives split {self.split_fingerprint}: its test images may "
+                "have been trained on. Use the data and split options of the training run, or set "
+                "data.allow_split_change=true to evaluate anyway"
+            )
+
+    def _loader(
+        self, dataset: Dataset, sampler: Sampler | None = None, collate_fn: Callable | None = None
+    ) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_fn,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, sampler=EpochSeededSampler(self.train_dataset, global_seed()))
+
+    def _each_image_once(self, dataset: Dataset) -> Sampler | None:
+        """Under DDP, every n-th image for this process, so each is evaluated exactly once: for validation
+        and test, Lightning's DistributedSampler would pad the set with duplicates up to a multiple of
+        the process count, and they would count twice in the metrics. (Processes then differ by up to
+        one batch, which evaluation allows: nothing is synced per step.)"""
+        if self.trainer is None or self.trainer.world_size == 1:
+            return None
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, sampler=self._each_image_once(self.val_dataset))
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, sampler=self._each_image_once(self.test_dataset))
+
+    def predict_dataloader(self) -> DataLoader | list[DataLoader]:
+        """Images classified whole, then the windows of scenes (built here, once a checkpoint has told
+        the training image size). Under DDP Lightning gives predict an unpadded sampler itself."""
+        if self.predict_root is None:
+            return self._loader(self.predict_dataset, collate_fn=collate_images)
+        images, self.scene_windows = self.scene_options.split(self.predict_files, self.trained_tile_size)
+        loaders = [self._loader(PredictionImages(images), collate_fn=collate_images)] if images else []
+        if self.scene_windows is not None:
+            loaders.append(self._loader(self.scene_windows, collate_fn=collate_windows))
+        return loaders[0] if len(loaders) == 1 else loaders

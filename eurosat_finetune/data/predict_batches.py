@@ -1,0 +1,36 @@
+"""The predict contract: what ``predict`` batches hold, for whole images and for scene windows alike.
+
+Both reach ``predict_step`` as dicts. ``images`` is what the model classifies; ``kind`` says which of
+the two a batch is, and so which writer its results are addressed to; every other key is metadata
+that ``predict_step`` returns unchanged beside the class probabilities (``probs``):
+
+- ``kind: "images"``, images classified whole (the predictions CSV): ``images`` a list of uint8
+  ``(3, H, W)`` tensors (their sizes may differ), ``paths`` their files, and ``unreadable`` the files
+  of the batch that could not be read;
+- ``kind: "scene_windows"``, windows of scenes (the land-cover maps): ``images`` a uint8
+  ``(B, C, t, t)`` tensor, and per window its ``scene`` (index), ``row``, ``col`` and ``valid`` (false
+  for a window that holds only nodata).
+"""
+
+from typing import Any
+
+import torch
+from torch.utils.data import default_collate
+
+IMAGES = "images"
+SCENE_WINDOWS = "scene_windows"
+
+
+def collate_images(items: list[tuple[torch.Tensor | None, str]]) -> dict[str, Any]:
+    """Keep images as a list (their sizes may differ); set the unreadable ones (``None``) aside by path."""
+    return {
+        "kind": IMAGES,
+        "images": [image for image, _ in items if image is not None],
+        "paths": [path for image, path in items if image is not None],
+        "unreadable": [path for image, path in items if image is None],
+    }
+
+
+def collate_windows(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack the windows and their places into tensors."""
+    return {"kind": SCENE_WINDOWS, **default_collate(items)}

@@ -1,0 +1,151 @@
+"""The model card (``README.md``) of a Hugging Face export, in the layout the hub shows: YAML metadata,
+then what the model is, what it was trained on and how, how well it did, its limits and how to load it.
+Every fact comes from the run: the data describes itself (:class:`DatasetDescription`), the figures
+are the run's own."""
+
+from typing import Any
+
+import yaml
+from lightning.pytorch import LightningModule, Trainer
+
+from eurosat_finetune import __version__
+from eurosat_finetune.data.description import DatasetDescription
+from eurosat_finetune.outputs.run_record import record_of
+
+
+def training_settings(pl_module: LightningModule, trainer: Trainer, data: DatasetDescription | None) -> list[str]:
+    """The settings that shaped the weights, as read from the optimizer, scheduler, data and model."""
+    optimizer = trainer.optimizers[0] if trainer.optimizers else None
+    hparams = pl_module.hparams
+    lines = []
+    if optimizer is not None:
+        group = optimizer.param_groups[-1]  # the head's group: the full rate under layer-wise decay
+        rate = group.get("max_lr", group.get("initial_lr", group["lr"]))
+        decay = group.get("weight_decay", 0)
+        lines.append(f"optimizer {type(optimizer).__name__}, learning rate {rate:g}, weight decay {decay:g}")
+    for config in trainer.lr_scheduler_configs:
+        name = type(config.scheduler).__name__
+        lines.append(f"scheduler {name}, stepped every {config.frequency} {config.interval}(s)")
+    batch = f", batch size {data.batch_size}" if data is not None else ""
+    lines.append(f"{trainer.current_epoch} epoch(s), {trainer.global_step} optimizer steps{batch}")
+    lines.append(f"input {pl_module.image_size} x {pl_module.image_size} px, precision {trainer.precision}")
+    recipe = {"augment": data.augment} if data is not None else {}
+    for key in ("label_smoothing", "class_weights", "mixup_alpha", "cutmix_alpha", "layer_decay", "warmup_steps"):
+        recipe[key] = hparams[key]
+    recipe["freeze_backbone"] = hparams.freeze_backbone
+    lines.append(", ".join(f"{key} {value}" for key, value in recipe.items()))
+    return lines
+
+
+def results(trainer: Trainer, tested: bool) -> list[str]:
+    """Table rows: the best validation epoch's figures (the last validation's without a run record),
+    and the test's if ``tested`` (read when the test ends, whatever order the callbacks run in)."""
+    record = record_of(trainer)
+    rows = []
+    if record is not None:
+        epoch, val = record.best_val(trainer)
+        if val:
+            rows.append(row(f"validation (epoch {epoch}, the best)", val, "val"))
+    else:
+        val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+        if val:
+            rows.append(row("validation (the last)", val, "val"))
+    test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_")}
+    if tested and test:
+        rows.append(row("test", test, "test"))
+    return rows
+
+
+def data_section(data: DatasetDescription | None) -> list[str]:
+    if data is None:
+        return ["The datamodule of this run does not describe its data."]
+    height, width = data.image_size
+    names = {"train": "training", "val": "validation", "test": "test"}
+    sizes = ", ".join(f"{count} {names[split]}" for split, count in data.split_sizes.items())
+    what = f"{data.name}: {height} x {width} px images in `{data.folder}`"
+    if data.is_eurosat:
+        what += " (Helber et al. 2019: Sentinel-2 true-colour patches, 10 m per pixel)"
+    return [f"{what}; {sizes} images, from {data.split_recipe}; split fingerprint `{data.split_fingerprint}`."]
+
+
+def intended_use(data: DatasetDescription | None, size: int) -> str:
+    if data is not None and data.is_eurosat:
+        return (
+            "Classifying 64 x 64 px Sentinel-2 RGB patches (8-bit true colour, as EuroSAT RGB) into the classes "
+            f"above; the image processor resizes them to {size} x {size}. Other sensors, resolutions, seasons, "
+            "regions outside Europe, or images that show several classes at once are outside what it was trained "
+            "on, and it always answers with one of its classes. For whole scenes, `eurosat predict` slides it over "
+            "the scene and maps the classes."
+        )
+    like = f"{data.image_size[0]} x {data.image_size[1]} px images like those it was trained on" if data else "images"
+    return (
+        f"Classifying {like} into the classes above; the image processor resizes them to {size} x {size}. "
+        "Images unlike the training data are outside what it was trained on, and it always answers with one "
+        "of its classes."
+    )
+
+
+def model_card(pl_module: LightningModule, trainer: Trainer, tested: bool) -> str:
+    """The card's text: every figure comes from this run (best validation epoch; the test if ``tested``)."""
+    describe = getattr(trainer.datamodule, "description", None)
+    data: DatasetDescription | None = describe() if callable(describe) else None
+    base = pl_module.pretrained_from
+    classes = pl_module.class_names
+    tags = ["image-classification", "eurosat-finetune"]
+    metadata: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "image-classification", "tags": tags}
+    if data is not None and data.is_eurosat:
+        tags[1:1] = ["remote-sensing", "eurosat", "sentinel-2"]
+        metadata["datasets"] = ["EuroSAT RGB"]
+    metadata["metrics"] = ["accuracy", "f1"]
+    if base is not None:
+        metadata["base_model"] = base
+    origin = f"fine-tuned from [`{base}`](https://huggingface.co/{base})" if base else "trained from scratch"
+    parameters = sum(p.numel() for p in pl_module.net.parameters())
+    subject = "land-cover classifier for EuroSAT RGB" if data and data.is_eurosat else "image classifier"
+    return "\n".join(
+        [
+            "---",
+            yaml.safe_dump(metadata, sort_keys=False).strip(),
+            "---",
+            "",
+            f"# {pl_module.net.config.model_type} {subject}",
+            "",
+            f"A `{type(pl_module.net).__name__}` ({parameters / 1e6:.1f} M parameters), {origin} with "
+            f"eurosat-finetune {__version__} to classify images into {len(classes)} classes.",
+            "",
+            "## Data",
+            "",
+            *data_section(data),
+            "",
+            "Classes (label order): " + ", ".join(f"{i} `{name}`" for i, name in enumerate(classes)) + ".",
+            "",
+            "## Training",
+            "",
+            *(f"- {line}" for line in training_settings(pl_module, trainer, data)),
+            "",
+            "## Results",
+            "",
+            "| split | accuracy | macro F1 | loss |",
+            "| --- | --- | --- | --- |",
+            *results(trainer, tested),
+            "",
+            "## Intended use and limits",
+            "",
+            intended_use(data, pl_module.image_size),
+            "",
+            "## How to use",
+            "",
+            "```python",
+            "from transformers import pipeline",
+            "",
+            'classify = pipeline("image-classification", model="path/to/this/folder")',
+            f'classify("image.jpg")  # [{{"label": "{classes[0]}", "score": 0.99}}, ...]',
+            "```",
+            "",
+        ]
+    )
+
+
+def row(name: str, metrics: dict[str, float], stage: str) -> str:
+    values = (metrics.get(f"{stage}_{key}", float("nan")) for key in ("acc", "macro_f1", "loss"))
+    return f"| {name} | " + " | ".join(f"{value:.4f}" for value in values) + " |"
