@@ -124,3 +124,10 @@ def test_lightning_internals_are_where_lightning_private_expects_them() -> None:
     assert "UnrepeatedDistributedSampler" in source
     sampler = UnrepeatedDistributedSampler(list(range(5)), num_replicas=2, rank=1, shuffle=False)
     assert list(sampler) == [1, 3]  # 5 items on 2 processes: none padded in
+
+
+def test_architecture_md_names_every_module() -> None:
+    text = (REPO / "docs" / "architecture.md").read_text()
+    missing = [p.relative_to(PACKAGE).as_posix() for p in MODULES if p.name != "__init__.py"]
+    missing = [name for name in missing if f"`{name}`" not in text]
+    assert not missing, f"docs/architecture.md does not name {missing}"

@@ -75,6 +75,7 @@ def save_tiny(family: str, directory: Path) -> Path:
     return directory
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_fine_tunes_restores_offline_and_exports(family: str, sample_root: Path, tmp_path: Path) -> None:
     pretrained = save_tiny(family, tmp_path / "pretrained")
@@ -142,16 +143,16 @@ def test_a_size_the_model_cannot_take_is_one_line(
 
 
 def test_a_checkpoint_of_version_0_1_0_restores(sample_root: Path, tmp_path: Path) -> None:
-    """0.1.0 named the module ViTClassifier, kept the network in ``self.vit`` and its architecture in
+    """Before commit d5a0566 the module was ViTClassifier, kept the network in ``self.vit`` and its architecture in
     ``vit_config``; its checkpoints evaluate, predict and export as before."""
-    old = REPO / "tests" / "data" / "vit-classifier-0.1.0.ckpt"
-    stored = torch.load(old, weights_only=True)["state_dict"]
-    model = ImageClassifier.load_from_checkpoint(old)
+    saved = REPO / "tests" / "data" / "vit-classifier-0.1.0.ckpt"
+    stored = torch.load(saved, weights_only=True)["state_dict"]
+    model = ImageClassifier.load_from_checkpoint(saved)
     for key, value in model.net.state_dict().items():
         torch.testing.assert_close(value, stored[f"vit.{key}"], rtol=0, atol=0, msg=key)
 
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path / "logs")
-    run_cli(["test", "--config", str(config), *FAST, "--ckpt_path", str(old), "--export.after_test=true"])
+    run_cli(["test", "--config", str(config), *FAST, "--ckpt_path", str(saved), "--export.after_test=true"])
     run = version_dir(tmp_path / "logs", 0)
     assert (run / "classification_report.json").is_file()
     image = next((sample_root / "EuroSAT_RGB" / "Forest").iterdir())
@@ -167,8 +168,8 @@ def test_a_config_yaml_written_before_the_layers_tests_and_predicts(sample_root:
     """``tests/data/config-0.1.0.yaml`` is the config.yaml a fit wrote at commit e39444a, when every module
     sat flat in the package; with it, the 0.1.0 checkpoint tests and predicts as a user would run them."""
     config = REPO / "tests" / "data" / "config-0.1.0.yaml"
-    old = REPO / "tests" / "data" / "vit-classifier-0.1.0.ckpt"
-    common = ["--config", str(config), "--ckpt_path", str(old), f"--trainer.default_root_dir={tmp_path}", *FAST[2:]]
+    saved = REPO / "tests" / "data" / "vit-classifier-0.1.0.ckpt"
+    common = ["--config", str(config), "--ckpt_path", str(saved), f"--trainer.default_root_dir={tmp_path}", *FAST[2:]]
     run_cli(["test", *common, f"--data.root={sample_root}"])
     with open(tmp_path / "lightning_logs" / "version_0" / "classification_report.csv") as f:
         report = {row["class"]: row for row in csv.DictReader(f)}
@@ -208,6 +209,7 @@ def test_freeze_backbone_leaves_only_the_head_trainable(family: str, tmp_path: P
     assert with_grad == trainable  # the backbone gets no gradients at all
 
 
+@pytest.mark.slow
 def test_a_timm_model_without_timm_says_what_to_install(sample_root: Path, tmp_path: Path) -> None:
     """In a Python where timm cannot be imported (hidden here, as it is absent without the extra)."""
     pretrained = save_tiny("timm_wrapper", tmp_path / "timm")

@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # every test here runs a benchmark script in a subprocess
 
 
 def run_benchmark(script: str, data: Path, options: list[str], out: Path) -> tuple[dict, str]:

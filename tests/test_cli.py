@@ -71,6 +71,7 @@ def test_print_config_round_trips(capsys: pytest.CaptureFixture, tmp_path: Path)
     assert run_cli(["fit", "--config", str(saved), "--print_config"], capsys) == printed
 
 
+@pytest.mark.slow
 def test_console_script_and_module_enter_the_same_cli() -> None:
     script = Path(sys.executable).with_name("eurosat")
     for command in ([str(script)], [sys.executable, "-m", "eurosat_finetune"]):
@@ -81,8 +82,29 @@ def test_console_script_and_module_enter_the_same_cli() -> None:
 
 @pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_config_parses(config: Path, capsys: pytest.CaptureFixture) -> None:
+    """Alone, each config parses, and every value it sets is the value the command runs with."""
     printed = yaml.safe_load(run_cli(["fit", "--config", str(config), "--print_config"], capsys))
-    assert printed["data"]["split_seed"] == 0
+    own = yaml.safe_load(config.read_text())
+    assert own and set(own) <= set(printed)
+    assert_sets(printed, own, config.parent)
+
+
+def assert_sets(printed: object, own: object, folder: Path, key: str = "") -> None:
+    """``own`` (a config's values) holds in ``printed`` (the full config): a config file named as a value
+    (``model: models/tiny_vit.yaml``) by its contents, class_path specs by the arguments they give."""
+    if isinstance(own, str) and own.endswith(".yaml") and isinstance(printed, dict):
+        own = yaml.safe_load((folder / own).read_text())
+    if isinstance(own, dict):
+        assert isinstance(printed, dict), key
+        for name, value in own.items():
+            assert name in printed, f"{key}.{name} is not in the printed config"
+            assert_sets(printed[name], value, folder, f"{key}.{name}")
+    elif isinstance(own, list):
+        assert isinstance(printed, list) and len(printed) == len(own), key
+        for i, (got, value) in enumerate(zip(printed, own, strict=True)):
+            assert_sets(got, value, folder, f"{key}[{i}]")
+    else:
+        assert printed == own, f"{key}: the config sets {own!r}, the command runs with {printed!r}"
 
 
 BACKBONE_OVERLAYS = ["swin_tiny.yaml", "convnext_tiny.yaml", "dinov2_small.yaml", "efficientnet_b0.yaml"]
@@ -128,6 +150,7 @@ def test_optimizer_from_the_command_line(flag: str, sample_root: Path, tmp_path:
     assert group["decoupled_weight_decay"] is True  # AdamW, not Adam
 
 
+@pytest.mark.slow
 def test_fine_tune_from_a_deleted_directory_restores_offline(
     sample_root: Path, tiny_vit_dir: Path, tmp_path: Path
 ) -> None:
@@ -182,6 +205,7 @@ def test_fit_yaml_downloads_and_fine_tunes(
     assert list((tmp_path / "runs" / "eurosat" / "version_0").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_demo_yaml_learns_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -243,3 +267,26 @@ def test_schedules_per_step_with_warmup_and_per_epoch(
     message = cli_error(["fit", *refused, f"--data.root={data}"], capsys).splitlines()[-1]
     assert message.startswith("eurosat: error: model.warmup_steps hands over to model.scheduler")
     assert not list((data / "EuroSAT_RGB").glob(".*"))
+
+
+def test_python_m_enters_the_cli_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """``python -m eurosat_finetune`` runs ``main``; its subprocess twin above is a slow test."""
+    import runpy
+
+    import eurosat_finetune
+
+    monkeypatch.setattr(sys, "argv", ["eurosat", "--version"])
+    with pytest.raises(SystemExit) as exit:
+        runpy.run_module("eurosat_finetune", run_name="__main__")
+    assert (
+        exit.value.code == 0 and capsys.readouterr().out.strip() == f"eurosat-finetune {eurosat_finetune.__version__}"
+    )
+
+
+def test_enable_checkpointing_false_writes_no_checkpoint(sample_root: Path, tmp_path: Path) -> None:
+    """Lightning refuses ModelCheckpoint callbacks then; the best and last groups stay, writing nothing."""
+    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)
+    run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL, "--trainer.enable_checkpointing=false"])
+    run = version_dir(tmp_path, 0)
+    assert (run / "metrics.csv").is_file() and not (run / "checkpoints").exists()
+    assert (run / "huggingface" / "model.safetensors").is_file()  # the final weights, as no best was kept

@@ -137,6 +137,7 @@ def test_a_corrupt_zip_the_user_placed_is_kept(tmp_path: Path) -> None:
     assert sorted(p.name for p in root.iterdir()) == [LOCK_NAME, "EuroSAT_RGB.zip"]
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 @pytest.mark.skipif(not REAL_ZIP.is_file(), reason=f"{REAL_ZIP} is absent")
 def test_real_eurosat_rgb_through_the_download_path(tmp_path: Path, serve_dir) -> None:

@@ -12,12 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO, zip_dataset
 
 from eurosat_finetune.data.download import md5sum
 from eurosat_finetune.data.source import LOCK_NAME
 from eurosat_finetune.data.synthetic import SAMPLE_TMP_NAME
 
+pytestmark = pytest.mark.slow  # every test here starts several processes
 TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2"]
 DDP_ON_CPU = ["--config", str(REPO / "configs" / "ddp.yaml"), "--trainer.accelerator=cpu", "--trainer.devices=2"]
 QUICK = ["--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]

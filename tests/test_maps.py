@@ -53,6 +53,7 @@ def read_band(path: Path) -> np.ndarray:
         return source.read(1)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL_ZIP.is_file(), reason="needs ../shared/data/EuroSAT_RGB.zip")
 def test_map_of_a_mosaic_of_real_tiles_equals_each_tile_classified_alone(checkpoint: Path, tmp_path: Path) -> None:
     with zipfile.ZipFile(REAL_ZIP) as archive:
@@ -175,6 +176,7 @@ def test_bad_scenes_are_refused_or_listed(checkpoint: Path, tmp_path: Path, caps
     )
 
 
+@pytest.mark.slow
 def test_maps_on_two_processes_equal_one(checkpoint: Path, tmp_path: Path) -> None:
     """Under DDP each process maps its share of the windows; rank 0 adds them up (Lightning's spawner)."""
     pixels = np.random.default_rng(4).integers(0, 256, (3, 80, 112), dtype=np.uint8)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_VIT
 
+pytestmark = pytest.mark.slow  # every test here runs the CLI in a subprocess
 NOBODY = 65534
 WITHOUT_OVERRIDES = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
 READ_ONLY_MOUNT = ["unshare", "--mount", "--map-root-user", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"']

@@ -110,6 +110,7 @@ def test_checkpoint_with_other_classes_is_refused(
     assert not list(other.glob(".*"))  # refused before the images were decoded into a cache
 
 
+@pytest.mark.slow
 def test_model_that_cannot_be_loaded_offline(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     missing = tmp_path / "no-such-model"
     message = one_line(
@@ -214,6 +215,7 @@ def test_unwritable_output_fails_before_training(
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow
 def test_killed_fit_resumes_into_its_own_run(sample_root: Path, tmp_path: Path) -> None:
     """Kill -9 a fit after its best epoch, resume from its last.ckpt: the run continues in its own folder
     and TensorBoard run, and ends with the same weights, best.ckpt and export as a run never interrupted."""
@@ -267,6 +269,7 @@ def tensorboard_scalars(run: Path, tag: str) -> list[float]:
     return [event.value for event in sorted(events.Scalars(tag), key=lambda event: event.step)]
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_counts_every_image_once(sample_root: Path, tmp_path: Path) -> None:
     """Fit, test and predict on 2 CPU processes with val and test sets of 21 images (odd, and uneven
     batches: 11 + 10 images in batches of 5): the metrics equal one process's, nothing counts twice."""

@@ -4,6 +4,7 @@ model card of the export, and the command's help and version."""
 import importlib.metadata
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from eurosat_finetune.outputs.validation_samples import WRONG, sample_grid, stratified_pick
 
 
+@pytest.mark.slow
 def test_help_says_what_it_does_and_version() -> None:
     script = Path(sys.executable).with_name("eurosat")
     shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120).stdout
@@ -133,3 +135,37 @@ def test_model_card_holds_the_run_s_numbers(fitted: dict, sample_root: Path) -> 
                        f"--export.dirpath={exported}", *FAST[:4]], CaptureOut())  # fmt: skip
     test_acc = float(re.search(r"test_acc (\d\.\d+)", printed).group(1))
     assert f"| test | {test_acc:.4f} |" in (exported / "README.md").read_text()
+
+
+@pytest.mark.parametrize("folder", ["EuroSAT_RGB", "fields"])
+def test_export_outside_the_cli_describes_the_data_it_was_trained_on(
+    folder: str, sample_root: Path, tmp_path: Path
+) -> None:
+    """HuggingFaceExport in a Trainer the CLI did not build (so no RunRecord): the card gives the last
+    validation, and says EuroSAT only of a folder in EuroSAT's published layout."""
+    from lightning.pytorch import Trainer
+
+    from eurosat_finetune.data.datamodule import EuroSATDataModule
+    from eurosat_finetune.model import ImageClassifier
+    from eurosat_finetune.outputs.huggingface_export import HuggingFaceExport
+
+    images = tmp_path / "data" / folder
+    for name in ("Forest", "River", "SeaLake"):  # real JPEGs of three classes, no sample marker
+        shutil.copytree(sample_root / "EuroSAT_RGB" / name, images / name)
+    data = EuroSATDataModule(root=images, batch_size=16, num_workers=0)
+    model = ImageClassifier(data.class_names, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT})
+    export = HuggingFaceExport(dirpath=tmp_path / "export")
+    trainer = Trainer(max_epochs=1, accelerator="cpu", callbacks=[export], logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    card = (tmp_path / "export" / "README.md").read_text()
+    metadata = yaml.safe_load(card.split("---")[1])
+    assert f"| validation (the last) | {float(trainer.callback_metrics['val_acc']):.4f} |" in card
+    assert "42 training, 6 validation, 12 test images" in card and "0 `Forest`, 1 `River`, 2 `SeaLake`" in card
+    if folder == "EuroSAT_RGB":
+        assert "EuroSAT RGB: 32 x 32 px images" in card and "Sentinel-2" in card
+        assert "eurosat" in metadata["tags"] and metadata["datasets"] == ["EuroSAT RGB"]
+    else:
+        assert f"the images in {images}: 32 x 32 px images" in card and "Sentinel-2" not in card
+        assert "eurosat" not in metadata["tags"] and "datasets" not in metadata
+        assert "Classifying 32 x 32 px images like those it was trained on" in card

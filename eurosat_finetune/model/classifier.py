@@ -42,7 +42,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
             randomly initialised network from ``model_config`` instead.
         model_config: Config fields: overrides for the pretrained config, or the whole architecture
             when ``model_name_or_path`` is null, with its ``model_type`` (``vit`` if none given).
-        vit_config: The name 0.1.0 gave ``model_config`` (a ViT's fields); read when
+        vit_config: The name ``model_config`` had before commit d5a0566 (a ViT's fields); read when
             ``model_config`` is null, so older configs and checkpoints keep working.
         image_size: Side length images are resized to on the device; null uses the model's native
             size (its image processor's). ViT-style models interpolate their position embeddings,
@@ -294,4 +294,4 @@ class ImageClassifier(SelfDescribingCheckpoint):
         )
 
 
-ViTClassifier = ImageClassifier  # its name in 0.1.0, when it held ViTs only
+ViTClassifier = ImageClassifier  # its name before commit d5a0566, when it held ViTs only

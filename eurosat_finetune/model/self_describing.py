@@ -37,8 +37,8 @@ class SelfDescribingCheckpoint(LightningModule):
             checkpoint["pretrained_from"] = self.pretrained_from
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint trained on other classes than this module's; read 0.1.0 checkpoints,
-        which kept the network in ``self.vit``."""
+        """Refuse a checkpoint trained on other classes than this module's; read checkpoints written
+        before commit d5a0566, which kept the network in ``self.vit``."""
         state = checkpoint.get("state_dict", {})
         if state and not any(key.startswith("net.") for key in state):
             checkpoint["state_dict"] = {

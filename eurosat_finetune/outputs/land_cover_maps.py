@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import rasterio
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import BasePredictionWriter
 from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
@@ -22,7 +21,8 @@ from rasterio.windows import Window
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
 from eurosat_finetune.data.scene_windows import Scene, SceneWindows, to_uint8
 from eurosat_finetune.errors import OutputError
-from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput
+from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
+from eurosat_finetune.outputs.run_folder import RunOutput
 
 NODATA_CLASS = 255
 BLOCK_ROWS = 256  # map rows per windowed write
@@ -48,7 +48,7 @@ class MapAccumulator:
         self.counts[row : row + self.k, col : col + self.k] += 1
 
 
-class LandCoverMaps(RunFolderCallback, BasePredictionWriter):
+class LandCoverMaps(AddressedPredictionWriter):
     """Write a land-cover map of each scene ``eurosat predict`` maps (see ``data.map_scenes``) into
     ``<run folder>/maps/``: ``<name>.classes.tif``, ``<name>.preview.png`` and, on request,
     ``<name>.probabilities.tif``. With overlapping windows each map cell averages the windows that
@@ -59,8 +59,10 @@ class LandCoverMaps(RunFolderCallback, BasePredictionWriter):
         probabilities: Also write the per-class probabilities (float32, one band per class).
     """
 
+    kind = SCENE_WINDOWS
+
     def __init__(self, dirpath: str | Path | None = None, probabilities: bool = False) -> None:
-        super().__init__(write_interval="batch")
+        super().__init__()
         self.dirpath = dirpath
         self.probabilities = probabilities
         self.accumulators: dict[int, MapAccumulator] = {}
@@ -86,18 +88,7 @@ class LandCoverMaps(RunFolderCallback, BasePredictionWriter):
             num_classes = len(pl_module.class_names)
             self.accumulators = {i: MapAccumulator(s, num_classes, k) for i, s in enumerate(self.scenes)}
 
-    def write_on_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        prediction: Any,
-        batch_indices: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int,
-    ) -> None:
-        if prediction["kind"] != SCENE_WINDOWS:  # whole images are PredictionWriter's
-            return
+    def write_batch(self, prediction: dict[str, Any], pl_module: LightningModule) -> None:
         probs = prediction["probs"].float().cpu().numpy()
         fields = (prediction[key].tolist() for key in ("scene", "row", "col", "valid"))
         for p, (scene, row, col, valid) in zip(probs, zip(*fields, strict=True), strict=True):

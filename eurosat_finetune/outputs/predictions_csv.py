@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import BasePredictionWriter
 
 from eurosat_finetune.data.predict_batches import IMAGES
-from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput
+from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
+from eurosat_finetune.outputs.run_folder import RunOutput
 
 
-class PredictionWriter(RunFolderCallback, BasePredictionWriter):
+class PredictionWriter(AddressedPredictionWriter):
     """Write ``eurosat predict`` results to a CSV: path, predicted class, its probability, then one
     probability column per class, sorted by path. Unreadable files are listed in a warning.
 
@@ -25,8 +25,10 @@ class PredictionWriter(RunFolderCallback, BasePredictionWriter):
             file is never overwritten.
     """
 
+    kind = IMAGES
+
     def __init__(self, output: str | Path | None = None) -> None:
-        super().__init__(write_interval="batch")
+        super().__init__()
         self.output = output
         self._rows: Any = None
         self._unreadable: Any = None
@@ -51,18 +53,7 @@ class PredictionWriter(RunFolderCallback, BasePredictionWriter):
         self._rows = open(self._part(trainer.global_rank, "csv"), "w", newline="")  # noqa: SIM115 (until the end)
         self._unreadable = open(self._part(trainer.global_rank, "unreadable"), "w")  # noqa: SIM115
 
-    def write_on_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        prediction: Any,
-        batch_indices: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int,
-    ) -> None:
-        if prediction["kind"] != IMAGES:  # windows of scenes are LandCoverMaps'
-            return
+    def write_batch(self, prediction: dict[str, Any], pl_module: LightningModule) -> None:
         rows = csv.writer(self._rows)
         probs = prediction["probs"].float().cpu().numpy()
         for path, row in zip(prediction["paths"], probs, strict=True):
