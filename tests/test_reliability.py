@@ -179,7 +179,7 @@ def test_resuming_a_run_keeps_what_it_wrote(sample_root: Path, tmp_path: Path) -
 
 
 def test_outputs_are_checked_before_any_work(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """An existing export or predictions file is refused before the data is even decoded."""
+    """An existing export, predictions file or test report is refused before the data is even decoded."""
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path / "logs", max_epochs=1, limit_train_batches=1)
     run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL])
     checkpoint = version_dir(tmp_path / "logs", 0) / "checkpoints" / "best.ckpt"
@@ -198,8 +198,15 @@ def test_outputs_are_checked_before_any_work(sample_root: Path, tmp_path: Path, 
     predict = ["predict", *args, f"--predictions.output={output}", "--ckpt_path", str(checkpoint)]
     message = one_line(cli_error(predict, capsys))
     assert f"{output} already exists; choose another --predictions.output" in message
+    run = version_dir(tmp_path / "logs", 0)  # a test pointed at the fit's own folder, which has no report yet
+    report = run / "confusion_matrix.png"
+    report.write_bytes(b"an earlier report")
+    test = ["test", *args, "--ckpt_path", str(checkpoint), "--trainer.logger.init_args.version=version_0"]
+    message = one_line(cli_error(test, capsys))
+    assert f"{report} already exists; choose another run folder or move it" in message
 
     assert not list(data.rglob(".*")) and output.read_text() == "earlier predictions"
+    assert report.read_bytes() == b"an earlier report"
     assert [p.name for p in export.iterdir()] == ["model.safetensors"]
     assert sorted(p.name for p in (tmp_path / "logs" / "lightning_logs").iterdir()) == ["version_0"]
 
