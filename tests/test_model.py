@@ -75,3 +75,42 @@ def test_preprocessing_matches_the_pil_pipeline(image_size: int) -> None:
 def test_empty_class_names_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"model\.class_names"):
         ImageClassifier(class_names=[], model_name_or_path=None, vit_config=TINY_VIT)
+
+
+def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tmp_path: Path) -> None:
+    """Both kinds of predict batch are dicts; predict_step returns the probabilities of their images with
+    the rest of the batch unchanged, so each writer finds the kind addressed to it and its metadata."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from eurosat_finetune.data.datasets import PredictionImages
+    from eurosat_finetune.data.predict_batches import IMAGES, SCENE_WINDOWS, collate_images, collate_windows
+    from eurosat_finetune.data.scene_windows import SceneWindows, scene_of
+
+    model = ImageClassifier(CLASSES, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT}).eval()
+    jpegs = sorted((sample_root / "EuroSAT_RGB" / "Forest").iterdir())[:2]
+    (tmp_path / "broken.jpg").write_bytes(b"not a JPEG")
+    images = PredictionImages([*jpegs, tmp_path / "broken.jpg"])
+    batch = collate_images([images[i] for i in range(3)])
+    with torch.no_grad():
+        out = model.predict_step(batch, 0)
+    assert out["kind"] == IMAGES and out["paths"] == [str(p) for p in jpegs]
+    assert out["unreadable"] == [str(tmp_path / "broken.jpg")] and "images" not in out
+    assert out["probs"].shape == (2, 10) and torch.allclose(out["probs"].sum(dim=-1), torch.ones(2))
+
+    scene = tmp_path / "scene.tif"
+    pixels = np.random.default_rng(0).integers(0, 255, (3, 64, 96), dtype=np.uint8)
+    profile = {"driver": "GTiff", "height": 64, "width": 96, "count": 3, "dtype": "uint8"}
+    with rasterio.open(scene, "w", crs="EPSG:32633", transform=from_origin(0, 0, 10, 10), **profile) as dst:
+        dst.write(pixels)
+    windows = SceneWindows([scene_of(scene, 32, 32, [1, 2, 3])], 32, 32, [1, 2, 3], 3000.0)
+    batch = collate_windows([windows[i] for i in range(len(windows))])
+    with torch.no_grad():
+        out = model.predict_step(batch, 0)
+    assert out["kind"] == SCENE_WINDOWS and "images" not in out and out["probs"].shape == (6, 10)
+    assert out["row"].tolist() == [0, 0, 0, 1, 1, 1] and out["col"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert out["scene"].tolist() == [0] * 6 and out["valid"].all()
+    with torch.no_grad():  # the window at row 1, col 2 is classified as the same pixels on their own
+        alone = model(torch.from_numpy(pixels[:, 32:64, 64:96].copy())[None]).softmax(dim=-1)
+    torch.testing.assert_close(out["probs"][5], alone[0])
