@@ -42,3 +42,7 @@ class OutputError(UserError, OSError):
 
 class DownloadError(UserError, RuntimeError):
     """A download or extraction failed; the message says what was expected and what to do."""
+
+
+class BandError(UserError, ValueError):
+    """A band the data does not have, or an image with another band count than the dataset's."""

@@ -1,6 +1,7 @@
 """The pixel path, in one place: what training, augmentation and the Hugging Face export agree on.
 
-Images travel as uint8 ``(3, H, W)`` tensors at their stored size (64x64 for EuroSAT). On the device,
+Images travel as uint8 ``(3, H, W)`` tensors at their stored size (64x64 for EuroSAT), multispectral
+ones as int32 ``(C, H, W)`` holding the stored uint16 values. On the device,
 training batches get a random dihedral view (:func:`random_dihedral`); then every batch is resized to
 the model's input size, scaled to [0, 1] and normalised (:func:`to_model_input`). The exported image
 processor (:func:`image_processor`) does the same three steps on the CPU, so ``transformers.pipeline``
@@ -17,21 +18,24 @@ from transformers.image_utils import PILImageResampling
 
 
 def to_model_input(images: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """A uint8 ``(B, 3, H, W)`` batch as the model's float input: resized (bilinear, antialiased) to
-    ``size`` x ``size``, scaled to [0, 1], normalised with ``mean`` and ``std``."""
-    pixels = TF.to_dtype(images, torch.float32, scale=True)
+    """A ``(B, C, H, W)`` batch as the model's float input: resized (bilinear, antialiased) to ``size`` x
+    ``size`` and normalised with ``mean`` and ``std`` per channel. uint8 images (RGB) are scaled to
+    [0, 1] first, as their statistics are; wider integers (multispectral reflectance x 10,000, served
+    as int32) are normalised as stored, their statistics being in the same units."""
+    pixels = TF.to_dtype(images, torch.float32, scale=True) if images.dtype == torch.uint8 else images.float()
     if pixels.shape[-2:] != (size, size):
         pixels = TF.resize(pixels, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
     return TF.normalize(pixels, list(mean), list(std))
 
 
-def image_processor(size: int, mean: Sequence[float], std: Sequence[float]) -> ViTImageProcessor:
-    """The Hugging Face image processor that does what :func:`to_model_input` does."""
+def image_processor(size: int, mean: Sequence[float], std: Sequence[float], rescale: bool = True) -> ViTImageProcessor:
+    """The Hugging Face image processor that does what :func:`to_model_input` does; ``rescale`` false for
+    multispectral images, normalised in stored units."""
     return ViTImageProcessor(
         do_resize=True,
         size={"height": size, "width": size},
         resample=PILImageResampling.BILINEAR,
-        do_rescale=True,
+        do_rescale=rescale,
         rescale_factor=1 / 255,
         do_normalize=True,
         image_mean=list(mean),

@@ -51,6 +51,7 @@ class EuroSATCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.link_arguments("data.input_bands", "model.input_bands", apply_on="instantiate")
         for group in CHECKPOINT_GROUPS:
             parser.add_lightning_class_args(ModelCheckpoint, group)
         parser.link_arguments("checkpoint.dirpath", "last_checkpoint.dirpath")  # one folder for best and last
@@ -120,6 +121,8 @@ class EuroSATCLI(LightningCLI):
         if self.subcommand is None:
             return
         self.model.check_classes(self.checkpoint_hparams.get("class_names"))
+        if self.checkpoint_hparams and self.datamodule.class_names is not None:  # labelled data: its bands
+            preflight.check_bands(self.checkpoint_hparams.get("input_bands"), self.datamodule.band_names)
         if rank_zero_only.rank != 0:
             return
         built_in = [self.command_config(self.config_init)[group] for group in CHECKPOINT_GROUPS]

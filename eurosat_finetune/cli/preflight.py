@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from eurosat_finetune.errors import CheckpointError, ConfigError, OutputError
+from eurosat_finetune.errors import BandError, CheckpointError, ConfigError, OutputError
 from eurosat_finetune.outputs.run_folder import RunFolderCallback
 
 # --ckpt_path values that Lightning resolves itself rather than reading a file.
@@ -100,3 +100,13 @@ def check_outputs(trainer: Trainer, folder: Path, subcommand: str) -> None:
         if isinstance(callback, RunFolderCallback):
             for output in callback.outputs(folder, subcommand):
                 output.refuse_existing()
+
+
+def check_bands(saved: dict[str, list] | None, data_bands: list[str] | None) -> None:
+    """Refuse a checkpoint trained on other bands than the data has (RGB being no bands by name)."""
+    trained = saved["names"] if saved else None
+    if trained != data_bands:
+        raise BandError(
+            f"the checkpoint was trained on bands {trained or 'RGB'} but the data gives {data_bands or 'RGB'}; "
+            "evaluate it on data with the checkpoint's bands (data.bands)"
+        )

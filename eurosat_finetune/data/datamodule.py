@@ -7,14 +7,14 @@ normalises them on the device too.
 """
 
 from collections.abc import Callable
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from eurosat_finetune.data.bands import BandChoice, input_bands, stored_indices, trained_bands
 from eurosat_finetune.data.datasets import (
     ImageListing,
     LabelledImages,
@@ -23,8 +23,10 @@ from eurosat_finetune.data.datasets import (
     list_images,
     readable_images,
 )
-from eurosat_finetune.data.description import DatasetDescription, dataset_name, split_recipe
+from eurosat_finetune.data.description import DatasetDescription, describe
 from eurosat_finetune.data.images import image_files
+from eurosat_finetune.data.loaders import each_image_once, loader
+from eurosat_finetune.data.multispectral import is_multispectral
 from eurosat_finetune.data.predict_batches import collate_images, collate_windows
 from eurosat_finetune.data.samplers import EpochSeededSampler, global_seed, step_generator
 from eurosat_finetune.data.scene_windows import MapScenes, SceneOptions, SceneWindows
@@ -34,11 +36,11 @@ from eurosat_finetune.data.splits import (
     listed_split,
     read_split_files,
     split_fingerprint,
+    split_mismatch,
     stratified_split,
     stratified_subset,
 )
 from eurosat_finetune.errors import DataNotFoundError, SplitMismatchError
-from eurosat_finetune.lightning_private import UnrepeatedDistributedSampler
 from eurosat_finetune.pixels import random_dihedral
 
 
@@ -51,6 +53,9 @@ class EuroSATDataModule(LightningDataModule):
         download: Download and extract ``url`` into ``root`` when no images are found there.
         url: Where to download the dataset zip from.
         md5: Expected md5 of the downloaded zip; null skips the check (the computed md5 is logged).
+        bands: The bands to train on, by name, for multispectral data (13-band GeoTIFFs as in EuroSAT MS,
+            stored B01 ... B12, B8A): e.g. ``[B04, B03, B02]`` or ``[B02, B03, B04, B08]``; ``all`` or
+            null: every band. RGB images are trained on as stored (null, ``all`` or ``[B04, B03, B02]``).
         sample_images_per_class: If > 0 and ``root`` holds no images, write a synthetic dataset in
             EuroSAT layout with this many images per class instead (offline demos and tests; not
             real data).
@@ -97,6 +102,7 @@ class EuroSATDataModule(LightningDataModule):
         url: str = EUROSAT_RGB_URL,
         md5: str | None = None,
         sample_images_per_class: int = 0,
+        bands: BandChoice = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         split_seed: int = 0,
@@ -119,6 +125,8 @@ class EuroSATDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.source = DatasetSource(Path(root), download, url, md5, sample_images_per_class)
+        self.bands = bands
+        self.trained_bands: list[str] | None = None  # restored from a checkpoint for predict
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
@@ -156,6 +164,30 @@ class EuroSATDataModule(LightningDataModule):
         classes, so prediction needs no labelled data.
         """
         return self.listing.class_names if self._uses_labelled_data() else None
+
+    @cached_property
+    def multispectral(self) -> bool:
+        return is_multispectral(self.listing.files)
+
+    @property
+    def band_names(self) -> list[str] | None:
+        """The bands trained on, by name; None for RGB images, trained on as stored."""
+        if not self._uses_labelled_data():
+            return self.trained_bands  # predicting new images: the checkpoint's
+        return trained_bands(self.bands, self.multispectral, self.listing.folder)
+
+    @property
+    def band_indices(self) -> list[int] | None:
+        return stored_indices(self.band_names)
+
+    @cached_property
+    def input_bands(self) -> dict[str, list] | None:
+        """The bands and their statistics, for the model (linked to ``model.input_bands``); None for RGB."""
+        names = self.band_names
+        if names is None or not self._uses_labelled_data():
+            return None
+        train = partial(LabelledImages, self.readable, self.split.train, self.band_indices)
+        return input_bands(names, self.listing.folder, train)
 
     def _uses_labelled_data(self) -> bool:
         return self.predict_root is None or self.source.can_provide or find_image_folder(self.source.root) is not None
@@ -198,10 +230,11 @@ class EuroSATDataModule(LightningDataModule):
         train = split.train
         if self.train_size is not None:
             train = stratified_subset(train, images.labels, self.train_size, self.split_seed)
-        self.train_dataset = LabelledImages(images, train)
-        self.val_dataset = LabelledImages(images, split.val)
-        self.test_dataset = LabelledImages(images, split.test)
-        self.predict_dataset = PredictionImages(self.test_dataset.files)
+        bands = self.band_indices
+        self.train_dataset = LabelledImages(images, train, bands)
+        self.val_dataset = LabelledImages(images, split.val, bands)
+        self.test_dataset = LabelledImages(images, split.test, bands)
+        self.predict_dataset = PredictionImages(self.test_dataset.files, bands)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches on the device, still as uint8 at native size."""
@@ -213,28 +246,16 @@ class EuroSATDataModule(LightningDataModule):
 
     def description(self) -> DatasetDescription:
         """The data of this run (after ``setup("fit")`` or ``setup("test")``), for the model card."""
-        name, is_eurosat = dataset_name(self.listing.folder)
-        subsets = {"train": self.train_dataset, "val": self.val_dataset, "test": self.test_dataset}
-        return DatasetDescription(
-            name=name,
-            is_eurosat=is_eurosat,
-            folder=self.listing.folder,
-            image_size=self.readable.size,
-            split_sizes={split: len(subset) for split, subset in subsets.items()},
-            split_recipe=split_recipe(
-                self.hparams.split_files, (self.val_fraction, self.test_fraction), self.split_seed, self.train_size
-            ),
-            split_fingerprint=self.split_fingerprint,
-            batch_size=self.batch_size,
-            augment=self.augment,
-        )
+        return describe(self)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"split_fingerprint": self.split_fingerprint, "image_size": list(self.readable.size)}
+        state = {"split_fingerprint": self.split_fingerprint, "image_size": list(self.readable.size)}
+        return state | ({"bands": self.band_names} if self.band_names is not None else {})
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse to evaluate or resume on another split than the checkpoint was trained with."""
         self.trained_tile_size = state_dict.get("image_size", [None])[0]
+        self.trained_bands = state_dict.get("bands")
         saved = state_dict.get("split_fingerprint")
         if saved is None or self.allow_split_change or (self.trainer is not None and self.trainer.predicting):
             return
@@ -243,38 +264,20 @@ class EuroSATDataModule(LightningDataModule):
             if self.split_lists is None:
                 options = f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
                 options += f"split_seed={self.split_seed}"
-            raise SplitMismatchError(
-                f"the checkpoint was trained on split {saved} but data.root={str(self.source.root)!r} with "
-                f"{options} gives split {self.split_fingerprint}: its test images may "
-                "have been trained on. Use the data and split options of the training run, or set "
-                "data.allow_split_change=true to evaluate anyway"
-            )
+            raise SplitMismatchError(split_mismatch(saved, self.split_fingerprint, self.source.root, options))
 
     def _loader(
         self, dataset: Dataset, sampler: Sampler | None = None, collate_fn: Callable | None = None
     ) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            collate_fn=collate_fn,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-        )
+        return loader(dataset, self.batch_size, self.num_workers, sampler, collate_fn)
+
+    def _each_image_once(self, dataset: Dataset) -> Sampler | None:
+        if self.trainer is None:
+            return None
+        return each_image_once(dataset, self.trainer.world_size, self.trainer.global_rank)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, sampler=EpochSeededSampler(self.train_dataset, global_seed()))
-
-    def _each_image_once(self, dataset: Dataset) -> Sampler | None:
-        """Under DDP, every n-th image for this process, so each is evaluated exactly once: for validation
-        and test, Lightning's DistributedSampler would pad the set with duplicates up to a multiple of
-        the process count, and they would count twice in the metrics. (Processes then differ by up to
-        one batch, which evaluation allows: nothing is synced per step.)"""
-        if self.trainer is None or self.trainer.world_size == 1:
-            return None
-        world, rank = self.trainer.world_size, self.trainer.global_rank
-        return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, sampler=self._each_image_once(self.val_dataset))
@@ -287,8 +290,10 @@ class EuroSATDataModule(LightningDataModule):
         the training image size). Under DDP Lightning gives predict an unpadded sampler itself."""
         if self.predict_root is None:
             return self._loader(self.predict_dataset, collate_fn=collate_images)
-        images, self.scene_windows = self.scene_options.split(self.predict_files, self.trained_tile_size)
-        loaders = [self._loader(PredictionImages(images), collate_fn=collate_images)] if images else []
+        bands = self.band_indices
+        images, self.scene_windows = self.scene_options.split(self.predict_files, self.trained_tile_size, bands)
+        whole = PredictionImages(images, bands)
+        loaders = [self._loader(whole, collate_fn=collate_images)] if images else []
         if self.scene_windows is not None:
             loaders.append(self._loader(self.scene_windows, collate_fn=collate_windows))
         return loaders[0] if len(loaders) == 1 else loaders

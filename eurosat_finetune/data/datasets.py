@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from eurosat_finetune.data.decode_cache import UNREADABLE, decode_all, first_image_size, load_cache
-from eurosat_finetune.data.images import IMAGE_SUFFIXES, UNREADABLE_ERRORS, image_files, read_image, read_image_at
-from eurosat_finetune.errors import DataNotFoundError, UnreadableImageError
+from eurosat_finetune.data.decode_cache import UNREADABLE, decode_all, first_image_size, load_cache, pixels_at
+from eurosat_finetune.data.images import IMAGE_SUFFIXES, UNREADABLE_ERRORS, image_files, read_image
+from eurosat_finetune.data.multispectral import is_multispectral, read_bands
+from eurosat_finetune.errors import DataNotFoundError, UnreadableImageError, UserError
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ReadableImages:
     size: tuple[int, int]  # (height, width) every image is served at
     cache: np.ndarray | None  # the decode cache (memory-mapped), None to decode files instead
     rows: np.ndarray  # each image's row in the cache
+    multispectral: bool = False  # 13-band uint16 GeoTIFFs (EuroSAT MS), else RGB uint8
 
 
 def readable_images(
@@ -70,11 +72,12 @@ def readable_images(
     run; without a cache, only ``skip_unreadable`` pays for a decoding pass.
     """
     files = listing.files
-    loaded = load_cache(files, listing.folder, num_workers, cache_dir) if decode_cache else None
+    multispectral = is_multispectral(files)
+    loaded = load_cache(files, listing.folder, num_workers, cache_dir, multispectral) if decode_cache else None
     cache, status = loaded if loaded is not None else (None, None)
-    size = tuple(cache.shape[-2:]) if cache is not None else first_image_size(files)
+    size = tuple(cache.shape[-2:]) if cache is not None else first_image_size(files, multispectral)
     if status is None and skip_unreadable:
-        status = decode_all(files, size, num_workers)
+        status = decode_all(files, size, num_workers, multispectral=multispectral)
     keep = np.arange(len(files))
     if status is not None and (status == UNREADABLE).any():
         bad = [str(files[i]) for i in np.flatnonzero(status == UNREADABLE)]
@@ -86,39 +89,58 @@ def readable_images(
             )
         warnings.warn(f"leaving out {len(bad)} unreadable image(s): {named}", stacklevel=2)
         keep = np.flatnonzero(status != UNREADABLE)
-    return ReadableImages([files[i] for i in keep], [listing.labels[i] for i in keep], size, cache, keep)
+    labels = [listing.labels[i] for i in keep]
+    return ReadableImages([files[i] for i in keep], labels, size, cache, keep, multispectral)
 
 
 class LabelledImages(Dataset):
-    """Images ``indices`` of ``images`` as ``(uint8 (3, H, W) tensor, label)``, from the decode cache
-    if there is one, else decoded from their files (and resized to the common size if need be)."""
+    """Images ``indices`` of ``images`` as ``(pixels, label)``, from the decode cache if there is one,
+    else decoded from their files (and resized to the common size if need be). Pixels are a uint8
+    ``(3, H, W)`` tensor for RGB; for multispectral images the ``bands`` (indices into the stored
+    bands) as an int32 ``(C, H, W)`` tensor of the stored uint16 values (PyTorch computes little in uint16)."""
 
-    def __init__(self, images: ReadableImages, indices: Sequence[int]) -> None:
+    def __init__(self, images: ReadableImages, indices: Sequence[int], bands: Sequence[int] | None = None) -> None:
         self.files = [images.files[i] for i in indices]
         self.labels = [images.labels[i] for i in indices]
         self.size = images.size
         self.cache = images.cache
         self.rows = images.rows[np.asarray(indices, dtype=np.int64)]
+        self.multispectral = images.multispectral
+        self.bands = list(bands) if bands is not None else None
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.pixels(index), self.labels[index]
+
+    def pixels(self, index: int) -> torch.Tensor:
         if self.cache is not None:
-            return torch.from_numpy(np.array(self.cache[self.rows[index]])), self.labels[index]
+            stored = self.cache[self.rows[index]]
+            return served(stored, self.bands)
         try:
-            return read_image_at(self.files[index], self.size)[0], self.labels[index]
+            return served(pixels_at(self.files[index], self.size, self.multispectral)[0].numpy(), self.bands)
+        except UserError:
+            raise
         except UNREADABLE_ERRORS as err:
             raise UnreadableImageError(
                 f"cannot read {self.files[index]} ({err}); replace or delete it, or set data.skip_unreadable=true"
             ) from None
 
 
-class PredictionImages(Dataset):
-    """Unlabelled images for ``predict`` at their own size; an unreadable file gives ``None``, not an error."""
+def served(stored: np.ndarray, bands: Sequence[int] | None = None) -> torch.Tensor:
+    """Stored pixels as a tensor: uint8 as they are, uint16 as int32; only ``bands`` if given."""
+    chosen = stored if bands is None else stored[list(bands)]
+    return torch.from_numpy(np.array(chosen, dtype=np.int32 if chosen.dtype == np.uint16 else None))
 
-    def __init__(self, files: Sequence[Path]) -> None:
+
+class PredictionImages(Dataset):
+    """Unlabelled images for ``predict`` at their own size; an unreadable file gives ``None``, not an error.
+    With ``bands`` (indices into the 13 stored bands) they are multispectral GeoTIFFs, served as in training."""
+
+    def __init__(self, files: Sequence[Path], bands: Sequence[int] | None = None) -> None:
         self.files = list(files)
+        self.bands = bands
 
     def __len__(self) -> int:
         return len(self.files)
@@ -126,6 +148,10 @@ class PredictionImages(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor | None, str]:
         path = self.files[index]
         try:
+            if self.bands is not None:
+                return served(read_bands(path).numpy(), self.bands), str(path)
             return read_image(path), str(path)
+        except UserError:
+            raise
         except UNREADABLE_ERRORS:
             return None, str(path)

@@ -1,6 +1,7 @@
-"""Decode a dataset's images once into a uint8 array on disk that later runs memory-map.
+"""Decode a dataset's images once into an array on disk that later runs memory-map.
 
-EuroSAT RGB decodes to 27,000 x 3 x 64 x 64 bytes (330 MB). Decoding the JPEGs again every epoch
+EuroSAT RGB decodes to 27,000 x 3 x 64 x 64 bytes of uint8 (330 MB); EuroSAT MS to 27,000 x 13 x 64 x 64
+uint16 (2.9 GB), every band, whichever are trained on. Decoding the JPEGs again every epoch
 costs more CPU than a fine-tune on a fast GPU can wait for; reading the array costs almost nothing.
 The cache is a hidden file inside the dataset folder, next to the class folders; if that folder is
 read-only (datasets on clusters often are), in a per-user cache folder; or where ``data.cache_dir``
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from eurosat_finetune.data.images import UNREADABLE_ERRORS, read_image, read_image_at
 from eurosat_finetune.data.made_once import made_once
+from eurosat_finetune.data.multispectral import read_bands, read_bands_at
 from eurosat_finetune.errors import OutputError, UnreadableImageError, UserError
 
 log = logging.getLogger(__name__)
@@ -39,13 +41,13 @@ def cache_key(files: Sequence[Path], folder: Path) -> str:
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
 
 
-CACHE_PREFIX = ".decoded-uint8-"
+CACHE_PREFIX = ".decoded-"
 LOCK_NAME = ".decode-cache.lock"
 
 
-def cache_name(files: Sequence[Path], folder: Path) -> str:
+def cache_name(files: Sequence[Path], folder: Path, multispectral: bool = False) -> str:
     """The cache file's name for ``files`` (all under ``folder``)."""
-    return f"{CACHE_PREFIX}{cache_key(files, folder)}.npy"
+    return f"{CACHE_PREFIX}{'uint16' if multispectral else 'uint8'}-{cache_key(files, folder)}.npy"
 
 
 def user_cache_dir() -> Path:
@@ -89,40 +91,56 @@ def cache_folder(dataset_folder: Path, cache_dir: Path | None) -> Path | None:
 DECODED, RESIZED, UNREADABLE = 0, 1, 2
 
 
-class DecodeAtSize(Dataset):
-    """Decode images to ``(3, *size)`` uint8 (resizing others); an unreadable one gives zeros and
-    the status UNREADABLE instead of an error, so one bad file does not stop the whole pass."""
+def pixels_at(path: Path, size: tuple[int, int], multispectral: bool) -> tuple[torch.Tensor, bool]:
+    """The image as stored (RGB uint8, or all 13 bands uint16), at ``size``; and whether it was resized."""
+    return read_bands_at(path, size) if multispectral else read_image_at(path, size)
 
-    def __init__(self, files: Sequence[Path], size: tuple[int, int]) -> None:
+
+class DecodeAtSize(Dataset):
+    """Decode images to ``(C, *size)`` (resizing others); an unreadable one gives zeros and the status
+    UNREADABLE instead of an error, so one bad file does not stop the whole pass (an image of another
+    kind than the dataset's, such as a GeoTIFF of another band count, does stop it, named)."""
+
+    def __init__(self, files: Sequence[Path], size: tuple[int, int], multispectral: bool = False) -> None:
         self.files = list(files)
         self.size = size
+        self.multispectral = multispectral
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         try:
-            image, resized = read_image_at(self.files[index], self.size)
+            image, resized = pixels_at(self.files[index], self.size, self.multispectral)
+        except UserError:
+            raise
         except UNREADABLE_ERRORS:
-            return torch.zeros(3, *self.size, dtype=torch.uint8), UNREADABLE
+            channels, dtype = (13, torch.uint16) if self.multispectral else (3, torch.uint8)
+            return torch.zeros(channels, *self.size, dtype=dtype), UNREADABLE
         return image, RESIZED if resized else DECODED
 
 
-def first_image_size(files: Sequence[Path]) -> tuple[int, int]:
+def first_image_size(files: Sequence[Path], multispectral: bool = False) -> tuple[int, int]:
     """Height and width of the first readable image (the size every image is batched at)."""
     for path in files:
         try:
-            return tuple(read_image(path).shape[-2:])
+            return tuple((read_bands(path) if multispectral else read_image(path)).shape[-2:])
+        except UserError:
+            raise
         except UNREADABLE_ERRORS:
             continue
     raise UnreadableImageError(f"none of the {len(files)} images under {files[0].parent.parent} can be read")
 
 
 def decode_all(
-    files: Sequence[Path], size: tuple[int, int], num_workers: int = 0, out: np.ndarray | None = None
+    files: Sequence[Path],
+    size: tuple[int, int],
+    num_workers: int = 0,
+    out: np.ndarray | None = None,
+    multispectral: bool = False,
 ) -> np.ndarray:
     """Decode every file (into ``out`` if given) and return the per-image status array."""
-    loader = DataLoader(DecodeAtSize(files, size), batch_size=256, num_workers=num_workers)
+    loader = DataLoader(DecodeAtSize(files, size, multispectral), batch_size=256, num_workers=num_workers)
     status, start = np.empty(len(files), np.uint8), 0
     for images, outcome in loader:
         if out is not None:
@@ -135,17 +153,19 @@ def decode_all(
     return status
 
 
-def build_cache(files: Sequence[Path], path: Path, num_workers: int = 0) -> None:
-    """Decode ``files`` into the ``.npy`` array ``path`` (N x 3 x H x W uint8) and their statuses
-    into ``<path>.status.npy``, atomically: the array is renamed into place last, when all is written.
+def build_cache(files: Sequence[Path], path: Path, num_workers: int = 0, multispectral: bool = False) -> None:
+    """Decode ``files`` into the ``.npy`` array ``path`` (N x 3 x H x W uint8, or N x 13 x H x W uint16
+    when ``multispectral``) and their statuses into ``<path>.status.npy``, atomically: the array is
+    renamed into place last, when all is written.
 
     H x W is the first image's size; images of another size are resized to it, with a warning.
     """
-    size = first_image_size(files)
+    size = first_image_size(files, multispectral)
+    shape, dtype = (len(files), 13 if multispectral else 3, *size), np.uint16 if multispectral else np.uint8
     tmp = path.with_name(f"{path.name}.tmp")
     try:
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), 3, *size))
-        status = decode_all(files, size, num_workers, out=array)
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        status = decode_all(files, size, num_workers, out=array, multispectral=multispectral)
         array.flush()
         del array
         _save_atomically(status_path(path), status)
@@ -169,7 +189,11 @@ def _save_atomically(path: Path, array: np.ndarray) -> None:
 
 
 def load_cache(
-    files: Sequence[Path], folder: Path, num_workers: int = 0, cache_dir: Path | None = None
+    files: Sequence[Path],
+    folder: Path,
+    num_workers: int = 0,
+    cache_dir: Path | None = None,
+    multispectral: bool = False,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The decoded images of ``files`` (all under ``folder``) as a read-only memory map, and each
     one's decode status (DECODED, RESIZED or UNREADABLE), built first (by one process) if needed.
@@ -179,7 +203,7 @@ def load_cache(
     everyone). Returns None, with a warning that says why, if no cache can be written: the caller
     then decodes the images every epoch.
     """
-    name = cache_name(files, folder)
+    name = cache_name(files, folder, multispectral)
     places = [cache_dir] if cache_dir is not None else [folder, user_cache_dir()]
     for place in places:
         if is_complete(place / name):
@@ -200,7 +224,7 @@ def load_cache(
 
     def make() -> Path:
         log.info("Decoding %d images once into %s", len(files), path)
-        build_cache(files, path, num_workers)
+        build_cache(files, path, num_workers, multispectral)
         if place == folder:  # the dataset's own folder holds only its own caches: drop earlier versions
             for stale in folder.glob(f"{CACHE_PREFIX}*.npy"):
                 if stale not in (path, status_path(path)):

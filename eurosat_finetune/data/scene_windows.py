@@ -130,8 +130,11 @@ class SceneOptions:
         if self.scale_max <= 0:
             raise ConfigError(f"data.scene_scale_max={self.scale_max} must be > 0")
 
-    def split(self, files: list[Path], trained_size: int | None) -> tuple[list[Path], SceneWindows | None]:
-        """The files to classify whole, and the windows of the scenes (None if there are none)."""
+    def split(
+        self, files: list[Path], trained_size: int | None, trained_bands: list[int] | None = None
+    ) -> tuple[list[Path], SceneWindows | None]:
+        """The files to classify whole, and the windows of the scenes (None if there are none). A model
+        trained on multispectral bands (``trained_bands``) classifies files whole only, for now."""
         tile = self.tile_size or trained_size or 64
         stride = self.tile_stride or tile
         if tile < 1 or stride < 1 or tile % stride:
@@ -142,5 +145,10 @@ class SceneOptions:
         images = sorted(set(files) - set(scenes))
         if not scenes:
             return images, None
+        if trained_bands is not None:
+            raise ConfigError(
+                f"mapping scenes with a multispectral model is not built yet ({', '.join(map(str, scenes[:3]))}); "
+                "set data.map_scenes=none to classify each file whole"
+            )
         grids = [scene_of(path, tile, stride, self.bands) for path in scenes]
         return images, SceneWindows(grids, tile, stride, self.bands, self.scale_max)

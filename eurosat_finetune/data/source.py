@@ -21,15 +21,24 @@ EUROSAT_RGB_URL = "https://zenodo.org/records/7711810/files/EuroSAT_RGB.zip?down
 DATASET_FOLDERS = ("EuroSAT_RGB", "2750")
 """Top-level folders of the two published EuroSAT RGB zips (Zenodo's and the older ``EuroSAT.zip``)."""
 
+EUROSAT_MS_URL = "https://zenodo.org/records/7711810/files/EuroSAT_MS.zip?download=1"
+"""EuroSAT MS on Zenodo (record 7711810, about 2.0 GB), layout ``EuroSAT_MS/<Class>/<Class>_<n>.tif``."""
+EUROSAT_MS_MD5 = "091174add3c8e680a49244acf185b9f0"  # as published for EuroSAT_MS.zip
+
+MS_DATASET_FOLDERS = ("EuroSAT_MS", "ds/images/remote_sensing/otherDatasets/sentinel_2/tif")
+"""Where the two published EuroSAT MS zips keep their class folders (Zenodo's, and TorchGeo's
+``EuroSATallBands.zip``)."""
+
 LOCK_NAME = ".eurosat-data.lock"
 
 
 def find_image_folder(root: Path) -> Path | None:
     """Return the folder whose sub-folders are the classes, or None if ``root`` holds no dataset.
 
-    Accepts ``root/EuroSAT_RGB/<Class>``, ``root/2750/<Class>`` and ``root/<Class>``. Reads only.
+    Accepts ``root/EuroSAT_RGB/<Class>``, ``root/2750/<Class>``, the two EuroSAT MS layouts and
+    ``root/<Class>``. Reads only.
     """
-    for name in DATASET_FOLDERS:
+    for name in (*DATASET_FOLDERS, *MS_DATASET_FOLDERS):
         if (root / name).is_dir():
             return root / name
     if root.is_dir() and any(d.is_dir() and not d.name.startswith(".") and image_files(d) for d in root.iterdir()):

@@ -126,3 +126,12 @@ def split_fingerprint(files: Sequence[Path], labels: Sequence[int], folder: Path
     relative = [p.relative_to(folder).as_posix() for p in files]
     content = json.dumps([relative, list(labels), recipe])
     return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def split_mismatch(saved: str, current: str, root: Path, options: str) -> str:
+    """The message for a checkpoint evaluated on another split than it was trained with."""
+    return (
+        f"the checkpoint was trained on split {saved} but data.root={str(root)!r} with {options} gives split "
+        f"{current}: its test images may have been trained on. Use the data and split options of the training "
+        "run, or set data.allow_split_change=true to evaluate anyway"
+    )

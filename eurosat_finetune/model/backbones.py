@@ -163,7 +163,8 @@ def check_input_size(model: PreTrainedModel, size: int, native: int) -> None:
     training = model.training
     try:
         with torch.no_grad():
-            model.eval()(pixel_values=torch.zeros(1, 3, size, size), **kwargs)  # eval: no statistics updated
+            pixels = torch.zeros(1, getattr(model.config, "num_channels", 3), size, size)
+            model.eval()(pixel_values=pixels, **kwargs)  # eval: no statistics updated
     except Exception as err:  # each family raises its own type
         smallest = smallest_windowed_size(model.config)
         valid = f"sizes from {smallest} up work, {native} is native" if smallest else f"its native size is {native}"
@@ -183,3 +184,12 @@ def class_names_of(class_names: list[str] | None, architecture: dict[str, Any] |
     if not class_names:
         raise ConfigError("model.class_names is empty: give the class names, or let the CLI link them from the data")
     return list(class_names)
+
+
+def check_normalisation(mean: list[float], std: list[float], channels: int) -> None:
+    """One mean and one std per input channel, or a one-line error before any work."""
+    if len(mean) != channels or len(std) != channels:
+        raise ConfigError(
+            f"model.image_mean has {len(mean)} and model.image_std {len(std)} values for a network of {channels} "
+            "input channels; give one per channel (band), or null to take the data's or the model's own"
+        )

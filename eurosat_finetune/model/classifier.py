@@ -10,7 +10,6 @@ from functools import partial
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch.nn import functional as F
@@ -19,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import backbones, losses, optimization
+from eurosat_finetune.model.input_bands import NewChannels, for_bands
 from eurosat_finetune.model.self_describing import SelfDescribingCheckpoint
 from eurosat_finetune.pixels import dihedral_views, to_model_input
 
@@ -73,6 +73,10 @@ class ImageClassifier(SelfDescribingCheckpoint):
             parameter (e.g. 1.0); 0 turns it off. With both set, each batch gets one of the two.
         tta: Test-time augmentation in test and predict: average the class probabilities of the 8
             flips and 90-degree rotations of each image (8 times the compute).
+        input_bands: The bands of multispectral data (``names``) and their statistics (``mean``,
+            ``std``, in stored units); linked from ``data.input_bands``, null for RGB images.
+        new_channels: How a pretrained RGB network's first layer starts on bands other than B04, B03
+            and B02 (whose filters it keeps): ``zeros`` or the ``mean`` of the RGB filters.
     """
 
     def __init__(
@@ -97,6 +101,8 @@ class ImageClassifier(SelfDescribingCheckpoint):
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         tta: bool = False,
+        input_bands: dict[str, list] | None = None,
+        new_channels: NewChannels = "zeros",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # as given, so hparams.yaml shows what the run was started with
@@ -115,19 +121,26 @@ class ImageClassifier(SelfDescribingCheckpoint):
     def configure_network(self) -> None:
         """The network, pretrained or not, with a new head labelled with the class names; the input
         size and normalisation it expects."""
-        name = self.hparams.model_name_or_path
+        name, bands = self.hparams.model_name_or_path, self.hparams.input_bands
+        self.input_bands = bands
         if name is None:
-            self.net = backbones.build_from_config(self.architecture or {}, self.class_names)
+            channels = {"num_channels": len(bands["names"])} if bands else {}
+            self.net = backbones.build_from_config({**(self.architecture or {}), **channels}, self.class_names)
             processor = None
         else:
             self.net = backbones.load_pretrained(name, self.architecture or {}, self.class_names)
+            if bands:
+                self.net = for_bands(self.net, bands["names"], self.hparams.new_channels)
             processor = backbones.load_image_processor(name)
         native_size, mean, std = backbones.native_input(processor, self.net.config)
+        if bands:  # statistics of the data's own bands, in stored units (see pixels.to_model_input)
+            mean, std = bands["mean"], bands["std"]
         if self.hparams.freeze_backbone:
             backbones.freeze_backbone(self.net)
         self.image_size = self.hparams.image_size or native_size
         self.image_mean = list(self.hparams.image_mean or mean)
         self.image_std = list(self.hparams.image_std or std)
+        backbones.check_normalisation(self.image_mean, self.image_std, getattr(self.net.config, "num_channels", 3))
         if self.image_size != native_size:
             backbones.check_input_size(self.net, self.image_size, native_size)
         self.interpolates = backbones.takes_interpolation(self.net)
@@ -170,15 +183,14 @@ class ImageClassifier(SelfDescribingCheckpoint):
         self.test_confusion_matrix: torch.Tensor | None = None
 
     def preprocess(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
-        """uint8 images as the model's input (see :func:`to_model_input`): a ``(B, 3, H, W)`` batch, or
-        a list of ``(3, H, W)`` images of different sizes."""
+        """Images as stored, as the model's input (see :func:`to_model_input`): a batch, or a list of images."""
         if isinstance(images, list):
             return torch.cat([self.preprocess(image[None]) for image in images])
         return to_model_input(images, self.image_size, self.image_mean, self.image_std)
 
     def forward(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
-        """Logits for uint8 images, preprocessed on their device as part of the model (batches cross
-        the bus as compact uint8; the datamodule's own hook stays free for augmentation)."""
+        """Logits for images as stored, preprocessed on their device as part of the model (batches cross
+        the bus compact; the datamodule's own hook stays free for augmentation)."""
         return self.classify(self.preprocess(images))
 
     def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -191,9 +203,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
     def training_inputs(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The model input and targets of a training batch: mixed by MixUp/CutMix if configured."""
         pixel_values = self.preprocess(images)
-        if self.mixer is None:
-            return pixel_values, labels
-        return self.mixer(pixel_values, labels)
+        return (pixel_values, labels) if self.mixer is None else self.mixer(pixel_values, labels)
 
     def evaluation_logits(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         """Logits for test and predict: with ``tta``, the log of the class probabilities averaged over
@@ -273,13 +283,6 @@ class ImageClassifier(SelfDescribingCheckpoint):
         if self.hparams.freeze_backbone:
             backbones.backbone_of(self.net).eval()
 
-    def attached_trainer(self) -> Trainer | None:
-        """The Trainer running this module, None when called outside one (``self.trainer`` raises then)."""
-        try:
-            return self.trainer
-        except RuntimeError:
-            return None
-
     def configure_optimizers(self) -> OptimizerLRScheduler:
         return optimization.configure(
             self.optimizer,
@@ -288,9 +291,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
             self.hparams.scheduler_interval,
             self.hparams.scheduler_frequency,
             self.hparams.warmup_steps,
-            optimization.run_length(
-                self.attached_trainer(), self.hparams.scheduler_interval, self.hparams.warmup_steps
-            ),
+            optimization.run_length(self, self.hparams.scheduler_interval, self.hparams.warmup_steps),
         )
 
 

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
@@ -120,10 +120,12 @@ def sized_to_run(scheduler_factory: LRSchedulerCallable, length: float, frequenc
     return {"total_steps": math.ceil(length / frequency)}
 
 
-def run_length(trainer: Trainer | None, interval: Literal["epoch", "step"], warmup_steps: int) -> float:
+def run_length(module: LightningModule, interval: Literal["epoch", "step"], warmup_steps: int) -> float:
     """The fit's length in scheduler intervals: optimizer steps (Lightning's estimate) or epochs;
     unknown (infinite) outside a Trainer."""
-    if trainer is None:
+    try:
+        trainer = module.trainer
+    except RuntimeError:  # not attached to a Trainer
         return math.inf
     if interval == "step" or warmup_steps > 0:
         return trainer.estimated_stepping_batches

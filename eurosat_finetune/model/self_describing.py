@@ -13,7 +13,7 @@ class SelfDescribingCheckpoint(LightningModule):
     """Restoring must not need the hub or the pretrained directory: each checkpoint's hyperparameters
     describe the network itself (architecture, labels, input size, normalisation); where it started
     from is provenance only. Needs ``net``, ``class_names``, ``image_size``, ``image_mean``,
-    ``image_std`` and ``pretrained_from``."""
+    ``image_std``, ``input_bands`` and ``pretrained_from``."""
 
     def resolved_hparams(self) -> dict[str, Any]:
         """The hyperparameters that rebuild this network with no hub and no directory: the
@@ -27,6 +27,7 @@ class SelfDescribingCheckpoint(LightningModule):
             "image_size": self.image_size,
             "image_mean": self.image_mean,
             "image_std": self.image_std,
+            "input_bands": self.input_bands,
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -46,6 +47,8 @@ class SelfDescribingCheckpoint(LightningModule):
             }
         self.check_classes(checkpoint.get("hyper_parameters", {}).get("class_names"))
         self.pretrained_from = checkpoint.get("pretrained_from")
+        # predicting new images, the data names no bands: the checkpoint's are the network's
+        self.input_bands = checkpoint.get("hyper_parameters", {}).get("input_bands") or self.input_bands
 
     def check_classes(self, saved: list[str] | None) -> None:
         """Refuse weights trained on other classes than this module's (the CLI asks before any work)."""

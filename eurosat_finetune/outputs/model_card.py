@@ -63,6 +63,8 @@ def data_section(data: DatasetDescription | None) -> list[str]:
     names = {"train": "training", "val": "validation", "test": "test"}
     sizes = ", ".join(f"{count} {names[split]}" for split, count in data.split_sizes.items())
     what = f"{data.name}: {height} x {width} px images in `{data.folder}`"
+    if data.bands is not None:
+        what += f", bands {', '.join(data.bands)} (Sentinel-2 names; normalised per band in stored units)"
     if data.is_eurosat:
         what += " (Helber et al. 2019: Sentinel-2 true-colour patches, 10 m per pixel)"
     return [f"{what}; {sizes} images, from {data.split_recipe}; split fingerprint `{data.split_fingerprint}`."]

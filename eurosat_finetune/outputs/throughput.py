@@ -20,7 +20,8 @@ def forward_flops_per_image(pl_module: LightningModule) -> int:
     """FLOPs of one forward pass of one image at the model's input size, counted by PyTorch's
     ``FlopCounterMode`` (the math attention kernel, whose matmuls it sees on every device)."""
     parameter = next(pl_module.net.parameters())
-    pixels = torch.zeros(1, 3, pl_module.image_size, pl_module.image_size, device=parameter.device)
+    channels = len(pl_module.image_mean)  # one mean per input channel
+    pixels = torch.zeros(1, channels, pl_module.image_size, pl_module.image_size, device=parameter.device)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         pl_module.classify(pixels)

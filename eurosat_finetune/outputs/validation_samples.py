@@ -8,6 +8,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 
+from eurosat_finetune.data.bands import RGB_BANDS
 from eurosat_finetune.outputs.run_folder import tensorboard
 
 RIGHT, WRONG = "#1a7f37", "#cf222e"
@@ -48,6 +49,20 @@ def sample_grid(images: torch.Tensor, truth: list[str], predicted: list[str], pr
     return fig
 
 
+def true_colour(images: torch.Tensor, bands: list[str] | None) -> torch.Tensor:
+    """Images to show as uint8 RGB: RGB images as they are; multispectral ones as B04, B03, B02 (those of
+    all three trained on; else the first of them, or the first band, as grey), each channel stretched from
+    its 2nd to its 98th percentile."""
+    if bands is None:
+        return images
+    picked = [bands.index(band) for band in RGB_BANDS if band in bands]
+    channels = picked if len(picked) == 3 else [picked[0] if picked else 0] * 3
+    chosen = images[:, channels].float()
+    low, high = torch.quantile(chosen.transpose(0, 1).reshape(3, -1), torch.tensor([0.02, 0.98]), dim=1)
+    scaled = (chosen - low[None, :, None, None]) / (high - low).clamp(min=1e-6)[None, :, None, None]
+    return (scaled.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 class ValidationSamples(Callback):
     """Log a grid of validation images to TensorBoard (``val/samples``) after each validation epoch:
     a fixed, stratified pick across the classes (the same images every epoch, so their predictions can
@@ -74,5 +89,7 @@ class ValidationSamples(Callback):
         names = pl_module.class_names
         truth = [names[dataset.labels[i]] for i in picked]
         predicted = [names[int(k)] for k in probs.argmax(dim=-1)]
-        fig = sample_grid(images, truth, predicted, np.asarray(probs.max(dim=-1).values).tolist())
+        bands = (pl_module.input_bands or {}).get("names")
+        shown = true_colour(images, bands)
+        fig = sample_grid(shown, truth, predicted, np.asarray(probs.max(dim=-1).values).tolist())
         writer.add_figure("val/samples", fig, global_step=trainer.global_step)

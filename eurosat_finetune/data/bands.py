@@ -1,0 +1,97 @@
+"""Bands by name: the Sentinel-2 bands of EuroSAT, their storage order and their statistics.
+
+EuroSAT MS stores the 13 bands of Sentinel-2 Level-1C (top-of-atmosphere reflectance x 10,000, uint16)
+in the order B01, B02, ..., B12 and then B8A last; not in numeric order (TorchGeo issue 2458 fixed this
+mistake there). EuroSAT RGB is B04, B03, B02 as 8-bit true colour.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from eurosat_finetune.errors import BandError
+
+log = logging.getLogger(__name__)
+
+EUROSAT_MS_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
+"""The bands of a EuroSAT MS GeoTIFF, in the order they are stored."""
+
+RGB_BANDS = ("B04", "B03", "B02")
+"""Red, green and blue: the bands of EuroSAT RGB, and those a pretrained RGB network's filters belong to."""
+
+# Per-band mean and std of EuroSAT MS (reflectance x 10,000), as TorchGeo publishes them.
+EUROSAT_MS_MEAN = dict(zip(EUROSAT_MS_BANDS, (
+    1354.41, 1118.24, 1042.93, 947.63, 1199.47, 1999.79, 2369.22, 2296.83, 732.08, 12.11, 1819.01, 1118.92, 2594.14,
+), strict=True))  # fmt: skip
+EUROSAT_MS_STD = dict(zip(EUROSAT_MS_BANDS, (
+    245.72, 333.01, 395.09, 593.75, 566.42, 861.18, 1086.63, 1117.98, 404.92, 4.78, 1002.59, 761.30, 1231.59,
+), strict=True))  # fmt: skip
+
+BandChoice = list[str] | Literal["all"] | None
+
+
+def chosen_bands(choice: BandChoice, available: Sequence[str], where: str) -> list[str]:
+    """The band names ``choice`` picks from ``available`` (``all`` or null: every band, in stored order);
+    an unknown or repeated name is a one-line error that names it and what ``where`` holds."""
+    if choice is None or choice == "all":
+        return list(available)
+    if isinstance(choice, str):
+        raise BandError(f"data.bands={choice!r}: give a list of band names, e.g. [B04, B03, B02], or 'all'")
+    unknown = [band for band in choice if band not in available]
+    if unknown:
+        raise BandError(
+            f"data.bands names {', '.join(unknown)}, which {where} does not have; its bands are "
+            f"{', '.join(available)} (or give 'all')"
+        )
+    repeated = sorted({band for band in choice if choice.count(band) > 1})
+    if repeated or not choice:
+        raise BandError(f"data.bands={list(choice)}: name each band once, at least one")
+    return list(choice)
+
+
+STATISTICS_FOLDERS = ("EuroSAT_MS", "tif")
+"""Folders of the published EuroSAT MS layouts (Zenodo's ``EuroSAT_MS/``, TorchGeo's ``.../sentinel_2/tif/``),
+whose per-band statistics are the published ones; other multispectral data gets its own."""
+
+
+def band_statistics(images: Dataset, batch_size: int = 256) -> tuple[list[float], list[float]]:
+    """Per-band mean and std over every pixel of ``images`` (``(pixels, label)`` items), in float64."""
+    total, squares, count = None, None, 0
+    for pixels, _ in DataLoader(images, batch_size=batch_size):
+        values = pixels.to(torch.float64).transpose(0, 1).reshape(pixels.shape[1], -1)
+        total = values.sum(dim=1) + (0 if total is None else total)
+        squares = (values**2).sum(dim=1) + (0 if squares is None else squares)
+        count += values.shape[1]
+    mean = total / count
+    std = (squares / count - mean**2).clamp(min=0).sqrt()
+    return mean.tolist(), std.clamp(min=1e-6).tolist()  # a constant band must not divide by zero
+
+
+def input_bands(names: list[str], folder: Path, training_images: Callable[[], Dataset]) -> dict[str, list]:
+    """What the model is told of its input: the band names, and each band's mean and std (stored units)."""
+    if folder.name in STATISTICS_FOLDERS:
+        mean, std = [EUROSAT_MS_MEAN[band] for band in names], [EUROSAT_MS_STD[band] for band in names]
+    else:
+        log.info("Computing per-band statistics of the training split of %s", folder)
+        mean, std = band_statistics(training_images())
+    return {"names": list(names), "mean": mean, "std": std}
+
+
+def trained_bands(choice: BandChoice, multispectral: bool, folder: Path) -> list[str] | None:
+    """The bands ``data.bands`` picks from the images in ``folder``; None for RGB images, which are
+    trained on as stored (B04, B03, B02)."""
+    where = f"the images in {folder}"
+    if multispectral:
+        return chosen_bands(choice, EUROSAT_MS_BANDS, where)
+    if chosen_bands(choice, RGB_BANDS, f"{where} (RGB)") != list(RGB_BANDS):
+        raise BandError(f"data.bands={choice}: {where} are RGB, trained on as stored (B04, B03, B02)")
+    return None
+
+
+def stored_indices(names: list[str] | None) -> list[int] | None:
+    """Where the bands ``names`` are among the 13 stored in a EuroSAT MS file."""
+    return [EUROSAT_MS_BANDS.index(band) for band in names] if names is not None else None

@@ -1,0 +1,36 @@
+"""The DataLoaders of the datamodule: one way to build them, and the sampler that evaluates each image once."""
+
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from eurosat_finetune.lightning_private import UnrepeatedDistributedSampler
+
+
+def loader(
+    dataset: Dataset,
+    batch_size: int,
+    num_workers: int,
+    sampler: Sampler | None = None,
+    collate_fn: Callable | None = None,
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=num_workers > 0,
+    )
+
+
+def each_image_once(dataset: Dataset, world_size: int, rank: int) -> Sampler | None:
+    """Under DDP, every n-th image for this process, so each is evaluated exactly once: for validation
+    and test, Lightning's DistributedSampler would pad the set with duplicates up to a multiple of the
+    process count, and they would count twice in the metrics. (Processes then differ by up to one
+    batch, which evaluation allows: nothing is synced per step.)"""
+    if world_size == 1:
+        return None
+    return UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)

@@ -1,0 +1,238 @@
+"""Multispectral EuroSAT (13-band uint16 GeoTIFFs, synthetic, in the published layouts): bands chosen by
+name, the network following the bands, and every bad input refused in one line."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, write_ms_dataset, zip_dataset
+from test_backbones import FAMILIES, save_tiny
+
+from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD
+from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.model import ImageClassifier
+
+CLASSES = ["Forest", "River", "SeaLake"]
+TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+LEARN = [*FAST, *TINY_MODEL, "--model.optimizer.lr=0.001", "--trainer.max_epochs=20", "--export.after_fit=false"]
+
+
+def all_bands() -> dict[str, list]:
+    names = list(EUROSAT_MS_BANDS)
+    return {"names": names, "mean": [EUROSAT_MS_MEAN[b] for b in names], "std": [EUROSAT_MS_STD[b] for b in names]}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_zero_initialised_new_channels_compute_what_the_rgb_network_did(family: str, tmp_path: Path) -> None:
+    """With ``new_channels: zeros`` the 13-band network's output on a normalised input equals the
+    pretrained RGB network's on that input's B04, B03 and B02 channels."""
+    pretrained = str(save_tiny(family, tmp_path / family))
+    rgb = ImageClassifier(CLASSES, model_name_or_path=pretrained).eval()
+    ms = ImageClassifier(CLASSES, model_name_or_path=pretrained, input_bands=all_bands()).eval()
+    assert ms.net.config.num_channels == 13 and len(ms.image_mean) == 13
+    # the new heads are drawn at random: give both the same one (every weight but the first layer's)
+    rgb_state = rgb.net.state_dict()
+    same = {key: value for key, value in ms.net.state_dict().items() if rgb_state[key].shape == value.shape}
+    assert len(same) == len(rgb_state) - 1  # all but the first layer's weights
+    ms.net.load_state_dict({**ms.net.state_dict(), **{key: rgb_state[key] for key in same}})
+    pixels = torch.randn(4, 13, 32, 32)
+    rgb_channels = [EUROSAT_MS_BANDS.index(band) for band in ("B04", "B03", "B02")]
+    with torch.no_grad():
+        torch.testing.assert_close(ms.classify(pixels), rgb.classify(pixels[:, rgb_channels]), rtol=1e-4, atol=1e-5)
+
+
+def test_mean_initialised_new_channels_start_from_the_mean_rgb_filter(tmp_path: Path) -> None:
+    pretrained = str(save_tiny("vit", tmp_path / "vit"))
+    bands = {"names": ["B08", "B04", "B03", "B02"], "mean": [0.0] * 4, "std": [1.0] * 4}
+    ms = ImageClassifier(CLASSES, model_name_or_path=pretrained, input_bands=bands, new_channels="mean")
+    rgb = ImageClassifier(CLASSES, model_name_or_path=pretrained)
+    key = "vit.embeddings.patch_embeddings.projection.weight"
+    stem, rgb_stem = ms.net.state_dict()[key], rgb.net.state_dict()[key]
+    torch.testing.assert_close(stem[:, 1:], rgb_stem)  # B04, B03, B02: red, green, blue
+    torch.testing.assert_close(stem[:, 0], rgb_stem.mean(dim=1))
+
+
+@pytest.fixture(scope="module")
+def fitted(ms_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two fits on the same data: on B08, the band that tells the classes apart, and on RGB alone."""
+    tmp = tmp_path_factory.mktemp("ms-fits")
+    runs = {}
+    for name, bands in (("signal", "[B08]"), ("rgb", "[B04,B03,B02]")):
+        run_cli(["fit", *LEARN, f"--data.root={ms_root}", f"--data.bands={bands}", f"--trainer.default_root_dir={tmp}",
+                 "--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp / name}"])  # fmt: skip
+        runs[name] = version_dir(tmp / name, 0)
+    return runs
+
+
+def test_the_band_that_tells_the_classes_apart_is_learnt_only_when_chosen(fitted: dict[str, Path]) -> None:
+    signal, rgb = read_metrics(fitted["signal"])["val_acc"], read_metrics(fitted["rgb"])["val_acc"]
+    assert signal == 1.0 and rgb < 0.7, (signal, rgb)  # 6 validation images, 3 classes
+    saved = torch.load(fitted["signal"] / "checkpoints" / "best.ckpt", weights_only=True)
+    assert saved["hyper_parameters"]["input_bands"] == {"names": ["B08"], "mean": [2296.83], "std": [1117.98]}
+    assert saved["hyper_parameters"]["model_config"]["num_channels"] == 1
+
+
+def test_a_checkpoint_predicts_new_patches_with_its_own_bands(
+    fitted: dict[str, Path], ms_root: Path, tmp_path: Path
+) -> None:
+    """Predicting needs no labelled data: the checkpoint says which of the 13 stored bands it reads."""
+    patches = tmp_path / "patches"
+    for name in CLASSES:
+        shutil.copytree(ms_root / "EuroSAT_MS" / name, patches / name)
+    best = fitted["signal"] / "checkpoints" / "best.ckpt"
+    args = [f"--data.root={tmp_path / 'none'}", f"--data.predict_root={patches}", "--data.map_scenes=none"]
+    run_cli(["predict", *FAST, f"--ckpt_path={best}", *args, f"--trainer.default_root_dir={tmp_path}"])
+    with open(tmp_path / "lightning_logs" / "version_0" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 60
+    right = sum(Path(row["path"]).parent.name == row["predicted_class"] for row in rows)
+    assert right >= 57  # trained on 42 of them: the classes are in B08
+
+
+@pytest.mark.parametrize("layout", ["zenodo", "torchgeo"])
+def test_both_published_zip_layouts_download_and_are_found(layout: str, tmp_path: Path, serve_dir) -> None:
+    source = tmp_path / "source"
+    write_ms_dataset(source, layout, per_class=10, size=8)
+    archive = zip_dataset(source, tmp_path / "served" / "EuroSAT_MS.zip")
+    url = f"{serve_dir(archive.parent)}/EuroSAT_MS.zip"
+    data = EuroSATDataModule(root=tmp_path / "data", download=True, url=url, num_workers=0, bands=["B8A", "B02"])
+    assert data.class_names == CLASSES and data.multispectral and data.band_names == ["B8A", "B02"]
+    data.prepare_data()
+    data.setup("fit")
+    pixels, _ = data.train_dataset[0]
+    with_all = EuroSATDataModule(root=tmp_path / "data", num_workers=0)
+    with_all.setup("fit")
+    stored = with_all.train_dataset[0][0]
+    assert pixels.dtype == torch.int32 and torch.equal(pixels, stored[[12, 1]])  # B8A is stored last
+    assert data.input_bands["mean"] == [EUROSAT_MS_MEAN["B8A"], EUROSAT_MS_MEAN["B02"]]
+
+
+def test_other_multispectral_data_gets_its_own_statistics(ms_root: Path, tmp_path: Path) -> None:
+    own = shutil.copytree(ms_root / "EuroSAT_MS", tmp_path / "my_patches")
+    data = EuroSATDataModule(root=own, num_workers=0, bands=["B02", "B10"])
+    stored = np.stack([data.readable.cache[row] for row in data.readable.rows[data.split.train]])
+    expected_mean = stored[:, [1, 9]].astype(np.float64).mean(axis=(0, 2, 3))
+    np.testing.assert_allclose(data.input_bands["mean"], expected_mean, rtol=1e-9)
+    np.testing.assert_allclose(data.input_bands["std"], stored[:, [1, 9]].std(axis=(0, 2, 3)), rtol=1e-6)
+
+
+def test_bad_bands_are_one_line_before_any_decoding(
+    ms_root: Path, sample_root: Path, fitted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = shutil.copytree(ms_root, tmp_path / "ms", ignore=shutil.ignore_patterns(".*"))  # no decode cache
+    fit = ["fit", *FAST, *TINY_MODEL, f"--trainer.default_root_dir={tmp_path}"]
+    message = last_line(cli_error([*fit, f"--data.root={data}", "--data.bands=[B08,B13]"], capsys))
+    assert message == (
+        f"eurosat: error: data.bands names B13, which the images in {data / 'EuroSAT_MS'} does not have; its bands are "
+        f"{', '.join(EUROSAT_MS_BANDS)} (or give 'all')"
+    )
+    message = last_line(cli_error([*fit, f"--data.root={data}", "--data.bands=[B04,B04]"], capsys))
+    assert "name each band once" in message
+    message = last_line(cli_error([*fit, f"--data.root={sample_root}", "--data.bands=[B08]"], capsys))
+    assert "data.bands names B08, which the images in" in message and "(RGB) does not have" in message
+    assert not list(data.rglob(".decoded-*"))  # refused before the images were decoded
+
+    odd = data / "EuroSAT_MS" / "River" / "River_99.tif"
+    with_12 = np.zeros((12, 16, 16), np.uint16)
+    import rasterio
+
+    with rasterio.open(odd, "w", driver="GTiff", width=16, height=16, count=12, dtype="uint16") as dst:
+        dst.write(with_12)
+    message = last_line(cli_error([*fit, f"--data.root={data}"], capsys))
+    assert message == (
+        f"eurosat: error: {odd} has 12 band(s), not the 13 of EuroSAT MS ({', '.join(EUROSAT_MS_BANDS)}); "
+        "remove it, or keep the dataset's images all of one kind"
+    )
+    best = fitted["signal"] / "checkpoints" / "best.ckpt"
+    test = ["test", *FAST, f"--ckpt_path={best}", f"--data.root={ms_root}", "--data.bands=[B04]"]
+    message = last_line(cli_error(test, capsys))
+    assert message.startswith("eurosat: error: the checkpoint was trained on bands ['B08'] but the data gives ['B04']")
+
+
+def last_line(stderr: str) -> str:
+    return stderr.strip().splitlines()[-1]
+
+
+def test_every_recipe_option_and_the_sample_grid_take_any_band_count(ms_root: Path, tmp_path: Path) -> None:
+    """Dihedral augmentation, MixUp/CutMix, TTA and the TensorBoard grid of validation samples, on 13 bands."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    recipe = ["--data.augment=true", "--model.mixup_alpha=0.2", "--model.cutmix_alpha=1.0", "--trainer.max_epochs=2"]
+    run_cli(["fit", *FAST, *TINY_MODEL, *recipe, f"--data.root={ms_root}", f"--trainer.default_root_dir={tmp_path}",
+             "--val_samples.num_images=6"])  # fmt: skip
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert len(EventAccumulator(str(run)).Reload().Images("val/samples")) == 2
+    config = yaml_config(run)
+    assert "input_bands" not in config["model"] and config["data"]["bands"] is None  # all 13, linked from the data
+    run_cli(["test", *FAST, f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}", f"--data.root={ms_root}",
+             "--model.tta=true", f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+    assert (tmp_path / "lightning_logs" / "version_1" / "confusion_matrix.png").is_file()
+    card = (run / "huggingface" / "README.md").read_text()
+    assert f"EuroSAT MS: 16 x 16 px images in `{ms_root / 'EuroSAT_MS'}`, bands {', '.join(EUROSAT_MS_BANDS)}" in card
+
+
+def yaml_config(run: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+def test_the_sample_grid_shows_b04_b03_b02_stretched() -> None:
+    from eurosat_finetune.outputs.validation_samples import true_colour
+
+    images = torch.zeros(2, 4, 8, 8, dtype=torch.int32)
+    for channel, value in enumerate((100, 200, 300, 400)):  # B08, B02, B03, B04
+        images[:, channel] = torch.linspace(value, value + 1000, 64).reshape(8, 8).int()
+    shown = true_colour(images, ["B08", "B02", "B03", "B04"])
+    assert shown.dtype == torch.uint8 and shown.shape == (2, 3, 8, 8)
+    assert torch.equal(shown[:, 0], shown[:, 1]) and torch.equal(shown[:, 1], shown[:, 2])  # same ramp each band
+    assert shown.min() == 0 and shown.max() == 255  # below the 2nd and above the 98th percentile: clipped
+    grey = true_colour(images[:, :1], ["B08"])
+    assert grey.shape == (2, 3, 8, 8) and torch.equal(grey[:, 0], grey[:, 2])
+
+
+def test_mapping_scenes_with_a_multispectral_model_is_refused_in_one_line(
+    fitted: dict[str, Path], ms_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    shutil.copy(ms_root / "EuroSAT_MS" / "Forest" / "Forest_1.tif", scenes / "scene.tif")  # has a CRS
+    best = fitted["signal"] / "checkpoints" / "best.ckpt"
+    args = [
+        "predict",
+        *FAST,
+        f"--ckpt_path={best}",
+        f"--data.root={tmp_path / 'none'}",
+        f"--data.predict_root={scenes}",
+    ]
+    message = last_line(cli_error([*args, "--data.tile_size=8", f"--trainer.default_root_dir={tmp_path}"], capsys))
+    assert message == (
+        f"eurosat: error: mapping scenes with a multispectral model is not built yet ({scenes / 'scene.tif'}); "
+        "set data.map_scenes=none to classify each file whole"
+    )
+
+
+def test_ms_yaml_stacks_on_fit_yaml_and_on_the_cpu_recipe(capsys: pytest.CaptureFixture) -> None:
+    import yaml
+    from conftest import REPO
+
+    configs = REPO / "configs"
+    for stack in (["fit.yaml", "ms.yaml"], ["fit.yaml", "cpu.yaml", "ms.yaml"]):
+        command = ["fit", *(arg for name in stack for arg in ("--config", str(configs / name))), "--print_config"]
+        printed = yaml.safe_load(run_cli(command, capsys))
+        assert printed["data"]["bands"] == "all" and printed["data"]["root"] == "data/ms"
+        assert printed["data"]["url"].endswith("EuroSAT_MS.zip?download=1") and printed["data"]["download"] is True
+        assert printed["model"]["image_mean"] is None and printed["model"]["new_channels"] == "zeros"
+    assert printed["model"]["model_config"]["model_type"] == "resnet"  # the CPU recipe's network, on 13 bands
+
+
+def test_normalisation_of_another_channel_count_is_one_line() -> None:
+    from eurosat_finetune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model\.image_mean has 3 and model\.image_std 3 values for a network of 13"):
+        ImageClassifier(CLASSES, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT},
+                        input_bands=all_bands(), image_mean=[0.5] * 3, image_std=[0.5] * 3)  # fmt: skip
