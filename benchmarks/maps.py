@@ -75,7 +75,7 @@ def main() -> None:
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
 
         scene = scene_of(work / "scenes" / "tile.tif", args.tile_size, args.tile_size, [1, 2, 3])
-        windows = SceneWindows([scene], args.tile_size, args.tile_size, [1, 2, 3], 3000.0)
+        windows = SceneWindows([scene], args.tile_size, args.tile_size)
         start = time.perf_counter()
         for _ in DataLoader(windows, batch_size=args.batch_size, num_workers=args.workers):
             pass

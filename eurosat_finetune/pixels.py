@@ -10,6 +10,7 @@ feeds the model what training fed it.
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
@@ -64,3 +65,13 @@ def dihedral_views(images: torch.Tensor) -> list[torch.Tensor]:
     if images.shape[-1] != images.shape[-2]:
         return flips
     return flips + [view.transpose(-1, -2) for view in flips]
+
+
+def stretched(pixels: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
+    """Pixels ``(..., 3, H, W)`` of any range as uint8 to look at: each channel stretched linearly from its
+    ``low``-th to its ``high``-th percentile (over all the images given) to [0, 255], and clipped."""
+    channels = np.moveaxis(np.asarray(pixels, dtype=np.float64), -3, 0)
+    bounds = np.percentile(channels.reshape(len(channels), -1), [low, high], axis=1)
+    lo, hi = (b.reshape(-1, *[1] * (channels.ndim - 1)) for b in bounds)
+    scaled = (channels - lo) / np.maximum(hi - lo, 1e-6)
+    return np.moveaxis((np.clip(scaled, 0, 1) * 255).round().astype(np.uint8), 0, -3)

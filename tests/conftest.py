@@ -12,7 +12,7 @@ import yaml
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from eurosat_finetune.cli import main
-from eurosat_finetune.data.synthetic import write_sample_dataset
+from eurosat_finetune.data.synthetic import write_multispectral_sample, write_sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ZIP = REPO.parent / "shared" / "data" / "EuroSAT_RGB.zip"
@@ -135,53 +135,9 @@ def version_dir(log_dir: Path, n: int) -> Path:
     return log_dir / "lightning_logs" / f"version_{n}"
 
 
-MS_LAYOUTS = {
-    "zenodo": "EuroSAT_MS",  # EuroSAT_MS.zip on Zenodo
-    "torchgeo": "ds/images/remote_sensing/otherDatasets/sentinel_2/tif",  # TorchGeo's EuroSATallBands.zip
-}
-
-
-def write_ms_dataset(
-    root: Path,
-    layout: str = "zenodo",
-    classes: tuple[str, ...] = ("Forest", "River", "SeaLake"),
-    per_class: int = 20,
-    size: int = 16,
-    signal_band: str = "B08",
-    seed: int = 0,
-) -> Path:
-    """Synthetic EuroSAT MS: 13-band uint16 GeoTIFFs in the published band order (B01 ... B12, B8A), each
-    band drawn around EuroSAT MS's published mean and std; only ``signal_band`` tells the classes apart
-    (it holds stripes of one std, at 60 k degrees for class k). Returns the folder of class folders."""
-    import numpy as np
-    import rasterio
-    from rasterio.transform import from_origin
-
-    from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD
-
-    rng = np.random.default_rng(seed)
-    mean = np.array([EUROSAT_MS_MEAN[b] for b in EUROSAT_MS_BANDS])[:, None, None]
-    std = np.array([EUROSAT_MS_STD[b] for b in EUROSAT_MS_BANDS])[:, None, None]
-    signal = EUROSAT_MS_BANDS.index(signal_band)
-    yy, xx = np.mgrid[0:size, 0:size]
-    folder = root / MS_LAYOUTS[layout]
-    for k, name in enumerate(classes):
-        (folder / name).mkdir(parents=True)
-        for n in range(1, per_class + 1):
-            pixels = mean + std * rng.normal(0, 0.5, (13, size, size))
-            angle = np.pi * k / 3
-            stripes = np.sign(np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / 6 + rng.uniform(0, 6)))
-            pixels[signal] += stripes * std[signal]
-            profile = {"driver": "GTiff", "width": size, "height": size, "count": 13, "dtype": "uint16"}
-            with rasterio.open(folder / name / f"{name}_{n}.tif", "w", crs="EPSG:32631",
-                               transform=from_origin(500000 + 640 * n, 5000000, 10, 10), **profile) as dst:  # fmt: skip
-                dst.write(np.clip(pixels, 0, 65535).round().astype(np.uint16))
-    return folder
-
-
 @pytest.fixture(scope="session")
 def ms_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic EuroSAT MS in Zenodo's layout: 3 classes x 20 GeoTIFFs of 16 x 16 px, told apart by B08 alone."""
     root = tmp_path_factory.mktemp("ms")
-    write_ms_dataset(root)
+    write_multispectral_sample(root)
     return root

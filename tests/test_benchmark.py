@@ -47,3 +47,17 @@ def test_maps_benchmark_maps_a_scene(tmp_path: Path) -> None:
     measured = json.loads((tmp_path / "out.json").read_text())
     assert measured["windows"] == 16 and measured["maps"] == ["tile.classes.tif", "tile.preview.png"]
     assert measured["windows_per_s"] > 0 and measured["peak_rss_gib"] > 0
+
+
+def test_bands_benchmark_measures_3_and_13_bands(tmp_path: Path) -> None:
+    options = ["--images-per-class", "10", "--steps", "3", "--window", "2", "--batch-size", "8"]
+    command = [sys.executable, str(REPO / "benchmarks" / "bands.py"), *options, "--workers", "0"]
+    result = subprocess.run(
+        [*command, "--json", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads((tmp_path / "out.json").read_text())
+    assert measured["images"] == 100 and measured["cache_kb_per_image"] == pytest.approx(
+        13 * 64 * 64 * 2 / 1000, rel=0.01
+    )
+    assert measured["train_img_s_rgb_3_bands"] > 0 and measured["train_img_s_all_13_bands"] > 0

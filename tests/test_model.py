@@ -104,7 +104,7 @@ def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tm
     profile = {"driver": "GTiff", "height": 64, "width": 96, "count": 3, "dtype": "uint8"}
     with rasterio.open(scene, "w", crs="EPSG:32633", transform=from_origin(0, 0, 10, 10), **profile) as dst:
         dst.write(pixels)
-    windows = SceneWindows([scene_of(scene, 32, 32, [1, 2, 3])], 32, 32, [1, 2, 3], 3000.0)
+    windows = SceneWindows([scene_of(scene, 32, 32, [1, 2, 3])], 32, 32)
     batch = collate_windows([windows[i] for i in range(len(windows))])
     with torch.no_grad():
         out = model.predict_step(batch, 0)

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, write_ms_dataset, zip_dataset
+from conftest import FAST, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, zip_dataset
 from test_backbones import FAMILIES, save_tiny
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.synthetic import write_multispectral_sample
 from eurosat_finetune.model import ImageClassifier
 
 CLASSES = ["Forest", "River", "SeaLake"]
@@ -96,7 +97,7 @@ def test_a_checkpoint_predicts_new_patches_with_its_own_bands(
 @pytest.mark.parametrize("layout", ["zenodo", "torchgeo"])
 def test_both_published_zip_layouts_download_and_are_found(layout: str, tmp_path: Path, serve_dir) -> None:
     source = tmp_path / "source"
-    write_ms_dataset(source, layout, per_class=10, size=8)
+    write_multispectral_sample(source, layout, per_class=10, size=8)
     archive = zip_dataset(source, tmp_path / "served" / "EuroSAT_MS.zip")
     url = f"{serve_dir(archive.parent)}/EuroSAT_MS.zip"
     data = EuroSATDataModule(root=tmp_path / "data", download=True, url=url, num_workers=0, bands=["B8A", "B02"])
@@ -195,25 +196,78 @@ def test_the_sample_grid_shows_b04_b03_b02_stretched() -> None:
     assert grey.shape == (2, 3, 8, 8) and torch.equal(grey[:, 0], grey[:, 2])
 
 
-def test_mapping_scenes_with_a_multispectral_model_is_refused_in_one_line(
+def write_scene(path: Path, pixels: np.ndarray, descriptions: list[str] | None = None) -> Path:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    count, height, width = pixels.shape
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": count, "dtype": "uint16"}
+    with rasterio.open(path, "w", crs="EPSG:32631", transform=from_origin(500000, 5000000, 10, 10), **profile) as dst:
+        dst.write(pixels)
+        for band, description in enumerate(descriptions or [], start=1):
+            dst.set_band_description(band, description)
+    return path
+
+
+def test_a_13_band_scene_maps_as_its_tiles_are_classified(
     fitted: dict[str, Path], ms_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
+    """A mosaic of 2 x 3 tiles: its map holds each tile's own prediction, read in EuroSAT MS's band order
+    (no descriptions), by band descriptions in another order, and with the 2022 offset taken off."""
+    import rasterio
+
+    tiles = [ms_root / "EuroSAT_MS" / name / f"{name}_{n}.tif" for name in CLASSES for n in (1, 2)]
+    stored = [rasterio.open(tile).read() for tile in tiles]
+    mosaic = np.concatenate([np.concatenate(stored[row * 3 : row * 3 + 3], axis=2) for row in range(2)], axis=1)
     scenes = tmp_path / "scenes"
     scenes.mkdir()
-    shutil.copy(ms_root / "EuroSAT_MS" / "Forest" / "Forest_1.tif", scenes / "scene.tif")  # has a CRS
+    write_scene(scenes / "ordered.tif", mosaic)
+    order = ["B04", "B8A", "B08", "B02"]  # described, not in EuroSAT's order, 2022's offset added
+    picked = mosaic[[EUROSAT_MS_BANDS.index(band) for band in order]] + 1000
+    write_scene(scenes / "described.tif", picked, ["B4", "B8A (narrow NIR)", "B08", "b02"])
     best = fitted["signal"] / "checkpoints" / "best.ckpt"
-    args = [
-        "predict",
-        *FAST,
-        f"--ckpt_path={best}",
-        f"--data.root={tmp_path / 'none'}",
-        f"--data.predict_root={scenes}",
-    ]
-    message = last_line(cli_error([*args, "--data.tile_size=8", f"--trainer.default_root_dir={tmp_path}"], capsys))
-    assert message == (
-        f"eurosat: error: mapping scenes with a multispectral model is not built yet ({scenes / 'scene.tif'}); "
-        "set data.map_scenes=none to classify each file whole"
+    common = ["predict", *FAST, f"--ckpt_path={best}", f"--data.root={tmp_path / 'none'}"]
+    runs = f"--trainer.default_root_dir={tmp_path}"
+    each = tmp_path / "each"
+    each.mkdir()
+    for i, tile in enumerate(tiles):
+        shutil.copy(tile, each / f"{i}.tif")
+    run_cli(
+        [*common, f"--data.predict_root={each}", "--data.map_scenes=none", f"--trainer.default_root_dir={tmp_path}"]
     )
+    with open(tmp_path / "lightning_logs" / "version_0" / "predictions.csv") as f:
+        alone = {Path(row["path"]).stem: CLASSES.index(row["predicted_class"]) for row in csv.DictReader(f)}
+    expected = np.array([alone[str(i)] for i in range(6)]).reshape(2, 3)
+    run_cli(
+        [*common, f"--data.predict_root={scenes}", "--data.scene_offset=1000", f"--trainer.default_root_dir={tmp_path}"]
+    )
+    maps = tmp_path / "lightning_logs" / "version_1" / "maps"
+    with rasterio.open(maps / "described.classes.tif") as source:
+        np.testing.assert_array_equal(source.read(1), expected)
+    assert (maps / "described.preview.png").is_file()
+    run_cli([*common, f"--data.predict_root={scenes}", runs])  # no offset
+    with rasterio.open(tmp_path / "lightning_logs" / "version_2" / "maps" / "ordered.classes.tif") as source:
+        np.testing.assert_array_equal(source.read(1), expected)
+
+    for name, descriptions in (("unnamed", None), ("no-b08", ["B02", "B03", "B04", "B8A"])):
+        bad = tmp_path / name
+        bad.mkdir()
+        write_scene(bad / "scene.tif", mosaic[:4], descriptions)
+        message = last_line(
+            cli_error([*common, f"--data.predict_root={bad}", f"--trainer.default_root_dir={bad}"], capsys)
+        )
+        if descriptions is None:
+            assert message == (
+                f"eurosat: error: {bad / 'scene.tif'} has 4 band(s) whose descriptions name no Sentinel-2 bands; "
+                "name them in file order with data.scene_bands, e.g. --data.scene_bands [B02,B03,B04,B08]"
+            )
+            named = [*common, f"--data.predict_root={bad}", "--data.scene_bands=[B01,B02,B03,B08]"]
+            run_cli([*named, f"--trainer.default_root_dir={bad}"])  # named on the command line: mapped
+        else:
+            assert message == (
+                f"eurosat: error: {bad / 'scene.tif'} has no band B08 (its bands: B02, B03, B04, B8A); the model "
+                "was trained on B08: map scenes that hold all of them"
+            )
 
 
 def test_ms_yaml_stacks_on_fit_yaml_and_on_the_cpu_recipe(capsys: pytest.CaptureFixture) -> None:
@@ -236,3 +290,36 @@ def test_normalisation_of_another_channel_count_is_one_line() -> None:
     with pytest.raises(ConfigError, match=r"model\.image_mean has 3 and model\.image_std 3 values for a network of 13"):
         ImageClassifier(CLASSES, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT},
                         input_bands=all_bands(), image_mean=[0.5] * 3, image_std=[0.5] * 3)  # fmt: skip
+
+
+def test_the_export_on_a_13_band_array_gives_what_predict_gives(ms_root: Path, tmp_path: Path) -> None:
+    """AutoImageProcessor and AutoModelForImageClassification on the stored uint16 array, as other tools
+    would run the export, against `eurosat predict` on the same files."""
+    import rasterio
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    runs = f"--trainer.default_root_dir={tmp_path}"
+    run_cli(["fit", *FAST, *TINY_MODEL, "--trainer.max_epochs=2", f"--data.root={ms_root}", runs])
+    run = tmp_path / "lightning_logs" / "version_0"
+    files = sorted((ms_root / "EuroSAT_MS" / "River").glob("*.tif"))[:5]
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    for file in files:
+        shutil.copy(file, patches / file.name)
+    args = [f"--data.root={ms_root}", f"--data.predict_root={patches}", "--data.map_scenes=none", runs]
+    run_cli(["predict", *FAST, f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}", *args])
+    with open(tmp_path / "lightning_logs" / "version_1" / "predictions.csv") as f:
+        predicted = {Path(row["path"]).name: row for row in csv.DictReader(f)}
+
+    processor = AutoImageProcessor.from_pretrained(run / "huggingface")
+    model = AutoModelForImageClassification.from_pretrained(run / "huggingface").eval()
+    assert model.config.num_channels == 13 and len(processor.image_mean) == 13 and not processor.do_rescale
+    for file in files:
+        with rasterio.open(file) as source:
+            stored = source.read().astype(np.float32)  # (13, H, W) as stored; as float, not rounded once resized
+        inputs = processor(stored, return_tensors="pt", input_data_format="channels_first")
+        with torch.no_grad():
+            probs = model(**inputs).logits.softmax(dim=-1)[0]
+        row = predicted[file.name]
+        assert model.config.id2label[int(probs.argmax())] == row["predicted_class"]
+        np.testing.assert_allclose(probs.numpy(), [float(row[name]) for name in CLASSES], atol=1e-5)

@@ -7,7 +7,7 @@ normalises them on the device too.
 """
 
 from collections.abc import Callable
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from eurosat_finetune.data.datasets import (
     list_images,
     readable_images,
 )
-from eurosat_finetune.data.description import DatasetDescription, describe
+from eurosat_finetune.data.description import describe
 from eurosat_finetune.data.images import image_files
 from eurosat_finetune.data.loaders import each_image_once, loader
 from eurosat_finetune.data.multispectral import is_multispectral
@@ -45,11 +45,11 @@ from eurosat_finetune.pixels import random_dihedral
 
 
 class EuroSATDataModule(LightningDataModule):
-    """EuroSAT RGB with a seeded, stratified train/val/test split.
+    """EuroSAT RGB or MS (or any folder of ``<class>/<image>``) with a seeded, stratified split.
 
     Args:
-        root: Folder holding the dataset (``EuroSAT_RGB/<Class>``, ``2750/<Class>`` or ``<Class>``
-            folders directly); with ``download`` the archive is fetched and extracted here.
+        root: Folder holding the dataset (``EuroSAT_RGB/<Class>``, ``2750/<Class>``, ``EuroSAT_MS/<Class>``
+            or ``<Class>`` folders directly); with ``download`` the archive is fetched and extracted here.
         download: Download and extract ``url`` into ``root`` when no images are found there.
         url: Where to download the dataset zip from.
         md5: Expected md5 of the downloaded zip; null skips the check (the computed md5 is logged).
@@ -57,8 +57,7 @@ class EuroSATDataModule(LightningDataModule):
             stored B01 ... B12, B8A): e.g. ``[B04, B03, B02]`` or ``[B02, B03, B04, B08]``; ``all`` or
             null: every band. RGB images are trained on as stored (null, ``all`` or ``[B04, B03, B02]``).
         sample_images_per_class: If > 0 and ``root`` holds no images, write a synthetic dataset in
-            EuroSAT layout with this many images per class instead (offline demos and tests; not
-            real data).
+            EuroSAT layout with this many images per class instead (offline demos; not real data).
         val_fraction: Fraction of all images held out for validation.
         test_fraction: Fraction of all images held out for testing.
         split_seed: Seed of the split alone (not the global seed), so every run sees the same split.
@@ -72,8 +71,7 @@ class EuroSATDataModule(LightningDataModule):
             was trained with (by default that is refused: test images might have been trained on).
         skip_unreadable: Leave out images that cannot be decoded, with a warning listing them,
             instead of stopping with an error that lists them.
-        predict_root: Folder of images (searched recursively) for ``predict``; null predicts the
-            test split.
+        predict_root: Folder of images (searched recursively) for ``predict``; null: the test split.
         map_scenes: Which ``predict_root`` files are scenes, mapped window by window (the rest are
             classified whole): ``auto``, georeferenced rasters (a GeoTIFF with a CRS); ``all``, every
             image larger than one window; ``none``, none.
@@ -81,13 +79,16 @@ class EuroSATDataModule(LightningDataModule):
             model was trained on (64 for EuroSAT).
         tile_stride: Step between windows, dividing ``tile_size``; null is ``tile_size``. Smaller
             steps overlap the windows, and each map cell averages those that cover it.
-        scene_bands: A scene's red, green and blue band numbers (from 1), e.g. ``[4, 3, 2]`` for
-            Sentinel-2 band order; a one-band scene is read as grey.
+        scene_bands: For an RGB model, a scene's red, green and blue band numbers (from 1), e.g.
+            ``[4, 3, 2]`` for Sentinel-2 band order; a one-band scene is read as grey. For a
+            multispectral model, the names of a scene's bands in file order, needed only when their
+            descriptions name no Sentinel-2 bands and there are not the 13 of EuroSAT MS.
+        scene_offset: Subtracted from multispectral scene pixels: 1000 for Sentinel-2 products processed
+            with baseline 04.00 or later (January 2022 on), which add it; EuroSAT MS predates it.
         scene_scale_max: Scene pixels that are not 8-bit (e.g. 16-bit reflectance) are scaled
             linearly from [0, this] to the 8-bit [0, 255] the model was trained on, and clipped.
-        augment: Random flips and 90-degree rotations of training images, on the device (never
-            in validation, test or predict).
-        decode_cache: Decode the images once into a uint8 array (a hidden ``.npy`` file) and
+        augment: Random flips and 90-degree rotations of training images, on the device (training only).
+        decode_cache: Decode the images once into an array (a hidden ``.npy`` file) and
             memory-map it in later runs; false decodes every image every epoch.
         cache_dir: Folder for the decode cache; null puts it beside the images when that folder is
             writable, else in ``$XDG_CACHE_HOME/eurosat-finetune`` (``~/.cache/eurosat-finetune``).
@@ -114,8 +115,9 @@ class EuroSATDataModule(LightningDataModule):
         map_scenes: MapScenes = "auto",
         tile_size: int | None = None,
         tile_stride: int | None = None,
-        scene_bands: list[int] = [1, 2, 3],  # noqa: B006 (jsonargparse reads the signature; never mutated)
+        scene_bands: list[int] | list[str] = [1, 2, 3],  # noqa: B006 (jsonargparse reads the signature)
         scene_scale_max: float = 3000.0,
+        scene_offset: int = 0,
         augment: bool = False,
         decode_cache: bool = True,
         cache_dir: str | Path | None = None,
@@ -135,7 +137,8 @@ class EuroSATDataModule(LightningDataModule):
         self.allow_split_change = allow_split_change
         self.skip_unreadable = skip_unreadable
         self.predict_root = Path(predict_root) if predict_root is not None else None
-        self.scene_options = SceneOptions(map_scenes, tile_size, tile_stride, list(scene_bands), scene_scale_max)
+        scenes = (map_scenes, tile_size, tile_stride, list(scene_bands), scene_scale_max, scene_offset)
+        self.scene_options = SceneOptions(*scenes)
         self.trained_tile_size: int | None = None  # restored from a checkpoint for predict
         self.scene_windows: SceneWindows | None = None
         self.augment = augment
@@ -153,16 +156,13 @@ class EuroSATDataModule(LightningDataModule):
     @cached_property
     def readable(self) -> ReadableImages:
         """The images that decode, checked against (and served from) the decode cache."""
-        listing = self.listing
-        return readable_images(listing, self.decode_cache, self.skip_unreadable, self.num_workers, self.cache_dir)
+        options = (self.decode_cache, self.skip_unreadable, self.num_workers, self.cache_dir)
+        return readable_images(self.listing, *options)
 
     @property
     def class_names(self) -> list[str] | None:
-        """Class names in label order: the dataset's class folders, alphabetically.
-
-        None when only predicting new images and ``root`` holds no dataset: a checkpoint knows its
-        classes, so prediction needs no labelled data.
-        """
+        """Class names in label order: the class folders, alphabetically. None when only predicting new
+        images and ``root`` holds no dataset: a checkpoint knows its classes."""
         return self.listing.class_names if self._uses_labelled_data() else None
 
     @cached_property
@@ -186,8 +186,10 @@ class EuroSATDataModule(LightningDataModule):
         names = self.band_names
         if names is None or not self._uses_labelled_data():
             return None
-        train = partial(LabelledImages, self.readable, self.split.train, self.band_indices)
-        return input_bands(names, self.listing.folder, train)
+        return input_bands(names, self.listing.folder, self.training_images)
+
+    def training_images(self) -> LabelledImages:
+        return LabelledImages(self.readable, self.split.train, self.band_indices)
 
     def _uses_labelled_data(self) -> bool:
         return self.predict_root is None or self.source.can_provide or find_image_folder(self.source.root) is not None
@@ -244,9 +246,7 @@ class EuroSATDataModule(LightningDataModule):
             return random_dihedral(images, generator), labels
         return batch
 
-    def description(self) -> DatasetDescription:
-        """The data of this run (after ``setup("fit")`` or ``setup("test")``), for the model card."""
-        return describe(self)
+    description = describe  # the data of this run, for the model card
 
     def state_dict(self) -> dict[str, Any]:
         state = {"split_fingerprint": self.split_fingerprint, "image_size": list(self.readable.size)}
@@ -290,9 +290,9 @@ class EuroSATDataModule(LightningDataModule):
         the training image size). Under DDP Lightning gives predict an unpadded sampler itself."""
         if self.predict_root is None:
             return self._loader(self.predict_dataset, collate_fn=collate_images)
-        bands = self.band_indices
-        images, self.scene_windows = self.scene_options.split(self.predict_files, self.trained_tile_size, bands)
-        whole = PredictionImages(images, bands)
+        split = self.scene_options.split(self.predict_files, self.trained_tile_size, self.band_names)
+        images, self.scene_windows = split
+        whole = PredictionImages(images, self.band_indices)
         loaders = [self._loader(whole, collate_fn=collate_images)] if images else []
         if self.scene_windows is not None:
             loaders.append(self._loader(self.scene_windows, collate_fn=collate_windows))

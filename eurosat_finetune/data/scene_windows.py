@@ -1,5 +1,6 @@
 """Whole scenes as windows: which files are scenes, the windows that slide over them, and reading each
-window (rasterio, one strip of windows at a time) as the uint8 RGB tile the model was trained on."""
+window (rasterio, one strip of windows at a time) as the tile the model was trained on: uint8 RGB, or
+the multispectral bands it was trained on, as stored (less a product's offset)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
+from eurosat_finetune.data.scene_bands import multispectral_bands, sentinel2_name
 from eurosat_finetune.errors import ConfigError, UnreadableImageError
 
 MapScenes = Literal["auto", "all", "none"]
@@ -19,13 +21,15 @@ MapScenes = Literal["auto", "all", "none"]
 
 @dataclass(frozen=True)
 class Scene:
-    """A raster to map: its size, the windows' grid, and how its bands become RGB."""
+    """A raster to map: its size, the windows' grid, and which of its bands are read."""
 
     path: Path
     height: int
     width: int
     rows: int  # window origins down (every ``stride`` pixels)
     cols: int  # window origins across
+    bands: tuple[int, ...] = (1, 2, 3)  # band numbers (from 1) read for each window, in the model's order
+    preview_bands: tuple[int, ...] = (1, 2, 3)  # shown as red, green, blue in the preview
 
     @property
     def windows(self) -> int:
@@ -46,8 +50,12 @@ def is_scene(path: Path, mode: MapScenes, tile_size: int) -> bool:
     return georeferenced if mode == "auto" else larger
 
 
-def scene_of(path: Path, tile_size: int, stride: int, bands: list[int]) -> Scene:
-    """The scene's window grid; a scene smaller than one window, or without the bands asked for, is refused."""
+def scene_of(
+    path: Path, tile_size: int, stride: int, bands: list[int] | list[str], trained_bands: list[str] | None = None
+) -> Scene:
+    """The scene's window grid and bands (RGB by the numbers ``bands``; a multispectral model's
+    ``trained_bands`` by name, see :mod:`.scene_bands`); a scene smaller than one window, or without
+    the bands asked for, is refused."""
     with rasterio.open(path) as source:
         height, width, count = source.height, source.width, source.count
     if height < tile_size or width < tile_size:
@@ -55,12 +63,18 @@ def scene_of(path: Path, tile_size: int, stride: int, bands: list[int]) -> Scene
             f"{path} is {width}x{height} px, smaller than one {tile_size} px window; lower data.tile_size or set "
             "data.map_scenes=none to classify it whole"
         )
+    grid = (height, width, (height - tile_size) // stride + 1, (width - tile_size) // stride + 1)
+    if trained_bands is not None:
+        return Scene(path, *grid, *multispectral_bands(path, trained_bands, bands))
+    if not all(isinstance(band, int) for band in bands):
+        raise ConfigError(f"data.scene_bands={bands}: for an RGB model give the red, green and blue bands' numbers")
     if count > 1 and max(bands) > count:  # one band is read as grey
         raise ConfigError(
             f"{path} has {count} band(s); data.scene_bands={bands} asks for band {max(bands)}. Give the red, green "
             "and blue bands' numbers (from 1), e.g. --data.scene_bands [4,3,2] for Sentinel-2 band order"
         )
-    return Scene(path, height, width, (height - tile_size) // stride + 1, (width - tile_size) // stride + 1)
+    read = tuple(bands) if count > 1 else (1, 1, 1)  # one band: grey, as RGB
+    return Scene(path, *grid, read, read)
 
 
 def to_uint8(pixels: np.ndarray, scale_max: float) -> np.ndarray:
@@ -72,14 +86,23 @@ def to_uint8(pixels: np.ndarray, scale_max: float) -> np.ndarray:
 
 
 class SceneWindows(Dataset):
-    """Every window of every scene, in reading order, as ``{"images": uint8 (3, t, t) tensor, "scene",
-    "row", "col", "valid"}`` (see :mod:`.predict_batches`); ``valid`` is false for a window that holds
-    only nodata. A worker reads one strip of windows (``t`` rows of the scene) at a time, so memory is
-    bounded by the scene's width."""
+    """Every window of every scene, in reading order, as ``{"images": (C, t, t) tensor, "scene", "row",
+    "col", "valid"}`` (see :mod:`.predict_batches`); ``valid`` is false for a window that holds only
+    nodata. Pixels are uint8 RGB (scaled from [0, ``scale_max``] when not 8-bit), or for a
+    ``multispectral`` model int32 as stored less ``offset``. A worker reads one strip of windows (``t``
+    rows of the scene) at a time, so memory is bounded by the scene's width."""
 
-    def __init__(self, scenes: list[Scene], tile_size: int, stride: int, bands: list[int], scale_max: float) -> None:
+    def __init__(
+        self,
+        scenes: list[Scene],
+        tile_size: int,
+        stride: int,
+        scale_max: float = 3000.0,
+        multispectral: bool = False,
+        offset: int = 0,
+    ) -> None:
         self.scenes, self.tile_size, self.stride = scenes, tile_size, stride
-        self.bands, self.scale_max = bands, scale_max
+        self.scale_max, self.multispectral, self.offset = scale_max, multispectral, offset
         self.starts = np.cumsum([0] + [scene.windows for scene in scenes])
         self._strip: tuple[int, int, np.ndarray, np.ndarray | None] | None = None
 
@@ -97,44 +120,55 @@ class SceneWindows(Dataset):
         return {"images": image, "scene": scene, "row": row, "col": col, "valid": is_valid}
 
     def strip(self, scene: int, row: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Rows ``row * stride`` to ``+ tile_size`` of the scene, all bands as uint8 RGB, and where they
-        hold data (None if the file declares no nodata)."""
+        """Rows ``row * stride`` to ``+ tile_size`` of the scene, its bands as the model takes them, and
+        where they hold data (None if the file declares no nodata)."""
         if self._strip is None or self._strip[:2] != (scene, row):
             path = self.scenes[scene].path
             window = Window(0, row * self.stride, self.scenes[scene].width, self.tile_size)
             try:
                 with rasterio.open(path) as source:
-                    bands = self.bands if source.count > 1 else [1, 1, 1]  # one band: grey, as RGB
-                    pixels = source.read(bands, window=window)
+                    pixels = source.read(list(self.scenes[scene].bands), window=window)
                     nodata = source.nodata
             except RasterioIOError as err:
                 raise UnreadableImageError(f"cannot read scene {path} ({err}); replace or delete it") from None
             valid = (pixels != nodata).any(axis=0) if nodata is not None else None
-            self._strip = (scene, row, to_uint8(pixels, self.scale_max), valid)
+            self._strip = (scene, row, self.as_trained(pixels), valid)
         return self._strip[2], self._strip[3]
+
+    def as_trained(self, pixels: np.ndarray) -> np.ndarray:
+        if self.multispectral:  # as stored, less the offset of products processed since 2022
+            return np.clip(pixels.astype(np.int32) - self.offset, 0, None)
+        return to_uint8(pixels, self.scale_max)
 
 
 @dataclass(frozen=True)
 class SceneOptions:
-    """The data options that decide what is a scene and how it is cut into windows."""
+    """The data options that decide what is a scene, how it is cut into windows and which bands are read."""
 
     map_scenes: MapScenes
     tile_size: int | None
     tile_stride: int | None
-    bands: list[int]
+    bands: list[int] | list[str]
     scale_max: float
+    offset: int = 0
 
     def __post_init__(self) -> None:
-        if len(self.bands) != 3 or min(self.bands) < 1:
+        numbers = all(isinstance(band, int) for band in self.bands)
+        if numbers and (len(self.bands) != 3 or min(self.bands) < 1):
             raise ConfigError(f"data.scene_bands={self.bands}: give three band numbers (from 1), red, green, blue")
+        if not numbers and not all(sentinel2_name(str(band)) == band for band in self.bands):
+            raise ConfigError(
+                f"data.scene_bands={self.bands}: give the numbers of the red, green and blue bands (RGB models), "
+                "or name every band of the scenes in file order with Sentinel-2 names, e.g. [B02,B03,B04,B08]"
+            )
         if self.scale_max <= 0:
             raise ConfigError(f"data.scene_scale_max={self.scale_max} must be > 0")
 
     def split(
-        self, files: list[Path], trained_size: int | None, trained_bands: list[int] | None = None
+        self, files: list[Path], trained_size: int | None, trained_bands: list[str] | None = None
     ) -> tuple[list[Path], SceneWindows | None]:
-        """The files to classify whole, and the windows of the scenes (None if there are none). A model
-        trained on multispectral bands (``trained_bands``) classifies files whole only, for now."""
+        """The files to classify whole, and the windows of the scenes (None if there are none), for a
+        model trained on images of ``trained_size`` and on ``trained_bands`` (None: RGB)."""
         tile = self.tile_size or trained_size or 64
         stride = self.tile_stride or tile
         if tile < 1 or stride < 1 or tile % stride:
@@ -145,10 +179,6 @@ class SceneOptions:
         images = sorted(set(files) - set(scenes))
         if not scenes:
             return images, None
-        if trained_bands is not None:
-            raise ConfigError(
-                f"mapping scenes with a multispectral model is not built yet ({', '.join(map(str, scenes[:3]))}); "
-                "set data.map_scenes=none to classify each file whole"
-            )
-        grids = [scene_of(path, tile, stride, self.bands) for path in scenes]
-        return images, SceneWindows(grids, tile, stride, self.bands, self.scale_max)
+        grids = [scene_of(path, tile, stride, self.bands, trained_bands) for path in scenes]
+        multispectral = trained_bands is not None
+        return images, SceneWindows(grids, tile, stride, self.scale_max, multispectral, self.offset)

@@ -23,6 +23,7 @@ from eurosat_finetune.data.scene_windows import Scene, SceneWindows, to_uint8
 from eurosat_finetune.errors import OutputError
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
 from eurosat_finetune.outputs.run_folder import RunOutput
+from eurosat_finetune.pixels import stretched
 
 NODATA_CLASS = 255
 BLOCK_ROWS = 256  # map rows per windowed write
@@ -190,11 +191,12 @@ def write_preview(scene: Scene, windows: SceneWindows, classes: np.ndarray, name
     scale = max(1, int(np.ceil(max(scene.width, scene.height) / 1024)))
     shape = (max(1, scene.height // scale), max(1, scene.width // scale))
     with rasterio.open(scene.path) as source:
-        bands = windows.bands if source.count > 1 else [1, 1, 1]
-        image = source.read(bands, out_shape=(3, *shape), resampling=Resampling.average)
+        image = source.read(list(scene.preview_bands), out_shape=(3, *shape), resampling=Resampling.average)
+    # multispectral reflectance as true colour, stretched; RGB as the model saw it
+    shown_image = stretched(image) if windows.multispectral else to_uint8(image, windows.scale_max)
     fig = Figure(figsize=(11, 5.5), layout="constrained")
     left, right = fig.subplots(1, 2)
-    left.imshow(to_uint8(image, windows.scale_max).transpose(1, 2, 0))
+    left.imshow(shown_image.transpose(1, 2, 0))
     left.set_title(scene.path.name, fontsize=9)
     shown = np.ma.masked_equal(classes, NODATA_CLASS)
     right.imshow(shown, cmap=ListedColormap(colours / 255), vmin=-0.5, vmax=len(names) - 0.5, interpolation="nearest")

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from eurosat_finetune.data.bands import RGB_BANDS
 from eurosat_finetune.outputs.run_folder import tensorboard
+from eurosat_finetune.pixels import stretched
 
 RIGHT, WRONG = "#1a7f37", "#cf222e"
 
@@ -57,10 +58,7 @@ def true_colour(images: torch.Tensor, bands: list[str] | None) -> torch.Tensor:
         return images
     picked = [bands.index(band) for band in RGB_BANDS if band in bands]
     channels = picked if len(picked) == 3 else [picked[0] if picked else 0] * 3
-    chosen = images[:, channels].float()
-    low, high = torch.quantile(chosen.transpose(0, 1).reshape(3, -1), torch.tensor([0.02, 0.98]), dim=1)
-    scaled = (chosen - low[None, :, None, None]) / (high - low).clamp(min=1e-6)[None, :, None, None]
-    return (scaled.clamp(0, 1) * 255).round().to(torch.uint8)
+    return torch.from_numpy(stretched(images[:, channels].numpy()))
 
 
 class ValidationSamples(Callback):
