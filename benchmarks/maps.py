@@ -3,7 +3,7 @@
 Writes a synthetic 10980 x 10980 px RGB GeoTIFF (uint8, tiled, in blocks: never whole in memory),
 trains a tiny ViT for a few steps on the offline sample (any weights map at the same speed), then maps
 the scene with `eurosat predict` in a child process and reports its wall time, windows/s (also net of
-the fixed cost of starting, timed on a one-window scene) and peak RSS, beside the windows/s of reading
+the fixed cost of starting, timed on one window-sized image) and peak RSS, beside the windows/s of reading
 the windows alone (no model), which shows whether reading limits it.
 
     python benchmarks/maps.py                      # CPU, tiny model, ~3 minutes on 2 cores
@@ -84,7 +84,7 @@ def main() -> None:
         predict = ["predict", f"--ckpt_path={checkpoint}", "--data.predict_root=scenes"]
         predict += [f"--data.tile_size={args.tile_size}", f"--data.batch_size={args.batch_size}"]
         predict += [f"--data.num_workers={args.workers}", "--trainer.enable_progress_bar=false"]
-        (work / "one").mkdir()  # the fixed cost (start-up, loading the model) on a scene of one window
+        (work / "one").mkdir()  # the fixed cost (start-up, loading the model), on one image of one window
         write_scene(work / "one" / "one.tif", args.tile_size)
         fixed = run([*eurosat, *predict, "--data.predict_root=one"], work)
         seconds = run([*eurosat, *predict], work)

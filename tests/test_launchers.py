@@ -6,6 +6,7 @@ appear exactly once, whichever process printed it.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,3 +112,27 @@ def test_a_process_killed_while_writing_blocks_nothing(tmp_path: Path) -> None:
     assert result.stdout.strip() == str(root / "EuroSAT_RGB")
     assert len(list((root / "EuroSAT_RGB").rglob("*.jpg"))) == 200
     assert not partial.exists()
+
+
+def test_three_fits_started_together_in_one_folder_get_three_runs(tmp_path: Path) -> None:
+    """A job array in one folder: each fit gets a version of its own, nothing is overwritten, and the
+    data is still provided once."""
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    logs = [tmp_path / f"job_{i}.log" for i in range(3)]
+    command = [sys.executable, "-m", "eurosat_finetune", "fit", "--config", "configs/demo.yaml"]
+    command += ["--data.sample_images_per_class=20", "--trainer.accelerator=cpu", *QUICK]
+    jobs = []
+    for log in logs:
+        with open(log, "w") as out:
+            jobs.append(subprocess.Popen(command, cwd=tmp_path, env=OFFLINE, stdout=out, stderr=subprocess.STDOUT))
+    for job, log in zip(jobs, logs, strict=True):
+        assert job.wait(timeout=600) == 0, log.read_text()[-4000:]
+    output = "".join(log.read_text() for log in logs)
+    assert output.count("Writing a synthetic sample dataset") == 1, output[-4000:]
+    runs = tmp_path / "runs" / "demo"
+    assert sorted(p.name for p in runs.iterdir()) == ["version_0", "version_1", "version_2"]
+    for run in runs.iterdir():
+        assert (run / "config.yaml").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
+        assert (run / "huggingface" / "config.json").is_file()
+    finished = sorted(line.split("Run folder: ")[1] for line in output.splitlines() if "Run folder: " in line)
+    assert finished == [f"runs/demo/version_{i}" for i in range(3)]

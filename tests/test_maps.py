@@ -14,6 +14,7 @@ import rasterio
 import torch
 from conftest import FAST, REAL_ZIP, TINY_VIT, cli_error, run_cli, version_dir
 from PIL import Image
+from rasterio.shutil import copy
 from rasterio.transform import from_origin
 
 from eurosat_finetune.data.splits import stratified_split
@@ -68,6 +69,9 @@ def test_map_of_a_mosaic_of_real_tiles_equals_each_tile_classified_alone(checkpo
         Image.fromarray(tile).save(root / f"tile_{i // 8}_{i % 8}.png")
     mosaic = np.concatenate([np.concatenate(tiles[r * 8 : r * 8 + 8], axis=1) for r in range(8)])  # 512 x 512 x 3
     write_raster(root / "mosaic.tif", np.ascontiguousarray(mosaic.transpose(2, 0, 1)))
+    # the same mosaic as Sentinel-2 ships its true-colour image: a georeferenced JPEG 2000 (lossless here)
+    copy(root / "mosaic.tif", root / "T32TMT_20240601T103031_TCI_10m.jp2", driver="JP2OpenJPEG", REVERSIBLE="YES",
+         QUALITY=100)  # fmt: skip
 
     run = predict(checkpoint, root, tmp_path / "logs", "--data.tile_size=64")
     with open(run / "predictions.csv") as f:
@@ -83,6 +87,7 @@ def test_map_of_a_mosaic_of_real_tiles_equals_each_tile_classified_alone(checkpo
     assert [[names[c] for c in row] for row in cells] == [[alone[f"tile_{r}_{c}"] for c in range(8)] for r in range(8)]
     with Image.open(run / "maps" / "mosaic.preview.png") as preview:
         assert preview.format == "PNG" and preview.width > preview.height > 300
+    assert (read_band(run / "maps" / "T32TMT_20240601T103031_TCI_10m.classes.tif") == cells).all()
 
 
 def test_overlapping_windows_average_into_each_cell(checkpoint: Path, tmp_path: Path) -> None:
@@ -210,3 +215,68 @@ def test_which_files_are_scenes(checkpoint: Path, tmp_path: Path) -> None:
             whole = sorted(Path(row["path"]).stem for row in csv.DictReader(f))
         assert whole == sorted({"geo", "photo", "plain", "tile"} - set(mapped)), mode
         assert sorted(p.name.split(".")[0] for p in (run / "maps").glob("*.classes.tif")) == mapped, mode
+
+
+def test_sentinel2_product_files_are_scenes(checkpoint: Path, tmp_path: Path) -> None:
+    """A georeferenced JPEG 2000 (as Sentinel-2's ..._TCI_10m.jp2) and a .vrt stack are mapped as the
+    GeoTIFF they hold is; files rasterio cannot read as rasters (the product's XML) are left alone."""
+    pixels = np.random.default_rng(6).integers(0, 256, (3, 64, 96), dtype=np.uint8)
+    (tmp_path / "tif").mkdir()
+    geotiff = write_raster(tmp_path / "tif" / "scene.tif", pixels)
+    reference = read_band(predict(checkpoint, tmp_path / "tif", tmp_path / "l-tif") / "maps" / "scene.classes.tif")
+    product = tmp_path / "S2B_MSIL2A.SAFE"
+    product.mkdir()
+    copy(geotiff, product / "T32TMT_TCI_10m.jp2", driver="JP2OpenJPEG", REVERSIBLE="YES", QUALITY=100)
+    copy(geotiff, product / "stack.vrt", driver="VRT")  # refers to the GeoTIFF outside the folder
+    (product / "MTD_MSIL2A.xml").write_text("<metadata/>")
+    run = predict(checkpoint, product, tmp_path / "l-product")
+    assert sorted(p.name for p in (run / "maps").glob("*.classes.tif")) == [
+        "T32TMT_TCI_10m.classes.tif",
+        "stack.classes.tif",
+    ]
+    for name in ("T32TMT_TCI_10m", "stack"):
+        with rasterio.open(run / "maps" / f"{name}.classes.tif") as source:
+            assert (source.read(1) == reference).all() and source.transform == from_origin(500_000, 5_000_000, 320, 320)
+    assert not (run / "predictions.csv").read_text().strip().splitlines()[1:]  # nothing classified whole
+
+
+@pytest.mark.parametrize("stride", [32, 16])
+def test_maps_cover_the_whole_scene(stride: int, checkpoint: Path, tmp_path: Path) -> None:
+    """A scene whose sides are no multiples of the 32 px window: the last window of each row and column
+    is aligned to the edge, so every cell is mapped; the cells keep the stride's size from the origin."""
+    pixels = np.random.default_rng(7).integers(0, 256, (3, 70, 100), dtype=np.uint8)
+    (tmp_path / "s").mkdir()
+    write_raster(tmp_path / "s" / "odd.tif", pixels)
+    run = predict(
+        checkpoint, tmp_path / "s", tmp_path / "logs", f"--data.tile_stride={stride}", "--maps.probabilities=true"
+    )
+    with rasterio.open(run / "maps" / "odd.probabilities.tif") as source:
+        probs = source.read()
+        assert source.transform == from_origin(500_000, 5_000_000, 10 * stride, 10 * stride)
+    assert probs.shape[1:] == (-(-70 // stride), -(-100 // stride)) and not np.isnan(probs).any()
+    assert (read_band(run / "maps" / "odd.classes.tif") != 255).all()
+    model = ImageClassifier.load_from_checkpoint(checkpoint).eval()
+    with torch.no_grad():  # the bottom-right cell: covered by the window aligned to both edges alone
+        corner = model(torch.from_numpy(pixels[:, 38:70, 68:100].copy())[None]).softmax(-1)[0].numpy()
+    assert probs[:, -1, -1] == pytest.approx(corner, abs=1e-5)
+
+
+def test_georeferenced_patches_of_one_window_are_classified(
+    checkpoint: Path, sample_root: Path, tmp_path: Path
+) -> None:
+    """GeoTIFF patches the size of one window (as EuroSAT MS ships them, or as cut from scenes) are
+    images: one row each in predictions.csv, no one-cell maps."""
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    tiles = sorted((sample_root / "EuroSAT_RGB" / "River").glob("*.jpg"))[:3]
+    for tile in tiles:
+        write_raster(patches / f"{tile.stem}.tif", np.asarray(Image.open(tile)).transpose(2, 0, 1).copy())
+    run = predict(checkpoint, patches, tmp_path / "logs")
+    with open(run / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [Path(row["path"]).stem for row in rows] == [tile.stem for tile in tiles]
+    assert not (run / "maps").exists()
+    model = ImageClassifier.load_from_checkpoint(checkpoint).eval()
+    with torch.no_grad():
+        probs = model(torch.from_numpy(np.asarray(Image.open(tiles[0])).transpose(2, 0, 1).copy())[None]).softmax(-1)
+    assert float(rows[0][rows[0]["predicted_class"]]) == pytest.approx(float(probs.max()), abs=1e-5)

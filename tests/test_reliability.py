@@ -178,6 +178,51 @@ def test_resuming_a_run_keeps_what_it_wrote(sample_root: Path, tmp_path: Path) -
     assert (run / "config.resume2.yaml").is_file() and (run / "metrics.before-resume2.csv").is_file()
 
 
+def test_extending_a_finished_run_keeps_its_earlier_export_aside(sample_root: Path, tmp_path: Path) -> None:
+    """Training a finished run longer: its export, like its metrics, is kept aside, and the new one is
+    written where the run keeps it; checkpoints and the best score go on in the same folder."""
+    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=2, limit_train_batches=2)
+    run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL])
+    run = version_dir(tmp_path, 0)
+    exported = {p.name: p.read_bytes() for p in (run / "huggingface").iterdir()}
+    best_before = checkpoint_score(run / "checkpoints" / "best.ckpt")
+    longer = ["fit", "--config", str(config), *FAST, *TINY_MODEL, "--trainer.max_epochs=4"]
+    run_cli([*longer, f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])
+    assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]
+    kept = run / "huggingface.before-resume1"
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == exported
+    assert "4 epoch(s)" in (run / "huggingface" / "README.md").read_text()  # the new export, of the longer run
+    assert "2 epoch(s)" in (kept / "README.md").read_text()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 3
+    assert checkpoint_score(run / "checkpoints" / "best.ckpt") <= best_before  # the best so far, not the last
+    assert (run / "metrics.before-resume1.csv").is_file() and (run / "config.resume1.yaml").is_file()
+
+    run_cli([*longer[:-1], "--trainer.max_epochs=5", "--ckpt_path=last"])  # and once more
+    assert (run / "huggingface.before-resume2").is_dir() and (run / "huggingface" / "config.json").is_file()
+
+
+def checkpoint_score(path: Path) -> float:
+    saved = torch.load(path, weights_only=True)["callbacks"]
+    return next(float(v["best_model_score"]) for k, v in saved.items() if "'val_loss'" in k)
+
+
+def test_run_folders_are_claimed_once_each(tmp_path: Path) -> None:
+    """Runs started together in one folder each make their version_N with mkdir, which only one can do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from eurosat_finetune.cli import run_claim
+
+    root = tmp_path / "runs" / "demo"
+    (root / "version_0").mkdir(parents=True)  # an earlier run
+    (root / "version_0" / "config.yaml").write_text("an earlier run")
+    with ThreadPoolExecutor(8) as pool:
+        versions = list(pool.map(lambda _: run_claim.claim_version(root), range(8)))
+    assert sorted(versions) == list(range(1, 9))
+    (root / "version_3" / "config.yaml").write_text("a run that wrote something")
+    run_claim.release_unused_claims()  # a command that stopped before writing gives its folders back
+    assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_3"]
+
+
 def test_outputs_are_checked_before_any_work(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """An existing export, predictions file or test report is refused before the data is even decoded."""
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path / "logs", max_epochs=1, limit_train_batches=1)

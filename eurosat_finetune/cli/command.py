@@ -14,7 +14,14 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from eurosat_finetune import __version__
 from eurosat_finetune.cli import preflight
-from eurosat_finetune.cli.resume import continue_resumed_run, keep_earlier_metrics, resume_number, resumed_config_name
+from eurosat_finetune.cli.resume import (
+    continue_resumed_run,
+    keep_earlier_metrics,
+    keep_earlier_outputs,
+    resume_number,
+    resumed_config_name,
+)
+from eurosat_finetune.cli.run_claim import claim_run_folders, release_unused_claims, unclaimed_in_config
 from eurosat_finetune.data.datamodule import EuroSATDataModule
 from eurosat_finetune.errors import UserError
 from eurosat_finetune.model import ImageClassifier
@@ -97,7 +104,8 @@ class EuroSATCLI(LightningCLI):
         """The command's evaluation options win over a checkpoint's (``--model.tta true`` on a checkpoint
         trained without it). Predict returns nothing by default: its writers stream results to files,
         and kept in memory as well they would grow with the scenes mapped. A fit resumed from a run's
-        own checkpoint continues that run (see :mod:`.resume`)."""
+        own checkpoint continues that run (see :mod:`.resume`); any other gets a run folder of its own
+        (see :mod:`.run_claim`)."""
         config = self.command_config(self.config)
         for key, value in self.evaluation_options.items():
             config.model[key] = value
@@ -110,6 +118,7 @@ class EuroSATCLI(LightningCLI):
             for group in CHECKPOINT_GROUPS:
                 config[group].save_top_k = 0
         self.resumed_run = continue_resumed_run(config) if self.subcommand == "fit" else None
+        self.claimed = claim_run_folders(config.trainer) if self.subcommand is not None else []
         if self.resumed_run is not None:
             self.resume_number = resume_number(self.resumed_run)
             config_name = resumed_config_name(self.resumed_run, self.resume_number)
@@ -120,6 +129,7 @@ class EuroSATCLI(LightningCLI):
         callback, and any output that would overwrite an earlier result (see :mod:`.preflight`)."""
         if self.subcommand is None:
             return
+        unclaimed_in_config(self.claimed)
         self.model.check_classes(self.checkpoint_hparams.get("class_names"))
         if self.checkpoint_hparams and self.datamodule.class_names is not None:  # labelled data: its bands
             preflight.check_bands(self.checkpoint_hparams.get("input_bands"), self.datamodule.band_names)
@@ -132,9 +142,11 @@ class EuroSATCLI(LightningCLI):
         preflight.check_run_folder(folder, self.subcommand, continuing)
         resuming = self.command_config(self.config).get("ckpt_path") is not None
         preflight.check_checkpoint_folders(checkpoints, self.subcommand, resuming)
-        preflight.check_outputs(self.trainer, folder, self.subcommand)
-        if continuing:
+        if continuing:  # its earlier outputs are kept aside, as its metrics
+            outputs = preflight.run_outputs(self.trainer, folder, self.subcommand)
+            keep_earlier_outputs([output.path for output in outputs], folder, self.resume_number)
             keep_earlier_metrics(folder, self.resume_number)
+        preflight.check_outputs(self.trainer, folder, self.subcommand)
 
     def after_fit(self) -> None:
         self.summarise()
@@ -156,7 +168,7 @@ class EuroSATCLI(LightningCLI):
         # the folder the callbacks learnt in setup: trainer.log_dir would broadcast, from rank 0 alone
         folder = writers[0].run_folder
         config = folder / self.save_config_kwargs.get("config_filename", "config.yaml")
-        written = [o for c in writers for o in c.outputs(folder, self.subcommand) if o.path.exists()]
+        written = [o for o in preflight.run_outputs(self.trainer, folder, self.subcommand) if o.path.exists()]
         print(closing_summary(self.trainer, self.subcommand, folder, config, written))
         record = record_of(self.trainer)
         if record is not None:
@@ -210,6 +222,7 @@ def main(args: ArgsType = None) -> None:
     try:
         build_cli(args)
     except UserError as err:
+        release_unused_claims()
         sys.stderr.write(f"eurosat: error: {one_line(err)}\n")
         raise SystemExit(2) from None
 

@@ -11,7 +11,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from eurosat_finetune.errors import BandError, CheckpointError, ConfigError, OutputError
-from eurosat_finetune.outputs.run_folder import RunFolderCallback
+from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput
 
 # --ckpt_path values that Lightning resolves itself rather than reading a file.
 SPECIAL_CKPT_PATHS = frozenset({"last", "best", "hpc", "registry"})
@@ -94,12 +94,16 @@ def check_checkpoint_folders(checkpoints: list[ModelCheckpoint], subcommand: str
             )
 
 
+def run_outputs(trainer: Trainer, folder: Path, subcommand: str) -> list[RunOutput]:
+    """What the run-folder callbacks write in ``subcommand`` for a run in ``folder``."""
+    writers = [c for c in trainer.callbacks if isinstance(c, RunFolderCallback)]
+    return [output for callback in writers for output in callback.outputs(folder, subcommand)]
+
+
 def check_outputs(trainer: Trainer, folder: Path, subcommand: str) -> None:
     """Each run-folder callback's outputs for ``subcommand`` must not exist yet."""
-    for callback in trainer.callbacks:
-        if isinstance(callback, RunFolderCallback):
-            for output in callback.outputs(folder, subcommand):
-                output.refuse_existing()
+    for output in run_outputs(trainer, folder, subcommand):
+        output.refuse_existing()
 
 
 def check_bands(saved: dict[str, list] | None, data_bands: list[str] | None) -> None:

@@ -76,7 +76,7 @@ def continue_resumed_run(fit_config: Namespace) -> Path | None:
 def resume_number(run: Path) -> int:
     """How many times ``run`` has been resumed before, plus one."""
     k = 1
-    while (run / f"config.resume{k}.yaml").exists() or (run / f"metrics.before-resume{k}.csv").exists():
+    while (run / f"config.resume{k}.yaml").exists() or any(run.glob(f"*.before-resume{k}*")):
         k += 1
     return k
 
@@ -91,3 +91,11 @@ def keep_earlier_metrics(run: Path, k: int) -> None:
     metrics = run / "metrics.csv"
     if metrics.is_file():
         metrics.rename(run / f"metrics.before-resume{k}.csv")
+
+
+def keep_earlier_outputs(paths: list[Path], run: Path, k: int) -> None:
+    """A resumed run writes its outputs where the run keeps them (its ``huggingface/`` export, say); those
+    the run wrote before, in its own folder, move aside to ``<name>.before-resume<k>``, as its metrics do."""
+    for path in paths:
+        if path.resolve().parent == run.resolve() and path.exists():
+            path.rename(path.with_name(f"{path.name}.before-resume{k}"))

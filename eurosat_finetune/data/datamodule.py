@@ -24,12 +24,11 @@ from eurosat_finetune.data.datasets import (
     readable_images,
 )
 from eurosat_finetune.data.description import describe
-from eurosat_finetune.data.images import image_files
 from eurosat_finetune.data.loaders import each_image_once, loader
 from eurosat_finetune.data.multispectral import is_multispectral
 from eurosat_finetune.data.predict_batches import collate_images, collate_windows
 from eurosat_finetune.data.samplers import EpochSeededSampler, global_seed, step_generator
-from eurosat_finetune.data.scene_windows import MapScenes, SceneOptions, SceneWindows
+from eurosat_finetune.data.scene_windows import MapScenes, SceneOptions, SceneWindows, predict_files
 from eurosat_finetune.data.source import EUROSAT_RGB_URL, DatasetSource, find_image_folder
 from eurosat_finetune.data.splits import (
     Split,
@@ -71,9 +70,10 @@ class EuroSATDataModule(LightningDataModule):
             was trained with (by default that is refused: test images might have been trained on).
         skip_unreadable: Leave out images that cannot be decoded, with a warning listing them,
             instead of stopping with an error that lists them.
-        predict_root: Folder of images (searched recursively) for ``predict``; null: the test split.
+        predict_root: Folder of images and scenes (searched recursively; any file rasterio opens with a
+            CRS counts, e.g. ``.jp2``, ``.vrt``) for ``predict``; null: the test split.
         map_scenes: Which ``predict_root`` files are scenes, mapped window by window (the rest are
-            classified whole): ``auto``, georeferenced rasters (a GeoTIFF with a CRS); ``all``, every
+            classified whole): ``auto``, georeferenced rasters larger than one window; ``all``, every
             image larger than one window; ``none``, none.
         tile_size: Side of the windows that slide over scenes; null is the size of the images the
             model was trained on (64 for EuroSAT).
@@ -223,7 +223,7 @@ class EuroSATDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         """Build the subsets from the seeded stratified split (and the predict set, if any)."""
         if stage == "predict" and self.predict_root is not None:
-            files = image_files(self.predict_root, recursive=True)
+            files = predict_files(self.predict_root)
             if not files:
                 raise DataNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
             self.predict_files = files

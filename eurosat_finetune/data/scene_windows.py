@@ -13,6 +13,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
+from eurosat_finetune.data.images import IMAGE_SUFFIXES
 from eurosat_finetune.data.scene_bands import multispectral_bands, sentinel2_name
 from eurosat_finetune.errors import ConfigError, UnreadableImageError
 
@@ -26,8 +27,8 @@ class Scene:
     path: Path
     height: int
     width: int
-    rows: int  # window origins down (every ``stride`` pixels)
-    cols: int  # window origins across
+    rows: int  # window origins down (every ``stride`` pixels, the last aligned to the bottom edge)
+    cols: int  # window origins across (the last aligned to the right edge)
     bands: tuple[int, ...] = (1, 2, 3)  # band numbers (from 1) read for each window, in the model's order
     preview_bands: tuple[int, ...] = (1, 2, 3)  # shown as red, green, blue in the preview
 
@@ -37,8 +38,9 @@ class Scene:
 
 
 def is_scene(path: Path, mode: MapScenes, tile_size: int) -> bool:
-    """Whether ``path`` is mapped window by window: ``auto``, a georeferenced raster (a CRS);
-    ``all``, any raster larger than one window; ``none``, never. Files rasterio cannot open are not."""
+    """Whether ``path`` is mapped window by window: ``auto``, a georeferenced raster (a CRS) larger than
+    one window; ``all``, any raster larger than one window; ``none``, never. A raster of one window or
+    less is an image to classify, whatever its georeferencing; files rasterio cannot open are too."""
     if mode == "none":
         return False
     try:
@@ -47,7 +49,34 @@ def is_scene(path: Path, mode: MapScenes, tile_size: int) -> bool:
             larger = source.height > tile_size or source.width > tile_size
     except RasterioIOError:
         return False
-    return georeferenced if mode == "auto" else larger
+    return larger and (georeferenced or mode == "all")
+
+
+def georeferenced(path: Path) -> bool:
+    """Whether rasterio opens ``path`` as a raster with a CRS (a ``.jp2`` band, a ``.vrt`` stack ...)."""
+    try:
+        with rasterio.open(path) as source:
+            return source.crs is not None
+    except RasterioIOError:
+        return False
+
+
+def predict_files(root: Path) -> list[Path]:
+    """The files ``eurosat predict`` reads under ``root``, sorted: images (by their suffix) and any other
+    file that rasterio opens with a CRS, such as Sentinel-2's ``..._TCI_10m.jp2`` and ``.vrt`` stacks."""
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES or georeferenced(p)]
+
+
+def window_origin(index: int, stride: int, tile_size: int, extent: int) -> int:
+    """Where window ``index`` starts along a side of ``extent`` px: every ``stride`` px, the last one
+    aligned to the edge, so that the windows cover the whole side."""
+    return min(index * stride, extent - tile_size)
+
+
+def windows_along(extent: int, stride: int, tile_size: int) -> int:
+    """How many windows cover a side of ``extent`` px (the last aligned to the edge)."""
+    return -(-(extent - tile_size) // stride) + 1
 
 
 def scene_of(
@@ -63,7 +92,7 @@ def scene_of(
             f"{path} is {width}x{height} px, smaller than one {tile_size} px window; lower data.tile_size or set "
             "data.map_scenes=none to classify it whole"
         )
-    grid = (height, width, (height - tile_size) // stride + 1, (width - tile_size) // stride + 1)
+    grid = (height, width, windows_along(height, stride, tile_size), windows_along(width, stride, tile_size))
     if trained_bands is not None:
         return Scene(path, *grid, *multispectral_bands(path, trained_bands, bands))
     if not all(isinstance(band, int) for band in bands):
@@ -113,7 +142,7 @@ class SceneWindows(Dataset):
         scene = int(np.searchsorted(self.starts, index, side="right") - 1)
         row, col = divmod(index - int(self.starts[scene]), self.scenes[scene].cols)
         pixels, valid = self.strip(scene, row)
-        x, t = col * self.stride, self.tile_size
+        x, t = window_origin(col, self.stride, self.tile_size, self.scenes[scene].width), self.tile_size
         window = pixels[:, :, x : x + t]
         is_valid = bool(valid is None or valid[:, x : x + t].any())
         image = torch.from_numpy(np.ascontiguousarray(window))
@@ -124,7 +153,8 @@ class SceneWindows(Dataset):
         where they hold data (None if the file declares no nodata)."""
         if self._strip is None or self._strip[:2] != (scene, row):
             path = self.scenes[scene].path
-            window = Window(0, row * self.stride, self.scenes[scene].width, self.tile_size)
+            top = window_origin(row, self.stride, self.tile_size, self.scenes[scene].height)
+            window = Window(0, top, self.scenes[scene].width, self.tile_size)
             try:
                 with rasterio.open(path) as source:
                     pixels = source.read(list(self.scenes[scene].bands), window=window)

@@ -19,7 +19,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
-from eurosat_finetune.data.scene_windows import Scene, SceneWindows, to_uint8
+from eurosat_finetune.data.scene_windows import Scene, SceneWindows, to_uint8, window_origin
 from eurosat_finetune.errors import OutputError
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
 from eurosat_finetune.outputs.run_folder import RunOutput
@@ -36,17 +36,24 @@ def class_colours(count: int) -> np.ndarray:
 
 
 class MapAccumulator:
-    """Sums of window probabilities per map cell, and how many valid windows covered each cell."""
+    """Sums of window probabilities per map cell (``stride`` px a side, from the scene's origin, so the
+    last row and column may reach past its edge), and how many valid windows covered each cell."""
 
-    def __init__(self, scene: Scene, num_classes: int, cells_per_window: int) -> None:
-        self.k = cells_per_window
-        shape = (scene.rows - 1 + self.k, scene.cols - 1 + self.k)
+    def __init__(self, scene: Scene, num_classes: int, tile_size: int, stride: int) -> None:
+        self.scene, self.tile_size, self.stride = scene, tile_size, stride
+        shape = (-(-scene.height // stride), -(-scene.width // stride))
         self.probs = np.zeros((num_classes, *shape), np.float32)
         self.counts = np.zeros(shape, np.int32)
 
+    def cells(self, index: int, extent: int) -> slice:
+        """The cells a window covers along a side: those its pixels fall in."""
+        start = window_origin(index, self.stride, self.tile_size, extent)
+        return slice(start // self.stride, (start + self.tile_size - 1) // self.stride + 1)
+
     def add(self, row: int, col: int, probs: np.ndarray) -> None:
-        self.probs[:, row : row + self.k, col : col + self.k] += probs[:, None, None]
-        self.counts[row : row + self.k, col : col + self.k] += 1
+        rows, cols = self.cells(row, self.scene.height), self.cells(col, self.scene.width)
+        self.probs[:, rows, cols] += probs[:, None, None]
+        self.counts[rows, cols] += 1
 
 
 class LandCoverMaps(AddressedPredictionWriter):
@@ -85,9 +92,11 @@ class LandCoverMaps(AddressedPredictionWriter):
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.windows = getattr(trainer.datamodule, "scene_windows", None)
         if self.windows is not None:
-            k = self.windows.tile_size // self.windows.stride
             num_classes = len(pl_module.class_names)
-            self.accumulators = {i: MapAccumulator(s, num_classes, k) for i, s in enumerate(self.scenes)}
+            self.accumulators = {
+                i: MapAccumulator(s, num_classes, self.windows.tile_size, self.windows.stride)
+                for i, s in enumerate(self.scenes)
+            }
 
     def write_batch(self, prediction: dict[str, Any], pl_module: LightningModule) -> None:
         probs = prediction["probs"].float().cpu().numpy()
