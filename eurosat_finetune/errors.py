@@ -46,3 +46,7 @@ class DownloadError(UserError, RuntimeError):
 
 class BandError(UserError, ValueError):
     """A band the data does not have, or an image with another band count than the dataset's."""
+
+
+class ExportError(UserError, RuntimeError):
+    """An export that cannot be written: a missing extra, or a model family the format cannot hold."""

@@ -61,3 +61,16 @@ def test_bands_benchmark_measures_3_and_13_bands(tmp_path: Path) -> None:
         13 * 64 * 64 * 2 / 1000, rel=0.01
     )
     assert measured["train_img_s_rgb_3_bands"] > 0 and measured["train_img_s_all_13_bands"] > 0
+
+
+def test_onnx_latency_benchmark_times_both_runtimes(tmp_path: Path) -> None:
+    options = ["--model", "tiny", "--image-size", "32", "--input-size", "16", "--batch-sizes", "1", "3"]
+    command = [sys.executable, str(REPO / "benchmarks" / "onnx_latency.py"), *options, "--repeats", "2"]
+    result = subprocess.run(
+        [*command, "--json", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads((tmp_path / "out.json").read_text())
+    assert measured["onnx_mb"] > 0
+    for runtime in ("onnxruntime", "torch"):
+        assert measured[f"{runtime}_ms_per_image_batch_1"] > 0 and measured[f"{runtime}_ms_per_image_batch_3"] > 0

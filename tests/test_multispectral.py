@@ -209,6 +209,7 @@ def write_scene(path: Path, pixels: np.ndarray, descriptions: list[str] | None =
     return path
 
 
+@pytest.mark.slow
 def test_a_13_band_scene_maps_as_its_tiles_are_classified(
     fitted: dict[str, Path], ms_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -12,6 +12,7 @@ from transformers import PreTrainedModel
 
 from eurosat_finetune.model.backbones import backbone_of
 from eurosat_finetune.outputs.model_card import model_card
+from eurosat_finetune.outputs.onnx_export import ONNX_NAME, export_onnx, require_onnx
 from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput
 from eurosat_finetune.pixels import image_processor
 
@@ -95,12 +96,20 @@ class HuggingFaceExport(RunFolderCallback):
         dirpath: Where to write; null uses ``huggingface/`` in the run folder.
         after_fit: Export when fitting ends.
         after_test: Export when testing ends (e.g. ``eurosat test --ckpt_path best.ckpt --export.after_test true``).
+        onnx: Also write ``model.onnx`` in the export: the images as stored in (uint8, or uint16 for
+            multispectral bands; any batch size), the preprocessing of training inside, class
+            probabilities out (see docs/deploy.md). Needs ``pip install 'eurosat-finetune[onnx]'``.
     """
 
-    def __init__(self, dirpath: str | Path | None = None, after_fit: bool = True, after_test: bool = False) -> None:
+    def __init__(
+        self, dirpath: str | Path | None = None, after_fit: bool = True, after_test: bool = False, onnx: bool = False
+    ) -> None:
         self.dirpath = dirpath
         self.after_fit = after_fit
         self.after_test = after_test
+        self.onnx = onnx
+        if onnx:
+            require_onnx()  # before any training
 
     def directory(self, run_folder: Path) -> Path:
         return Path(self.dirpath) if self.dirpath is not None else run_folder / "huggingface"
@@ -114,6 +123,11 @@ class HuggingFaceExport(RunFolderCallback):
         export_huggingface(pl_module, path, state_dict)
         (path / "README.md").write_text(model_card(pl_module, trainer, tested))  # the hub's model card
         print(f"Hugging Face model written to {path}")
+        if self.onnx:
+            readable = getattr(trainer.datamodule, "readable", None)  # the size the images are stored at
+            size = tuple(readable.size) if readable is not None else (pl_module.image_size,) * 2
+            export_onnx(pl_module, path / ONNX_NAME, size, state_dict)
+            print(f"ONNX model written to {path / ONNX_NAME}")
 
     @rank_zero_only
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
