@@ -21,21 +21,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import torch
+from pipelines import MODELS  # the same networks as the pipelines benchmark (this folder is on sys.path)
 
 from eurosat_finetune.data.synthetic import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.outputs.onnx_export import export_onnx
-
-MODELS = {
-    "vit-b16": {"model_type": "vit"},  # ViTConfig's defaults: ViT-B/16 at 224
-    "tiny": {
-        "model_type": "vit",
-        "hidden_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 128,
-    },
-}
 
 
 def median_ms_per_image(run: Callable[[np.ndarray], object], batch: np.ndarray, repeats: int) -> float:
