@@ -92,6 +92,13 @@ def trained_bands(choice: BandChoice, multispectral: bool, folder: Path) -> list
     return None
 
 
+def true_colour_channels(names: Sequence[str], fallback: int = 0) -> list[int]:
+    """Which of the bands ``names`` to show as red, green and blue: B04, B03, B02 when all three are
+    there, else band ``fallback`` as grey."""
+    rgb = [names.index(band) for band in RGB_BANDS if band in names]
+    return rgb if len(rgb) == 3 else [fallback] * 3
+
+
 def stored_indices(names: list[str] | None) -> list[int] | None:
     """Where the bands ``names`` are among the 13 stored in a EuroSAT MS file."""
     return [EUROSAT_MS_BANDS.index(band) for band in names] if names is not None else None

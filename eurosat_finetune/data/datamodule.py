@@ -25,7 +25,6 @@ from eurosat_finetune.data.datasets import (
 )
 from eurosat_finetune.data.description import describe
 from eurosat_finetune.data.loaders import each_image_once, loader
-from eurosat_finetune.data.multispectral import is_multispectral
 from eurosat_finetune.data.predict_batches import collate_images, collate_windows
 from eurosat_finetune.data.samplers import EpochSeededSampler, global_seed, step_generator
 from eurosat_finetune.data.scene_windows import MapScenes, SceneOptions, SceneWindows, predict_files
@@ -165,9 +164,9 @@ class EuroSATDataModule(LightningDataModule):
         images and ``root`` holds no dataset: a checkpoint knows its classes."""
         return self.listing.class_names if self._uses_labelled_data() else None
 
-    @cached_property
+    @property
     def multispectral(self) -> bool:
-        return is_multispectral(self.listing.files)
+        return self.listing.multispectral
 
     @property
     def band_names(self) -> list[str] | None:

@@ -30,6 +30,7 @@ class ImageListing:
     files: list[Path]
     labels: list[int]
     class_names: list[str]
+    multispectral: bool = False  # 13-band GeoTIFFs as in EuroSAT MS (see :func:`is_multispectral`), else RGB
 
 
 def list_images(folder: Path) -> ImageListing:
@@ -47,7 +48,7 @@ def list_images(folder: Path) -> ImageListing:
         files += images
         labels += [len(class_names)] * len(images)
         class_names.append(class_dir.name)
-    return ImageListing(folder, files, labels, class_names)
+    return ImageListing(folder, files, labels, class_names, is_multispectral(files))
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,7 @@ def readable_images(
     that lists them. The cache records which images failed, so this costs nothing after the first
     run; without a cache, only ``skip_unreadable`` pays for a decoding pass.
     """
-    files = listing.files
-    multispectral = is_multispectral(files)
+    files, multispectral = listing.files, listing.multispectral
     loaded = load_cache(files, listing.folder, num_workers, cache_dir, multispectral) if decode_cache else None
     cache, status = loaded if loaded is not None else (None, None)
     size = tuple(cache.shape[-2:]) if cache is not None else first_image_size(files, multispectral)
@@ -129,9 +129,12 @@ class LabelledImages(Dataset):
 
 
 def served(stored: np.ndarray, bands: Sequence[int] | None = None) -> torch.Tensor:
-    """Stored pixels as a tensor: uint8 as they are, uint16 as int32; only ``bands`` if given."""
-    chosen = stored if bands is None else stored[list(bands)]
-    return torch.from_numpy(np.array(chosen, dtype=np.int32 if chosen.dtype == np.uint16 else None))
+    """Stored pixels (a row of the memory-mapped cache, or a decoded file) as a tensor of their own:
+    uint8 as they are, uint16 as int32; only ``bands`` if given."""
+    chosen = stored if bands is None else stored[list(bands)]  # indexing a memory map reads just those bands
+    if chosen.dtype == np.uint16:
+        return torch.from_numpy(chosen.astype(np.int32))  # a copy either way
+    return torch.from_numpy(np.array(chosen))  # out of the memory map
 
 
 class PredictionImages(Dataset):

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
 from eurosat_finetune.data.images import UNREADABLE_ERRORS, read_image, read_image_at
 from eurosat_finetune.data.made_once import made_once
 from eurosat_finetune.data.multispectral import read_bands, read_bands_at
@@ -115,7 +116,7 @@ class DecodeAtSize(Dataset):
         except UserError:
             raise
         except UNREADABLE_ERRORS:
-            channels, dtype = (13, torch.uint16) if self.multispectral else (3, torch.uint8)
+            channels, dtype = (len(EUROSAT_MS_BANDS), torch.uint16) if self.multispectral else (3, torch.uint8)
             return torch.zeros(channels, *self.size, dtype=dtype), UNREADABLE
         return image, RESIZED if resized else DECODED
 
@@ -161,7 +162,8 @@ def build_cache(files: Sequence[Path], path: Path, num_workers: int = 0, multisp
     H x W is the first image's size; images of another size are resized to it, with a warning.
     """
     size = first_image_size(files, multispectral)
-    shape, dtype = (len(files), 13 if multispectral else 3, *size), np.uint16 if multispectral else np.uint8
+    channels, dtype = (len(EUROSAT_MS_BANDS), np.uint16) if multispectral else (3, np.uint8)
+    shape = (len(files), channels, *size)
     tmp = path.with_name(f"{path.name}.tmp")
     try:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)

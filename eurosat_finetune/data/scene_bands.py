@@ -8,7 +8,7 @@ from pathlib import Path
 
 import rasterio
 
-from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, RGB_BANDS
+from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, true_colour_channels
 from eurosat_finetune.errors import BandError
 
 SENTINEL2_BAND = re.compile(r"B(\d{1,2}|8A)")
@@ -53,5 +53,4 @@ def multispectral_bands(
             f"{', '.join(trained)}: map scenes that hold all of them"
         )
     read = tuple(names.index(band) + 1 for band in trained)
-    shown = tuple(names.index(band) + 1 for band in RGB_BANDS if band in names)
-    return read, shown if len(shown) == 3 else (read[0],) * 3
+    return read, tuple(channel + 1 for channel in true_colour_channels(names, fallback=read[0] - 1))

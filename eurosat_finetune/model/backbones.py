@@ -140,6 +140,15 @@ def takes_interpolation(model: PreTrainedModel) -> bool:
     return "interpolate_pos_encoding" in inspect.signature(model.forward).parameters
 
 
+def logits(net: PreTrainedModel, pixel_values: torch.Tensor, interpolates: bool) -> torch.Tensor:
+    """The network's logits for a preprocessed batch; families that take it interpolate their position
+    embeddings when the batch is not at their config's ``image_size``."""
+    if not interpolates:
+        return net(pixel_values=pixel_values).logits
+    interpolate = tuple(pixel_values.shape[-2:]) != (getattr(net.config, "image_size", None),) * 2
+    return net(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).logits
+
+
 def smallest_windowed_size(config: PretrainedConfig) -> int | None:
     """For window-attention models (Swin): the smallest input whose every stage is at least one window
     wide (padded to whole patches and windows, halved per stage). None for other families."""

@@ -195,10 +195,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
 
     def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Logits for a preprocessed float batch."""
-        if not self.interpolates:
-            return self.net(pixel_values=pixel_values).logits
-        interpolate = tuple(pixel_values.shape[-2:]) != (getattr(self.net.config, "image_size", None),) * 2
-        return self.net(pixel_values=pixel_values, interpolate_pos_encoding=interpolate).logits
+        return backbones.logits(self.net, pixel_values, self.interpolates)
 
     def training_inputs(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The model input and targets of a training batch: mixed by MixUp/CutMix if configured."""

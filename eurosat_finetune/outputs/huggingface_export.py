@@ -75,11 +75,7 @@ def export_huggingface(
     """
     directory = Path(directory)
     export_output(directory).refuse_existing()
-    net = model.net
-    if state_dict is not None:
-        net = copy.deepcopy(net)
-        net.load_state_dict({k.removeprefix("net."): v for k, v in state_dict.items() if k.startswith("net.")})
-    at_input_size(net, model.image_size).save_pretrained(directory)
+    at_input_size(model.network(state_dict), model.image_size).save_pretrained(directory)
     rgb = model.input_bands is None  # multispectral images are normalised in stored units, not rescaled
     image_processor(model.image_size, model.image_mean, model.image_std, rescale=rgb).save_pretrained(directory)
     return directory

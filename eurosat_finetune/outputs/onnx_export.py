@@ -19,7 +19,7 @@ from torch import nn
 
 from eurosat_finetune import __version__
 from eurosat_finetune.errors import ExportError
-from eurosat_finetune.model.backbones import first_line
+from eurosat_finetune.model.backbones import first_line, logits
 from eurosat_finetune.pixels import to_model_input
 
 ONNX_NAME = "model.onnx"
@@ -31,17 +31,15 @@ class RawPixelsClassifier(nn.Module):
 
     def __init__(self, model: Any, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__()
-        self.net = copy.deepcopy(model.net).eval()
-        if state_dict is not None:  # a checkpoint's weights, not the module's current ones
-            self.net.load_state_dict({k.removeprefix("net."): v for k, v in state_dict.items() if k.startswith("net.")})
+        net = model.network(state_dict)  # a copy when it holds a checkpoint's weights
+        self.net = (copy.deepcopy(net) if state_dict is None else net).eval()  # the module keeps its own mode
         self.size, self.mean, self.std = model.image_size, list(model.image_mean), list(model.image_std)
         self.interpolates = model.interpolates
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The steps of ``ImageClassifier.forward``, then the softmax."""
         values = to_model_input(pixels, self.size, self.mean, self.std)
-        native = getattr(self.net.config, "image_size", None)
-        kwargs = {"interpolate_pos_encoding": self.size != native} if self.interpolates else {}
-        return self.net(pixel_values=values, **kwargs).logits.float().softmax(dim=-1)
+        return logits(self.net, values, self.interpolates).float().softmax(dim=-1)
 
 
 def require_onnx() -> None:

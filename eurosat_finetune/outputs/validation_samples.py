@@ -8,7 +8,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 
-from eurosat_finetune.data.bands import RGB_BANDS
+from eurosat_finetune.data.bands import true_colour_channels
 from eurosat_finetune.outputs.run_folder import tensorboard
 from eurosat_finetune.pixels import stretched
 
@@ -51,14 +51,12 @@ def sample_grid(images: torch.Tensor, truth: list[str], predicted: list[str], pr
 
 
 def true_colour(images: torch.Tensor, bands: list[str] | None) -> torch.Tensor:
-    """Images to show as uint8 RGB: RGB images as they are; multispectral ones as B04, B03, B02 (those of
-    all three trained on; else the first of them, or the first band, as grey), each channel stretched from
-    its 2nd to its 98th percentile."""
+    """Images to show as uint8 RGB: RGB images as they are; multispectral ones as B04, B03, B02 (when all
+    three were trained on, else the first band as grey), each channel stretched from its 2nd to its 98th
+    percentile."""
     if bands is None:
         return images
-    picked = [bands.index(band) for band in RGB_BANDS if band in bands]
-    channels = picked if len(picked) == 3 else [picked[0] if picked else 0] * 3
-    return torch.from_numpy(stretched(images[:, channels].numpy()))
+    return torch.from_numpy(stretched(images[:, true_colour_channels(bands)].numpy()))
 
 
 class ValidationSamples(Callback):
