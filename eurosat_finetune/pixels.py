@@ -19,14 +19,18 @@ from transformers.image_utils import PILImageResampling
 
 
 def to_model_input(images: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """A ``(B, C, H, W)`` batch as the model's float input: resized (bilinear, antialiased) to ``size`` x
-    ``size`` and normalised with ``mean`` and ``std`` per channel. uint8 images (RGB) are scaled to
-    [0, 1] first, as their statistics are; wider integers (multispectral reflectance x 10,000, served
-    as int32) are normalised as stored, their statistics being in the same units."""
+    """A ``(B, C, H, W)`` batch as the model's float input, channels last in memory: resized (bilinear,
+    antialiased when shrinking) to ``size`` x ``size`` and normalised with ``mean`` and ``std`` per
+    channel. uint8 images (RGB) are scaled to [0, 1] first, as their statistics are; wider integers
+    (multispectral reflectance x 10,000, served as int32) are normalised as stored, their statistics
+    being in the same units."""
     pixels = TF.to_dtype(images, torch.float32, scale=True) if images.dtype == torch.uint8 else images.float()
     if pixels.shape[-2:] != (size, size):
-        pixels = TF.resize(pixels, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
-    return TF.normalize(pixels, list(mean), list(std))
+        # antialiasing changes nothing when enlarging (64 -> 224) but takes a slower kernel
+        shrinking = size < max(pixels.shape[-2:])
+        pixels = TF.resize(pixels, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=shrinking)
+    # NHWC: oneDNN and cuDNN run convolutions faster on it (2x on CPU in bf16), the values are the same
+    return TF.normalize(pixels, list(mean), list(std)).contiguous(memory_format=torch.channels_last)
 
 
 def image_processor(size: int, mean: Sequence[float], std: Sequence[float], rescale: bool = True) -> ViTImageProcessor:

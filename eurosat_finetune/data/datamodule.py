@@ -1,10 +1,8 @@
 """EuroSAT RGB (or any folder of ``<class>/<image>`` files) as a LightningDataModule.
 
-A thin layer over :mod:`.providing` (where the images come from), :mod:`.dataset` (listing,
-verifying, serving uint8 tensors) and :mod:`.splits`. Batches cross the bus as compact uint8 at the
-images' own size; training batches are augmented on the device here, and the model resizes and
-normalises them on the device too.
-"""
+A thin layer over :mod:`.source`, :mod:`.datasets` and :mod:`.splits`. Batches cross the bus as
+compact uint8 at the images' own size; training batches are augmented on the device here, and the
+model resizes and normalises them on the device too."""
 
 from collections.abc import Callable
 from functools import cached_property
@@ -24,7 +22,7 @@ from eurosat_finetune.data.datasets import (
     readable_images,
 )
 from eurosat_finetune.data.description import describe
-from eurosat_finetune.data.loaders import each_image_once, loader
+from eurosat_finetune.data.loaders import drops_last_batch, each_image_once, loader
 from eurosat_finetune.data.predict_batches import collate_images, collate_windows
 from eurosat_finetune.data.samplers import EpochSeededSampler, global_seed, step_generator
 from eurosat_finetune.data.scene_windows import MapScenes, SceneOptions, SceneWindows, predict_files
@@ -276,7 +274,10 @@ class EuroSATDataModule(LightningDataModule):
         return each_image_once(dataset, self.trainer.world_size, self.trainer.global_rank)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, sampler=EpochSeededSampler(self.train_dataset, global_seed()))
+        sampler = EpochSeededSampler(self.train_dataset, global_seed())
+        processes = 1 if self.trainer is None else self.trainer.world_size
+        drop_last = drops_last_batch(len(self.train_dataset), self.batch_size, processes)
+        return loader(self.train_dataset, self.batch_size, self.num_workers, sampler, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, sampler=self._each_image_once(self.val_dataset))

@@ -14,16 +14,30 @@ def loader(
     num_workers: int,
     sampler: Sampler | None = None,
     collate_fn: Callable | None = None,
+    drop_last: bool = False,
 ) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
+        drop_last=drop_last,
         num_workers=num_workers,
         collate_fn=collate_fn,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=num_workers > 0,
     )
+
+
+FULL_BATCHES_BEFORE_DROPPING = 10
+
+
+def drops_last_batch(images: int, batch_size: int, processes: int) -> bool:
+    """Whether training leaves out each epoch's incomplete last batch: once an epoch has at least
+    ``FULL_BATCHES_BEFORE_DROPPING`` full batches per process. Every step then has the same shape
+    (``torch.compile`` keeps one graph; BatchNorm never meets a batch of one) and an epoch leaves out
+    under a tenth of its images, different ones each epoch; small training sets (the learning curve's
+    320 images seen once) keep every image."""
+    return images // processes >= FULL_BATCHES_BEFORE_DROPPING * batch_size
 
 
 def each_image_once(dataset: Dataset, world_size: int, rank: int) -> Sampler | None:

@@ -1,10 +1,6 @@
 """The LightningModule: any Hugging Face image classifier (ViT by default) fine-tuned on new classes.
-
-Loading the pretrained weights needs the hub (or a local directory) only once, when fine-tuning
-starts. Every checkpoint then stores the resolved architecture, input size and normalisation as its
-hyperparameters (:class:`.checkpointing.SelfDescribingCheckpoint`), so it rebuilds the network from what it
-holds and restores its weights from its own state dict, offline, even after the directory is gone.
-"""
+The hub (or a local directory) is needed once, when fine-tuning starts: checkpoints rebuild their
+network offline from what they hold (:class:`.self_describing.SelfDescribingCheckpoint`)."""
 
 from functools import partial
 from typing import Any, Literal
@@ -13,12 +9,13 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch.nn import functional as F
-from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import backbones, losses, optimization
 from eurosat_finetune.model.input_bands import NewChannels, for_bands
+from eurosat_finetune.model.metrics import EpochPredictions, stage_metrics
 from eurosat_finetune.model.self_describing import SelfDescribingCheckpoint
 from eurosat_finetune.pixels import dihedral_views, to_model_input
 
@@ -152,7 +149,8 @@ class ImageClassifier(SelfDescribingCheckpoint):
         self.mixer = losses.batch_mixer(self.hparams.mixup_alpha, self.hparams.cutmix_alpha, num_classes)
         weights = self.hparams.class_weights
         # "balanced" needs the training split, known in setup("fit")
-        self.class_weights = losses.class_weights_of(weights, None, num_classes) if isinstance(weights, list) else None
+        given = losses.class_weights_of(weights, None, num_classes) if isinstance(weights, list) else None
+        self.class_weights = None if given is None else torch.tensor(given)
 
     def criterion(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), labels)
@@ -160,23 +158,20 @@ class ImageClassifier(SelfDescribingCheckpoint):
     def training_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy with the configured smoothing and class weights; ``targets`` are labels, or
         class probabilities after MixUp/CutMix."""
-        weight = None if self.class_weights is None else torch.tensor(self.class_weights, device=logits.device)
-        return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=self.hparams.label_smoothing)
+        if self.class_weights is not None and self.class_weights.device != logits.device:
+            self.class_weights = self.class_weights.to(logits.device)  # once, not a copy every step
+        smoothing = self.hparams.label_smoothing
+        return F.cross_entropy(logits.float(), targets, weight=self.class_weights, label_smoothing=smoothing)
 
     def configure_metrics(self) -> None:
         """One collection per stage; the test also keeps a confusion matrix for the report."""
         num_classes = len(self.class_names)
-        metrics = MetricCollection(
-            {
-                "acc": MulticlassAccuracy(num_classes, average="micro"),
-                "macro_acc": MulticlassAccuracy(num_classes, average="macro"),
-                "macro_f1": MulticlassF1Score(num_classes, average="macro"),
-            }
-        )
+        metrics = stage_metrics(num_classes)
         # losses averaged over images, synced by torchmetrics, so every process count gives the same value
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.train_metrics = metrics.clone(prefix="train_")
+        self.train_predictions = EpochPredictions()  # updates train_metrics at the epoch's end, see metrics.py
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
@@ -217,10 +212,17 @@ class ImageClassifier(SelfDescribingCheckpoint):
         logits = self.classify(pixel_values)
         loss = self.training_loss(logits, targets)
         # after MixUp/CutMix the accuracy counts the class with the larger share
-        self.train_metrics.update(logits, targets if targets.ndim == 1 else targets.argmax(dim=-1))
-        self.log("train_loss", loss, prog_bar=True)
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        self.train_predictions.add(logits, targets if targets.ndim == 1 else targets.argmax(dim=-1))
+        # to the loggers every log_every_n_steps; on the progress bar it would be read back every step
+        self.log("train_loss", loss)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        """The epoch's training metrics, from all its predictions in one update."""
+        epoch = self.train_predictions.pop()
+        if epoch is not None:
+            self.train_metrics.update(*epoch)
+            self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
@@ -260,7 +262,9 @@ class ImageClassifier(SelfDescribingCheckpoint):
 
     def configure_model(self) -> None:
         """Lightning's hook once the module is on its device (not :meth:`configure_network`, which builds
-        the network): compile it there, in place, so state dict keys stay the same."""
+        the network): channels last in memory, as its input (see :func:`to_model_input`), and compiled
+        there, in place, so state dict keys stay the same."""
+        self.net.to(memory_format=torch.channels_last)
         if self.hparams.torch_compile and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True
@@ -273,7 +277,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
         if stage == "fit" and self.hparams.class_weights == "balanced":
             train = getattr(self.trainer.datamodule, "train_dataset", None)
             labels = getattr(train, "labels", None)
-            self.class_weights = losses.class_weights_of("balanced", labels, len(self.class_names))
+            self.class_weights = torch.tensor(losses.class_weights_of("balanced", labels, len(self.class_names)))
 
     def on_train_epoch_start(self) -> None:
         """A frozen backbone stays in eval mode (its dropout, if any, off), as in a linear probe."""
@@ -289,6 +293,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
             self.hparams.scheduler_frequency,
             self.hparams.warmup_steps,
             optimization.run_length(self, self.hparams.scheduler_interval, self.hparams.warmup_steps),
+            optimization.may_fuse(self.trainer),
         )
 
 

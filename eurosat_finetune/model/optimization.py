@@ -1,16 +1,18 @@
 """The optimizer and its schedule: parameter groups with layer-wise learning-rate decay, then the
 configured scheduler, stepped per epoch or per optimizer step, after an optional linear warmup."""
 
+import inspect
 import math
 import re
 from functools import partial
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
+from torch.optim import Adam, AdamW, Optimizer
 from torch.optim.lr_scheduler import CyclicLR, LambdaLR, OneCycleLR, ReduceLROnPlateau, SequentialLR
 
 from eurosat_finetune.errors import ConfigError
@@ -82,12 +84,16 @@ def configure(
     frequency: int,
     warmup_steps: int,
     run_length: float,
+    fuse: bool = True,
 ) -> OptimizerLRScheduler:
     """What ``configure_optimizers`` returns: the optimizer over ``groups`` (learning rates scaled),
     with the scheduler after ``warmup_steps`` of linear warmup, stepped every ``frequency`` ``interval``s.
     A ``total_steps`` left null (OneCycleLR's) becomes the scheduler steps of the run, whose length in
-    ``interval`` units is ``run_length``."""
-    optimizer = optimizer_factory(groups)
+    ``interval`` units is ``run_length``. With ``fuse``, Adam and AdamW run fused where they can
+    (:func:`fused_where_supported`)."""
+    optimizer = optimizer_factory([dict(group) for group in groups])  # torch fills defaults into the dicts given
+    if fuse:
+        optimizer = fused_where_supported(optimizer, groups)
     scale_learning_rates(optimizer)  # before a scheduler records each group's initial_lr
     scheduler = None
     if scheduler_factory is not None:
@@ -145,3 +151,29 @@ def scale_cycle_rates(scheduler: Any) -> None:
         scheduler.max_lrs = [lr * s for lr, s in zip(scheduler.max_lrs, scales, strict=True)]
         for group, lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
             group["lr"] = lr
+
+
+FUSED_DEVICES = ("cuda", "cpu")
+"""Where Adam's and AdamW's fused kernels run (torch >= 2.4)."""
+
+
+def fused_where_supported(optimizer: Optimizer, groups: list[dict[str, Any]]) -> Optimizer:
+    """``optimizer`` rebuilt over ``groups`` with ``fused=True`` (one kernel updates every parameter,
+    where the default loops over them in a few kernels per parameter group) when it is an Adam or AdamW
+    whose config left ``fused`` and ``foreach`` unset, over floating-point parameters on a device with
+    fused kernels; else ``optimizer`` as it is. The update is the same, to rounding."""
+    chosen = optimizer.defaults.get("fused") is not None or optimizer.defaults.get("foreach") is not None
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    supported = all(p.is_floating_point() and p.device.type in FUSED_DEVICES for p in parameters)
+    if not isinstance(optimizer, Adam | AdamW) or chosen or not supported or optimizer.defaults.get("differentiable"):
+        return optimizer
+    arguments = inspect.signature(type(optimizer)).parameters
+    settings = {key: value for key, value in optimizer.defaults.items() if key in arguments}
+    return type(optimizer)([dict(group) for group in groups], **{**settings, "fused": True})
+
+
+def may_fuse(trainer: Trainer) -> bool:
+    """Whether a fused optimizer suits the run: Lightning cannot clip gradients for one under a gradient
+    scaler (16-mixed), since it unscales them itself inside its step."""
+    scaled = getattr(trainer.precision_plugin, "scaler", None) is not None
+    return not (scaled and trainer.gradient_clip_val)
