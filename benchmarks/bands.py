@@ -3,7 +3,7 @@ training images/s on synthetic EuroSAT MS (13-band uint16 GeoTIFFs in the publis
 
 Training runs the CPU recipe (configs/fit.yaml + cpu.yaml + ms.yaml: a small ResNet from scratch at
 64 px, fp32) through the CLI, once on B04, B03, B02 and once on all 13 bands, and reads the images/s its
-ThroughputMonitor logged over the last --window batches.
+throughput callback logged over the last --window batches.
 
     python benchmarks/bands.py --images-per-class 270 --steps 30 --workers 1   # 2,700 images, ~2 minutes on 2 cores
 """
@@ -26,7 +26,7 @@ CONFIGS = [arg for name in ("fit", "cpu", "ms") for arg in ("--config", str(REPO
 
 
 def train_images_per_s(root: Path, bands: str, args: argparse.Namespace, logs: Path) -> float:
-    """`eurosat fit` for --steps batches on ``bands``: the images/s its ThroughputMonitor logged last."""
+    """`eurosat fit` for --steps batches on ``bands``: the images/s its throughput callback logged last."""
     build_cli(
         [
             "fit",

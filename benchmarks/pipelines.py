@@ -6,7 +6,7 @@ Package: `eurosat fit` itself (run in this process through its CLI): decode cach
 at 64x64, augmentation, resize and normalisation on the device, the precision given (bf16-mixed on GPUs).
 
 Both train the same architecture (random weights: speed does not depend on them) on the same training
-split, and both are measured by the ThroughputMonitor every `eurosat fit` logs (images/s over the last
+split, and both are measured by the throughput callback every `eurosat fit` logs (images/s over the last
 --window batches, so start-up and compilation are left out); MFU counts 3 forward passes per training
 image against the GPU's dense bf16 peak.
 
@@ -122,7 +122,7 @@ def trainer_settings(args: argparse.Namespace, precision: str) -> dict:
 
 
 def measured(log_dir: Path) -> dict:
-    """The last windowed images/s and FLOP/s the ThroughputMonitor logged."""
+    """The last windowed images/s and FLOP/s the throughput callback logged."""
     rows = list(csv.DictReader((log_dir / "metrics.csv").open()))
     last = {key: float(row[key]) for row in rows for key in row if key.startswith("train/") and row[key]}
     return {"img_s": last["train/device/samples_per_sec"], "flop_s": last.get("train/device/flops_per_sec", 0.0)}

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--profile-steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=15, help="kernels listed by the profiler")
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
         names = dict.fromkeys(["package (as shipped)", *args.variants])  # the shipped step first, once
@@ -243,9 +243,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(table(results))
     idle = profile_result["gpu_idle_fraction"]
     print("GPU idle fraction of the profiled steps:", "n/a (no GPU)" if idle is None else f"{idle:.1%}")
-    out = {"settings": vars(args) | {"out": str(args.out)}, "variants": results, **profile_result}
-    if args.out:
-        args.out.write_text(json.dumps(out, indent=2))
+    out = {"settings": vars(args) | {"json": str(args.json)}, "variants": results, **profile_result}
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
     return out
 
 

@@ -290,3 +290,23 @@ def test_enable_checkpointing_false_writes_no_checkpoint(sample_root: Path, tmp_
     run = version_dir(tmp_path, 0)
     assert (run / "metrics.csv").is_file() and not (run / "checkpoints").exists()
     assert (run / "huggingface" / "model.safetensors").is_file()  # the final weights, as no best was kept
+
+
+@pytest.mark.parametrize(("options", "fused"), [([], True), (["--model.optimizer.init_args.fused=false"], False)])
+def test_adam_runs_fused_unless_the_config_says_otherwise(
+    options: list[str], fused: bool, sample_root: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)
+    run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL, *options])
+    saved = torch.load(version_dir(tmp_path, 0) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["optimizer_states"][0]["param_groups"][0]["fused"] is fused
+
+
+def test_no_fused_optimizer_where_lightning_clips_under_a_gradient_scaler() -> None:
+    from lightning.pytorch import Trainer
+
+    from eurosat_finetune.model.optimization import may_fuse
+
+    assert not may_fuse(Trainer(accelerator="cpu", precision="16-mixed", gradient_clip_val=1.0, logger=False))
+    assert may_fuse(Trainer(accelerator="cpu", precision="16-mixed", logger=False))
+    assert may_fuse(Trainer(accelerator="cpu", precision="bf16-mixed", gradient_clip_val=1.0, logger=False))
