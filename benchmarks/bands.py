@@ -1,8 +1,8 @@
 """The cost of 13 bands against 3 on this machine: the decode cache (build time, size) and `eurosat fit`'s
 training images/s on synthetic EuroSAT MS (13-band uint16 GeoTIFFs in the published band order).
 
-Training runs the CPU recipe (configs/fit.yaml + cpu.yaml + ms.yaml: a small ResNet from scratch at
-64 px, fp32) through the CLI, once on B04, B03, B02 and once on all 13 bands, and reads the images/s its
+Training runs the CPU recipe (configs/fit.yaml + cpu.yaml + ms.yaml: a small ResNet from scratch)
+through the CLI, once on B04, B03, B02 and once on all 13 bands, and reads the images/s its
 throughput callback logged over the last --window batches.
 
     python benchmarks/bands.py --images-per-class 270 --steps 30 --workers 1   # 2,700 images, ~2 minutes on 2 cores

@@ -136,7 +136,8 @@ def test_cpu_recipe_stacks_on_fit_yaml(capsys: pytest.CaptureFixture) -> None:
     assert printed["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
     assert printed["model"]["scheduler"]["init_args"]["total_steps"] is None
     assert [c["class_path"].rsplit(".", 1)[-1] for c in printed["trainer"]["callbacks"]] == ["LearningRateMonitor"]
-    assert printed["trainer"]["precision"] == "32-true" and printed["trainer"]["logger"]["init_args"]["name"] == "cpu"
+    assert printed["trainer"]["precision"] == "bf16-mixed" and printed["model"]["image_size"] == 96
+    assert printed["trainer"]["logger"]["init_args"]["name"] == "cpu"
     assert printed["data"]["download"] is True and printed["data"]["md5"] == "f46e308c4d50d4bf32fedad2d3d62f3b"
 
 
@@ -303,10 +304,18 @@ def test_adam_runs_fused_unless_the_config_says_otherwise(
 
 
 def test_no_fused_optimizer_where_lightning_clips_under_a_gradient_scaler() -> None:
-    from lightning.pytorch import Trainer
+    from lightning.pytorch import LightningModule, Trainer
+    from lightning.pytorch.plugins import MixedPrecision
 
     from eurosat_finetune.model.optimization import may_fuse
 
-    assert not may_fuse(Trainer(accelerator="cpu", precision="16-mixed", gradient_clip_val=1.0, logger=False))
-    assert may_fuse(Trainer(accelerator="cpu", precision="16-mixed", logger=False))
-    assert may_fuse(Trainer(accelerator="cpu", precision="bf16-mixed", gradient_clip_val=1.0, logger=False))
+    def attached(**settings: object) -> LightningModule:
+        module = LightningModule()
+        module.trainer = Trainer(accelerator="cpu", logger=False, **settings)
+        return module
+
+    # 16-mixed on a CPU becomes bf16-mixed unless its plugin (with a gradient scaler) is given outright
+    assert not may_fuse(attached(plugins=[MixedPrecision("16-mixed", "cpu")], gradient_clip_val=1.0))
+    assert may_fuse(attached(plugins=[MixedPrecision("16-mixed", "cpu")]))
+    assert may_fuse(attached(precision="bf16-mixed", gradient_clip_val=1.0))
+    assert may_fuse(LightningModule())  # outside a Trainer

@@ -293,7 +293,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
             self.hparams.scheduler_frequency,
             self.hparams.warmup_steps,
             optimization.run_length(self, self.hparams.scheduler_interval, self.hparams.warmup_steps),
-            optimization.may_fuse(self.trainer),
+            optimization.may_fuse(self),
         )
 
 

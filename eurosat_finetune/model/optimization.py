@@ -172,8 +172,12 @@ def fused_where_supported(optimizer: Optimizer, groups: list[dict[str, Any]]) ->
     return type(optimizer)([dict(group) for group in groups], **{**settings, "fused": True})
 
 
-def may_fuse(trainer: Trainer) -> bool:
-    """Whether a fused optimizer suits the run: Lightning cannot clip gradients for one under a gradient
-    scaler (16-mixed), since it unscales them itself inside its step."""
+def may_fuse(module: LightningModule) -> bool:
+    """Whether a fused optimizer suits the module's run (yes outside a Trainer): Lightning cannot clip
+    gradients for one under a gradient scaler (16-mixed), since it unscales them itself in its step."""
+    try:
+        trainer: Trainer = module.trainer
+    except RuntimeError:  # not attached to a Trainer
+        return True
     scaled = getattr(trainer.precision_plugin, "scaler", None) is not None
     return not (scaled and trainer.gradient_clip_val)
