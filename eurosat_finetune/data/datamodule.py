@@ -89,7 +89,8 @@ class EuroSATDataModule(LightningDataModule):
             memory-map it in later runs; false decodes every image every epoch.
         cache_dir: Folder for the decode cache; null puts it beside the images when that folder is
             writable, else in ``$XDG_CACHE_HOME/eurosat-finetune`` (``~/.cache/eurosat-finetune``).
-        batch_size: Images per batch (per device).
+        batch_size: Images per batch (per device). Training leaves out the incomplete last batch of an
+            epoch once the epoch has 10 full ones (every step then has one shape).
         num_workers: DataLoader worker processes (they decode images when there is no cache).
     """
 
