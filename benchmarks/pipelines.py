@@ -47,6 +47,13 @@ MODELS = {
         "num_attention_heads": 3,
         "intermediate_size": 768,
     },
+    "cpu-recipe": {  # configs/cpu.yaml's ResNet
+        "model_type": "resnet",
+        "embedding_size": 32,
+        "hidden_sizes": [32, 64, 128, 256],
+        "depths": [2, 2, 2, 2],
+        "layer_type": "basic",
+    },
     "tiny": {
         "model_type": "vit",
         "hidden_size": 64,

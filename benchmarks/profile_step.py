@@ -214,7 +214,7 @@ def gpu_idle_fraction(prof: profile) -> float:
 
 def table(results: dict[str, dict[str, float]]) -> str:
     base = results["package (as shipped)"]["ms_per_step"]
-    lines = ["| variant | ms/step | images/s | vs shipped |", "| --- | --- | --- | --- |"]
+    lines = ["| variant | ms/step | images/s | speed against the shipped step |", "| --- | --- | --- | --- |"]
     for name, row in results.items():
         lines.append(
             f"| {name} | {row['ms_per_step']:.1f} | {row['images_per_s']:.0f} | {base / row['ms_per_step']:.2f}x |"

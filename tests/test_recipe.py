@@ -207,3 +207,12 @@ def test_every_fit_logs_images_per_second_and_flops(sample_root: Path, tmp_path:
     flops_per_image = metrics["train/device/flops_per_sec"] / metrics["train/device/samples_per_sec"]
     assert flops_per_image == pytest.approx(3 * forward)  # forward + backward (twice the forward)
     assert metrics["train/device/mfu"] == pytest.approx(metrics["train/device/flops_per_sec"] / 1e9)
+
+
+def test_bf16_weights_train_from_uint8_batches(sample_root: Path, tmp_path: Path) -> None:
+    """bf16-true keeps the network in bf16: the model's float32 input follows it."""
+    args = [*FAST, *TINY_MODEL, "--trainer.precision=bf16-true", "--trainer.max_epochs=1"]
+    args += ["--trainer.limit_train_batches=2", f"--data.root={sample_root}", *csv_run(tmp_path, "logs")]
+    cli = build_cli(["fit", *args])
+    assert next(cli.model.net.parameters()).dtype == torch.bfloat16
+    assert read_metrics(version_dir(tmp_path / "logs", 0))["val_loss"] > 0

@@ -143,6 +143,7 @@ def takes_interpolation(model: PreTrainedModel) -> bool:
 def logits(net: PreTrainedModel, pixel_values: torch.Tensor, interpolates: bool) -> torch.Tensor:
     """The network's logits for a preprocessed batch; families that take it interpolate their position
     embeddings when the batch is not at their config's ``image_size``."""
+    pixel_values = pixel_values.to(net.dtype)  # bf16-true keeps the weights in bf16; autocast needs no cast
     if not interpolates:
         return net(pixel_values=pixel_values).logits
     interpolate = tuple(pixel_values.shape[-2:]) != (getattr(net.config, "image_size", None),) * 2
