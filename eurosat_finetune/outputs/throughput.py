@@ -6,7 +6,6 @@ from typing import Any
 import torch
 from lightning.fabric.utilities.throughput import Throughput, get_available_flops
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_only
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -79,7 +78,6 @@ class TrainingThroughput(Callback):
         if trainer.is_global_zero:
             self.flops_per_image = forward_flops_per_image(pl_module)
 
-    @rank_zero_only
     def start(self, trainer: Trainer, name: str, now: float | None = None) -> None:
         """A new window from ``now``, or from a fresh reading of the clock."""
         self.throughput[name].reset()
@@ -87,9 +85,8 @@ class TrainingThroughput(Callback):
         self.started = synchronized_clock(trainer) if now is None else now
         self.throughput[name].update(time=0.0, batches=0, samples=0, flops=0)
 
-    @rank_zero_only
     def measure(self, trainer: Trainer, name: str, forward_passes: int) -> float:
-        """Log the rates since :meth:`start`; return the clock's reading."""
+        """Log the rates since :meth:`start` (from the first process); return the clock's reading."""
         now = synchronized_clock(trainer)
         elapsed = now - self.started
         flops = forward_passes * self.flops_per_image * self.counted["images"]
@@ -97,7 +94,7 @@ class TrainingThroughput(Callback):
             time=elapsed, batches=self.counted["batches"], samples=self.counted["images"], flops=flops
         )
         rates = {f"{name}/{key}": value for key, value in self.throughput[name].compute().items()}
-        for logger in trainer.loggers:
+        for logger in trainer.loggers if trainer.is_global_zero else []:
             logger.log_metrics(rates, step=trainer.global_step)
         return now
 
