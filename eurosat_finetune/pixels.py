@@ -18,6 +18,12 @@ from transformers import ViTImageProcessor
 from transformers.image_utils import PILImageResampling
 
 
+def shrinks(stored_size: Sequence[int], size: int) -> bool:
+    """Whether resizing images of ``stored_size`` (H, W) to ``size`` x ``size`` shrinks them: only then
+    is the resize antialiased (enlarging, 64 -> 224, antialiasing changes nothing but takes a slower kernel)."""
+    return size < max(stored_size)
+
+
 def to_model_input(images: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """A ``(B, C, H, W)`` batch as the model's float input, channels last in memory: resized (bilinear,
     antialiased when shrinking) to ``size`` x ``size`` and normalised with ``mean`` and ``std`` per
@@ -26,9 +32,8 @@ def to_model_input(images: torch.Tensor, size: int, mean: Sequence[float], std: 
     being in the same units."""
     pixels = TF.to_dtype(images, torch.float32, scale=True) if images.dtype == torch.uint8 else images.float()
     if pixels.shape[-2:] != (size, size):
-        # antialiasing changes nothing when enlarging (64 -> 224) but takes a slower kernel
-        shrinking = size < max(pixels.shape[-2:])
-        pixels = TF.resize(pixels, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=shrinking)
+        antialias = shrinks(pixels.shape[-2:], size)
+        pixels = TF.resize(pixels, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=antialias)
     # NHWC: oneDNN and cuDNN run convolutions faster on it (2x on CPU in bf16), the values are the same
     return TF.normalize(pixels, list(mean), list(std)).contiguous(memory_format=torch.channels_last)
 

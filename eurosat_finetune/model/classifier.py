@@ -150,7 +150,8 @@ class ImageClassifier(SelfDescribingCheckpoint):
         weights = self.hparams.class_weights
         # "balanced" needs the training split, known in setup("fit")
         given = losses.class_weights_of(weights, None, num_classes) if isinstance(weights, list) else None
-        self.class_weights = None if given is None else torch.tensor(given)
+        # a buffer moves to the device with the module, once; not persistent: checkpoints stay as they were
+        self.register_buffer("class_weights", None if given is None else torch.tensor(given), persistent=False)
 
     def criterion(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), labels)
@@ -158,10 +159,9 @@ class ImageClassifier(SelfDescribingCheckpoint):
     def training_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy with the configured smoothing and class weights; ``targets`` are labels, or
         class probabilities after MixUp/CutMix."""
-        if self.class_weights is not None and self.class_weights.device != logits.device:
-            self.class_weights = self.class_weights.to(logits.device)  # once, not a copy every step
+        weight = None if self.class_weights is None else self.class_weights.float()  # bf16-true casts buffers
         smoothing = self.hparams.label_smoothing
-        return F.cross_entropy(logits.float(), targets, weight=self.class_weights, label_smoothing=smoothing)
+        return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=smoothing)
 
     def configure_metrics(self) -> None:
         """One collection per stage; the test also keeps a confusion matrix for the report."""

@@ -34,8 +34,8 @@ class EpochPredictions:
         self.true: list[torch.Tensor] = []
 
     def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        self.predicted.append(logits.detach().argmax(dim=-1))
-        self.true.append(labels.detach())
+        self.predicted.append(logits.argmax(dim=-1))  # integer tensors carry no autograd history
+        self.true.append(labels)
 
     def pop(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """All predicted and true classes since the last pop, or None if there were none."""

@@ -3,7 +3,7 @@ everything training did in between (resize to the model's input size, scaling, n
 graph, so no other tool can feed it differently. What a user needs to call it is in its metadata.
 
 The graph is exported with PyTorch's ``torch.onnx.export(dynamo=True)`` (which needs ``onnxscript``) at
-opset 18, the first with an antialiased ``Resize``, as training resizes.
+opset 18, the first with an antialiased ``Resize``, as training resizes when it shrinks images.
 """
 
 import contextlib
@@ -20,7 +20,7 @@ from torch import nn
 from eurosat_finetune import __version__
 from eurosat_finetune.errors import ExportError
 from eurosat_finetune.model.backbones import first_line, logits
-from eurosat_finetune.pixels import to_model_input
+from eurosat_finetune.pixels import shrinks, to_model_input
 
 ONNX_NAME = "model.onnx"
 OPSET = 18
@@ -63,7 +63,7 @@ def onnx_metadata(model: Any, channels: int, input_size: tuple[int, int], dtype:
         "preprocessing": json.dumps(
             {
                 "resize": [model.image_size, model.image_size],
-                "interpolation": "bilinear, antialiased",
+                "interpolation": "bilinear, antialiased" if shrinks(input_size, model.image_size) else "bilinear",
                 "scale": 1 / 255 if dtype == "uint8" else 1,
                 "mean": list(model.image_mean),
                 "std": list(model.image_std),
