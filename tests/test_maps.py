@@ -159,7 +159,14 @@ def test_bad_scenes_are_refused_or_listed(checkpoint: Path, tmp_path: Path, caps
     two = tmp_path / "two"
     two.mkdir()
     write_raster(two / "two.tif", np.zeros((2, 64, 64), np.uint8))
-    assert refused(two).startswith(f"eurosat: error: {two / 'two.tif'} has 2 band(s); data.scene_bands=[1, 2, 3]")
+    assert refused(two) == (
+        f"eurosat: error: {two / 'two.tif'} has 2 band(s), none described as a Sentinel-2 band: give its red, green "
+        "and blue bands' numbers (from 1) with data.scene_bands, e.g. --data.scene_bands [4,3,2], or name every band, "
+        "e.g. [B02,B03,B04,B08]"
+    )
+    assert refused(two, "--data.scene_bands=[1, 2, 3]").startswith(
+        f"eurosat: error: {two / 'two.tif'} has 2 band(s); data.scene_bands=[1, 2, 3] asks for band 3"
+    )
     assert refused(small, "--data.tile_stride=5") == (
         "eurosat: error: data.tile_stride=5 must divide data.tile_size=32 (each map cell is one stride step)"
     )
@@ -217,18 +224,18 @@ def test_which_files_are_scenes(checkpoint: Path, tmp_path: Path) -> None:
         assert sorted(p.name.split(".")[0] for p in (run / "maps").glob("*.classes.tif")) == mapped, mode
 
 
-def test_sentinel2_product_files_are_scenes(checkpoint: Path, tmp_path: Path) -> None:
-    """A georeferenced JPEG 2000 (as Sentinel-2's ..._TCI_10m.jp2) and a .vrt stack are mapped as the
-    GeoTIFF they hold is; files rasterio cannot read as rasters (the product's XML) are left alone."""
+def test_georeferenced_jpeg2000_and_vrt_files_are_scenes(checkpoint: Path, tmp_path: Path) -> None:
+    """A georeferenced JPEG 2000 (as Sentinel-2's ..._TCI_10m.jp2, taken out of its product) and a .vrt
+    stack are mapped as the GeoTIFF they hold is; files rasterio cannot read as rasters (XML) are left alone."""
     pixels = np.random.default_rng(6).integers(0, 256, (3, 64, 96), dtype=np.uint8)
     (tmp_path / "tif").mkdir()
     geotiff = write_raster(tmp_path / "tif" / "scene.tif", pixels)
     reference = read_band(predict(checkpoint, tmp_path / "tif", tmp_path / "l-tif") / "maps" / "scene.classes.tif")
-    product = tmp_path / "S2B_MSIL2A.SAFE"
+    product = tmp_path / "bands"  # not a .SAFE: a product is one scene (tests/test_products.py)
     product.mkdir()
     copy(geotiff, product / "T32TMT_TCI_10m.jp2", driver="JP2OpenJPEG", REVERSIBLE="YES", QUALITY=100)
     copy(geotiff, product / "stack.vrt", driver="VRT")  # refers to the GeoTIFF outside the folder
-    (product / "MTD_MSIL2A.xml").write_text("<metadata/>")
+    (product / "notes.xml").write_text("<metadata/>")
     run = predict(checkpoint, product, tmp_path / "l-product")
     assert sorted(p.name for p in (run / "maps").glob("*.classes.tif")) == [
         "T32TMT_TCI_10m.classes.tif",

@@ -4,7 +4,6 @@ A thin layer over :mod:`.source`, :mod:`.datasets` and :mod:`.splits`. Batches c
 compact uint8 at the images' own size; training batches are augmented on the device here, and the
 model resizes and normalises them on the device too."""
 
-from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,14 @@ from eurosat_finetune.data.datasets import (
     readable_images,
 )
 from eurosat_finetune.data.description import describe
+from eurosat_finetune.data.ground_resolution import ground_resolution
 from eurosat_finetune.data.loaders import drops_last_batch, each_image_once, loader
-from eurosat_finetune.data.predict_batches import collate_images, collate_windows
+from eurosat_finetune.data.predict_batches import collate_images
+from eurosat_finetune.data.predict_inputs import PredictInputs, TrainedOn
 from eurosat_finetune.data.samplers import EpochSeededSampler, global_seed, step_generator
-from eurosat_finetune.data.scene_windows import MapScenes, SceneOptions, SceneWindows, predict_files
+from eurosat_finetune.data.scene_bands import SceneBands
+from eurosat_finetune.data.scene_catalog import MapScenes, SceneOptions
+from eurosat_finetune.data.scene_windows import SceneWindows
 from eurosat_finetune.data.source import EUROSAT_RGB_URL, DatasetSource, find_image_folder
 from eurosat_finetune.data.splits import (
     Split,
@@ -36,7 +39,7 @@ from eurosat_finetune.data.splits import (
     stratified_split,
     stratified_subset,
 )
-from eurosat_finetune.errors import DataNotFoundError, SplitMismatchError
+from eurosat_finetune.errors import SplitMismatchError
 from eurosat_finetune.pixels import random_dihedral
 
 
@@ -68,7 +71,8 @@ class EuroSATDataModule(LightningDataModule):
         skip_unreadable: Leave out images that cannot be decoded, with a warning listing them,
             instead of stopping with an error that lists them.
         predict_root: Folder of images and scenes (searched recursively; any file rasterio opens with a
-            CRS counts, e.g. ``.jp2``, ``.vrt``) for ``predict``; null: the test split.
+            CRS counts, e.g. ``.jp2``, ``.vrt``), or a Sentinel-2 product, for ``predict``; null: the test
+            split. A product (a ``.SAFE`` folder, or a ``.zip`` holding one; L1C or L2A) is one scene.
         map_scenes: Which ``predict_root`` files are scenes, mapped window by window (the rest are
             classified whole): ``auto``, georeferenced rasters larger than one window; ``all``, every
             image larger than one window; ``none``, none.
@@ -76,14 +80,19 @@ class EuroSATDataModule(LightningDataModule):
             model was trained on (64 for EuroSAT).
         tile_stride: Step between windows, dividing ``tile_size``; null is ``tile_size``. Smaller
             steps overlap the windows, and each map cell averages those that cover it.
-        scene_bands: For an RGB model, a scene's red, green and blue band numbers (from 1), e.g.
-            ``[4, 3, 2]`` for Sentinel-2 band order; a one-band scene is read as grey. For a
-            multispectral model, the names of a scene's bands in file order, needed only when their
-            descriptions name no Sentinel-2 bands and there are not the 13 of EuroSAT MS.
-        scene_offset: Subtracted from multispectral scene pixels: 1000 for Sentinel-2 products processed
-            with baseline 04.00 or later (January 2022 on), which add it; EuroSAT MS predates it.
-        scene_scale_max: Scene pixels that are not 8-bit (e.g. 16-bit reflectance) are scaled
-            linearly from [0, this] to the 8-bit [0, 255] the model was trained on, and clipped.
+        scene_bands: The bands of raster scenes whose band descriptions do not name them: the names of
+            every band in file order (e.g. ``[B02, B03, B04, B08]``), or for an RGB model the red, green and
+            blue band numbers (from 1), e.g. ``[4, 3, 2]``. Null: by description; an RGB model reads an
+            undescribed 3- or 4-band raster as RGB(N) and a one-band one as grey; other undescribed
+            rasters are refused (a 13-band stack may be in EuroSAT's order or ESA's). Not for products.
+        scene_offset: Subtracted from integer raster scene pixels: 1000 for a stack of Sentinel-2 bands
+            processed with baseline 04.00 or later (January 2022 on), which add it. Products need none
+            (their metadata says it). Float rasters are reflectance (0-1), multiplied by 10,000.
+        scene_scale_max: For an RGB model, reflectance x 10,000 (16-bit rasters, products) is scaled
+            linearly from [0, this] to the 8-bit [0, 255] and clipped; 2750 is what EuroSAT RGB was made
+            with. 8-bit rasters are used as they are.
+        mask_clouds: For L2A products, also treat the scene classification's cloud shadow, cloud and
+            thin cirrus pixels (SCL 3, 8, 9, 10) as no data; windows less than half valid are not mapped.
         augment: Random flips and 90-degree rotations of training images, on the device (training only).
         decode_cache: Decode the images once into an array (a hidden ``.npy`` file) and
             memory-map it in later runs; false decodes every image every epoch.
@@ -113,9 +122,10 @@ class EuroSATDataModule(LightningDataModule):
         map_scenes: MapScenes = "auto",
         tile_size: int | None = None,
         tile_stride: int | None = None,
-        scene_bands: list[int] | list[str] = [1, 2, 3],  # noqa: B006 (jsonargparse reads the signature)
-        scene_scale_max: float = 3000.0,
+        scene_bands: SceneBands = None,
+        scene_scale_max: float = 2750.0,
         scene_offset: int = 0,
+        mask_clouds: bool = False,
         augment: bool = False,
         decode_cache: bool = True,
         cache_dir: str | Path | None = None,
@@ -126,7 +136,6 @@ class EuroSATDataModule(LightningDataModule):
         self.save_hyperparameters()
         self.source = DatasetSource(Path(root), download, url, md5, sample_images_per_class)
         self.bands = bands
-        self.trained_bands: list[str] | None = None  # restored from a checkpoint for predict
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
@@ -135,9 +144,10 @@ class EuroSATDataModule(LightningDataModule):
         self.allow_split_change = allow_split_change
         self.skip_unreadable = skip_unreadable
         self.predict_root = Path(predict_root) if predict_root is not None else None
-        scenes = (map_scenes, tile_size, tile_stride, list(scene_bands), scene_scale_max, scene_offset)
+        scene_bands = list(scene_bands) if scene_bands is not None else None
+        scenes = (map_scenes, tile_size, tile_stride, scene_bands, scene_scale_max, scene_offset, mask_clouds)
         self.scene_options = SceneOptions(*scenes)
-        self.trained_tile_size: int | None = None  # restored from a checkpoint for predict
+        self.trained = TrainedOn()  # restored from a checkpoint for predict
         self.scene_windows: SceneWindows | None = None
         self.augment = augment
         self.decode_cache = decode_cache
@@ -171,7 +181,7 @@ class EuroSATDataModule(LightningDataModule):
     def band_names(self) -> list[str] | None:
         """The bands trained on, by name; None for RGB images, trained on as stored."""
         if not self._uses_labelled_data():
-            return self.trained_bands  # predicting new images: the checkpoint's
+            return self.trained.bands  # predicting new images: the checkpoint's
         return trained_bands(self.bands, self.multispectral, self.listing.folder)
 
     @property
@@ -221,10 +231,7 @@ class EuroSATDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         """Build the subsets from the seeded stratified split (and the predict set, if any)."""
         if stage == "predict" and self.predict_root is not None:
-            files = predict_files(self.predict_root)
-            if not files:
-                raise DataNotFoundError(f"data.predict_root={str(self.predict_root)!r} holds no images")
-            self.predict_files = files
+            self.predict_inputs = PredictInputs.find(self.predict_root)
             return
         images, split = self.readable, self.split
         train = split.train
@@ -248,26 +255,20 @@ class EuroSATDataModule(LightningDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         state = {"split_fingerprint": self.split_fingerprint, "image_size": list(self.readable.size)}
+        state["ground_resolution"] = ground_resolution(self.listing.folder, self.readable.files)
         return state | ({"bands": self.band_names} if self.band_names is not None else {})
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse to evaluate or resume on another split than the checkpoint was trained with."""
-        self.trained_tile_size = state_dict.get("image_size", [None])[0]
-        self.trained_bands = state_dict.get("bands")
+        self.trained = TrainedOn.from_state(state_dict)
         saved = state_dict.get("split_fingerprint")
         if saved is None or self.allow_split_change or (self.trainer is not None and self.trainer.predicting):
             return
         if saved != self.split_fingerprint:
-            options = "these split_files"
-            if self.split_lists is None:
-                options = f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
-                options += f"split_seed={self.split_seed}"
+            recipe = f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
+            recipe += f"split_seed={self.split_seed}"
+            options = "these split_files" if self.split_lists is not None else recipe
             raise SplitMismatchError(split_mismatch(saved, self.split_fingerprint, self.source.root, options))
-
-    def _loader(
-        self, dataset: Dataset, sampler: Sampler | None = None, collate_fn: Callable | None = None
-    ) -> DataLoader:
-        return loader(dataset, self.batch_size, self.num_workers, sampler, collate_fn)
 
     def _each_image_once(self, dataset: Dataset) -> Sampler | None:
         if self.trainer is None:
@@ -281,20 +282,19 @@ class EuroSATDataModule(LightningDataModule):
         return loader(self.train_dataset, self.batch_size, self.num_workers, sampler, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, sampler=self._each_image_once(self.val_dataset))
+        return loader(self.val_dataset, self.batch_size, self.num_workers, self._each_image_once(self.val_dataset))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, sampler=self._each_image_once(self.test_dataset))
+        return loader(self.test_dataset, self.batch_size, self.num_workers, self._each_image_once(self.test_dataset))
 
     def predict_dataloader(self) -> DataLoader | list[DataLoader]:
         """Images classified whole, then the windows of scenes (built here, once a checkpoint has told
-        the training image size). Under DDP Lightning gives predict an unpadded sampler itself."""
+        the training image size, bands and resolution). Under DDP Lightning gives the images an unpadded
+        sampler itself; the windows are dealt to the processes by their dataset."""
         if self.predict_root is None:
-            return self._loader(self.predict_dataset, collate_fn=collate_images)
-        split = self.scene_options.split(self.predict_files, self.trained_tile_size, self.band_names)
-        images, self.scene_windows = split
-        whole = PredictionImages(images, self.band_indices)
-        loaders = [self._loader(whole, collate_fn=collate_images)] if images else []
-        if self.scene_windows is not None:
-            loaders.append(self._loader(self.scene_windows, collate_fn=collate_windows))
+            return loader(self.predict_dataset, self.batch_size, self.num_workers, collate_fn=collate_images)
+        rank, world_size = (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
+        trained = TrainedOn(self.trained.tile_size, self.band_names, self.trained.resolution)
+        inputs = (self.scene_options, trained, (self.batch_size, rank, world_size), self.band_indices, self.num_workers)
+        loaders, self.scene_windows = self.predict_inputs.loaders(*inputs)
         return loaders[0] if len(loaders) == 1 else loaders

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from eurosat_finetune.lightning_private import UnrepeatedDistributedSampler
 
@@ -26,6 +26,11 @@ def loader(
         pin_memory=torch.cuda.is_available(),
         persistent_workers=num_workers > 0,
     )
+
+
+def ready_batches_loader(dataset: IterableDataset, num_workers: int) -> DataLoader:
+    """A loader of a dataset that yields whole batches itself (no batching, no collating here)."""
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=torch.cuda.is_available())
 
 
 FULL_BATCHES_BEFORE_DROPPING = 10

@@ -7,15 +7,15 @@ that ``predict_step`` returns unchanged beside the class probabilities (``probs`
 - ``kind: "images"``, images classified whole (the predictions CSV): ``images`` a list of uint8
   ``(3, H, W)`` tensors (their sizes may differ), ``paths`` their files, and ``unreadable`` the files
   of the batch that could not be read;
-- ``kind: "scene_windows"``, windows of scenes (the land-cover maps): ``images`` a uint8
+- ``kind: "scene_windows"``, windows of scenes (the land-cover maps), batched by their dataset
+  (:class:`.scene_windows.SceneWindows`): ``images`` a uint8 (RGB) or int32 (multispectral)
   ``(B, C, t, t)`` tensor, and per window its ``scene`` (index), ``row``, ``col`` and ``valid`` (false
-  for a window that holds only nodata).
+  for a window less than half of which holds data).
 """
 
 from typing import Any
 
 import torch
-from torch.utils.data import default_collate
 
 IMAGES = "images"
 SCENE_WINDOWS = "scene_windows"
@@ -29,8 +29,3 @@ def collate_images(items: list[tuple[torch.Tensor | None, str]]) -> dict[str, An
         "paths": [path for image, path in items if image is not None],
         "unreadable": [path for image, path in items if image is None],
     }
-
-
-def collate_windows(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack the windows and their places into tensors."""
-    return {"kind": SCENE_WINDOWS, **default_collate(items)}

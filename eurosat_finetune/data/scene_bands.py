@@ -1,17 +1,20 @@
-"""Which bands of a scene a model reads: by number for an RGB model (``data.scene_bands``, red, green,
-blue), by name for a multispectral one. A scene's band names come from its band descriptions when
-they name Sentinel-2 bands (``B02``, ``B8A``, ``B4``), else from EuroSAT MS's storage order for a
-13-band file, else from ``data.scene_bands`` given as the file's band names in order."""
+"""Which bands of a raster scene a model reads, by name wherever the file or the user names them.
+
+A scene's band names come from its band descriptions when they name Sentinel-2 bands (``B02``, ``B8A``,
+``B4``), else from ``data.scene_bands`` given as the file's band names in order. Nothing is guessed
+from the band count: a 13-band stack may be in EuroSAT MS's storage order (B8A last) or in ESA's (B8A
+ninth). An RGB model reads B04, B03, B02 by name; else the band numbers ``data.scene_bands`` gives; else
+a 3- or 4-band file as RGB(N) and a 1-band file as grey.
+"""
 
 import re
 from pathlib import Path
 
-import rasterio
-
-from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, true_colour_channels
+from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, RGB_BANDS, true_colour_channels
 from eurosat_finetune.errors import BandError
 
 SENTINEL2_BAND = re.compile(r"B(\d{1,2}|8A)")
+SceneBands = list[int] | list[str] | None
 
 
 def sentinel2_name(description: str | None) -> str | None:
@@ -24,28 +27,28 @@ def sentinel2_name(description: str | None) -> str | None:
     return name if name in EUROSAT_MS_BANDS else None
 
 
-def band_names_of(path: Path, descriptions: tuple[str | None, ...], scene_bands: list[int] | list[str]) -> list[str]:
-    """The Sentinel-2 names of the bands of the scene ``path``, in file order."""
+def named_bands(descriptions: tuple[str | None, ...], scene_bands: SceneBands) -> list[str] | None:
+    """The Sentinel-2 names of a file's bands in file order, if its descriptions or ``data.scene_bands`` say."""
     named = [sentinel2_name(description) for description in descriptions]
     if all(named) and len(set(named)) == len(named):
-        return named
-    if len(descriptions) == len(EUROSAT_MS_BANDS):
-        return list(EUROSAT_MS_BANDS)
-    if all(isinstance(band, str) for band in scene_bands) and len(scene_bands) == len(descriptions):
-        return list(scene_bands)
-    raise BandError(
-        f"{path} has {len(descriptions)} band(s) whose descriptions name no Sentinel-2 bands; name them in file "
-        f"order with data.scene_bands, e.g. --data.scene_bands [B02,B03,B04,B08]"
-    )
+        return named  # type: ignore[return-value]
+    if scene_bands and all(isinstance(band, str) for band in scene_bands) and len(scene_bands) == len(descriptions):
+        return [str(band) for band in scene_bands]
+    return None
 
 
 def multispectral_bands(
-    path: Path, trained: list[str], scene_bands: list[int] | list[str]
+    path: Path, descriptions: tuple[str | None, ...], trained: list[str], scene_bands: SceneBands
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The band numbers (from 1) to read for a model ``trained`` on those bands, in its channel order;
     and the three shown as true colour in the preview (B04, B03, B02, else the first read, as grey)."""
-    with rasterio.open(path) as source:
-        names = band_names_of(path, source.descriptions, scene_bands)
+    names = named_bands(descriptions, scene_bands)
+    if names is None:
+        raise BandError(
+            f"{path} has {len(descriptions)} band(s) whose descriptions name no Sentinel-2 bands; name them in file "
+            f"order with data.scene_bands, e.g. [{','.join(EUROSAT_MS_BANDS)}] (EuroSAT MS's order) or "
+            f"[{','.join(sorted(EUROSAT_MS_BANDS, key=_esa_order))}] (ESA's)"
+        )
     missing = [band for band in trained if band not in names]
     if missing:
         raise BandError(
@@ -54,3 +57,31 @@ def multispectral_bands(
         )
     read = tuple(names.index(band) + 1 for band in trained)
     return read, tuple(channel + 1 for channel in true_colour_channels(names, fallback=read[0] - 1))
+
+
+def rgb_bands(path: Path, descriptions: tuple[str | None, ...], scene_bands: SceneBands) -> tuple[int, ...]:
+    """The red, green and blue band numbers (from 1) an RGB model reads of the file ``path``."""
+    count = len(descriptions)
+    if scene_bands and all(isinstance(band, int) for band in scene_bands):
+        if max(scene_bands) > count:  # type: ignore[type-var]
+            raise BandError(
+                f"{path} has {count} band(s); data.scene_bands={scene_bands} asks for band {max(scene_bands)}. Give "
+                "the red, green and blue bands' numbers (from 1), e.g. --data.scene_bands [4,3,2] for Sentinel-2 order"
+            )
+        return tuple(int(band) for band in scene_bands)
+    names = named_bands(descriptions, scene_bands)
+    if names is not None and all(band in names for band in RGB_BANDS):
+        return tuple(names.index(band) + 1 for band in RGB_BANDS)
+    if names is None and count in (3, 4):
+        return (1, 2, 3)  # RGB, or RGB and near infrared
+    if count == 1:
+        return (1, 1, 1)  # grey
+    described = f" ({', '.join(names)})" if names else ", none described as a Sentinel-2 band"
+    raise BandError(
+        f"{path} has {count} band(s){described}: give its red, green and blue bands' numbers (from 1) with "
+        "data.scene_bands, e.g. --data.scene_bands [4,3,2], or name every band, e.g. [B02,B03,B04,B08]"
+    )
+
+
+def _esa_order(band: str) -> float:
+    return 8.5 if band == "B8A" else int(band[1:])

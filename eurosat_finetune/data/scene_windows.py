@@ -1,71 +1,25 @@
-"""Whole scenes as windows: which files are scenes, the windows that slide over them, and reading each
-window (rasterio, one strip of windows at a time) as the tile the model was trained on: uint8 RGB, or
-the multispectral bands it was trained on, as stored (less a product's offset)."""
+"""Whole scenes as windows: the grid of windows over a scene, and the dataset that reads them.
 
+The scene's rows are read in blocks (a tile row of its finest file, see :mod:`.raster_rows`), each block
+by one process and DataLoader worker: the blocks of all scenes are dealt out in contiguous runs, first
+among the processes (``rank`` of ``world_size``), then among each process's workers. A block is read
+once and cut into every window that starts in it; batches of windows leave the worker ready-made.
+"""
+
+import itertools
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import rasterio
 import torch
-from rasterio.errors import RasterioIOError
-from rasterio.windows import Window
-from torch.utils.data import Dataset
+from torch.utils.data import IterableDataset, get_worker_info
 
-from eurosat_finetune.data.images import IMAGE_SUFFIXES
-from eurosat_finetune.data.scene_bands import multispectral_bands, sentinel2_name
-from eurosat_finetune.errors import ConfigError, UnreadableImageError
+from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
+from eurosat_finetune.data.scene_sources import SceneSource
 
-MapScenes = Literal["auto", "all", "none"]
-
-
-@dataclass(frozen=True)
-class Scene:
-    """A raster to map: its size, the windows' grid, and which of its bands are read."""
-
-    path: Path
-    height: int
-    width: int
-    rows: int  # window origins down (every ``stride`` pixels, the last aligned to the bottom edge)
-    cols: int  # window origins across (the last aligned to the right edge)
-    bands: tuple[int, ...] = (1, 2, 3)  # band numbers (from 1) read for each window, in the model's order
-    preview_bands: tuple[int, ...] = (1, 2, 3)  # shown as red, green, blue in the preview
-
-    @property
-    def windows(self) -> int:
-        return self.rows * self.cols
-
-
-def is_scene(path: Path, mode: MapScenes, tile_size: int) -> bool:
-    """Whether ``path`` is mapped window by window: ``auto``, a georeferenced raster (a CRS) larger than
-    one window; ``all``, any raster larger than one window; ``none``, never. A raster of one window or
-    less is an image to classify, whatever its georeferencing; files rasterio cannot open are too."""
-    if mode == "none":
-        return False
-    try:
-        with rasterio.open(path) as source:
-            georeferenced = source.crs is not None
-            larger = source.height > tile_size or source.width > tile_size
-    except RasterioIOError:
-        return False
-    return larger and (georeferenced or mode == "all")
-
-
-def georeferenced(path: Path) -> bool:
-    """Whether rasterio opens ``path`` as a raster with a CRS (a ``.jp2`` band, a ``.vrt`` stack ...)."""
-    try:
-        with rasterio.open(path) as source:
-            return source.crs is not None
-    except RasterioIOError:
-        return False
-
-
-def predict_files(root: Path) -> list[Path]:
-    """The files ``eurosat predict`` reads under ``root``, sorted: images (by their suffix) and any other
-    file that rasterio opens with a CRS, such as Sentinel-2's ``..._TCI_10m.jp2`` and ``.vrt`` stacks."""
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES or georeferenced(p)]
+MIN_VALID = 0.5  # a window with less than this fraction of pixels holding data is a no-data cell of the map
 
 
 def window_origin(index: int, stride: int, tile_size: int, extent: int) -> int:
@@ -79,136 +33,111 @@ def windows_along(extent: int, stride: int, tile_size: int) -> int:
     return -(-(extent - tile_size) // stride) + 1
 
 
-def scene_of(
-    path: Path, tile_size: int, stride: int, bands: list[int] | list[str], trained_bands: list[str] | None = None
-) -> Scene:
-    """The scene's window grid and bands (RGB by the numbers ``bands``; a multispectral model's
-    ``trained_bands`` by name, see :mod:`.scene_bands`); a scene smaller than one window, or without
-    the bands asked for, is refused."""
-    with rasterio.open(path) as source:
-        height, width, count = source.height, source.width, source.count
-    if height < tile_size or width < tile_size:
-        raise ConfigError(
-            f"{path} is {width}x{height} px, smaller than one {tile_size} px window; lower data.tile_size or set "
-            "data.map_scenes=none to classify it whole"
-        )
-    grid = (height, width, windows_along(height, stride, tile_size), windows_along(width, stride, tile_size))
-    if trained_bands is not None:
-        return Scene(path, *grid, *multispectral_bands(path, trained_bands, bands))
-    if not all(isinstance(band, int) for band in bands):
-        raise ConfigError(f"data.scene_bands={bands}: for an RGB model give the red, green and blue bands' numbers")
-    if count > 1 and max(bands) > count:  # one band is read as grey
-        raise ConfigError(
-            f"{path} has {count} band(s); data.scene_bands={bands} asks for band {max(bands)}. Give the red, green "
-            "and blue bands' numbers (from 1), e.g. --data.scene_bands [4,3,2] for Sentinel-2 band order"
-        )
-    read = tuple(bands) if count > 1 else (1, 1, 1)  # one band: grey, as RGB
-    return Scene(path, *grid, read, read)
+@dataclass(frozen=True)
+class Scene:
+    """A scene to map and its windows' grid."""
 
+    source: SceneSource
+    rows: int  # window origins down (every ``stride`` pixels, the last aligned to the bottom edge)
+    cols: int  # window origins across (the last aligned to the right edge)
 
-def to_uint8(pixels: np.ndarray, scale_max: float) -> np.ndarray:
-    """Scene pixels as the 8-bit range EuroSAT RGB was made in: uint8 as it is, anything else (16-bit
-    reflectance, floats) scaled linearly from [0, ``scale_max``] to [0, 255] and clipped."""
-    if pixels.dtype == np.uint8:
-        return pixels
-    return np.clip(pixels.astype(np.float32) * (255.0 / scale_max), 0, 255).round().astype(np.uint8)
+    @property
+    def name(self) -> str:
+        return self.source.name
 
+    @property
+    def height(self) -> int:
+        return self.source.height
 
-class SceneWindows(Dataset):
-    """Every window of every scene, in reading order, as ``{"images": (C, t, t) tensor, "scene", "row",
-    "col", "valid"}`` (see :mod:`.predict_batches`); ``valid`` is false for a window that holds only
-    nodata. Pixels are uint8 RGB (scaled from [0, ``scale_max``] when not 8-bit), or for a
-    ``multispectral`` model int32 as stored less ``offset``. A worker reads one strip of windows (``t``
-    rows of the scene) at a time, so memory is bounded by the scene's width."""
+    @property
+    def width(self) -> int:
+        return self.source.width
 
-    def __init__(
-        self,
-        scenes: list[Scene],
-        tile_size: int,
-        stride: int,
-        scale_max: float = 3000.0,
-        multispectral: bool = False,
-        offset: int = 0,
-    ) -> None:
-        self.scenes, self.tile_size, self.stride = scenes, tile_size, stride
-        self.scale_max, self.multispectral, self.offset = scale_max, multispectral, offset
-        self.starts = np.cumsum([0] + [scene.windows for scene in scenes])
-        self._strip: tuple[int, int, np.ndarray, np.ndarray | None] | None = None
-
-    def __len__(self) -> int:
-        return int(self.starts[-1])
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        scene = int(np.searchsorted(self.starts, index, side="right") - 1)
-        row, col = divmod(index - int(self.starts[scene]), self.scenes[scene].cols)
-        pixels, valid = self.strip(scene, row)
-        x, t = window_origin(col, self.stride, self.tile_size, self.scenes[scene].width), self.tile_size
-        window = pixels[:, :, x : x + t]
-        is_valid = bool(valid is None or valid[:, x : x + t].any())
-        image = torch.from_numpy(np.ascontiguousarray(window))
-        return {"images": image, "scene": scene, "row": row, "col": col, "valid": is_valid}
-
-    def strip(self, scene: int, row: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Rows ``row * stride`` to ``+ tile_size`` of the scene, its bands as the model takes them, and
-        where they hold data (None if the file declares no nodata)."""
-        if self._strip is None or self._strip[:2] != (scene, row):
-            path = self.scenes[scene].path
-            top = window_origin(row, self.stride, self.tile_size, self.scenes[scene].height)
-            window = Window(0, top, self.scenes[scene].width, self.tile_size)
-            try:
-                with rasterio.open(path) as source:
-                    pixels = source.read(list(self.scenes[scene].bands), window=window)
-                    nodata = source.nodata
-            except RasterioIOError as err:
-                raise UnreadableImageError(f"cannot read scene {path} ({err}); replace or delete it") from None
-            valid = (pixels != nodata).any(axis=0) if nodata is not None else None
-            self._strip = (scene, row, self.as_trained(pixels), valid)
-        return self._strip[2], self._strip[3]
-
-    def as_trained(self, pixels: np.ndarray) -> np.ndarray:
-        if self.multispectral:  # as stored, less the offset of products processed since 2022
-            return np.clip(pixels.astype(np.int32) - self.offset, 0, None)
-        return to_uint8(pixels, self.scale_max)
+    @property
+    def windows(self) -> int:
+        return self.rows * self.cols
 
 
 @dataclass(frozen=True)
-class SceneOptions:
-    """The data options that decide what is a scene, how it is cut into windows and which bands are read."""
+class Block:
+    """Window rows ``first..last`` (exclusive) of scene ``scene``, read together."""
 
-    map_scenes: MapScenes
-    tile_size: int | None
-    tile_stride: int | None
-    bands: list[int] | list[str]
-    scale_max: float
-    offset: int = 0
+    scene: int
+    first: int
+    last: int
 
-    def __post_init__(self) -> None:
-        numbers = all(isinstance(band, int) for band in self.bands)
-        if numbers and (len(self.bands) != 3 or min(self.bands) < 1):
-            raise ConfigError(f"data.scene_bands={self.bands}: give three band numbers (from 1), red, green, blue")
-        if not numbers and not all(sentinel2_name(str(band)) == band for band in self.bands):
-            raise ConfigError(
-                f"data.scene_bands={self.bands}: give the numbers of the red, green and blue bands (RGB models), "
-                "or name every band of the scenes in file order with Sentinel-2 names, e.g. [B02,B03,B04,B08]"
-            )
-        if self.scale_max <= 0:
-            raise ConfigError(f"data.scene_scale_max={self.scale_max} must be > 0")
 
-    def split(
-        self, files: list[Path], trained_size: int | None, trained_bands: list[str] | None = None
-    ) -> tuple[list[Path], SceneWindows | None]:
-        """The files to classify whole, and the windows of the scenes (None if there are none), for a
-        model trained on images of ``trained_size`` and on ``trained_bands`` (None: RGB)."""
-        tile = self.tile_size or trained_size or 64
-        stride = self.tile_stride or tile
-        if tile < 1 or stride < 1 or tile % stride:
-            raise ConfigError(
-                f"data.tile_stride={stride} must divide data.tile_size={tile} (each map cell is one stride step)"
-            )
-        scenes = [path for path in files if is_scene(path, self.map_scenes, tile)]
-        images = sorted(set(files) - set(scenes))
-        if not scenes:
-            return images, None
-        grids = [scene_of(path, tile, stride, self.bands, trained_bands) for path in scenes]
-        multispectral = trained_bands is not None
-        return images, SceneWindows(grids, tile, stride, self.scale_max, multispectral, self.offset)
+class SceneWindows(IterableDataset):
+    """Every window of every scene, in batches of ``batch_size`` windows of one block, as ``{"kind":
+    "scene_windows", "images": (B, C, t, t) tensor, "scene", "row", "col", "valid"}`` (see
+    :mod:`.predict_batches`): pixels in the model's units (uint8 RGB, or multispectral reflectance x
+    10,000 as int32); ``valid`` is false for a window less than half of which holds data. This process
+    reads the blocks of its ``rank`` only; each of its DataLoader workers a contiguous part of them."""
+
+    def __init__(
+        self, scenes: list[Scene], tile_size: int, stride: int, batch_size: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.scenes, self.tile_size, self.stride, self.batch_size = scenes, tile_size, stride, batch_size
+        self.multispectral = bool(scenes) and scenes[0].source.units.multispectral
+        self.blocks = [block for i, scene in enumerate(scenes) for block in self.blocks_of(i, scene)]
+        self.own = dealt(self.blocks, self.block_windows, rank, world_size)
+
+    def blocks_of(self, index: int, scene: Scene) -> list[Block]:
+        """The scene's window rows grouped by the block of grid rows their windows start in."""
+        rows = max(self.stride, scene.source.block_rows())
+        starts = [window_origin(r, self.stride, self.tile_size, scene.height) // rows for r in range(scene.rows)]
+        edges = [r for r in range(scene.rows) if r == 0 or starts[r] != starts[r - 1]] + [scene.rows]
+        return [Block(index, first, last) for first, last in itertools.pairwise(edges)]
+
+    def block_windows(self, block: Block) -> int:
+        return (block.last - block.first) * self.scenes[block.scene].cols
+
+    def block_batches(self, block: Block) -> int:
+        return math.ceil(self.block_windows(block) / self.batch_size)
+
+    def __len__(self) -> int:
+        """The batches this process yields (all its workers together)."""
+        return sum(self.block_batches(block) for block in self.own)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker = get_worker_info()
+        mine = self.own if worker is None else dealt(self.own, self.block_windows, worker.id, worker.num_workers)
+        try:
+            for block in mine:
+                yield from self.batches(block)
+        finally:
+            for scene in self.scenes:
+                scene.source.close()
+
+    def batches(self, block: Block) -> Iterator[dict[str, Any]]:
+        """Read the block's rows once; cut them into its windows, ``batch_size`` at a time."""
+        scene, t = self.scenes[block.scene], self.tile_size
+        tops = [window_origin(r, self.stride, t, scene.height) for r in range(block.first, block.last)]
+        pixels, valid = scene.source.read_rows(tops[0], tops[-1] + t)
+        places = [(r, c) for r in range(block.first, block.last) for c in range(scene.cols)]
+        for start in range(0, len(places), self.batch_size):
+            batch = places[start : start + self.batch_size]
+            ys = [tops[r - block.first] - tops[0] for r, _ in batch]
+            xs = [window_origin(c, self.stride, t, scene.width) for _, c in batch]
+            images = np.stack([pixels[:, y : y + t, x : x + t] for y, x in zip(ys, xs, strict=True)])
+            covered = np.array([valid[y : y + t, x : x + t].mean() for y, x in zip(ys, xs, strict=True)])
+            yield {
+                "kind": SCENE_WINDOWS,
+                # uint16 reflectance travels as int32, which every tensor op knows
+                "images": torch.from_numpy(images if images.dtype == np.uint8 else images.astype(np.int32)),
+                "scene": torch.full((len(batch),), block.scene),
+                "row": torch.tensor([r for r, _ in batch]),
+                "col": torch.tensor([c for _, c in batch]),
+                "valid": torch.from_numpy(covered >= MIN_VALID),
+            }
+
+
+def dealt(blocks: list[Block], weight: Any, part: int, parts: int) -> list[Block]:
+    """Part ``part`` of ``parts`` contiguous runs of ``blocks`` holding about as many windows each."""
+    if parts == 1:
+        return list(blocks)
+    cumulative = np.cumsum([weight(block) for block in blocks])
+    total = cumulative[-1] if len(blocks) else 0
+    share = [int(np.searchsorted(cumulative, total * k / parts, side="right")) for k in (part, part + 1)]
+    lo, hi = (0 if part == 0 else share[0]), (len(blocks) if part == parts - 1 else share[1])
+    return blocks[lo:hi]

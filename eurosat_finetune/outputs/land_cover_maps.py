@@ -1,6 +1,7 @@
 """Land-cover maps: the windows' class probabilities gathered per scene and written, when predict ends,
-as a GeoTIFF class map (one pixel per stride step, the scene's CRS, a colour table, the class names),
-optionally a float32 GeoTIFF of per-class probabilities, and a PNG preview with a legend."""
+as a Cloud-Optimized GeoTIFF class map (one pixel per stride step, the scene's CRS, a colour table, the
+class names, where its pixels came from), optionally a float32 COG of per-class probabilities, and a
+PNG preview with a legend."""
 
 import json
 import os
@@ -14,12 +15,12 @@ from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from rasterio.enums import Resampling
+from rasterio.shutil import copy
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
-from eurosat_finetune.data.scene_windows import Scene, SceneWindows, to_uint8, window_origin
+from eurosat_finetune.data.scene_windows import Scene, SceneWindows, window_origin
 from eurosat_finetune.errors import OutputError
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
 from eurosat_finetune.outputs.run_folder import RunOutput
@@ -27,6 +28,7 @@ from eurosat_finetune.pixels import stretched
 
 NODATA_CLASS = 255
 BLOCK_ROWS = 256  # map rows per windowed write
+COG_BLOCK = 128  # map pixels a side per COG tile: a 10,980 px scene at a 64 px stride gets an overview
 
 
 def class_colours(count: int) -> np.ndarray:
@@ -37,7 +39,10 @@ def class_colours(count: int) -> np.ndarray:
 
 class MapAccumulator:
     """Sums of window probabilities per map cell (``stride`` px a side, from the scene's origin, so the
-    last row and column may reach past its edge), and how many valid windows covered each cell."""
+    last row and column may reach past its edge), and how many valid windows covered each cell. A cell
+    takes the windows its pixels fall in, except that the last window of a row or column (aligned to the
+    scene's edge, so off the stride's steps) fills only the cells no other window covers: without
+    overlap, every cell is its own window's class."""
 
     def __init__(self, scene: Scene, num_classes: int, tile_size: int, stride: int) -> None:
         self.scene, self.tile_size, self.stride = scene, tile_size, stride
@@ -45,13 +50,17 @@ class MapAccumulator:
         self.probs = np.zeros((num_classes, *shape), np.float32)
         self.counts = np.zeros(shape, np.int32)
 
-    def cells(self, index: int, extent: int) -> slice:
-        """The cells a window covers along a side: those its pixels fall in."""
+    def cells(self, index: int, extent: int, count: int) -> slice:
+        """The cells window ``index`` of ``count`` fills along a side of ``extent`` px."""
         start = window_origin(index, self.stride, self.tile_size, extent)
-        return slice(start // self.stride, (start + self.tile_size - 1) // self.stride + 1)
+        first, end = start // self.stride, (start + self.tile_size - 1) // self.stride + 1
+        if index == count - 1 and index > 0 and start % self.stride:  # aligned to the edge
+            first = max(first, ((index - 1) * self.stride + self.tile_size - 1) // self.stride + 1)
+        return slice(first, end)
 
     def add(self, row: int, col: int, probs: np.ndarray) -> None:
-        rows, cols = self.cells(row, self.scene.height), self.cells(col, self.scene.width)
+        scene = self.scene
+        rows, cols = self.cells(row, scene.height, scene.rows), self.cells(col, scene.width, scene.cols)
         self.probs[:, rows, cols] += probs[:, None, None]
         self.counts[rows, cols] += 1
 
@@ -59,8 +68,9 @@ class MapAccumulator:
 class LandCoverMaps(AddressedPredictionWriter):
     """Write a land-cover map of each scene ``eurosat predict`` maps (see ``data.map_scenes``) into
     ``<run folder>/maps/``: ``<name>.classes.tif``, ``<name>.preview.png`` and, on request,
-    ``<name>.probabilities.tif``. With overlapping windows each map cell averages the windows that
-    cover it. Files are written under temporary names and renamed when complete.
+    ``<name>.probabilities.tif``, ``<name>`` a product's name or a raster's path under
+    ``data.predict_root``. With overlapping windows each map cell averages the windows that cover it.
+    Files are written under temporary names and renamed when complete.
 
     Args:
         dirpath: Folder for the maps; null is ``maps/`` in the run folder. One that holds files is refused.
@@ -135,42 +145,43 @@ class LandCoverMaps(AddressedPredictionWriter):
         covered = acc.counts > 0
         mean = np.divide(acc.probs, acc.counts, out=np.full_like(acc.probs, np.nan), where=covered)
         classes = np.where(covered, np.nan_to_num(mean, nan=-1).argmax(axis=0), NODATA_CLASS).astype(np.uint8)
-        with rasterio.open(scene.path) as source:
-            crs, transform = source.crs, source.transform
-        stride = self.windows.stride
+        grid, stride = scene.source.grid, self.windows.stride
         profile = {
             "driver": "GTiff",
             "height": classes.shape[0],
             "width": classes.shape[1],
-            "crs": crs,
-            "transform": transform * Affine.scale(stride),  # one map pixel per stride step
+            "crs": grid.crs,
+            "transform": grid.transform * Affine.scale(stride),  # one map pixel per stride step
             "tiled": True,
             "compress": "deflate",
         }
-        stem = scene.path.stem
         colours = class_colours(len(class_names))
-        classes_path = folder / f"{stem}.classes.tif"
-        with AtomicRaster(classes_path, count=1, dtype="uint8", nodata=NODATA_CLASS, **profile) as dst:
+        base = folder / scene.name
+        base.parent.mkdir(parents=True, exist_ok=True)
+        names = {"class_names": json.dumps(class_names), **{f"class_{i}": n for i, n in enumerate(class_names)}}
+        with AtomicRaster(base.with_name(f"{base.name}.classes.tif"), "nearest", count=1, dtype="uint8",
+                          nodata=NODATA_CLASS, **profile) as dst:  # fmt: skip
             dst.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(colours)})  # before the pixels
             write_blocks(dst, classes[None])
-            dst.update_tags(class_names=json.dumps(class_names), **{f"class_{i}": n for i, n in enumerate(class_names)})
+            dst.update_tags(**names, **scene.source.tags())
             dst.set_band_description(1, "land cover class")
         if self.probabilities:
-            with AtomicRaster(
-                folder / f"{stem}.probabilities.tif", count=len(class_names), dtype="float32", nodata=np.nan, **profile
-            ) as dst:
+            with AtomicRaster(base.with_name(f"{base.name}.probabilities.tif"), "average", count=len(class_names),
+                              dtype="float32", nodata=np.nan, **profile) as dst:  # fmt: skip
                 write_blocks(dst, mean)
+                dst.update_tags(**names, **scene.source.tags())
                 for band, name in enumerate(class_names, start=1):
                     dst.set_band_description(band, name)
-        write_preview(scene, self.windows, classes, class_names, folder / f"{stem}.preview.png")
+        write_preview(scene, classes, class_names, base.with_name(f"{base.name}.preview.png"))
 
 
 class AtomicRaster:
-    """A GeoTIFF written under a temporary name in the same folder and renamed when complete; never
+    """A Cloud-Optimized GeoTIFF: written as a GeoTIFF under a temporary name in the same folder, copied
+    by GDAL's COG driver (overviews made with ``overview_resampling``) and renamed when complete; never
     over an existing file."""
 
-    def __init__(self, path: Path, **profile: Any) -> None:
-        self.path, self.profile = path, profile
+    def __init__(self, path: Path, overview_resampling: str, **profile: Any) -> None:
+        self.path, self.profile, self.overview_resampling = path, profile, overview_resampling
         self.tmp = path.with_name(f".{path.name}.tmp")
 
     def __enter__(self) -> Any:
@@ -181,10 +192,15 @@ class AtomicRaster:
 
     def __exit__(self, kind: Any, *rest: Any) -> None:
         self.dst.close()
-        if kind is None:
-            os.replace(self.tmp, self.path)
-        else:
+        cog = self.path.with_name(f".{self.path.name}.cog.tmp")
+        try:
+            if kind is None:
+                copy(self.tmp, cog, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK, OVERVIEWS="AUTO",
+                     RESAMPLING=self.overview_resampling.upper())  # fmt: skip
+                os.replace(cog, self.path)
+        finally:
             self.tmp.unlink(missing_ok=True)
+            cog.unlink(missing_ok=True)
 
 
 def write_blocks(dst: Any, array: np.ndarray) -> None:
@@ -194,19 +210,17 @@ def write_blocks(dst: Any, array: np.ndarray) -> None:
         dst.write(block, window=Window(0, top, array.shape[2], block.shape[1]))
 
 
-def write_preview(scene: Scene, windows: SceneWindows, classes: np.ndarray, names: list[str], path: Path) -> None:
+def write_preview(scene: Scene, classes: np.ndarray, names: list[str], path: Path) -> None:
     """The scene (read at most 1024 px wide) beside its coloured map, with a legend of class names."""
     colours = class_colours(len(names))
     scale = max(1, int(np.ceil(max(scene.width, scene.height) / 1024)))
-    shape = (max(1, scene.height // scale), max(1, scene.width // scale))
-    with rasterio.open(scene.path) as source:
-        image = source.read(list(scene.preview_bands), out_shape=(3, *shape), resampling=Resampling.average)
-    # multispectral reflectance as true colour, stretched; RGB as the model saw it
-    shown_image = stretched(image) if windows.multispectral else to_uint8(image, windows.scale_max)
+    image = scene.source.preview(max(1, scene.height // scale), max(1, scene.width // scale))
+    # 8-bit colour as the model saw it; reflectance as true colour, stretched
+    shown_image = image if image.dtype == np.uint8 else stretched(image)
     fig = Figure(figsize=(11, 5.5), layout="constrained")
     left, right = fig.subplots(1, 2)
     left.imshow(shown_image.transpose(1, 2, 0))
-    left.set_title(scene.path.name, fontsize=9)
+    left.set_title(scene.name, fontsize=9)
     shown = np.ma.masked_equal(classes, NODATA_CLASS)
     right.imshow(shown, cmap=ListedColormap(colours / 255), vmin=-0.5, vmax=len(names) - 0.5, interpolation="nearest")
     right.set_title("land cover", fontsize=9)

@@ -1,0 +1,87 @@
+"""What ``eurosat predict`` reads: the files and Sentinel-2 products under ``data.predict_root``, as loaders."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from eurosat_finetune.data.datasets import PredictionImages
+from eurosat_finetune.data.images import IMAGE_SUFFIXES
+from eurosat_finetune.data.loaders import loader, ready_batches_loader
+from eurosat_finetune.data.predict_batches import collate_images
+from eurosat_finetune.data.scene_catalog import SceneOptions, georeferenced
+from eurosat_finetune.data.scene_windows import SceneWindows
+from eurosat_finetune.data.sentinel2_products import is_product
+from eurosat_finetune.errors import DataNotFoundError
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """What a checkpoint records of the images its model was trained on, which predict reads scenes by."""
+
+    tile_size: int | None = None  # their side, px (the windows' default)
+    bands: list[str] | None = None  # multispectral bands by name; None: RGB
+    resolution: float | None = None  # metres per pixel; None: unknown
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "TrainedOn":
+        return cls(state.get("image_size", [None])[0], state.get("bands"), state.get("ground_resolution"))
+
+
+@dataclass(frozen=True)
+class PredictInputs:
+    """The Sentinel-2 products and other files (images, rasters) found under ``root``."""
+
+    root: Path
+    products: list[Path]
+    files: list[Path]
+
+    @classmethod
+    def find(cls, root: Path) -> "PredictInputs":
+        products, files = found_under(root)
+        if not products and not files:
+            raise DataNotFoundError(f"data.predict_root={str(root)!r} holds no images")
+        return cls(root, products, files)
+
+    def loaders(
+        self,
+        options: SceneOptions,
+        trained: TrainedOn,
+        batching: tuple[int, int, int],
+        band_indices: list[int] | None,
+        num_workers: int,
+    ) -> tuple[list[DataLoader], SceneWindows | None]:
+        """The images classified whole, then the windows of the scenes (see :meth:`SceneOptions.windows`),
+        and those windows."""
+        found = (self.root, self.products, self.files)
+        images, windows = options.windows(*found, (trained.tile_size, trained.bands, trained.resolution), batching)
+        whole = PredictionImages(images, band_indices)
+        loaders = [loader(whole, batching[0], num_workers, collate_fn=collate_images)] if images else []
+        if windows is not None:  # it deals its blocks to the processes itself
+            loaders.append(ready_batches_loader(windows, num_workers))
+        return loaders, windows
+
+
+def found_under(root: Path) -> tuple[list[Path], list[Path]]:
+    """The Sentinel-2 products and the other files under ``root`` (``root`` may be a product itself),
+    sorted; files inside products are not listed."""
+    if is_product(root):
+        return [root], []
+    products, files = [], []
+    for folder, subfolders, names in os.walk(root):
+        here = Path(folder)
+        for sub in sorted(subfolders):
+            if is_product(here / sub):
+                products.append(here / sub)
+        subfolders[:] = [s for s in subfolders if not s.startswith(".") and here / s not in products]
+        for name in names:
+            path = here / name
+            if name.startswith("."):
+                continue
+            if is_product(path):
+                products.append(path)
+            elif path.suffix.lower() in IMAGE_SUFFIXES or georeferenced(path):
+                files.append(path)
+    return sorted(products), sorted(files)

@@ -1,0 +1,170 @@
+"""Rows of a raster file, decoded once, and put onto another grid.
+
+JPEG 2000 decodes whole tiles: reading a 1,024 px tiled band 64 rows at a time decodes each tile 16
+times. :class:`RasterRows` reads a file in whole blocks of rows (a tile row), each block once, and keeps
+it until reading moves below it, so rows are read top to bottom at the cost of one decode. Which pixels
+hold data comes from GDAL's masks (declared nodata, NaN too; internal masks; alpha bands) or from the
+caller's nodata value (a Sentinel-2 product's DN 0). :func:`rows_onto` resamples them onto the grid a
+scene is mapped on (cubic spline to enlarge, average to shrink; see docs/maps.md).
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.transform import Affine
+from rasterio.warp import reproject
+from rasterio.windows import Window
+
+from eurosat_finetune.errors import UnreadableImageError
+
+MIN_BLOCK_ROWS = 256  # strips of a GeoTIFF (1 or 16 rows) are read in groups: fewer calls, same pixels
+MAX_BLOCK_ROWS = 2048  # an untiled JPEG 2000 is read in parts rather than whole (it then decodes more than once)
+RESAMPLING_MARGIN = 4  # source pixels read beyond a block of rows: cubic spline reaches 2 pixels
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where a raster's pixels lie: CRS, geotransform, size."""
+
+    crs: Any
+    transform: Affine
+    height: int
+    width: int
+
+    @property
+    def resolution(self) -> float:
+        return abs(self.transform.a)
+
+    def scaled_to(self, resolution: float) -> "Grid":
+        """The same extent in pixels of ``resolution`` (same units as the CRS)."""
+        factor = resolution / self.resolution
+        size = (max(1, round(self.height / factor)), max(1, round(self.width / factor)))
+        return Grid(self.crs, self.transform * Affine.scale(factor), *size)
+
+
+def grid_of(source: Any) -> Grid:
+    return Grid(source.crs, source.transform, source.height, source.width)
+
+
+class RasterRows:
+    """Bands ``indexes`` of the raster at ``path`` (a GDAL path), read top to bottom in whole blocks of
+    rows. Opened lazily, in the process that reads (a DataLoader worker), never pickled open."""
+
+    def __init__(self, path: str, indexes: tuple[int, ...], nodata: float | None = None) -> None:
+        self.path, self.indexes, self.nodata = path, tuple(indexes), nodata
+        self._source: Any = None
+        self._blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__ | {"_source": None, "_blocks": {}}
+
+    @property
+    def source(self) -> Any:
+        if self._source is None:
+            try:
+                self._source = rasterio.open(self.path)
+            except RasterioIOError as err:
+                raise UnreadableImageError(f"cannot read {self.path} ({err}); replace or delete it") from None
+        return self._source
+
+    @property
+    def grid(self) -> Grid:
+        return grid_of(self.source)
+
+    @property
+    def block_rows(self) -> int:
+        """Rows decoded together: the file's block (tile) height, grouped or split to a workable size."""
+        height = self.source.block_shapes[0][0]
+        if height > MAX_BLOCK_ROWS:
+            return 1024
+        return height * math.ceil(MIN_BLOCK_ROWS / height)
+
+    def read(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``top`` to ``bottom`` (clipped to the file): ``(bands, rows, width)`` pixels as stored, and
+        where all bands hold data ``(rows, width)``. Blocks above ``top`` are let go."""
+        top, bottom = max(0, top), min(self.source.height, bottom)
+        size = self.block_rows
+        first, last = top // size, (bottom - 1) // size
+        for index in [i for i in self._blocks if i < first]:
+            del self._blocks[index]
+        for index in range(first, last + 1):
+            if index not in self._blocks:
+                self._blocks[index] = self.read_block(index, size)
+        data = np.concatenate([self._blocks[i][0] for i in range(first, last + 1)], axis=1)
+        valid = np.concatenate([self._blocks[i][1] for i in range(first, last + 1)], axis=0)
+        start = top - first * size
+        return data[:, start : start + bottom - top], valid[start : start + bottom - top]
+
+    def read_block(self, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decode block ``index`` of ``size`` rows: the one place this file's pixels are decoded."""
+        source = self.source
+        window = Window(0, index * size, source.width, min(size, source.height - index * size))
+        try:
+            data = source.read(list(self.indexes), window=window)
+            valid = self.valid(data, window)
+        except RasterioIOError as err:
+            raise UnreadableImageError(f"cannot read {self.path} ({err}); replace or delete it") from None
+        return data, valid
+
+    def valid(self, data: np.ndarray, window: Window) -> np.ndarray:
+        """Where every band read holds data: the caller's nodata value if given; else GDAL's masks
+        (an alpha band or an internal mask as stored; declared nodata, NaN included, computed here)."""
+        source = self.source
+        flags = [source.mask_flag_enums[i - 1] for i in self.indexes]
+        valid = np.ones(data.shape[1:], bool)
+        if self.nodata is not None:
+            valid &= (data != self.nodata).all(axis=0)
+        elif any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags):
+            valid &= (source.read_masks(list(self.indexes), window=window) > 0).all(axis=0)
+        elif source.nodata is not None:
+            nodata = source.nodata
+            valid &= ~(np.isnan(data) if np.isnan(nodata) else data == nodata).any(axis=0)
+        if np.issubdtype(data.dtype, np.floating):  # NaN is never a pixel value
+            valid &= ~np.isnan(data).any(axis=0)
+        return valid
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+        self._source, self._blocks = None, {}
+
+
+def rows_onto(
+    rows: RasterRows, grid: Grid, top: int, bottom: int, resampling: Resampling | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``top`` to ``bottom`` of ``grid`` from ``rows``' file, resampled onto ``grid`` where it is
+    another: float32 ``(bands, rows, width)`` and where they hold data. Enlarging (a 20 m band onto
+    10 m) uses cubic splines, as EuroSAT's authors did; shrinking averages (``resampling`` overrides,
+    e.g. nearest for classes). Pixels without data do not
+    bleed into their neighbours (the warp skips them); where none contributes, the result has no data."""
+    own = rows.grid
+    if own.transform == grid.transform and own.width == grid.width:
+        data, valid = rows.read(top, bottom)
+        return data.astype(np.float32, copy=False), valid
+    # the source rows under grid rows top..bottom, with a margin for the kernel
+    y_top, y_bottom = ((grid.transform * (0, row))[1] for row in (top, bottom))
+    first = math.floor((y_top - own.transform.f) / own.transform.e) - RESAMPLING_MARGIN
+    last = math.ceil((y_bottom - own.transform.f) / own.transform.e) + RESAMPLING_MARGIN
+    data, valid = rows.read(first, last)
+    first = max(0, first)
+    source = np.where(valid, data, np.nan).astype(np.float32)
+    out = np.full((len(source), bottom - top, grid.width), np.nan, np.float32)
+    reproject(
+        source,
+        out,
+        src_transform=own.transform * Affine.translation(0, first),
+        src_crs=own.crs,
+        src_nodata=np.nan,
+        dst_transform=grid.transform * Affine.translation(0, top),
+        dst_crs=grid.crs,
+        dst_nodata=np.nan,
+        resampling=resampling or (Resampling.cubic_spline if grid.resolution < own.resolution else Resampling.average),
+        num_threads=1,  # DataLoader workers already use the cores
+    )
+    valid = ~np.isnan(out).any(axis=0)
+    return np.nan_to_num(out, nan=0.0), valid

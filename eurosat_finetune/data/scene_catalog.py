@@ -1,0 +1,162 @@
+"""What ``eurosat predict`` finds under ``data.predict_root``: Sentinel-2 products, scenes and images.
+
+A ``.SAFE`` folder or a ``.zip`` holding one is one scene, and nothing inside it is looked at on its
+own. Other files are images (by their suffix) or rasters that rasterio opens with a CRS (a ``.jp2``, a
+``.vrt`` stack); of those, the ones larger than one window are scenes (see ``data.map_scenes``). Each
+scene gets a map name of its own, checked unique before any window is read: a product's name, or a
+raster's path relative to ``predict_root`` without its suffix (with it, where two would meet).
+"""
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import rasterio
+from rasterio.errors import RasterioIOError
+
+from eurosat_finetune.data.scene_bands import SceneBands, multispectral_bands, rgb_bands, sentinel2_name
+from eurosat_finetune.data.scene_sources import ModelUnits, ProductScene, RasterScene, SceneSource
+from eurosat_finetune.data.scene_windows import Scene, SceneWindows, windows_along
+from eurosat_finetune.data.sentinel2_products import is_product, read_product
+from eurosat_finetune.errors import ConfigError
+
+MapScenes = Literal["auto", "all", "none"]
+
+
+def georeferenced(path: Path) -> bool:
+    """Whether rasterio opens ``path`` as a raster with a CRS (a ``.jp2`` band, a ``.vrt`` stack ...)."""
+    try:
+        with rasterio.open(path) as source:
+            return source.crs is not None
+    except RasterioIOError:
+        return False
+
+
+def is_scene(path: Path, mode: MapScenes, tile_size: int) -> bool:
+    """Whether the raster ``path`` is mapped window by window: ``auto``, a georeferenced raster (a CRS)
+    larger than one window; ``all``, any raster larger than one window; ``none``, never. A raster of
+    one window or less is an image to classify, whatever its georeferencing; files rasterio cannot
+    open are too."""
+    if mode == "none":
+        return False
+    try:
+        with rasterio.open(path) as source:
+            georeferenced = source.crs is not None
+            larger = source.height > tile_size or source.width > tile_size
+    except RasterioIOError:
+        return False
+    return larger and (georeferenced or mode == "all")
+
+
+def map_names(root: Path, paths: list[Path], products: set[Path]) -> list[str]:
+    """One name per scene: a product's name, a raster's path under ``root`` without its suffix; with
+    its suffix where two would be the same. Still the same: a one-line error naming both."""
+    base = root if root.is_dir() and not is_product(root) else root.parent
+
+    def name(path: Path, suffix: bool) -> str:
+        relative = path.relative_to(base)
+        if path in products or not suffix:
+            relative = relative.with_name(relative.name.split(".")[0] if path in products else relative.stem)
+        return relative.as_posix()
+
+    plain = [name(path, False) for path in paths]
+    names = [name(path, plain.count(n) > 1) for path, n in zip(paths, plain, strict=True)]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise ConfigError(f"{paths[names.index(n)]} and {paths[i]} would write the same map {n}; move one of them")
+    return names
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    """The data options that decide what is a scene, how it is cut into windows and how it is read."""
+
+    map_scenes: MapScenes
+    tile_size: int | None
+    tile_stride: int | None
+    bands: SceneBands
+    scale_max: float
+    offset: int = 0
+    mask_clouds: bool = False
+
+    def __post_init__(self) -> None:
+        bands = self.bands or []
+        numbers = all(isinstance(band, int) for band in bands)
+        if bands and numbers and (len(bands) != 3 or min(bands) < 1):  # type: ignore[type-var]
+            raise ConfigError(f"data.scene_bands={bands}: give three band numbers (from 1), red, green, blue")
+        if not numbers and not all(sentinel2_name(str(band)) == band for band in bands):
+            raise ConfigError(
+                f"data.scene_bands={bands}: give the numbers of the red, green and blue bands (RGB models), "
+                "or name every band of the scenes in file order with Sentinel-2 names, e.g. [B02,B03,B04,B08]"
+            )
+        if self.scale_max <= 0:
+            raise ConfigError(f"data.scene_scale_max={self.scale_max} must be > 0")
+
+    def windows(
+        self,
+        root: Path,
+        products: list[Path],
+        files: list[Path],
+        trained: tuple[int | None, list[str] | None, float | None],
+        batching: tuple[int, int, int],
+    ) -> tuple[list[Path], SceneWindows | None]:
+        """The files to classify whole, and the windows of the scenes (None if there are none), for a
+        model ``trained`` on images of that size, bands (None: RGB) and metres per pixel (None: unknown);
+        ``batching`` is (batch size, rank, world size)."""
+        trained_size, trained_bands, resolution = trained
+        tile = self.tile_size or trained_size or 64
+        stride = self.tile_stride or tile
+        if tile < 1 or stride < 1 or tile % stride:
+            raise ConfigError(
+                f"data.tile_stride={stride} must divide data.tile_size={tile} (each map cell is one stride step)"
+            )
+        rasters = [path for path in files if is_scene(path, self.map_scenes, tile)]
+        images = sorted(set(files) - set(rasters))
+        if not rasters and not products:
+            return images, None
+        paths = products + rasters
+        names = map_names(root, paths, set(products))
+        units = ModelUnits(trained_bands is not None, self.scale_max)
+        sources = [
+            self.source(path, name, path in products, trained_bands, units, resolution)
+            for path, name in zip(paths, names, strict=True)
+        ]
+        scenes = [self.scene(source, tile, stride) for source in sources]
+        return images, SceneWindows(scenes, tile, stride, *batching)
+
+    def source(
+        self,
+        path: Path,
+        name: str,
+        product: bool,
+        trained_bands: list[str] | None,
+        units: ModelUnits,
+        resolution: float | None,
+    ) -> SceneSource:
+        if product:
+            return ProductScene(name, read_product(path), trained_bands, units, resolution, self.mask_clouds)
+        with rasterio.open(path) as source:
+            descriptions, crs, projected = source.descriptions, source.crs, source.crs and source.crs.is_projected
+        if trained_bands is None:
+            indexes = rgb_bands(path, descriptions, self.bands)
+            channels, preview = ("red", "green", "blue"), indexes
+        else:
+            indexes, preview = multispectral_bands(path, descriptions, trained_bands, self.bands)
+            channels = tuple(trained_bands)
+        if resolution is None or not projected:
+            why = "it has no CRS" if crs is None else "its CRS is not in metres"
+            if resolution is None:
+                why = "the checkpoint does not record the ground resolution it was trained at"
+            warnings.warn(f"{path}: mapped at its own pixel size, as {why}", UserWarning, stacklevel=2)
+            resolution = None
+        return RasterScene(name, path, indexes, channels, preview, units, self.offset, resolution)
+
+    @staticmethod
+    def scene(source: SceneSource, tile: int, stride: int) -> Scene:
+        if source.height < tile or source.width < tile:
+            raise ConfigError(
+                f"{source.path} is {source.width}x{source.height} px, smaller than one {tile} px window; lower "
+                "data.tile_size or set data.map_scenes=none to classify it whole"
+            )
+        return Scene(source, windows_along(source.height, stride, tile), windows_along(source.width, stride, tile))

@@ -1,0 +1,222 @@
+"""A scene as the model reads it: rows of its grid, every channel in the model's band order and units.
+
+Two kinds of scene: a Sentinel-2 product (:class:`ProductScene`, its band files resampled onto one grid,
+radiometry from its metadata) and a raster file (:class:`RasterScene`, bands by description or by
+``data.scene_bands``). Both give rows ``top..bottom`` as the model was trained on its pixels:
+
+- a multispectral model: reflectance x 10,000 without offset (EuroSAT MS's units), uint16;
+- an RGB model: 8-bit true colour, as EuroSAT RGB. Reflectance x 10,000 is scaled by 255 / ``scale_max``
+  and clipped; ``scale_max`` 2,750 is what EuroSAT RGB was made with (its per-channel means over the 27,000
+  images are EuroSAT MS's published B04/B03/B02 means x 255 / 2,752, 2,742 and 2,742:
+  ``benchmarks/rgb_scale.py``). 8-bit rasters are used as they are.
+"""
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+
+from eurosat_finetune.data.bands import RGB_BANDS
+from eurosat_finetune.data.raster_rows import Grid, RasterRows, grid_of, rows_onto
+from eurosat_finetune.data.sentinel2_products import Sentinel2Product
+from eurosat_finetune.errors import BandError, ConfigError
+
+CLOUD_CLASSES = (3, 8, 9, 10)  # L2A scene classification: cloud shadow, cloud medium and high, thin cirrus
+FLOAT_REFLECTANCE = 10_000  # float rasters hold reflectance (0..1): times this is EuroSAT MS's units
+
+
+@dataclass(frozen=True)
+class ModelUnits:
+    """What the model was trained on: multispectral reflectance x 10,000, or 8-bit RGB."""
+
+    multispectral: bool
+    scale_max: float = 2750.0
+
+    def from_reflectance(self, reflectance: np.ndarray) -> np.ndarray:
+        """Reflectance x 10,000 (float, offset removed) as the model's pixels."""
+        if self.multispectral:
+            return np.clip(np.rint(reflectance), 0, 65535).astype(np.uint16)
+        return np.clip(np.rint(reflectance * (255.0 / self.scale_max)), 0, 255).astype(np.uint8)
+
+
+class SceneSource(ABC):
+    """A scene: its map name, the grid it is mapped on, and its rows as the model takes them."""
+
+    def __init__(self, name: str, path: Path, grid: Grid, channels: tuple[str, ...], units: ModelUnits) -> None:
+        self.name, self.path, self.grid, self.channels, self.units = name, path, grid, channels, units
+
+    @property
+    def height(self) -> int:
+        return self.grid.height
+
+    @property
+    def width(self) -> int:
+        return self.grid.width
+
+    @abstractmethod
+    def read_rows(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
+        """Grid rows ``top..bottom``: pixels ``(channels, rows, width)`` in the model's units, and where
+        every channel holds data ``(rows, width)``."""
+
+    @abstractmethod
+    def preview(self, height: int, width: int) -> np.ndarray:
+        """The scene as true colour, ``(3, height, width)``: uint8 as the model sees it, or reflectance."""
+
+    @abstractmethod
+    def tags(self) -> dict[str, str]:
+        """What the map records of where its pixels came from."""
+
+    @abstractmethod
+    def block_rows(self) -> int:
+        """Grid rows read together (a tile row of its finest file), so reading in such blocks decodes once."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Let the open files go (each reading process opens its own)."""
+
+
+class ProductScene(SceneSource):
+    """A Sentinel-2 product: each band from its finest file, resampled onto the grid of its finest
+    bands (10 m; the model's training resolution if that is known and another), DN made reflectance x
+    10,000 with the product's quantification and offsets; DN 0 (NODATA) and, with ``mask_clouds``, L2A's
+    cloud, cloud-shadow and cirrus classes are no data."""
+
+    def __init__(
+        self,
+        name: str,
+        product: Sentinel2Product,
+        trained_bands: list[str] | None,
+        units: ModelUnits,
+        resolution: float | None,
+        mask_clouds: bool,
+    ) -> None:
+        bands = list(trained_bands or RGB_BANDS)
+        missing = [band for band in bands if band not in product.band_files]
+        if missing:
+            raise BandError(
+                f"{product.path} ({product.level}) has no band {', '.join(missing)}, which the model was trained on; "
+                f"map it with a model trained without {', '.join(missing)} (data.bands not naming them)"
+            )
+        if mask_clouds and product.scl_file is None:
+            raise ConfigError(
+                f"data.mask_clouds needs the scene classification (SCL) of an L2A product; {product.path} is "
+                f"{product.level} without one: drop data.mask_clouds"
+            )
+        self.product, self.bands = product, bands
+        self.readers = {band: RasterRows(product.band_files[band][0], (1,), nodata=product.nodata) for band in bands}
+        self.scl = RasterRows(product.scl_file, (1,), nodata=0) if mask_clouds and product.scl_file else None
+        finest = min(product.band_files.values(), key=lambda file: file[1])[0]
+        with rasterio.open(finest) as source:
+            grid = grid_of(source)
+        if resolution is not None and abs(resolution - grid.resolution) > 1e-6 * resolution:
+            grid = grid.scaled_to(resolution)
+        super().__init__(name, product.path, grid, tuple(bands), units)
+
+    def read_rows(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
+        channels, valid = [], np.ones((bottom - top, self.width), bool)
+        for band in self.bands:
+            data, band_valid = rows_onto(self.readers[band], self.grid, top, bottom)
+            scale, shift = self.product.to_eurosat_units(band)
+            channels.append(self.units.from_reflectance(data[0] * scale + shift))
+            valid &= band_valid
+        if self.scl is not None:
+            classes, _ = rows_onto(self.scl, self.grid, top, bottom, Resampling.nearest)
+            valid &= ~np.isin(classes[0], CLOUD_CLASSES)
+        return np.stack(channels), valid
+
+    def preview(self, height: int, width: int) -> np.ndarray:
+        bands = []
+        for band in RGB_BANDS if all(b in self.product.band_files for b in RGB_BANDS) else [self.bands[0]] * 3:
+            with rasterio.open(self.product.band_files[band][0]) as source:  # JPEG 2000 decodes a lower level
+                pixels = source.read(1, out_shape=(height, width), resampling=Resampling.average)
+            scale, shift = self.product.to_eurosat_units(band)
+            bands.append(np.where(pixels > 0, pixels * scale + shift, 0))
+        return np.stack(bands)
+
+    def tags(self) -> dict[str, str]:
+        product = self.product
+        return {
+            "product": product.name,
+            "processing_level": product.level,
+            "processing_baseline": product.baseline,
+            "bands": json.dumps(self.bands),
+            "offsets_applied": json.dumps({band: product.offsets.get(band, 0) for band in self.bands}),
+            "quantification_value": str(product.quantification),
+            "cloud_masked": json.dumps(self.scl is not None),
+        }
+
+    def block_rows(self) -> int:
+        finest = min(self.bands, key=lambda band: self.product.band_files[band][1])
+        reader = self.readers[finest]
+        return max(1, round(reader.block_rows * reader.grid.resolution / self.grid.resolution))
+
+    def close(self) -> None:
+        for reader in [*self.readers.values(), self.scl]:
+            if reader is not None:
+                reader.close()
+
+
+class RasterScene(SceneSource):
+    """A raster file: bands ``indexes`` (from 1) in the model's order, resampled onto ``resolution``
+    when given. Integers are taken as stored less ``offset`` (reflectance x 10,000, or 8-bit colour);
+    floats as reflectance (0..1), times 10,000."""
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        indexes: tuple[int, ...],
+        channels: tuple[str, ...],
+        preview_indexes: tuple[int, ...],
+        units: ModelUnits,
+        offset: int,
+        resolution: float | None,
+    ) -> None:
+        self.reader = RasterRows(str(path), indexes)
+        with rasterio.open(path) as source:
+            grid, self.dtype = grid_of(source), np.dtype(source.dtypes[indexes[0] - 1])
+        self.resampled_from = None
+        if resolution is not None and abs(resolution - grid.resolution) > 0.01 * resolution:
+            self.resampled_from, grid = grid.resolution, grid.scaled_to(resolution)
+        self.offset, self.preview_indexes = offset, preview_indexes
+        super().__init__(name, path, grid, channels, units)
+
+    @property
+    def as_8_bit(self) -> bool:
+        """8-bit colour for an RGB model: used as it is."""
+        return self.dtype == np.uint8 and not self.units.multispectral
+
+    def read_rows(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
+        data, valid = rows_onto(self.reader, self.grid, top, bottom)
+        if self.as_8_bit:
+            return np.clip(np.rint(data), 0, 255).astype(np.uint8), valid
+        if np.issubdtype(self.dtype, np.floating):
+            return self.units.from_reflectance(data * FLOAT_REFLECTANCE), valid
+        return self.units.from_reflectance(data - self.offset), valid
+
+    def preview(self, height: int, width: int) -> np.ndarray:
+        with rasterio.open(self.path) as source:
+            pixels = source.read(
+                list(self.preview_indexes), out_shape=(3, height, width), resampling=Resampling.average
+            )
+        if self.as_8_bit:
+            return pixels
+        scale = FLOAT_REFLECTANCE if np.issubdtype(self.dtype, np.floating) else 1
+        return self.units.from_reflectance(pixels * scale - (0 if scale > 1 else self.offset))
+
+    def tags(self) -> dict[str, str]:
+        tags = {"source": str(self.path), "bands": json.dumps(list(self.channels)), "offset_applied": str(self.offset)}
+        if self.resampled_from is not None:
+            tags["resampled_from_resolution"] = str(self.resampled_from)
+        return tags
+
+    def block_rows(self) -> int:
+        reader = self.reader
+        return max(1, round(reader.block_rows * reader.grid.resolution / self.grid.resolution))
+
+    def close(self) -> None:
+        self.reader.close()

@@ -1,0 +1,155 @@
+"""Sentinel-2 products as ESA ships them: a ``.SAFE`` folder, or a ``.zip`` holding one, is one scene.
+
+Read here: the product's level (L1C or L2A), its processing baseline, the quantification value and
+per-band add-offsets of its metadata (``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml``), and its band files,
+each band at its finest resolution (product specification 14 and later, since 2016):
+
+- L1C: ``GRANULE/<id>/IMG_DATA/T32UMU_20230615T103031_B8A.jp2``, 13 bands, resolution by band;
+- L2A: ``GRANULE/<id>/IMG_DATA/R20m/T32UMU_20230615T103031_B8A_20m.jp2``, resolution in the name;
+  no B10; the scene classification ``SCL`` at 20 m.
+
+Band files are opened by GDAL path, so a zip is read where it lies (``/vsizip/``), never extracted.
+"""
+
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from eurosat_finetune.errors import UnreadableImageError
+
+ESA_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+"""Sentinel-2's bands in ESA's order: the metadata's ``band_id`` counts them from 0 in this order."""
+
+NATIVE_RESOLUTION = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10,
+                     "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20}  # fmt: skip
+"""Metres per pixel each band is measured at (the L1C files' resolution)."""
+
+METADATA = {"L1C": "MTD_MSIL1C.xml", "L2A": "MTD_MSIL2A.xml"}
+# the image files: IMG_DATA/<tile>_<sensing>_<band>[_<res>m].jp2 (L2A adds R10m/R20m/R60m folders)
+IMAGE_FILE = re.compile(r"GRANULE/[^/]+/IMG_DATA/(?:R(10|20|60)m/)?[^/]+_(B\d\d|B8A|SCL)(?:_(10|20|60)m)?\.jp2$")
+
+
+@dataclass(frozen=True)
+class Sentinel2Product:
+    """What a product holds and how its digital numbers become reflectance x 10,000 (EuroSAT MS units)."""
+
+    path: Path  # the .SAFE folder or the .zip
+    name: str  # the product's name, without .SAFE or .zip
+    level: str  # "L1C" or "L2A"
+    baseline: str  # PROCESSING_BASELINE, e.g. "05.09"
+    quantification: float  # DN per unit of reflectance (10,000)
+    offsets: dict[str, int]  # per band, added to DN before dividing by the quantification (0 before baseline 04.00)
+    nodata: int  # the DN that means no data (Special_Values NODATA: 0)
+    band_files: dict[str, tuple[str, int]]  # band -> (GDAL path of its file, metres per pixel), the finest
+    scl_file: str | None  # L2A's scene classification at its finest, else None
+
+    def to_eurosat_units(self, band: str) -> tuple[float, float]:
+        """``(scale, shift)`` with ``DN * scale + shift`` = reflectance x 10,000 of ``band``."""
+        scale = 10_000 / self.quantification
+        return scale, self.offsets.get(band, 0) * scale
+
+
+def is_product(path: Path) -> bool:
+    """Whether ``path`` is a Sentinel-2 product: a ``.SAFE`` folder with its metadata file, or a ``.zip``
+    whose entries hold one."""
+    if path.suffix.upper() == ".SAFE" and path.is_dir():
+        return any((path / name).is_file() for name in METADATA.values())
+    if path.suffix.lower() == ".zip" and path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return any(_metadata_entry(name) for name in archive.namelist())
+    return False
+
+
+def _metadata_entry(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and parts[0].upper().endswith(".SAFE") and parts[1] in METADATA.values()
+
+
+def product_name(path: Path) -> str:
+    """``S2A_MSIL2A_..._T32UMU_...`` for ``<that>.SAFE`` or ``<that>.zip`` (or a zip of ``<that>.SAFE``)."""
+    return re.sub(r"(\.SAFE)?(\.zip)?$", "", path.name, flags=re.IGNORECASE)
+
+
+def read_product(path: Path) -> Sentinel2Product:
+    """The product at ``path`` (see :func:`is_product`); a product whose metadata is missing or cannot
+    be read is a one-line error naming it."""
+    entries, safe, gdal_prefix = _entries(path)
+    levels = [level for level, name in METADATA.items() if f"{safe}/{name}" in entries]
+    if not levels:
+        raise UnreadableImageError(f"{path} holds no MTD_MSIL1C.xml or MTD_MSIL2A.xml; it is not a Sentinel-2 product")
+    level = levels[0]
+    try:
+        metadata = ET.fromstring(_read_entry(path, f"{safe}/{METADATA[level]}"))
+    except (ET.ParseError, OSError, KeyError) as err:
+        raise UnreadableImageError(f"cannot read {METADATA[level]} of {path} ({err}); download it again") from None
+    values = {_local(element.tag): (element.text or "").strip() for element in metadata.iter()}
+    quantification = values.get("QUANTIFICATION_VALUE" if level == "L1C" else "BOA_QUANTIFICATION_VALUE")
+    if not quantification:
+        raise UnreadableImageError(f"{METADATA[level]} of {path} has no quantification value; download it again")
+    offset_tag = "RADIO_ADD_OFFSET" if level == "L1C" else "BOA_ADD_OFFSET"
+    offsets = {  # band_id counts the bands in ESA's order; no list (baselines before 04.00): no offset
+        ESA_BANDS[int(element.get("band_id", -1))]: int(float(element.text or 0))
+        for element in metadata.iter()
+        if _local(element.tag) == offset_tag
+    }
+    files: dict[str, tuple[str, int]] = {}
+    scl: tuple[str, int] | None = None
+    for entry in sorted(entries):
+        match = IMAGE_FILE.search(entry)
+        if match is None or not entry.startswith(f"{safe}/"):
+            continue
+        band = match.group(2)
+        resolution = int(match.group(1) or match.group(3) or NATIVE_RESOLUTION.get(band, 20))
+        found = (gdal_prefix + entry, resolution)
+        if band == "SCL":
+            scl = found if scl is None or resolution < scl[1] else scl
+        elif band in NATIVE_RESOLUTION and (band not in files or resolution < files[band][1]):
+            files[band] = found  # each band at its finest resolution
+    if not files:
+        raise UnreadableImageError(f"{path} holds no band files (GRANULE/*/IMG_DATA/*.jp2); download it again")
+    return Sentinel2Product(
+        path=path,
+        name=product_name(path),
+        level=level,
+        baseline=values.get("PROCESSING_BASELINE", "unknown"),
+        quantification=float(quantification),
+        offsets=offsets,
+        nodata=_nodata(metadata),
+        band_files=files,
+        scl_file=scl[0] if scl is not None else None,
+    )
+
+
+def _entries(path: Path) -> tuple[set[str], str, str]:
+    """The product's file names relative to the folder that holds the ``.SAFE``, the ``.SAFE``'s name,
+    and the prefix that makes an entry a GDAL path."""
+    if path.is_dir():
+        entries = {p.relative_to(path.parent).as_posix() for p in path.rglob("*") if p.is_file()}
+        return entries, path.name, f"{path.parent.resolve()}/"
+    with zipfile.ZipFile(path) as archive:
+        entries = set(archive.namelist())
+    safe = next(name.split("/")[0] for name in sorted(entries) if _metadata_entry(name))
+    return entries, safe, f"/vsizip/{path.resolve()}/"
+
+
+def _read_entry(path: Path, entry: str) -> bytes:
+    if path.is_dir():
+        return (path.parent / entry).read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(entry)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _nodata(metadata: ET.Element) -> int:
+    """``Special_Values`` NODATA's index (0 in every product so far)."""
+    for special in metadata.iter():
+        if _local(special.tag) == "Special_Values":
+            fields = {_local(child.tag): (child.text or "").strip() for child in special}
+            if fields.get("SPECIAL_VALUE_TEXT") == "NODATA":
+                return int(fields.get("SPECIAL_VALUE_INDEX", 0))
+    return 0
