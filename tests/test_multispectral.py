@@ -214,7 +214,8 @@ def test_a_13_band_scene_maps_as_its_tiles_are_classified(
     fitted: dict[str, Path], ms_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """A mosaic of 2 x 3 tiles: its map holds each tile's own prediction, read in EuroSAT MS's band order
-    (no descriptions), by band descriptions in another order, and with the 2022 offset taken off."""
+    (no descriptions: named by data.scene_bands), by band descriptions in another order, and with the
+    2022 offset taken off. An undescribed stack is never assumed to be in either order."""
     import rasterio
 
     tiles = [ms_root / "EuroSAT_MS" / name / f"{name}_{n}.tif" for name in CLASSES for n in (1, 2)]
@@ -239,14 +240,14 @@ def test_a_13_band_scene_maps_as_its_tiles_are_classified(
     with open(tmp_path / "lightning_logs" / "version_0" / "predictions.csv") as f:
         alone = {Path(row["path"]).stem: CLASSES.index(row["predicted_class"]) for row in csv.DictReader(f)}
     expected = np.array([alone[str(i)] for i in range(6)]).reshape(2, 3)
-    run_cli(
-        [*common, f"--data.predict_root={scenes}", "--data.scene_offset=1000", f"--trainer.default_root_dir={tmp_path}"]
-    )
+    eurosat_order = f"--data.scene_bands=[{','.join(EUROSAT_MS_BANDS)}]"
+    offset = ["--data.scene_offset=1000", eurosat_order]
+    run_cli([*common, f"--data.predict_root={scenes}", *offset, f"--trainer.default_root_dir={tmp_path}"])
     maps = tmp_path / "lightning_logs" / "version_1" / "maps"
     with rasterio.open(maps / "described.classes.tif") as source:
         np.testing.assert_array_equal(source.read(1), expected)
     assert (maps / "described.preview.png").is_file()
-    run_cli([*common, f"--data.predict_root={scenes}", runs])  # no offset
+    run_cli([*common, f"--data.predict_root={scenes}", eurosat_order, runs])  # no offset
     with rasterio.open(tmp_path / "lightning_logs" / "version_2" / "maps" / "ordered.classes.tif") as source:
         np.testing.assert_array_equal(source.read(1), expected)
 
@@ -260,7 +261,8 @@ def test_a_13_band_scene_maps_as_its_tiles_are_classified(
         if descriptions is None:
             assert message == (
                 f"eurosat: error: {bad / 'scene.tif'} has 4 band(s) whose descriptions name no Sentinel-2 bands; "
-                "name them in file order with data.scene_bands, e.g. --data.scene_bands [B02,B03,B04,B08]"
+                "name them in file order with data.scene_bands, e.g. [B01,B02,B03,B04,B05,B06,B07,B08,B09,B10,B11,"
+                "B12,B8A] (EuroSAT MS's order) or [B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12] (ESA's)"
             )
             named = [*common, f"--data.predict_root={bad}", "--data.scene_bands=[B01,B02,B03,B08]"]
             run_cli([*named, f"--trainer.default_root_dir={bad}"])  # named on the command line: mapped

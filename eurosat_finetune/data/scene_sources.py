@@ -74,6 +74,11 @@ class SceneSource(ABC):
     def block_rows(self) -> int:
         """Grid rows read together (a tile row of its finest file), so reading in such blocks decodes once."""
 
+    def deal_rows(self) -> int:
+        """Grid rows under a tile row of its coarsest file that is not 60 m: where readers' shares should
+        not meet (see :func:`.scene_windows.dealt`; the 60 m files are small)."""
+        return self.block_rows()
+
     @abstractmethod
     def close(self) -> None:
         """Let the open files go (each reading process opens its own)."""
@@ -150,8 +155,14 @@ class ProductScene(SceneSource):
         }
 
     def block_rows(self) -> int:
-        finest = min(self.bands, key=lambda band: self.product.band_files[band][1])
-        reader = self.readers[finest]
+        return min(self.grid_rows(band) for band in self.bands)
+
+    def deal_rows(self) -> int:
+        return max(self.grid_rows(band) for band in self.bands if self.product.band_files[band][1] <= 20)
+
+    def grid_rows(self, band: str) -> int:
+        """Grid rows under one block of ``band``'s file."""
+        reader = self.readers[band]
         return max(1, round(reader.block_rows * reader.grid.resolution / self.grid.resolution))
 
     def close(self) -> None:

@@ -60,11 +60,13 @@ class Scene:
 
 @dataclass(frozen=True)
 class Block:
-    """Window rows ``first..last`` (exclusive) of scene ``scene``, read together."""
+    """Window rows ``first..last`` (exclusive) of scene ``scene``, read together, within a ``group`` of
+    blocks under one tile row of the scene's coarser files."""
 
     scene: int
     first: int
     last: int
+    group: int = 0
 
 
 class SceneWindows(IterableDataset):
@@ -84,10 +86,10 @@ class SceneWindows(IterableDataset):
 
     def blocks_of(self, index: int, scene: Scene) -> list[Block]:
         """The scene's window rows grouped by the block of grid rows their windows start in."""
-        rows = max(self.stride, scene.source.block_rows())
-        starts = [window_origin(r, self.stride, self.tile_size, scene.height) // rows for r in range(scene.rows)]
-        edges = [r for r in range(scene.rows) if r == 0 or starts[r] != starts[r - 1]] + [scene.rows]
-        return [Block(index, first, last) for first, last in itertools.pairwise(edges)]
+        rows, deal = max(self.stride, scene.source.block_rows()), max(self.stride, scene.source.deal_rows())
+        tops = [window_origin(r, self.stride, self.tile_size, scene.height) for r in range(scene.rows)]
+        edges = [r for r in range(scene.rows) if r == 0 or tops[r] // rows != tops[r - 1] // rows] + [scene.rows]
+        return [Block(index, first, last, tops[first] // deal) for first, last in itertools.pairwise(edges)]
 
     def block_windows(self, block: Block) -> int:
         return (block.last - block.first) * self.scenes[block.scene].cols
@@ -133,11 +135,18 @@ class SceneWindows(IterableDataset):
 
 
 def dealt(blocks: list[Block], weight: Any, part: int, parts: int) -> list[Block]:
-    """Part ``part`` of ``parts`` contiguous runs of ``blocks`` holding about as many windows each."""
+    """Part ``part`` of ``parts`` contiguous runs of ``blocks`` holding about as many windows each. Runs are
+    cut between scenes, or inside a group: the two readers then share one tile row of the coarser files,
+    while a cut between groups would have each decode the other's for the resampling's margin."""
     if parts == 1:
         return list(blocks)
-    cumulative = np.cumsum([weight(block) for block in blocks])
-    total = cumulative[-1] if len(blocks) else 0
-    share = [int(np.searchsorted(cumulative, total * k / parts, side="right")) for k in (part, part + 1)]
-    lo, hi = (0 if part == 0 else share[0]), (len(blocks) if part == parts - 1 else share[1])
-    return blocks[lo:hi]
+    before = np.concatenate([[0], np.cumsum([weight(block) for block in blocks])])  # windows before each block
+    pairs = enumerate(itertools.pairwise(blocks), 1)
+    cuts = [0, *(i for i, (a, b) in pairs if a.scene != b.scene or a.group == b.group)]
+
+    def cut(k: int) -> int:
+        if k == parts:
+            return len(blocks)
+        return min(cuts, key=lambda i: abs(before[i] - before[-1] * k / parts))
+
+    return blocks[cut(part) : cut(part + 1)]

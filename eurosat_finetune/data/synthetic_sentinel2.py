@@ -310,7 +310,10 @@ class _Names:
 
 
 def product_name(
-    level: Literal["L1C", "L2A"] = "L2A", baseline: str = "05.09", tile: str = "T32UMU", sensing: str = "20230615T103031"
+    level: Literal["L1C", "L2A"] = "L2A",
+    baseline: str = "05.09",
+    tile: str = "T32UMU",
+    sensing: str = "20230615T103031",
 ) -> str:
     """The product name ``write_product`` gives, without ``.SAFE`` or ``.zip``, e.g.
     ``S2A_MSIL2A_20230615T103031_N0509_R108_T32UMU_20230615T170036``."""
@@ -360,7 +363,9 @@ def _footprint(names: _Names, origin: tuple[float, float], height: int, width: i
     """Corners UL, UR, LR, LL, UL as 'lat lon' pairs (EXT_POS_LIST)."""
     x0, y0 = origin
     x1, y1 = x0 + 10 * width, y0 - 10 * height
-    lons, lats = warp_transform(CRS.from_epsg(names.epsg), CRS.from_epsg(4326), [x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
+    lons, lats = warp_transform(
+        CRS.from_epsg(names.epsg), CRS.from_epsg(4326), [x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0]
+    )
     return " ".join(f"{lat!r} {lon!r}" for lat, lon in zip(lats, lons, strict=True)) + " "
 
 
