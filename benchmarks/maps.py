@@ -8,6 +8,13 @@ the windows alone (no model), which shows whether reading limits it.
 
     python benchmarks/maps.py                      # CPU, tiny model, ~3 minutes on 2 cores
     python benchmarks/maps.py --size 2048          # a smaller scene, for a quick look
+    python benchmarks/maps.py --product            # a full-size synthetic L2A product (JPEG 2000 bands)
+
+With ``--product`` it writes a synthetic L2A product in ESA's layout (10 m bands 10980 px, tiled 1,024 as
+GDAL writes JPEG 2000), trains a tiny ViT on the 12 bands of the multispectral sample, and reports the
+whole `eurosat predict` command time beside the time rasterio takes to decode the band files it reads
+once (one process), their ratio, windows/s and the peak RSS of predict and its DataLoader workers
+together (sampled from /proc).
 
 On a GPU, map with a real model and a bigger batch (the script prints this too), e.g.
     eurosat predict --ckpt_path best.ckpt --data.predict_root scenes/ --data.batch_size 1024 --data.num_workers 8
@@ -28,7 +35,10 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from torch.utils.data import DataLoader
 
-from eurosat_finetune.data.scene_windows import SceneWindows, scene_of
+from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
+from eurosat_finetune.data.scene_catalog import SceneOptions
+from eurosat_finetune.data.synthetic import write_multispectral_sample
+from eurosat_finetune.data.synthetic_sentinel2 import native_bands, sample_product_bands, write_product
 
 TINY = '{"model_type": "vit", "image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, ' \
     '"num_attention_heads": 2, "intermediate_size": 64}'  # fmt: skip
@@ -54,6 +64,75 @@ def run(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
+def tree_rss(pid: int) -> int:
+    """Resident bytes of process ``pid`` and all its descendants (Linux /proc)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) * 1024
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def run_sampled(command: list[str], cwd: Path) -> tuple[float, int]:
+    """Wall seconds of ``command`` and the peak resident memory of it and its children together."""
+    start, peak = time.perf_counter(), 0
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while process.poll() is None:
+        peak = max(peak, tree_rss(process.pid))
+        time.sleep(0.2)
+    if process.returncode != 0:
+        raise SystemExit(process.stderr.read()[-3000:])
+    return time.perf_counter() - start, peak
+
+
+def product_benchmark(args: argparse.Namespace) -> dict:
+    """Map a full-size synthetic L2A product; time rasterio decoding the band files read once."""
+    eurosat = [sys.executable, "-m", "eurosat_finetune"]
+    bands = [band for band in EUROSAT_MS_BANDS if band != "B10"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        start = time.perf_counter()
+        native = native_bands(sample_product_bands(args.size, args.size))
+        product = write_product(work / "products", native, "L2A")
+        del native
+        written = time.perf_counter() - start
+        write_multispectral_sample(work / "ms")
+        fit = ["fit", "--model.model_name_or_path=null", f"--model.model_config={TINY}", f"--data.root={work / 'ms'}"]
+        fit += [f"--data.bands=[{','.join(bands)}]", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
+        fit += ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--data.num_workers=0"]
+        run([*eurosat, *fit], work)
+        checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
+        options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
+        _, windows = options.windows(work / "products", [product], [], (16, bands, 10.0), (args.batch_size, 0, 1))
+        files = [windows.scenes[0].source.product.band_files[band][0] for band in bands]
+        start = time.perf_counter()
+        for path in files:
+            with rasterio.open(path) as source:
+                source.read(1)
+        decode = time.perf_counter() - start
+        predict = ["predict", f"--ckpt_path={checkpoint}", f"--data.predict_root={product}"]
+        predict += [f"--data.tile_size={args.tile_size}", f"--data.batch_size={args.batch_size}"]
+        predict += [f"--data.num_workers={args.workers}", "--trainer.enable_progress_bar=false"]
+        seconds, peak = run_sampled([*eurosat, *predict], work)
+    return {
+        "product_px": args.size,
+        "product_written_s": round(written, 1),
+        "windows": sum(scene.windows for scene in windows.scenes),
+        "predict_s": round(seconds, 1),
+        "rasterio_decode_once_s": round(decode, 1),
+        "ratio": round(seconds / decode, 2),
+        "windows_per_s": round(sum(scene.windows for scene in windows.scenes) / seconds, 1),
+        "peak_rss_gib_predict_and_workers": round(peak / 2**30, 2),
+        "workers": args.workers,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=10980, help="scene side, px (a Sentinel-2 tile: 10980)")
@@ -61,7 +140,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--product", action="store_true", help="map a synthetic L2A product instead of a GeoTIFF")
     args = parser.parse_args()
+    if args.product:
+        result = product_benchmark(args)
+        print(json.dumps(result, indent=2))
+        if args.json is not None:
+            args.json.write_text(json.dumps(result, indent=2))
+        return
 
     eurosat = [sys.executable, "-m", "eurosat_finetune"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,12 +160,14 @@ def main() -> None:
         run([*eurosat, *fit], work)
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
 
-        scene = scene_of(work / "scenes" / "tile.tif", args.tile_size, args.tile_size, [1, 2, 3])
-        windows = SceneWindows([scene], args.tile_size, args.tile_size)
+        options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
+        _, windows = options.windows(work / "scenes", [], [work / "scenes" / "tile.tif"], (None, None, None),
+                                     (args.batch_size, 0, 1))  # fmt: skip
         start = time.perf_counter()
-        for _ in DataLoader(windows, batch_size=args.batch_size, num_workers=args.workers):
+        for _ in DataLoader(windows, batch_size=None, num_workers=args.workers):
             pass
-        reading = len(windows) / (time.perf_counter() - start)
+        count = sum(scene.windows for scene in windows.scenes)
+        reading = count / (time.perf_counter() - start)
 
         predict = ["predict", f"--ckpt_path={checkpoint}", "--data.predict_root=scenes"]
         predict += [f"--data.tile_size={args.tile_size}", f"--data.batch_size={args.batch_size}"]
@@ -92,11 +180,11 @@ def main() -> None:
         maps = sorted(p.name for p in work.glob("lightning_logs/**/maps/tile.*"))
     result = {
         "scene_px": args.size,
-        "windows": len(windows),
+        "windows": count,
         "predict_s": round(seconds, 1),
-        "windows_per_s": round(len(windows) / seconds, 1),
+        "windows_per_s": round(count / seconds, 1),
         "fixed_s": round(fixed, 1),
-        "windows_per_s_after_start": round(len(windows) / (seconds - fixed), 1),
+        "windows_per_s_after_start": round(count / (seconds - fixed), 1),
         "reading_alone_windows_per_s": round(reading, 1),
         "peak_rss_gib": round(peak_gib, 2),
         "maps": maps,

@@ -8,6 +8,7 @@ once and cut into every window that starts in it; batches of windows leave the w
 
 import itertools
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,10 @@ from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
 from eurosat_finetune.data.scene_sources import SceneSource
 
 MIN_VALID = 0.5  # a window with less than this fraction of pixels holding data is a no-data cell of the map
+
+# Lightning warns that an IterableDataset's length may be wrong with several workers; this one deals its
+# blocks to the workers itself, so its length (the batches of this process) is exact.
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 
 def window_origin(index: int, stride: int, tile_size: int, extent: int) -> int:
@@ -80,7 +85,6 @@ class SceneWindows(IterableDataset):
         self, scenes: list[Scene], tile_size: int, stride: int, batch_size: int, rank: int = 0, world_size: int = 1
     ) -> None:
         self.scenes, self.tile_size, self.stride, self.batch_size = scenes, tile_size, stride, batch_size
-        self.multispectral = bool(scenes) and scenes[0].source.units.multispectral
         self.blocks = [block for i, scene in enumerate(scenes) for block in self.blocks_of(i, scene)]
         self.own = dealt(self.blocks, self.block_windows, rank, world_size)
 

@@ -151,7 +151,7 @@ class LandCoverMaps(AddressedPredictionWriter):
             "height": classes.shape[0],
             "width": classes.shape[1],
             "crs": grid.crs,
-            "transform": grid.transform * Affine.scale(stride),  # one map pixel per stride step
+            "transform": grid.transform @ Affine.scale(stride),  # one map pixel per stride step
             "tiled": True,
             "compress": "deflate",
         }
