@@ -13,8 +13,9 @@ the windows alone (no model), which shows whether reading limits it.
 With ``--product`` it writes a synthetic L2A product in ESA's layout (10 m bands 10980 px, tiled 1,024 as
 GDAL writes JPEG 2000), trains a tiny ViT on the 12 bands of the multispectral sample, and reports the
 whole `eurosat predict` command time beside the time rasterio takes to decode the band files it reads
-once (one process), their ratio, windows/s and the peak RSS of predict and its DataLoader workers
-together (sampled from /proc).
+once (one process), their ratio, windows/s and the peak memory of predict and its DataLoader workers
+together (proportional set sizes sampled from /proc: shared pages count once). ``--products DIR`` keeps
+the product there and reuses it in later runs (writing it takes minutes).
 
 On a GPU, map with a real model and a bigger batch (the script prints this too), e.g.
     eurosat predict --ckpt_path best.ckpt --data.predict_root scenes/ --data.batch_size 1024 --data.num_workers 8
@@ -64,14 +65,15 @@ def run(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of process ``pid`` and all its descendants (Linux /proc)."""
+def tree_memory(pid: int) -> int:
+    """Bytes of memory process ``pid`` and all its descendants hold together: the sum of their proportional
+    set sizes (Linux /proc), so pages a DataLoader worker shares with its parent count once."""
     total, pending = 0, [pid]
     while pending:
         current = pending.pop()
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) * 1024
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            total += int(next(line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:"))) * 1024
             for task in Path(f"/proc/{current}/task").iterdir():
                 pending += [int(child) for child in (task / "children").read_text().split()]
         except (OSError, StopIteration):
@@ -80,11 +82,11 @@ def tree_rss(pid: int) -> int:
 
 
 def run_sampled(command: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall seconds of ``command`` and the peak resident memory of it and its children together."""
+    """Wall seconds of ``command`` and the peak memory of it and its children together."""
     start, peak = time.perf_counter(), 0
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while process.poll() is None:
-        peak = max(peak, tree_rss(process.pid))
+        peak = max(peak, tree_memory(process.pid))
         time.sleep(0.2)
     if process.returncode != 0:
         raise SystemExit(process.stderr.read()[-3000:])
@@ -97,10 +99,10 @@ def product_benchmark(args: argparse.Namespace) -> dict:
     bands = [band for band in EUROSAT_MS_BANDS if band != "B10"]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        start = time.perf_counter()
-        native = native_bands(sample_product_bands(args.size, args.size))
-        product = write_product(work / "products", native, "L2A")
-        del native
+        start, products = time.perf_counter(), args.products or work / "products"
+        product = next(products.glob("*.SAFE"), None) if products.is_dir() else None
+        if product is None:
+            product = write_product(products, native_bands(sample_product_bands(args.size, args.size)), "L2A")
         written = time.perf_counter() - start
         write_multispectral_sample(work / "ms")
         fit = ["fit", "--model.model_name_or_path=null", f"--model.model_config={TINY}", f"--data.root={work / 'ms'}"]
@@ -109,7 +111,7 @@ def product_benchmark(args: argparse.Namespace) -> dict:
         run([*eurosat, *fit], work)
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
-        _, windows = options.windows(work / "products", [product], [], (16, bands, 10.0), (args.batch_size, 0, 1))
+        _, windows = options.windows(products, [product], [], (16, bands, 10.0), (args.batch_size, 0, 1))
         files = [windows.scenes[0].source.product.band_files[band][0] for band in bands]
         start = time.perf_counter()
         for path in files:
@@ -122,13 +124,13 @@ def product_benchmark(args: argparse.Namespace) -> dict:
         seconds, peak = run_sampled([*eurosat, *predict], work)
     return {
         "product_px": args.size,
-        "product_written_s": round(written, 1),
+        "product_written_s": round(written, 1),  # 0 when reused
         "windows": sum(scene.windows for scene in windows.scenes),
         "predict_s": round(seconds, 1),
         "rasterio_decode_once_s": round(decode, 1),
         "ratio": round(seconds / decode, 2),
         "windows_per_s": round(sum(scene.windows for scene in windows.scenes) / seconds, 1),
-        "peak_rss_gib_predict_and_workers": round(peak / 2**30, 2),
+        "peak_memory_gib_predict_and_workers": round(peak / 2**30, 2),
         "workers": args.workers,
     }
 
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--product", action="store_true", help="map a synthetic L2A product instead of a GeoTIFF")
+    parser.add_argument("--products", type=Path, default=None, help="with --product: keep (or reuse) it here")
     args = parser.parse_args()
     if args.product:
         result = product_benchmark(args)

@@ -26,6 +26,9 @@ from eurosat_finetune.errors import UnreadableImageError
 MIN_BLOCK_ROWS = 256  # strips of a GeoTIFF (1 or 16 rows) are read in groups: fewer calls, same pixels
 MAX_BLOCK_ROWS = 2048  # an untiled JPEG 2000 is read in parts rather than whole (it then decodes more than once)
 RESAMPLING_MARGIN = 4  # source pixels read beyond a block of rows: cubic spline reaches 2 pixels
+# GDAL keeps decoded tiles of open files up to 5% of RAM per process (1.2 GB here); the blocks kept here
+# make that a second copy, so it is held to what one read of a tile row needs
+GDAL_CACHE_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,9 @@ class RasterRows:
         source = self.source
         window = Window(0, index * size, source.width, min(size, source.height - index * size))
         try:
-            data = source.read(list(self.indexes), window=window)
-            valid = self.valid(data, window)
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+                data = source.read(list(self.indexes), window=window)
+                valid = self.valid(data, window)
         except RasterioIOError as err:
             raise UnreadableImageError(f"cannot read {self.path} ({err}); replace or delete it") from None
         return data, valid
@@ -192,9 +196,12 @@ def enlarged_rows(
     data, valid = rows.read(first, -(-bottom // factor) + RESAMPLING_MARGIN)
     first = max(0, first)
     count, height, source_width = data.shape
+    complete = bool(valid.all())  # the usual case: no no-data to carry through the kernel
     profile = {"driver": "MEM", "width": source_width, "height": height, "count": count, "dtype": "float32"}
-    with MemoryFile() as memory, memory.open(**profile, nodata=np.nan) as source:
-        source.write(np.where(valid, data, np.nan).astype(np.float32))
+    with MemoryFile() as memory, memory.open(**profile, nodata=None if complete else np.nan) as source:
+        source.write(data.astype(np.float32) if complete else np.where(valid, data, np.nan).astype(np.float32))
         out = source.read(out_shape=(count, height * factor, source_width * factor), resampling=resampling)
     out = out[:, top - first * factor : bottom - first * factor, :width]
+    if complete:
+        return out, np.ones(out.shape[1:], bool)
     return np.nan_to_num(out, nan=0.0), ~np.isnan(out).any(axis=0)
