@@ -49,6 +49,20 @@ def test_maps_benchmark_maps_a_scene(tmp_path: Path) -> None:
     assert measured["windows_per_s"] > 0 and measured["peak_rss_gib"] > 0
 
 
+def test_maps_benchmark_maps_a_product_and_times_decoding(tmp_path: Path) -> None:
+    options = ["--product", "--size", "384", "--tile-size", "64", "--batch-size", "16", "--workers", "0"]
+    command = [sys.executable, str(REPO / "benchmarks" / "maps.py"), *options, "--json", str(tmp_path / "out.json")]
+    result = subprocess.run(
+        [*command, "--products", str(tmp_path / "kept")], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads((tmp_path / "out.json").read_text())
+    assert measured["windows"] == 36 and measured["rasterio_decode_once_s"] > 0
+    assert measured["ratio"] > 0 and measured["windows_per_s"] > 0
+    assert measured["peak_memory_gib_predict_and_workers"] > 0.1
+    assert len(list((tmp_path / "kept").glob("S2A_MSIL2A_*.SAFE"))) == 1  # kept for the next run
+
+
 def test_bands_benchmark_measures_3_and_13_bands(tmp_path: Path) -> None:
     options = ["--images-per-class", "10", "--steps", "3", "--window", "2", "--batch-size", "8"]
     command = [sys.executable, str(REPO / "benchmarks" / "bands.py"), *options, "--workers", "0"]

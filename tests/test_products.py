@@ -332,3 +332,27 @@ def test_alpha_bands_internal_masks_and_undescribed_13_band_stacks(
     assert error.startswith(f"eurosat: error: {tmp_path / 'u' / 'stack.tif'} has 13 band(s) whose descriptions name no")
     ordered = predict(ms12, tmp_path / "u", tmp_path / "named", f"--data.scene_bands=[{','.join(EUROSAT_MS_BANDS)}]")
     assert (classes_and_tags(ordered / "stack.classes.tif")[0] < 3).all()
+
+
+def test_a_forked_dataloader_worker_opens_its_own_file_handles(tmp_path: Path) -> None:
+    """A reader opened in the main process (to size the blocks) is forked into DataLoader workers: each
+    must open its own GDAL handle, as one shared across a fork reads garbage or fails."""
+    import multiprocessing
+    import os
+
+    from eurosat_finetune.data.raster_rows import RasterRows
+
+    pixels = np.random.default_rng(12).integers(1, 60000, (1, 300, 200), dtype=np.uint16)
+    rows = RasterRows(str(write(tmp_path / "band.tif", pixels)), (1,))
+    assert rows.block_rows >= 256  # the main process has opened it
+
+    def child(queue: multiprocessing.Queue) -> None:
+        data, _ = rows.read(10, 290)
+        queue.put((rows._opened_by == os.getpid(), bool((data == pixels[:, 10:290]).all())))
+
+    queue = multiprocessing.get_context("fork").Queue()
+    process = multiprocessing.get_context("fork").Process(target=child, args=(queue,))
+    process.start()
+    assert queue.get(timeout=60) == (True, True)
+    process.join()
+    assert rows._opened_by == os.getpid()  # the main process keeps its own

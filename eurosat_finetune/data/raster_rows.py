@@ -9,6 +9,7 @@ scene is mapped on (cubic spline to enlarge, average to shrink; see docs/maps.md
 """
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,11 +58,13 @@ def grid_of(source: Any) -> Grid:
 
 class RasterRows:
     """Bands ``indexes`` of the raster at ``path`` (a GDAL path), read top to bottom in whole blocks of
-    rows. Opened lazily, in the process that reads (a DataLoader worker), never pickled open."""
+    rows. Opened lazily, in the process that reads: never pickled open, and a forked DataLoader worker
+    opens its own (a GDAL handle shared across a fork reads garbage or fails)."""
 
     def __init__(self, path: str, indexes: tuple[int, ...], nodata: float | None = None) -> None:
         self.path, self.indexes, self.nodata = path, tuple(indexes), nodata
         self._source: Any = None
+        self._opened_by = 0  # the process that opened ``_source``
         self._blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -69,9 +72,9 @@ class RasterRows:
 
     @property
     def source(self) -> Any:
-        if self._source is None:
+        if self._source is None or self._opened_by != os.getpid():
             try:
-                self._source = rasterio.open(self.path)
+                self._source, self._opened_by, self._blocks = rasterio.open(self.path), os.getpid(), {}
             except RasterioIOError as err:
                 raise UnreadableImageError(f"cannot read {self.path} ({err}); replace or delete it") from None
         return self._source
@@ -134,7 +137,7 @@ class RasterRows:
         return valid
 
     def close(self) -> None:
-        if self._source is not None:
+        if self._source is not None and self._opened_by == os.getpid():
             self._source.close()
         self._source, self._blocks = None, {}
 
@@ -143,14 +146,14 @@ def rows_onto(
     rows: RasterRows, grid: Grid, top: int, bottom: int, resampling: Resampling | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``top`` to ``bottom`` of ``grid`` from ``rows``' file, resampled onto ``grid`` where it is
-    another: float32 ``(bands, rows, width)`` and where they hold data. Enlarging (a 20 m band onto
+    another: ``(bands, rows, width)`` (as stored where the grid is the file's, else float32) and where
+    they hold data. Enlarging (a 20 m band onto
     10 m) uses cubic splines, as EuroSAT's authors did; shrinking averages (``resampling`` overrides,
     e.g. nearest for classes). Pixels without data do not bleed into their neighbours (GDAL skips
     them); where none contributes, the result has no data."""
     own = rows.grid
     if own.transform == grid.transform and own.width == grid.width:
-        data, valid = rows.read(top, bottom)
-        return data.astype(np.float32, copy=False), valid
+        return rows.read(top, bottom)  # as stored
     resampling = resampling or (Resampling.cubic_spline if grid.resolution < own.resolution else Resampling.average)
     factor = enlarged_by(own, grid)
     if factor is not None:
@@ -198,6 +201,8 @@ def enlarged_rows(
     count, height, source_width = data.shape
     complete = bool(valid.all())  # the usual case: no no-data to carry through the kernel
     profile = {"driver": "MEM", "width": source_width, "height": height, "count": count, "dtype": "float32"}
+    own = rows.grid  # the slab's own georeferencing (GDAL warns of none, and resamples the same)
+    profile |= {"crs": own.crs, "transform": own.transform @ Affine.translation(0, first)}
     with MemoryFile() as memory, memory.open(**profile, nodata=None if complete else np.nan) as source:
         source.write(data.astype(np.float32) if complete else np.where(valid, data, np.nan).astype(np.float32))
         out = source.read(out_shape=(count, height * factor, source_width * factor), resampling=resampling)

@@ -36,11 +36,29 @@ class ModelUnits:
     multispectral: bool
     scale_max: float = 2750.0
 
+    @property
+    def dtype(self) -> type:
+        return np.uint16 if self.multispectral else np.uint8
+
     def from_reflectance(self, reflectance: np.ndarray) -> np.ndarray:
-        """Reflectance x 10,000 (float, offset removed) as the model's pixels."""
-        if self.multispectral:
-            return np.clip(np.rint(reflectance), 0, 65535).astype(np.uint16)
-        return np.clip(np.rint(reflectance * (255.0 / self.scale_max)), 0, 255).astype(np.uint8)
+        """Reflectance x 10,000 (offset removed) as the model's pixels."""
+        out = np.empty(reflectance.shape, self.dtype)
+        self.convert(reflectance, 1.0, 0.0, out)
+        return out
+
+    def convert(self, data: np.ndarray, scale: float, shift: float, out: np.ndarray, owned: bool = False) -> None:
+        """``data * scale + shift`` (reflectance x 10,000) as the model's pixels, into ``out``; ``owned``
+        float32 ``data`` (fresh from resampling) is used as scratch."""
+        if self.multispectral and scale == 1 and float(shift).is_integer() and np.issubdtype(data.dtype, np.integer):
+            np.clip(data.astype(np.int32) + int(shift), 0, 65535, out=out, casting="unsafe")  # one pass, exact
+            return
+        value = data.astype(np.float32, copy=not owned)  # never change a block kept for the next rows
+        unit = 1.0 if self.multispectral else 255.0 / self.scale_max
+        if scale * unit != 1:
+            value *= scale * unit
+        if shift:
+            value += shift * unit
+        np.clip(np.rint(value, out=value), 0, np.iinfo(self.dtype).max, out=out, casting="unsafe")
 
 
 class SceneSource(ABC):
@@ -122,16 +140,18 @@ class ProductScene(SceneSource):
         super().__init__(name, product.path, grid, tuple(bands), units)
 
     def read_rows(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
-        channels, valid = [], np.ones((bottom - top, self.width), bool)
-        for band in self.bands:
+        pixels = np.empty((len(self.bands), bottom - top, self.width), self.units.dtype)
+        valid = np.ones((bottom - top, self.width), bool)
+        for channel, band in enumerate(self.bands):
             data, band_valid = rows_onto(self.readers[band], self.grid, top, bottom)
             scale, shift = self.product.to_eurosat_units(band)
-            channels.append(self.units.from_reflectance(data[0] * scale + shift))
+            # band files are integers: float32 is fresh from resampling, free to reuse
+            self.units.convert(data[0], scale, shift, pixels[channel], owned=data.dtype == np.float32)
             valid &= band_valid
         if self.scl is not None:
             classes, _ = rows_onto(self.scl, self.grid, top, bottom, Resampling.nearest)
             valid &= ~np.isin(classes[0], CLOUD_CLASSES)
-        return np.stack(channels), valid
+        return pixels, valid
 
     def preview(self, height: int, width: int) -> np.ndarray:
         bands = []
@@ -205,9 +225,13 @@ class RasterScene(SceneSource):
         data, valid = rows_onto(self.reader, self.grid, top, bottom)
         if self.as_8_bit:
             return np.clip(np.rint(data), 0, 255).astype(np.uint8), valid
+        pixels = np.empty(data.shape, self.units.dtype)
+        resampled = self.resampled_from is not None  # else ``data`` is the block kept for the next rows
         if np.issubdtype(self.dtype, np.floating):
-            return self.units.from_reflectance(data * FLOAT_REFLECTANCE), valid
-        return self.units.from_reflectance(data - self.offset), valid
+            self.units.convert(data, FLOAT_REFLECTANCE, 0.0, pixels, owned=resampled)
+        else:
+            self.units.convert(data, 1.0, -self.offset, pixels, owned=resampled)
+        return pixels, valid
 
     def preview(self, height: int, width: int) -> np.ndarray:
         with rasterio.open(self.path) as source:

@@ -120,17 +120,23 @@ class SceneWindows(IterableDataset):
         scene, t = self.scenes[block.scene], self.tile_size
         tops = [window_origin(r, self.stride, t, scene.height) for r in range(block.first, block.last)]
         pixels, valid = scene.source.read_rows(tops[0], tops[-1] + t)
+        rgb, in_worker = pixels.dtype == np.uint8, get_worker_info() is not None
         places = [(r, c) for r in range(block.first, block.last) for c in range(scene.cols)]
         for start in range(0, len(places), self.batch_size):
             batch = places[start : start + self.batch_size]
             ys = [tops[r - block.first] - tops[0] for r, _ in batch]
             xs = [window_origin(c, self.stride, t, scene.width) for _, c in batch]
-            images = np.stack([pixels[:, y : y + t, x : x + t] for y, x in zip(ys, xs, strict=True)])
+            # uint16 reflectance travels as int32, which every tensor op knows
+            images = torch.empty((len(batch), len(pixels), t, t), dtype=torch.uint8 if rgb else torch.int32)
+            if in_worker:  # cut straight into shared memory: the DataLoader then passes it on without a copy
+                images.share_memory_()
+            cut = images.numpy()
+            for i, (y, x) in enumerate(zip(ys, xs, strict=True)):
+                cut[i] = pixels[:, y : y + t, x : x + t]
             covered = np.array([valid[y : y + t, x : x + t].mean() for y, x in zip(ys, xs, strict=True)])
             yield {
                 "kind": SCENE_WINDOWS,
-                # uint16 reflectance travels as int32, which every tensor op knows
-                "images": torch.from_numpy(images if images.dtype == np.uint8 else images.astype(np.int32)),
+                "images": images,
                 "scene": torch.full((len(batch),), block.scene),
                 "row": torch.tensor([r for r, _ in batch]),
                 "col": torch.tensor([c for _, c in batch]),
