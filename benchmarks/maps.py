@@ -131,6 +131,8 @@ def product_benchmark(args: argparse.Namespace) -> dict:
         "ratio": round(seconds / decode, 2),
         "windows_per_s": round(sum(scene.windows for scene in windows.scenes) / seconds, 1),
         "peak_memory_gib_predict_and_workers": round(peak / 2**30, 2),
+        # the largest single process (predict or one of its workers), as the GeoTIFF run reports it
+        "peak_rss_gib_largest_process": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),
         "workers": args.workers,
     }
 
