@@ -85,8 +85,8 @@ def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tm
     from rasterio.transform import from_origin
 
     from eurosat_finetune.data.datasets import PredictionImages
-    from eurosat_finetune.data.predict_batches import IMAGES, SCENE_WINDOWS, collate_images, collate_windows
-    from eurosat_finetune.data.scene_windows import SceneWindows, scene_of
+    from eurosat_finetune.data.predict_batches import IMAGES, SCENE_WINDOWS, collate_images
+    from eurosat_finetune.data.scene_catalog import SceneOptions
 
     model = ImageClassifier(CLASSES, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT}).eval()
     jpegs = sorted((sample_root / "EuroSAT_RGB" / "Forest").iterdir())[:2]
@@ -104,8 +104,9 @@ def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tm
     profile = {"driver": "GTiff", "height": 64, "width": 96, "count": 3, "dtype": "uint8"}
     with rasterio.open(scene, "w", crs="EPSG:32633", transform=from_origin(0, 0, 10, 10), **profile) as dst:
         dst.write(pixels)
-    windows = SceneWindows([scene_of(scene, 32, 32, [1, 2, 3])], 32, 32)
-    batch = collate_windows([windows[i] for i in range(len(windows))])
+    options = SceneOptions("auto", 32, None, None, 2750.0)
+    _, windows = options.windows(tmp_path, [], [scene], (32, None, 10.0), (8, 0, 1))  # a batch of 8 windows
+    (batch,) = list(windows)
     with torch.no_grad():
         out = model.predict_step(batch, 0)
     assert out["kind"] == SCENE_WINDOWS and "images" not in out and out["probs"].shape == (6, 10)

@@ -84,7 +84,12 @@ def stacked_reference(folder: Path, level: str, native: dict[str, np.ndarray], o
 
 @pytest.mark.parametrize(
     ("level", "baseline", "as_zip"),
-    [("L1C", "02.07", False), ("L1C", "05.09", True), ("L2A", "05.09", False), ("L2A", "02.07", True)],
+    [
+        pytest.param("L1C", "02.07", False, marks=pytest.mark.slow),
+        pytest.param("L1C", "05.09", True, marks=pytest.mark.slow),
+        ("L2A", "05.09", False),
+        pytest.param("L2A", "02.07", True, marks=pytest.mark.slow),
+    ],
 )
 def test_a_product_maps_as_its_pixels_stacked_on_the_10_m_grid(
     level: str, baseline: str, as_zip: bool, ms12: Path, tmp_path: Path
