@@ -1,5 +1,6 @@
 """Sentinel-2 products (written here in ESA's layout, JPEG 2000 bands) and plain rasters mapped right."""
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -340,8 +341,8 @@ def test_alpha_bands_internal_masks_and_undescribed_13_band_stacks(
 
 
 def test_a_forked_dataloader_worker_opens_its_own_file_handles(tmp_path: Path) -> None:
-    """A reader opened in the main process (to size the blocks) is forked into DataLoader workers: each
-    must open its own GDAL handle, as one shared across a fork reads garbage or fails."""
+    """A reader opened in the main process is forked into DataLoader workers: each must open its own GDAL
+    handle, as one shared across a fork reads garbage or fails."""
     import multiprocessing
     import os
 
@@ -349,7 +350,7 @@ def test_a_forked_dataloader_worker_opens_its_own_file_handles(tmp_path: Path) -
 
     pixels = np.random.default_rng(12).integers(1, 60000, (1, 300, 200), dtype=np.uint16)
     rows = RasterRows(str(write(tmp_path / "band.tif", pixels)), (1,))
-    assert rows.block_rows >= 256  # the main process has opened it
+    rows.read(0, 10)  # the main process has opened it (as with data.num_workers=0 before a fork)
 
     def child(queue: multiprocessing.Queue) -> None:
         data, _ = rows.read(10, 290)
@@ -361,3 +362,45 @@ def test_a_forked_dataloader_worker_opens_its_own_file_handles(tmp_path: Path) -
     assert queue.get(timeout=60) == (True, True)
     process.join()
     assert rows._opened_by == os.getpid()  # the main process keeps its own
+
+
+def test_blocks_are_dealt_to_every_reader_of_a_raster_and_of_a_small_scene() -> None:
+    """A raster's blocks (no coarser files) are cut anywhere; a product's only inside a 20 m tile row; a
+    scene of fewer blocks than processes is split by window rows, so no process is left without windows."""
+    from eurosat_finetune.data.scene_windows import Block, dealt, split_for
+
+    def windows(block: Block) -> int:
+        return (block.last - block.first) * 10
+
+    raster = [Block(0, 16 * i, 16 * (i + 1), group=i) for i in range(8)]
+    assert [len(dealt(raster, windows, k, 4)) for k in range(4)] == [2, 2, 2, 2]
+    product = [Block(0, 16 * i, 16 * (i + 1), group=i // 2) for i in range(8)]  # two blocks a 20 m tile row
+    shares = [dealt(product, windows, k, 3) for k in range(3)]
+    assert [block for share in shares for block in share] == product and all(shares)
+    assert all(share[0].group == previous[-1].group for previous, share in itertools.pairwise(shares))
+    small = split_for([Block(0, 0, 3)], 2)
+    assert small == [Block(0, 0, 1), Block(0, 1, 3)] and all(dealt(small, windows, k, 2) for k in range(2))
+
+
+def test_damaged_products_are_one_line_and_stray_zips_are_named(
+    ms12: Path, tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    native = native_bands(sample_product_bands(SIZE, SIZE, seed=13))
+    product = write_product(tmp_path / "in", native, "L2A", blocksize=64)
+    (product / "MTD_MSIL2A.xml").unlink()  # a partial download: its band files must not become scenes
+    args = ["predict", *FAST, f"--ckpt_path={ms12}", f"--trainer.default_root_dir={tmp_path / 'runs'}"]
+    error = cli_error([*args, f"--data.predict_root={tmp_path / 'in'}"], capsys).strip().splitlines()[-1]
+    assert error == f"eurosat: error: {product} holds no MTD_MSIL1C.xml or MTD_MSIL2A.xml; download the product again"
+    broken = tmp_path / "zips" / "S2B_MSIL1C_20240101T000000_N0510_R001_T32UMU_20240101T000000.zip"
+    broken.parent.mkdir()
+    broken.write_bytes(b"PK\x03\x04 half a download")
+    error = cli_error([*args, f"--data.predict_root={broken.parent}"], capsys).strip().splitlines()[-1]
+    assert error.startswith(f"eurosat: error: cannot read the Sentinel-2 product {broken} (")
+    assert error.endswith("download it again")
+    broken.unlink()
+    (tmp_path / "zips" / "notes.zip").write_bytes(b"not a zip")
+    stack = sample_product_bands(SIZE, SIZE, seed=14, offset=0)
+    write(tmp_path / "zips" / "scene.tif", np.stack([stack[band] for band in NO_B10]), descriptions=NO_B10)
+    with caplog.at_level("WARNING"):
+        predict(ms12, tmp_path / "zips", tmp_path / "l")
+    assert f"{tmp_path / 'zips' / 'notes.zip'} holds no Sentinel-2 product" in caplog.text

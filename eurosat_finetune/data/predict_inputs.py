@@ -1,5 +1,6 @@
 """What ``eurosat predict`` reads: the files and Sentinel-2 products under ``data.predict_root``, as loaders."""
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from eurosat_finetune.data.scene_catalog import SceneOptions, georeferenced
 from eurosat_finetune.data.scene_windows import SceneWindows
 from eurosat_finetune.data.sentinel2_products import is_product
 from eurosat_finetune.errors import DataNotFoundError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,4 +87,6 @@ def found_under(root: Path) -> tuple[list[Path], list[Path]]:
                 products.append(path)
             elif path.suffix.lower() in IMAGE_SUFFIXES or georeferenced(path):
                 files.append(path)
+            elif path.suffix.lower() == ".zip":  # most likely a download gone wrong: say so
+                log.warning("%s holds no Sentinel-2 product (no *.SAFE/MTD_MSIL*.xml): skipped", path)
     return sorted(products), sorted(files)

@@ -66,6 +66,7 @@ class RasterRows:
         self._source: Any = None
         self._opened_by = 0  # the process that opened ``_source``
         self._blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._header: tuple[Grid, int] | None = None  # grid and block height, read without keeping it open
 
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__ | {"_source": None, "_blocks": {}}
@@ -79,14 +80,23 @@ class RasterRows:
                 raise UnreadableImageError(f"cannot read {self.path} ({err}); replace or delete it") from None
         return self._source
 
+    def header(self) -> tuple[Grid, int]:
+        if self._header is None:
+            try:
+                with rasterio.open(self.path) as source:  # the main process sizes blocks: no handle kept
+                    self._header = grid_of(source), source.block_shapes[0][0]
+            except RasterioIOError as err:
+                raise UnreadableImageError(f"cannot read {self.path} ({err}); replace or delete it") from None
+        return self._header
+
     @property
     def grid(self) -> Grid:
-        return grid_of(self.source)
+        return self.header()[0]
 
     @property
     def block_rows(self) -> int:
         """Rows decoded together: the file's block (tile) height, grouped or split to a workable size."""
-        height = self.source.block_shapes[0][0]
+        height = self.header()[1]
         if height > MAX_BLOCK_ROWS:
             return 1024
         return height * math.ceil(MIN_BLOCK_ROWS / height)

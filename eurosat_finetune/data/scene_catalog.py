@@ -7,7 +7,7 @@ scene gets a map name of its own, checked unique before any window is read: a pr
 raster's path relative to ``predict_root`` without its suffix (with it, where two would meet).
 """
 
-import warnings
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,8 +18,10 @@ from rasterio.errors import RasterioIOError
 from eurosat_finetune.data.scene_bands import SceneBands, multispectral_bands, rgb_bands, sentinel2_name
 from eurosat_finetune.data.scene_sources import ModelUnits, ProductScene, RasterScene, SceneSource
 from eurosat_finetune.data.scene_windows import Scene, SceneWindows, windows_along
-from eurosat_finetune.data.sentinel2_products import is_product, read_product
+from eurosat_finetune.data.sentinel2_products import is_product, product_name, read_product
 from eurosat_finetune.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 MapScenes = Literal["auto", "all", "none"]
 
@@ -57,7 +59,7 @@ def map_names(root: Path, paths: list[Path], products: set[Path]) -> list[str]:
     def name(path: Path, suffix: bool) -> str:
         relative = path.relative_to(base)
         if path in products or not suffix:
-            relative = relative.with_name(relative.name.split(".")[0] if path in products else relative.stem)
+            relative = relative.with_name(product_name(path) if path in products else relative.stem)
         return relative.as_posix()
 
     plain = [name(path, False) for path in paths]
@@ -148,7 +150,7 @@ class SceneOptions:
             why = "it has no CRS" if crs is None else "its CRS is not in metres"
             if resolution is None:
                 why = "the checkpoint does not record the ground resolution it was trained at"
-            warnings.warn(f"{path}: mapped at its own pixel size, as {why}", UserWarning, stacklevel=2)
+            log.warning("%s: mapped at its own pixel size, as %s", path, why)
             resolution = None
         return RasterScene(name, path, indexes, channels, preview, units, self.offset, resolution)
 

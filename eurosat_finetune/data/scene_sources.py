@@ -12,6 +12,7 @@ radiometry from its metadata) and a raster file (:class:`RasterScene`, bands by 
 """
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,10 @@ from rasterio.enums import Resampling
 
 from eurosat_finetune.data.bands import RGB_BANDS
 from eurosat_finetune.data.raster_rows import Grid, RasterRows, grid_of, rows_onto
-from eurosat_finetune.data.sentinel2_products import Sentinel2Product
-from eurosat_finetune.errors import BandError, ConfigError
+from eurosat_finetune.data.sentinel2_products import NATIVE_RESOLUTION, Sentinel2Product
+from eurosat_finetune.errors import BandError, ConfigError, UnreadableImageError
+
+log = logging.getLogger(__name__)
 
 CLOUD_CLASSES = (3, 8, 9, 10)  # L2A scene classification: cloud shadow, cloud medium and high, thin cirrus
 FLOAT_REFLECTANCE = 10_000  # float rasters hold reflectance (0..1): times this is EuroSAT MS's units
@@ -118,12 +121,21 @@ class ProductScene(SceneSource):
         mask_clouds: bool,
     ) -> None:
         bands = list(trained_bands or RGB_BANDS)
+        never = [band for band in bands if band == "B10" and product.level == "L2A"]  # removed by L2A processing
+        if never:
+            raise BandError(
+                f"{product.path} ({product.level}) has no band B10, which the model was trained on; map it with a "
+                "model trained without B10 (data.bands not naming them)"
+            )
         missing = [band for band in bands if band not in product.band_files]
         if missing:
-            raise BandError(
-                f"{product.path} ({product.level}) has no band {', '.join(missing)}, which the model was trained on; "
-                f"map it with a model trained without {', '.join(missing)} (data.bands not naming them)"
+            raise UnreadableImageError(
+                f"{product.path} lacks the file of band {', '.join(missing)} (GRANULE/*/IMG_DATA); download it again"
             )
+        for band in bands:
+            if product.band_files[band][1] > NATIVE_RESOLUTION[band]:
+                log.warning("%s: band %s read from its %d m file (the finer one is missing)", product.path, band,
+                            product.band_files[band][1])  # fmt: skip
         if mask_clouds and product.scl_file is None:
             raise ConfigError(
                 f"data.mask_clouds needs the scene classification (SCL) of an L2A product; {product.path} is "
@@ -178,7 +190,7 @@ class ProductScene(SceneSource):
         return min(self.grid_rows(band) for band in self.bands)
 
     def deal_rows(self) -> int:
-        return max(self.grid_rows(band) for band in self.bands if self.product.band_files[band][1] <= 20)
+        return max([self.grid_rows(band) for band in self.bands if self.product.band_files[band][1] <= 20], default=1)
 
     def grid_rows(self, band: str) -> int:
         """Grid rows under one block of ``band``'s file."""

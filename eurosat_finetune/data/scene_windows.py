@@ -9,8 +9,9 @@ once and cut into every window that starts in it; batches of windows leave the w
 import itertools
 import math
 import warnings
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,9 @@ MIN_VALID = 0.5  # a window with less than this fraction of pixels holding data 
 # Lightning warns that an IterableDataset's length may be wrong with several workers; this one deals its
 # blocks to the workers itself, so its length (the batches of this process) is exact.
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
+# and its batches come ready-made (batch_size=None), so Lightning cannot infer their size, which it needs
+# only to log metrics (predict logs none)
+warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched")
 
 
 def window_origin(index: int, stride: int, tile_size: int, extent: int) -> int:
@@ -85,7 +89,8 @@ class SceneWindows(IterableDataset):
         self, scenes: list[Scene], tile_size: int, stride: int, batch_size: int, rank: int = 0, world_size: int = 1
     ) -> None:
         self.scenes, self.tile_size, self.stride, self.batch_size = scenes, tile_size, stride, batch_size
-        self.blocks = [block for i, scene in enumerate(scenes) for block in self.blocks_of(i, scene)]
+        blocks = [block for i, scene in enumerate(scenes) for block in self.blocks_of(i, scene)]
+        self.blocks = split_for(blocks, world_size)
         self.own = dealt(self.blocks, self.block_windows, rank, world_size)
 
     def blocks_of(self, index: int, scene: Scene) -> list[Block]:
@@ -102,15 +107,21 @@ class SceneWindows(IterableDataset):
         return math.ceil(self.block_windows(block) / self.batch_size)
 
     def __len__(self) -> int:
-        """The batches this process yields (all its workers together)."""
-        return sum(self.block_batches(block) for block in self.own)
+        """The batches this process yields (all its workers together). A process with none (fewer window
+        rows than processes) has no length, so Lightning does not refuse it as empty."""
+        batches = sum(self.block_batches(block) for block in self.own)
+        if not batches:
+            raise TypeError("this process reads no windows")
+        return batches
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = get_worker_info()
         mine = self.own if worker is None else dealt(self.own, self.block_windows, worker.id, worker.num_workers)
         try:
-            for block in mine:
+            for i, block in enumerate(mine):
                 yield from self.batches(block)
+                if i + 1 == len(mine) or mine[i + 1].scene != block.scene:  # done with this scene: let it go
+                    self.scenes[block.scene].source.close()
         finally:
             for scene in self.scenes:
                 scene.source.close()
@@ -145,14 +156,23 @@ class SceneWindows(IterableDataset):
 
 
 def dealt(blocks: list[Block], weight: Any, part: int, parts: int) -> list[Block]:
-    """Part ``part`` of ``parts`` contiguous runs of ``blocks`` holding about as many windows each. Runs are
-    cut between scenes, or inside a group: the two readers then share one tile row of the coarser files,
-    while a cut between groups would have each decode the other's for the resampling's margin."""
+    """Part ``part`` of ``parts`` contiguous runs of ``blocks`` holding about as many windows each. Where
+    a group holds several blocks (a tile row of coarser files), runs are cut inside it: the two readers
+    then share that tile row, while a cut between groups would have each decode the other's for the
+    resampling's margin. Elsewhere (one block a group, or a new scene) any cut will do."""
     if parts == 1:
         return list(blocks)
     before = np.concatenate([[0], np.cumsum([weight(block) for block in blocks])])  # windows before each block
+    sizes = Counter((block.scene, block.group) for block in blocks)
     pairs = enumerate(itertools.pairwise(blocks), 1)
-    cuts = [0, *(i for i, (a, b) in pairs if a.scene != b.scene or a.group == b.group)]
+    cuts = [
+        0,
+        *(
+            i
+            for i, (a, b) in pairs
+            if a.scene != b.scene or a.group == b.group or sizes[(a.scene, a.group)] == sizes[(b.scene, b.group)] == 1
+        ),
+    ]
 
     def cut(k: int) -> int:
         if k == parts:
@@ -160,3 +180,17 @@ def dealt(blocks: list[Block], weight: Any, part: int, parts: int) -> list[Block
         return min(cuts, key=lambda i: abs(before[i] - before[-1] * k / parts))
 
     return blocks[cut(part) : cut(part + 1)]
+
+
+def split_for(blocks: list[Block], readers: int) -> list[Block]:
+    """``blocks``, the largest split by window rows until there are at least ``readers`` of them (where
+    they can be): every process then has windows to read (a small scene on many devices)."""
+    blocks = list(blocks)
+    while len(blocks) < readers:
+        i = max(range(len(blocks)), key=lambda j: blocks[j].last - blocks[j].first, default=None)
+        if i is None or blocks[i].last - blocks[i].first < 2:
+            break
+        block = blocks[i]
+        middle = (block.first + block.last) // 2
+        blocks[i : i + 1] = [replace(block, last=middle), replace(block, first=middle)]
+    return blocks

@@ -27,6 +27,7 @@ NATIVE_RESOLUTION = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06
 """Metres per pixel each band is measured at (the L1C files' resolution)."""
 
 METADATA = {"L1C": "MTD_MSIL1C.xml", "L2A": "MTD_MSIL2A.xml"}
+PRODUCT_NAME = re.compile(r"S2[A-D]_MSIL(1C|2A)_", re.IGNORECASE)
 # the image files: IMG_DATA/<tile>_<sensing>_<band>[_<res>m].jp2 (L2A adds R10m/R20m/R60m folders)
 IMAGE_FILE = re.compile(r"GRANULE/[^/]+/IMG_DATA/(?:R(10|20|60)m/)?[^/]+_(B\d\d|B8A|SCL)(?:_(10|20|60)m)?\.jp2$")
 
@@ -52,14 +53,20 @@ class Sentinel2Product:
 
 
 def is_product(path: Path) -> bool:
-    """Whether ``path`` is a Sentinel-2 product: a ``.SAFE`` folder with its metadata file, or a ``.zip``
-    whose entries hold one."""
+    """Whether ``path`` is (or claims to be) a Sentinel-2 product: a ``.SAFE`` folder, a ``.zip`` whose
+    entries hold a ``.SAFE``'s metadata, or a ``.zip`` named as products are (``S2B_MSIL2A_....zip``).
+    A damaged one is then refused by :func:`read_product`, never searched file by file."""
     if path.suffix.upper() == ".SAFE" and path.is_dir():
-        return any((path / name).is_file() for name in METADATA.values())
-    if path.suffix.lower() == ".zip" and path.is_file() and zipfile.is_zipfile(path):
+        return True
+    if path.suffix.lower() != ".zip" or not path.is_file():
+        return False
+    if PRODUCT_NAME.match(path.name):
+        return True
+    try:
         with zipfile.ZipFile(path) as archive:
             return any(_metadata_entry(name) for name in archive.namelist())
-    return False
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _metadata_entry(name: str) -> bool:
@@ -75,10 +82,14 @@ def product_name(path: Path) -> str:
 def read_product(path: Path) -> Sentinel2Product:
     """The product at ``path`` (see :func:`is_product`); a product whose metadata is missing or cannot
     be read is a one-line error naming it."""
-    entries, safe, gdal_prefix = _entries(path)
+    try:
+        entries, safe, gdal_prefix = _entries(path)
+    except (zipfile.BadZipFile, OSError, StopIteration) as err:
+        why = err if not isinstance(err, StopIteration) else "no .SAFE folder with MTD_MSIL1C.xml or MTD_MSIL2A.xml"
+        raise UnreadableImageError(f"cannot read the Sentinel-2 product {path} ({why}); download it again") from None
     levels = [level for level, name in METADATA.items() if f"{safe}/{name}" in entries]
     if not levels:
-        raise UnreadableImageError(f"{path} holds no MTD_MSIL1C.xml or MTD_MSIL2A.xml; it is not a Sentinel-2 product")
+        raise UnreadableImageError(f"{path} holds no MTD_MSIL1C.xml or MTD_MSIL2A.xml; download the product again")
     level = levels[0]
     try:
         metadata = ET.fromstring(_read_entry(path, f"{safe}/{METADATA[level]}"))
@@ -89,11 +100,14 @@ def read_product(path: Path) -> Sentinel2Product:
     if not quantification:
         raise UnreadableImageError(f"{METADATA[level]} of {path} has no quantification value; download it again")
     offset_tag = "RADIO_ADD_OFFSET" if level == "L1C" else "BOA_ADD_OFFSET"
-    offsets = {  # band_id counts the bands in ESA's order; no list (baselines before 04.00): no offset
-        ESA_BANDS[int(element.get("band_id", -1))]: int(float(element.text or 0))
-        for element in metadata.iter()
-        if _local(element.tag) == offset_tag
-    }
+    try:
+        offsets = {  # band_id counts the bands in ESA's order; no list (baselines before 04.00): no offset
+            ESA_BANDS[int(element.get("band_id", ""))]: int(float(element.text or 0))
+            for element in metadata.iter()
+            if _local(element.tag) == offset_tag
+        }
+    except (ValueError, IndexError):
+        raise UnreadableImageError(f"{offset_tag} in {METADATA[level]} of {path} has no valid band_id") from None
     files: dict[str, tuple[str, int]] = {}
     scl: tuple[str, int] | None = None
     for entry in sorted(entries):
@@ -111,7 +125,7 @@ def read_product(path: Path) -> Sentinel2Product:
         raise UnreadableImageError(f"{path} holds no band files (GRANULE/*/IMG_DATA/*.jp2); download it again")
     return Sentinel2Product(
         path=path,
-        name=product_name(path),
+        name=safe.removesuffix(".SAFE"),  # the product's own name, whatever its zip is called
         level=level,
         baseline=values.get("PROCESSING_BASELINE", "unknown"),
         quantification=float(quantification),
