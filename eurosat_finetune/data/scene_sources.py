@@ -235,8 +235,8 @@ class RasterScene(SceneSource):
 
     def read_rows(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
         data, valid = rows_onto(self.reader, self.grid, top, bottom)
-        if self.as_8_bit:
-            return np.clip(np.rint(data), 0, 255).astype(np.uint8), valid
+        if self.as_8_bit:  # as stored, or enlarged (float32: rounded back to 8 bits)
+            return (data if data.dtype == np.uint8 else np.clip(np.rint(data), 0, 255).astype(np.uint8)), valid
         pixels = np.empty(data.shape, self.units.dtype)
         resampled = self.resampled_from is not None  # else ``data`` is the block kept for the next rows
         if np.issubdtype(self.dtype, np.floating):
