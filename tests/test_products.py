@@ -404,3 +404,21 @@ def test_damaged_products_are_one_line_and_stray_zips_are_named(
     with caplog.at_level("WARNING"):
         predict(ms12, tmp_path / "zips", tmp_path / "l")
     assert f"{tmp_path / 'zips' / 'notes.zip'} holds no Sentinel-2 product" in caplog.text
+
+
+def test_a_band_file_cut_short_is_refused_by_the_products_manifest(ms12: Path, tmp_path: Path, capsys) -> None:
+    """A truncated JPEG 2000 can decode to zeros without an error: its size is checked against manifest.safe."""
+    product = write_product(
+        tmp_path / "in", native_bands(sample_product_bands(SIZE, SIZE, seed=15)), "L2A", blocksize=64
+    )
+    band = next(product.glob("GRANULE/*/IMG_DATA/R20m/*_B05_20m.jp2"))
+    size = band.stat().st_size
+    with band.open("r+b") as f:
+        f.truncate(size * 6 // 10)
+    args = ["predict", *FAST, f"--ckpt_path={ms12}", f"--data.predict_root={product}"]
+    error = cli_error([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"], capsys).strip().splitlines()[-1]
+    entry = band.relative_to(product.parent).as_posix()
+    assert error == (
+        f"eurosat: error: {entry} in {product} is {size * 6 // 10} bytes, but the product's manifest.safe says "
+        f"{size}; download the product again"
+    )

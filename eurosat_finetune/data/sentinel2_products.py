@@ -123,6 +123,7 @@ def read_product(path: Path) -> Sentinel2Product:
             files[band] = found  # each band at its finest resolution
     if not files:
         raise UnreadableImageError(f"{path} holds no band files (GRANULE/*/IMG_DATA/*.jp2); download it again")
+    _check_sizes(path, safe, [file for file, _ in [*files.values(), *([scl] if scl else [])]], gdal_prefix)
     return Sentinel2Product(
         path=path,
         name=safe.removesuffix(".SAFE"),  # the product's own name, whatever its zip is called
@@ -167,3 +168,31 @@ def _nodata(metadata: ET.Element) -> int:
             if fields.get("SPECIAL_VALUE_TEXT") == "NODATA":
                 return int(fields.get("SPECIAL_VALUE_INDEX", 0))
     return 0
+
+
+def _check_sizes(path: Path, safe: str, gdal_paths: list[str], gdal_prefix: str) -> None:
+    """Refuse band files whose size is not the one ``manifest.safe`` lists (a download cut short): a
+    damaged JPEG 2000 tile may decode to zeros with no error, and a wrong map."""
+    try:
+        manifest = ET.fromstring(_read_entry(path, f"{safe}/manifest.safe"))
+    except (ET.ParseError, OSError, KeyError):
+        return  # no manifest to check against
+    listed = {}
+    for stream in manifest.iter():
+        location = next((child for child in stream if _local(child.tag) == "fileLocation"), None)
+        if _local(stream.tag) == "byteStream" and location is not None and stream.get("size"):
+            listed[f"{safe}/{location.get('href', '').removeprefix('./')}"] = int(stream.get("size", 0))
+    for gdal_path in gdal_paths:
+        entry = gdal_path.removeprefix(gdal_prefix)
+        if entry in listed and (actual := _size(path, entry)) != listed[entry]:
+            raise UnreadableImageError(
+                f"{entry} in {path} is {actual} bytes, but the product's manifest.safe says {listed[entry]}; "
+                "download the product again"
+            )
+
+
+def _size(path: Path, entry: str) -> int:
+    if path.is_dir():
+        return (path.parent / entry).stat().st_size
+    with zipfile.ZipFile(path) as archive:
+        return archive.getinfo(entry).file_size
