@@ -37,7 +37,7 @@ from rasterio.windows import Window
 from torch.utils.data import DataLoader
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
-from eurosat_finetune.data.scene_catalog import SceneOptions
+from eurosat_finetune.data.scene_catalog import SceneOptions, TrainedOn
 from eurosat_finetune.data.synthetic import write_multispectral_sample
 from eurosat_finetune.data.synthetic_sentinel2 import native_bands, sample_product_bands, write_product
 
@@ -115,7 +115,7 @@ def product_benchmark(args: argparse.Namespace) -> dict:
         run([*eurosat, *fit], work)
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
-        _, windows = options.windows(products, [product], [], (16, bands, 10.0), (args.batch_size, 0, 1))
+        _, windows = options.windows(products, [product], [], TrainedOn(16, bands, 10.0), (args.batch_size, 0, 1))
         files = [windows.scenes[0].source.product.band_files[band][0] for band in bands]
         start = time.perf_counter()
         for path in files:
@@ -169,7 +169,7 @@ def main() -> None:
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
 
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
-        _, windows = options.windows(work / "scenes", [], [work / "scenes" / "tile.tif"], (None, None, None),
+        _, windows = options.windows(work / "scenes", [], [work / "scenes" / "tile.tif"], TrainedOn(),
                                      (args.batch_size, 0, 1))  # fmt: skip
         start = time.perf_counter()
         for _ in DataLoader(windows, batch_size=None, num_workers=args.workers):

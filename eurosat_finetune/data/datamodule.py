@@ -24,10 +24,10 @@ from eurosat_finetune.data.description import describe
 from eurosat_finetune.data.ground_resolution import ground_resolution
 from eurosat_finetune.data.loaders import drops_last_batch, each_image_once, loader
 from eurosat_finetune.data.predict_batches import collate_images
-from eurosat_finetune.data.predict_inputs import PredictInputs, TrainedOn
+from eurosat_finetune.data.predict_inputs import PredictInputs
 from eurosat_finetune.data.samplers import EpochSeededSampler, global_seed, step_generator
 from eurosat_finetune.data.scene_bands import SceneBands
-from eurosat_finetune.data.scene_catalog import MapScenes, SceneOptions
+from eurosat_finetune.data.scene_catalog import MapScenes, SceneOptions, TrainedOn
 from eurosat_finetune.data.scene_windows import SceneWindows
 from eurosat_finetune.data.source import EUROSAT_RGB_URL, DatasetSource, find_image_folder
 from eurosat_finetune.data.splits import (

@@ -4,7 +4,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from torch.utils.data import DataLoader
 
@@ -12,25 +11,12 @@ from eurosat_finetune.data.datasets import PredictionImages
 from eurosat_finetune.data.images import IMAGE_SUFFIXES
 from eurosat_finetune.data.loaders import loader, ready_batches_loader
 from eurosat_finetune.data.predict_batches import collate_images
-from eurosat_finetune.data.scene_catalog import SceneOptions, georeferenced
+from eurosat_finetune.data.scene_catalog import SceneOptions, TrainedOn, georeferenced
 from eurosat_finetune.data.scene_windows import SceneWindows
 from eurosat_finetune.data.sentinel2_products import is_product
 from eurosat_finetune.errors import DataNotFoundError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainedOn:
-    """What a checkpoint records of the images its model was trained on, which predict reads scenes by."""
-
-    tile_size: int | None = None  # their side, px (the windows' default)
-    bands: list[str] | None = None  # multispectral bands by name; None: RGB
-    resolution: float | None = None  # metres per pixel; None: unknown
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "TrainedOn":
-        return cls(state.get("image_size", [None])[0], state.get("bands"), state.get("ground_resolution"))
 
 
 @dataclass(frozen=True)
@@ -59,7 +45,7 @@ class PredictInputs:
         """The images classified whole, then the windows of the scenes (see :meth:`SceneOptions.windows`),
         and those windows."""
         found = (self.root, self.products, self.files)
-        images, windows = options.windows(*found, (trained.tile_size, trained.bands, trained.resolution), batching)
+        images, windows = options.windows(*found, trained, batching)
         whole = PredictionImages(images, band_indices)
         loaders = [loader(whole, batching[0], num_workers, collate_fn=collate_images)] if images else []
         if windows is not None:  # it deals its blocks to the processes itself

@@ -10,7 +10,7 @@ raster's path relative to ``predict_root`` without its suffix (with it, where tw
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import rasterio
 from rasterio.errors import RasterioIOError
@@ -71,6 +71,19 @@ def map_names(root: Path, paths: list[Path], products: set[Path]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class TrainedOn:
+    """What a checkpoint records of the images its model was trained on, which predict reads scenes by."""
+
+    tile_size: int | None = None  # their side, px (the windows' default)
+    bands: list[str] | None = None  # multispectral bands by name; None: RGB
+    resolution: float | None = None  # metres per pixel; None: unknown
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "TrainedOn":
+        return cls(state.get("image_size", [None])[0], state.get("bands"), state.get("ground_resolution"))
+
+
+@dataclass(frozen=True)
 class SceneOptions:
     """The data options that decide what is a scene, how it is cut into windows and how it is read."""
 
@@ -100,13 +113,13 @@ class SceneOptions:
         root: Path,
         products: list[Path],
         files: list[Path],
-        trained: tuple[int | None, list[str] | None, float | None],
+        trained: TrainedOn,
         batching: tuple[int, int, int],
     ) -> tuple[list[Path], SceneWindows | None]:
         """The files to classify whole, and the windows of the scenes (None if there are none), for a
         model ``trained`` on images of that size, bands (None: RGB) and metres per pixel (None: unknown);
         ``batching`` is (batch size, rank, world size)."""
-        trained_size, trained_bands, resolution = trained
+        trained_size, trained_bands, resolution = trained.tile_size, trained.bands, trained.resolution
         tile = self.tile_size or trained_size or 64
         stride = self.tile_stride or tile
         if tile < 1 or stride < 1 or tile % stride:
