@@ -10,6 +10,7 @@ from conftest import FAST, TINY_VIT, cli_error, read_metrics, run_cli, version_d
 
 from eurosat_finetune.data.datasets import list_images
 from eurosat_finetune.data.splits import listed_split
+from eurosat_finetune.errors import ConfigError
 
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
 
@@ -48,6 +49,20 @@ def test_listed_split_matches_names_and_class_paths(sample_root: Path, tmp_path:
             chosen = [listing.files[i].stem for i in getattr(split, name)]
             assert sorted(chosen) == sorted(Path(entry).stem for entry in lists[name])
         assert len(split.train) == 120 and len(split.val) == len(split.test) == 40
+
+
+def test_one_image_under_two_names_is_refused(sample_root: Path) -> None:
+    """``Forest_1`` in train and ``Forest/Forest_1.jpg`` in test are one image: a test image trained on."""
+    listing = list_images(sample_root / "EuroSAT_RGB")
+    image = listing.files[0].relative_to(listing.folder)  # e.g. AnnualCrop/AnnualCrop_0.jpg
+    others = [f.relative_to(listing.folder).as_posix() for f in listing.files[1:3]]
+    lists = {"train": [f"{image.stem}.tif", others[0]], "val": [others[1]], "test": [image.as_posix()]}
+    with pytest.raises(ConfigError) as refusal:
+        listed_split(listing.files, listing.folder, lists)
+    assert str(refusal.value) == (
+        f"data.split_files: {image.with_suffix('').as_posix()} (as {image.stem}.tif and {image.as_posix()}) "
+        "is listed in both train and test; each image may be listed once"
+    )
 
 
 def test_fit_and_test_on_listed_splits(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -94,17 +94,13 @@ def listed_split(files: Sequence[Path], folder: Path, lists: dict[str, list[str]
     for index, path in enumerate(relative):
         by_key.setdefault(path, []).append(index)
         by_key.setdefault(path.rsplit("/", 1)[-1], []).append(index)
-    seen: dict[str, str] = {}
+    # compared by the image an entry resolves to: "Forest_1" and "Forest/Forest_1.jpg" are one image
+    seen: dict[int, tuple[str, str]] = {}
     indices = {}
     for split in SPLITS:
         chosen = []
         for entry in lists[split]:
-            key = entry_key(entry)
-            if key in seen:
-                where = f"twice in {split}" if seen[key] == split else f"in both {seen[key]} and {split}"
-                raise ConfigError(f"data.split_files: {entry} is listed {where}; each image may be listed once")
-            seen[key] = split
-            matches = by_key.get(key, [])
+            matches = by_key.get(entry_key(entry), [])
             if not matches:
                 raise ConfigError(
                     f"data.split_files.{split}: {entry} is not among the {len(files)} readable images of {folder}; "
@@ -114,7 +110,14 @@ def listed_split(files: Sequence[Path], folder: Path, lists: dict[str, list[str]
                 raise ConfigError(
                     f"data.split_files.{split}: {entry} names {len(matches)} images; list it as <class>/<name>"
                 )
-            chosen.append(matches[0])
+            index = matches[0]
+            if index in seen:
+                first_split, first_entry = seen[index]
+                where = f"twice in {split}" if first_split == split else f"in both {first_split} and {split}"
+                named = entry if first_entry == entry else f"{relative[index]} (as {first_entry} and {entry})"
+                raise ConfigError(f"data.split_files: {named} is listed {where}; each image may be listed once")
+            seen[index] = (split, entry)
+            chosen.append(index)
         indices[split] = np.sort(np.asarray(chosen, dtype=np.int64))
     return Split(indices["train"], indices["val"], indices["test"])
 
