@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import shutil
+import socket
 import subprocess
 import sys
 import zipfile
@@ -287,3 +289,26 @@ def test_georeferenced_patches_of_one_window_are_classified(
     with torch.no_grad():
         probs = model(torch.from_numpy(np.asarray(Image.open(tiles[0])).transpose(2, 0, 1).copy())[None]).softmax(-1)
     assert float(rows[0][rows[0]["predicted_class"]]) == pytest.approx(float(probs.max()), abs=1e-5)
+
+
+def test_predict_reads_only_the_checkpoint_and_predict_root(
+    checkpoint: Path, sample_root: Path, tmp_path: Path
+) -> None:
+    """A fit config's ``download: true`` (and a url nobody answers) does not make predict fetch, list or
+    decode the labelled data: the checkpoint knows the classes, bands and image size."""
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/EuroSAT_RGB.zip"
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    write_raster(scenes / "scene.tif", np.full((3, 64, 64), 90, np.uint8))
+    empty = tmp_path / "empty"
+    run = predict(checkpoint, scenes, tmp_path / "logs", f"--data.root={empty}", "--data.download=true",
+                  f"--data.url={closed}")  # fmt: skip
+    assert (run / "maps" / "scene.classes.tif").is_file()
+    assert not empty.exists()  # nothing downloaded or written there
+    data = tmp_path / "data"  # labelled data at hand: not decoded either (no cache beside it)
+    shutil.copytree(sample_root, data, ignore=shutil.ignore_patterns(".*"))
+    run = predict(checkpoint, scenes, tmp_path / "logs2", f"--data.root={data}")
+    assert (run / "maps" / "scene.classes.tif").is_file()
+    assert not [p for p in data.rglob(".*") if p.is_file()]

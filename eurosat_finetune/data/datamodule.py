@@ -29,7 +29,7 @@ from eurosat_finetune.data.samplers import EpochSeededSampler, global_seed, step
 from eurosat_finetune.data.scene_bands import SceneBands
 from eurosat_finetune.data.scene_catalog import MapScenes, SceneOptions, TrainedOn
 from eurosat_finetune.data.scene_windows import SceneWindows
-from eurosat_finetune.data.source import EUROSAT_RGB_URL, DatasetSource, find_image_folder
+from eurosat_finetune.data.source import EUROSAT_RGB_URL, DatasetSource
 from eurosat_finetune.data.splits import (
     Split,
     listed_split,
@@ -200,7 +200,9 @@ class EuroSATDataModule(LightningDataModule):
         return LabelledImages(self.readable, self.split.train, self.band_indices)
 
     def _uses_labelled_data(self) -> bool:
-        return self.predict_root is None or self.source.can_provide or find_image_folder(self.source.root) is not None
+        """Everything but predicting ``predict_root`` reads ``root``; that reads only the checkpoint (its
+        classes, bands and image size), never downloads or decodes the labelled data."""
+        return self.predict_root is None or (self.trainer is not None and not self.trainer.predicting)
 
     @cached_property
     def split_fingerprint(self) -> str:
