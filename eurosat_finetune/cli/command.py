@@ -111,7 +111,7 @@ class EuroSATCLI(LightningCLI):
             config.model[key] = value
         if self.subcommand == "predict" and config.get("return_predictions") is None:
             config.return_predictions = False
-        if self.subcommand != "predict":  # a predict-only option (a shared config may set it): the labelled data is used
+        if self.subcommand != "predict":  # predict-only (a shared config may set it): the labelled data is read
             config.data.predict_root = None
         if config.trainer.get("enable_checkpointing") is False:
             # Lightning refuses any ModelCheckpoint then, and the two groups are always added: keep
