@@ -255,7 +255,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
         :mod:`eurosat_finetune.data.predict_batches`)."""
         images = batch["images"]
         if len(images):
-            probs = self.evaluation_logits(images).softmax(dim=-1)
+            probs = self.evaluation_logits(images).float().softmax(dim=-1)  # float32 under autocast too
         else:  # a batch whose files were all unreadable
             probs = torch.empty(0, len(self.class_names), device=self.device)
         return {"probs": probs, **{key: value for key, value in batch.items() if key != "images"}}
