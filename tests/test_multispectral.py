@@ -326,3 +326,21 @@ def test_the_export_on_a_13_band_array_gives_what_predict_gives(ms_root: Path, t
         row = predicted[file.name]
         assert model.config.id2label[int(probs.argmax())] == row["predicted_class"]
         np.testing.assert_allclose(probs.numpy(), [float(row[name]) for name in CLASSES], atol=1e-5)
+
+
+def test_test_and_validate_take_the_checkpoints_bands(
+    fitted: dict[str, Path], ms_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A checkpoint trained on B08 alone is evaluated on B08 without ``--data.bands``; naming other bands
+    is the one-line refusal it always was."""
+    best = fitted["signal"] / "checkpoints" / "best.ckpt"
+    common = [*FAST, f"--ckpt_path={best}", f"--data.root={ms_root}", "--trainer.logger=CSVLogger"]
+    run_cli(["test", *common, f"--trainer.logger.save_dir={tmp_path / 'test'}"])
+    assert read_metrics(version_dir(tmp_path / "test", 0))["test_acc"] >= 0.9  # the classes are in B08
+    run_cli(["validate", *common, f"--trainer.logger.save_dir={tmp_path / 'validate'}"])
+    assert read_metrics(version_dir(tmp_path / "validate", 0))["val_acc"] == 1.0  # as in its fit
+    refusal = cli_error(["test", *common, "--data.bands=[B04]", f"--trainer.logger.save_dir={tmp_path}"], capsys)
+    assert refusal.strip() == (
+        "eurosat: error: the checkpoint was trained on bands ['B08'] but the data gives ['B04']; "
+        "evaluate it on data with the checkpoint's bands (data.bands)"
+    )

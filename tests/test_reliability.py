@@ -97,6 +97,27 @@ def checkpoint(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return version_dir(logs, 0) / "checkpoints" / "best.ckpt"
 
 
+def test_model_options_that_do_not_fit_the_checkpoint_are_one_line(
+    checkpoint: Path, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A checkpoint written before ``model_config`` (its network in ``vit_config``) evaluated with a model
+    group of another ViT: one line naming the option to drop, not a page of ``size mismatch`` lines."""
+    saved = torch.load(checkpoint, weights_only=True)
+    hparams = saved["hyper_parameters"]
+    hparams["vit_config"] = {k: v for k, v in hparams.pop("model_config").items() if k != "model_type"}
+    old = tmp_path / "old.ckpt"
+    torch.save(saved, old)
+    wider = json.dumps({**TINY_VIT, "hidden_size": 48})
+    args = ["test", *FAST, f"--data.root={sample_root}", f"--model.model_config={wider}", f"--ckpt_path={old}",
+            f"--trainer.default_root_dir={tmp_path}"]  # fmt: skip
+    assert one_line(cli_error(args, capsys)) == (
+        "eurosat: error: the checkpoint's network does not fit the one the model options build (37 tensors differ, "
+        "e.g. net.vit.embeddings.cls_token: [1, 1, 32] in the checkpoint, [1, 1, 48] here); model.model_config differs "
+        "from the checkpoint's: drop it (and any config's model group) to take the checkpoint's\n"
+    )
+    run_cli([*args[:-3], f"--ckpt_path={old}", f"--trainer.default_root_dir={tmp_path}"])  # without it: works
+
+
 def test_checkpoint_with_other_classes_is_refused(
     checkpoint: Path, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -270,9 +291,11 @@ def test_unwritable_output_fails_before_training(
 @pytest.mark.slow
 def test_killed_fit_resumes_into_its_own_run(sample_root: Path, tmp_path: Path) -> None:
     """Kill -9 a fit after its best epoch, resume from its last.ckpt: the run continues in its own folder
-    and TensorBoard run, and ends with the same weights, best.ckpt and export as a run never interrupted."""
+    and TensorBoard run, and ends with the same weights, best.ckpt and export as a run never interrupted,
+    flips, MixUp and CutMix included (each batch draws its own, wherever the run restarted)."""
     # the learning rate jumps 30x after epoch 2, so val_loss is lowest at epoch 2 and worse after
     common = [*FAST, *TINY_MODEL, "--seed_everything=7", "--trainer.deterministic=true", "--data.augment=true"]
+    common += ["--model.mixup_alpha=0.2", "--model.cutmix_alpha=1.0"]  # one of the two per batch
     common += ["--model.optimizer=AdamW", "--model.optimizer.lr=0.01", "--model.scheduler=StepLR"]
     common += ["--model.scheduler.step_size=3", "--model.scheduler.gamma=30", "--trainer.logger=TensorBoardLogger"]
     fit = [sys.executable, "-m", "eurosat_finetune", "fit", f"--data.root={sample_root}", "--trainer.max_epochs=5"]
@@ -311,6 +334,9 @@ def test_killed_fit_resumes_into_its_own_run(sample_root: Path, tmp_path: Path) 
     # one TensorBoard run, with an event file from each process; the first config is kept
     assert len(list(run.glob("events.out.tfevents.*"))) == 2
     assert tensorboard_scalars(run, "val_loss") == val_losses
+    # the HPARAMS figures are best.ckpt's validation's, which ran before the kill: the record came back with it
+    for tag in ("hp/val_loss", "hp/val_acc", "hp/val_macro_f1"):
+        assert tensorboard_scalars(run, tag) == tensorboard_scalars(straight, tag) != [], tag
     assert (run / "config.yaml").is_file() and (run / "config.resume1.yaml").is_file()
 
 

@@ -102,13 +102,17 @@ class EuroSATCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         """The command's evaluation options win over a checkpoint's (``--model.tta true`` on a checkpoint
-        trained without it). Predict returns nothing by default: its writers stream results to files,
-        and kept in memory as well they would grow with the scenes mapped. A fit resumed from a run's
-        own checkpoint continues that run (see :mod:`.resume`); any other gets a run folder of its own
-        (see :mod:`.run_claim`)."""
+        trained without it); a multispectral checkpoint reads its own bands unless ``data.bands`` names
+        others. Predict returns nothing by default: its writers stream results to files, and kept in
+        memory as well they would grow with the scenes mapped. A fit resumed from a run's own checkpoint
+        continues that run (see :mod:`.resume`); any other gets a run folder of its own (see
+        :mod:`.run_claim`)."""
         config = self.command_config(self.config)
         for key, value in self.evaluation_options.items():
             config.model[key] = value
+        trained_bands = (self.checkpoint_hparams.get("input_bands") or {}).get("names")
+        if trained_bands and config.data.get("bands") is None:  # the checkpoint's, unless the command names others
+            config.data.bands = trained_bands
         if self.subcommand == "predict" and config.get("return_predictions") is None:
             config.return_predictions = False
         if self.subcommand != "predict":  # predict-only (a shared config may set it): the labelled data is read

@@ -6,8 +6,11 @@ from typing import Any
 
 from lightning.pytorch import LightningModule
 
-from eurosat_finetune.errors import ClassMismatchError
+from eurosat_finetune.errors import CheckpointError, ClassMismatchError
 from eurosat_finetune.model import backbones
+
+# The hyperparameters that shape the network; the checkpoint's rebuild it (see resolved_hparams).
+NETWORK_OPTIONS = ("model_name_or_path", "model_config", "vit_config", "image_size", "input_bands")
 
 
 class SelfDescribingCheckpoint(LightningModule):
@@ -47,6 +50,7 @@ class SelfDescribingCheckpoint(LightningModule):
                 f"net.{k.removeprefix('vit.')}" if k.startswith("vit.") else k: v for k, v in state.items()
             }
         self.check_classes(checkpoint.get("hyper_parameters", {}).get("class_names"))
+        self.check_network(checkpoint)
         self.pretrained_from = checkpoint.get("pretrained_from")
         # predicting new images, the data names no bands: the checkpoint's are the network's
         self.input_bands = checkpoint.get("hyper_parameters", {}).get("input_bands") or self.input_bands
@@ -66,3 +70,22 @@ class SelfDescribingCheckpoint(LightningModule):
                 f"the checkpoint was trained on classes {list(saved)} but the data has classes "
                 f"{self.class_names}; evaluate it on data with the checkpoint's classes"
             )
+
+    def check_network(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, in one line naming the options to drop, weights of another shape than the network the
+        model options built (rather than a page of ``size mismatch`` lines from ``load_state_dict``)."""
+        own = self.state_dict()
+        saved = checkpoint.get("state_dict", {})
+        differing = [k for k, v in saved.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+        if not differing:
+            return
+        first = differing[0]
+        hparams = checkpoint.get("hyper_parameters", {})
+        options = [f"model.{k}" for k in NETWORK_OPTIONS if hparams.get(k) != self.hparams.get(k)]
+        raise CheckpointError(
+            f"the checkpoint's network does not fit the one the model options build ({len(differing)} tensors "
+            f"differ, e.g. {first}: {list(saved[first].shape)} in the checkpoint, {list(own[first].shape)} here); "
+            f"{', '.join(options) or 'the model options'} {'differs' if len(options) == 1 else 'differ'} from the "
+            f"checkpoint's: drop {'it' if len(options) == 1 else 'them'} (and any config's model group) to take the "
+            "checkpoint's"
+        )
