@@ -3,17 +3,21 @@ name, the network following the bands, and every bad input refused in one line."
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 from conftest import FAST, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, zip_dataset
+from PIL import Image
 from test_backbones import FAMILIES, save_tiny
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.published import EUROSAT_CLASS_SIZES
 from eurosat_finetune.data.synthetic import write_multispectral_sample
 from eurosat_finetune.model import ImageClassifier
 
@@ -69,11 +73,14 @@ def fitted(ms_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return runs
 
 
-def test_the_band_that_tells_the_classes_apart_is_learnt_only_when_chosen(fitted: dict[str, Path]) -> None:
+def test_the_band_that_tells_the_classes_apart_is_learnt_only_when_chosen(
+    fitted: dict[str, Path], ms_root: Path
+) -> None:
     signal, rgb = read_metrics(fitted["signal"])["val_acc"], read_metrics(fitted["rgb"])["val_acc"]
     assert signal == 1.0 and rgb < 0.7, (signal, rgb)  # 6 validation images, 3 classes
     saved = torch.load(fitted["signal"] / "checkpoints" / "best.ckpt", weights_only=True)
-    assert saved["hyper_parameters"]["input_bands"] == {"names": ["B08"], "mean": [2296.83], "std": [1117.98]}
+    own = EuroSATDataModule(root=ms_root, num_workers=0, bands=["B08"]).input_bands  # a sample, not EuroSAT MS
+    assert saved["hyper_parameters"]["input_bands"] == own and own["mean"] != [EUROSAT_MS_MEAN["B08"]]
     assert saved["hyper_parameters"]["model_config"]["num_channels"] == 1
 
 
@@ -109,7 +116,9 @@ def test_both_published_zip_layouts_download_and_are_found(layout: str, tmp_path
     with_all.setup("fit")
     stored = with_all.train_dataset[0][0]
     assert pixels.dtype == torch.int32 and torch.equal(pixels, stored[[12, 1]])  # B8A is stored last
-    assert data.input_bands["mean"] == [EUROSAT_MS_MEAN["B8A"], EUROSAT_MS_MEAN["B02"]]
+    assert data.published is None  # a sample in the published layout: its own statistics
+    published = [EUROSAT_MS_MEAN["B8A"], EUROSAT_MS_MEAN["B02"]]
+    assert data.input_bands["names"] == ["B8A", "B02"] and data.input_bands["mean"] != published
 
 
 def test_other_multispectral_data_gets_its_own_statistics(ms_root: Path, tmp_path: Path) -> None:
@@ -173,7 +182,8 @@ def test_every_recipe_option_and_the_sample_grid_take_any_band_count(ms_root: Pa
              "--model.tta=true", f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     assert (tmp_path / "lightning_logs" / "version_1" / "confusion_matrix.png").is_file()
     card = (run / "huggingface" / "README.md").read_text()
-    assert f"EuroSAT MS: 16 x 16 px images in `{ms_root / 'EuroSAT_MS'}`, bands {', '.join(EUROSAT_MS_BANDS)}" in card
+    folder = ms_root / "EuroSAT_MS"  # a synthetic sample in EuroSAT MS's layout, not EuroSAT MS
+    assert f"the images in {folder}: 16 x 16 px images" in card and "Helber" not in card
 
 
 def yaml_config(run: Path) -> dict:
@@ -344,3 +354,29 @@ def test_test_and_validate_take_the_checkpoints_bands(
         "eurosat: error: the checkpoint was trained on bands ['B08'] but the data gives ['B04']; "
         "evaluate it on data with the checkpoint's bands (data.bands)"
     )
+
+
+@pytest.mark.parametrize("kind", ["EuroSAT RGB", "EuroSAT MS"])
+def test_eurosat_is_recognised_by_its_files_not_by_its_folders_name(kind: str, ms_root: Path, tmp_path: Path) -> None:
+    """A complete copy of EuroSAT under another name is EuroSAT (MS: the published band statistics, with
+    nothing decoded); a folder named ``EuroSAT_MS`` that holds other images, or EuroSAT less one image, is not."""
+    one = tmp_path / ("one.tif" if kind == "EuroSAT MS" else "one.jpg")
+    if kind == "EuroSAT MS":
+        profile = {"driver": "GTiff", "width": 64, "height": 64, "count": 13, "dtype": "uint16"}
+        with rasterio.open(one, "w", **profile) as dst:
+            dst.write(np.full((13, 64, 64), 1000, np.uint16))
+    else:
+        Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(one)
+    copy = tmp_path / "my_copy"
+    for name, size in EUROSAT_CLASS_SIZES.items():
+        (copy / name).mkdir(parents=True)
+        for n in range(1, size + 1):
+            os.link(one, copy / name / f"{name}_{n}{one.suffix}")  # 27,000 names of one real image
+    data = EuroSATDataModule(root=copy, num_workers=0, bands=["B02", "B8A"] if kind == "EuroSAT MS" else None)
+    assert data.published == kind
+    if kind == "EuroSAT MS":
+        assert data.input_bands == {"names": ["B02", "B8A"], "mean": [1118.24, 2594.14], "std": [333.01, 1231.59]}
+        assert not [p for p in copy.rglob(".*")]  # the published statistics: nothing decoded
+    (copy / "Forest" / f"Forest_7{one.suffix}").unlink()
+    assert EuroSATDataModule(root=copy, num_workers=0).published is None
+    assert EuroSATDataModule(root=ms_root, num_workers=0).published is None  # named EuroSAT_MS, not EuroSAT MS

@@ -6,7 +6,7 @@ mistake there). EuroSAT RGB is B04, B03, B02 as 8-bit true colour.
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -53,13 +53,9 @@ def chosen_bands(choice: BandChoice, available: Sequence[str], where: str) -> li
     return list(choice)
 
 
-STATISTICS_FOLDERS = ("EuroSAT_MS", "tif")
-"""Folders of the published EuroSAT MS layouts (Zenodo's ``EuroSAT_MS/``, TorchGeo's ``.../sentinel_2/tif/``),
-whose per-band statistics are the published ones; other multispectral data gets its own."""
-
-
 def band_statistics(images: Dataset, batch_size: int = 256) -> tuple[list[float], list[float]]:
     """Per-band mean and std over every pixel of ``images`` (``(pixels, label)`` items), in float64."""
+    log.info("Computing the per-band statistics of %d training images", len(images))
     total, squares, count = None, None, 0
     for pixels, _ in DataLoader(images, batch_size=batch_size):
         values = pixels.to(torch.float64).transpose(0, 1).reshape(pixels.shape[1], -1)
@@ -71,14 +67,9 @@ def band_statistics(images: Dataset, batch_size: int = 256) -> tuple[list[float]
     return mean.tolist(), std.clamp(min=1e-6).tolist()  # a constant band must not divide by zero
 
 
-def input_bands(names: list[str], folder: Path, training_images: Callable[[], Dataset]) -> dict[str, list]:
-    """What the model is told of its input: the band names, and each band's mean and std (stored units)."""
-    if folder.name in STATISTICS_FOLDERS:
-        mean, std = [EUROSAT_MS_MEAN[band] for band in names], [EUROSAT_MS_STD[band] for band in names]
-    else:
-        log.info("Computing per-band statistics of the training split of %s", folder)
-        mean, std = band_statistics(training_images())
-    return {"names": list(names), "mean": mean, "std": std}
+def published_statistics(names: list[str]) -> tuple[list[float], list[float]]:
+    """EuroSAT MS's published per-band mean and std of the bands ``names``."""
+    return [EUROSAT_MS_MEAN[band] for band in names], [EUROSAT_MS_STD[band] for band in names]
 
 
 def trained_bands(choice: BandChoice, multispectral: bool, folder: Path) -> list[str] | None:

@@ -11,7 +11,13 @@ from typing import Any
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from eurosat_finetune.data.bands import BandChoice, input_bands, stored_indices, trained_bands
+from eurosat_finetune.data.bands import (
+    BandChoice,
+    band_statistics,
+    published_statistics,
+    stored_indices,
+    trained_bands,
+)
 from eurosat_finetune.data.datasets import (
     ImageListing,
     LabelledImages,
@@ -25,20 +31,14 @@ from eurosat_finetune.data.ground_resolution import ground_resolution
 from eurosat_finetune.data.loaders import drops_last_batch, each_image_once, loader
 from eurosat_finetune.data.predict_batches import collate_images
 from eurosat_finetune.data.predict_inputs import PredictInputs
-from eurosat_finetune.data.samplers import EpochSeededSampler, global_seed, step_generator
+from eurosat_finetune.data.published import PublishedDataset, published_dataset
+from eurosat_finetune.data.samplers import EpochSeededSampler, flips_generator, global_seed
 from eurosat_finetune.data.scene_bands import SceneBands
 from eurosat_finetune.data.scene_catalog import MapScenes, SceneOptions, TrainedOn
 from eurosat_finetune.data.scene_windows import SceneWindows
 from eurosat_finetune.data.source import EUROSAT_RGB_URL, DatasetSource
-from eurosat_finetune.data.splits import (
-    Split,
-    listed_split,
-    read_split_files,
-    split_fingerprint,
-    split_mismatch,
-    stratified_split,
-    stratified_subset,
-)
+from eurosat_finetune.data.split_choice import SplitChoice
+from eurosat_finetune.data.splits import Split, split_mismatch
 from eurosat_finetune.errors import SplitMismatchError
 from eurosat_finetune.pixels import random_dihedral
 
@@ -136,11 +136,7 @@ class EuroSATDataModule(LightningDataModule):
         self.save_hyperparameters()
         self.source = DatasetSource(Path(root), download, url, md5, sample_images_per_class)
         self.bands = bands
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.split_seed = split_seed
-        self.split_lists = read_split_files(split_files) if split_files is not None else None
-        self.train_size = train_size
+        self.split_choice = SplitChoice(val_fraction, test_fraction, split_seed, split_files, train_size)
         self.allow_split_change = allow_split_change
         self.skip_unreadable = skip_unreadable
         self.predict_root = Path(predict_root) if predict_root is not None else None
@@ -189,12 +185,20 @@ class EuroSATDataModule(LightningDataModule):
         return stored_indices(self.band_names)
 
     @cached_property
+    def published(self) -> PublishedDataset | None:
+        """Which published EuroSAT the data is, by its files (see :mod:`.published`); None for other data."""
+        return published_dataset(self.listing)
+
+    @cached_property
     def input_bands(self) -> dict[str, list] | None:
-        """The bands and their statistics, for the model (linked to ``model.input_bands``); None for RGB."""
+        """The bands and their statistics (EuroSAT MS's published ones for EuroSAT MS, else those of the
+        training split), for the model (linked to ``model.input_bands``); None for RGB."""
         names = self.band_names
         if names is None or not self._uses_labelled_data():
             return None
-        return input_bands(names, self.listing.folder, self.training_images)
+        published = self.published == "EuroSAT MS"
+        mean, std = published_statistics(names) if published else band_statistics(self.training_images())
+        return {"names": list(names), "mean": mean, "std": std}
 
     def training_images(self) -> LabelledImages:
         return LabelledImages(self.readable, self.split.train, self.band_indices)
@@ -208,26 +212,19 @@ class EuroSATDataModule(LightningDataModule):
     def split_fingerprint(self) -> str:
         """Identifies the train/val/test split; saved in checkpoints and checked when they are restored."""
         images = self.readable
-        if self.split_lists is None:
-            recipe: object = [self.val_fraction, self.test_fraction, self.split_seed]
-        else:
-            recipe = {name: indices.tolist() for name, indices in self.split._asdict().items()}
-        return split_fingerprint(images.files, images.labels, self.listing.folder, recipe)
+        return self.split_choice.fingerprint(images.files, images.labels, self.listing.folder, self.split)
 
     @cached_property
     def split(self) -> Split:
-        """Train/val/test indices into the readable images: from the lists, else the seeded fractions."""
-        images = self.readable
-        if self.split_lists is not None:
-            return listed_split(images.files, self.listing.folder, self.split_lists)
-        return stratified_split(images.labels, self.val_fraction, self.test_fraction, self.split_seed)
+        """Train/val/test indices into the readable images."""
+        return self.split_choice.split(self.readable.files, self.readable.labels, self.listing.folder)
 
     def prepare_data(self) -> None:
         """Provide the data and build the decode cache before any process needs them (split lists are
         checked against the file names first, before any image is decoded)."""
         if self._uses_labelled_data():
-            if self.split_lists is not None:
-                listed_split(self.listing.files, self.listing.folder, self.split_lists)
+            if self.split_choice.lists is not None:
+                self.split_choice.split(self.listing.files, self.listing.labels, self.listing.folder)
             _ = self.readable
 
     def setup(self, stage: str) -> None:
@@ -236,9 +233,7 @@ class EuroSATDataModule(LightningDataModule):
             self.predict_inputs = PredictInputs.find(self.predict_root)
             return
         images, split = self.readable, self.split
-        train = split.train
-        if self.train_size is not None:
-            train = stratified_subset(train, images.labels, self.train_size, self.split_seed)
+        train = self.split_choice.training_subset(split.train, images.labels)
         bands = self.band_indices
         self.train_dataset = LabelledImages(images, train, bands)
         self.val_dataset = LabelledImages(images, split.val, bands)
@@ -246,18 +241,17 @@ class EuroSATDataModule(LightningDataModule):
         self.predict_dataset = PredictionImages(self.test_dataset.files, bands)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training batches on the device, still as uint8 at native size."""
+        """Augment training batches on the device, still as uint8 at native size, with flips of each batch's own."""
         if self.augment and self.trainer is not None and self.trainer.training:
             images, labels = batch
-            generator = step_generator(self.trainer.global_rank, self.trainer.global_step, images.device)
-            return random_dihedral(images, generator), labels
+            return random_dihedral(images, flips_generator(self.trainer, images.device)), labels
         return batch
 
     description = describe  # the data of this run, for the model card
 
     def state_dict(self) -> dict[str, Any]:
         state = {"split_fingerprint": self.split_fingerprint, "image_size": list(self.readable.size)}
-        state["ground_resolution"] = ground_resolution(self.listing.folder, self.readable.files)
+        state["ground_resolution"] = ground_resolution(self.readable.files, self.published is not None)
         return state | ({"bands": self.band_names} if self.band_names is not None else {})
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -267,9 +261,7 @@ class EuroSATDataModule(LightningDataModule):
         if saved is None or self.allow_split_change or (self.trainer is not None and self.trainer.predicting):
             return
         if saved != self.split_fingerprint:
-            recipe = f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
-            recipe += f"split_seed={self.split_seed}"
-            options = "these split_files" if self.split_lists is not None else recipe
+            options = self.split_choice.options()
             raise SplitMismatchError(split_mismatch(saved, self.split_fingerprint, self.source.root, options))
 
     def _each_image_once(self, dataset: Dataset) -> Sampler | None:

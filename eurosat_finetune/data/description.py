@@ -2,14 +2,12 @@
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from eurosat_finetune.data.bands import STATISTICS_FOLDERS
-from eurosat_finetune.data.source import DATASET_FOLDERS
+from eurosat_finetune.data.datasets import ImageListing, LabelledImages, ReadableImages
+from eurosat_finetune.data.published import PublishedDataset
+from eurosat_finetune.data.split_choice import SplitChoice
 from eurosat_finetune.data.synthetic import is_synthetic_sample
-
-if TYPE_CHECKING:
-    from eurosat_finetune.data.datamodule import EuroSATDataModule
 
 
 @dataclass(frozen=True)
@@ -28,43 +26,40 @@ class DatasetDescription:
     bands: list[str] | None = None  # the bands trained on, by name; None for RGB images as stored
 
 
-def dataset_name(folder: Path) -> tuple[str, bool]:
-    """How to name the dataset in ``folder``, and whether it is EuroSAT RGB (found in a published layout)."""
-    if is_synthetic_sample(folder):
-        return "a synthetic sample in EuroSAT layout (not real data)", False
-    if folder.name in DATASET_FOLDERS:
-        return "EuroSAT RGB", True
-    if folder.name in STATISTICS_FOLDERS:
-        return "EuroSAT MS", True
-    return f"the images in {folder}", False
+def dataset_name(published: PublishedDataset | None, folder: Path, synthetic: bool) -> str:
+    """How to name the dataset in ``folder``: as the published EuroSAT it is (see :mod:`.published`), else
+    by what it is."""
+    if published is not None:
+        return published
+    return "a synthetic sample in EuroSAT layout (not real data)" if synthetic else f"the images in {folder}"
 
 
-def split_recipe(
-    split_files: dict[str, str] | None,
-    fractions: tuple[float, float],
-    split_seed: int,
-    train_size: int | float | None,
-) -> str:
-    """The split options in words, e.g. "a stratified split (val_fraction 0.1, ...)"."""
-    if split_files is not None:
-        how = f"the published split lists {split_files}"
-    else:
-        how = f"a stratified split (val_fraction {fractions[0]}, test_fraction {fractions[1]}, split_seed {split_seed})"
-    return how + (f"; trained on a subset of {train_size}" if train_size is not None else "")
+class DescribedData(Protocol):
+    """What :func:`describe` reads of a datamodule (the EuroSAT one, after its ``setup``)."""
+
+    listing: ImageListing
+    readable: ReadableImages
+    published: PublishedDataset | None
+    split_choice: SplitChoice
+    split_fingerprint: str
+    train_dataset: LabelledImages
+    val_dataset: LabelledImages
+    test_dataset: LabelledImages
+    batch_size: int
+    augment: bool
+    band_names: list[str] | None
 
 
-def describe(data: "EuroSATDataModule") -> DatasetDescription:
+def describe(data: DescribedData) -> DatasetDescription:
     """The data of ``data``'s run (after its ``setup("fit")`` or ``setup("test")``)."""
-    name, is_eurosat = dataset_name(data.listing.folder)
     subsets = {"train": data.train_dataset, "val": data.val_dataset, "test": data.test_dataset}
-    fractions = (data.val_fraction, data.test_fraction)
     return DatasetDescription(
-        name=name,
-        is_eurosat=is_eurosat,
+        name=dataset_name(data.published, data.listing.folder, is_synthetic_sample(data.listing.folder)),
+        is_eurosat=data.published is not None,
         folder=data.listing.folder,
         image_size=data.readable.size,
         split_sizes={split: len(subset) for split, subset in subsets.items()},
-        split_recipe=split_recipe(data.hparams.split_files, fractions, data.split_seed, data.train_size),
+        split_recipe=data.split_choice.in_words(),
         split_fingerprint=data.split_fingerprint,
         batch_size=data.batch_size,
         augment=data.augment,

@@ -6,12 +6,10 @@ from pathlib import Path
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-from eurosat_finetune.data.description import dataset_name
-
 EUROSAT_RESOLUTION = 10.0  # metres per pixel: EuroSAT's patches are Sentinel-2 bands at (or upsampled to) 10 m
 
 
-def ground_resolution(folder: Path, files: list[Path]) -> float | None:
+def ground_resolution(files: list[Path], is_eurosat: bool) -> float | None:
     """Metres per pixel of the training images: from their georeferencing (a projected CRS), else 10 for
     EuroSAT (its RGB JPEGs carry none), else None (unknown)."""
     if files:
@@ -23,4 +21,4 @@ def ground_resolution(folder: Path, files: list[Path]) -> float | None:
                         return abs(source.transform.a)
         except RasterioIOError:
             pass
-    return EUROSAT_RESOLUTION if dataset_name(folder)[1] else None
+    return EUROSAT_RESOLUTION if is_eurosat else None
