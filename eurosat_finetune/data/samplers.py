@@ -1,8 +1,11 @@
-"""Randomness that depends only on (seed, epoch or step), so a resumed run repeats an uninterrupted one."""
+"""Randomness that depends only on (seed, epoch) for the order and on (seed, rank, epoch, batch) for each
+batch's augmentation, so a resumed run repeats an uninterrupted one."""
 
 import os
 
+import numpy as np
 import torch
+from lightning.pytorch import Trainer
 from torch.utils.data import Dataset, RandomSampler
 
 
@@ -24,6 +27,22 @@ class EpochSeededSampler(RandomSampler):
         self.generator.manual_seed(self.seed + epoch)
 
 
-def step_generator(rank: int, step: int, device: torch.device) -> torch.Generator:
-    """A generator on ``device`` seeded from (global seed, rank, step), for per-step augmentation."""
-    return torch.Generator(device).manual_seed(hash((global_seed(), rank, step)) % 2**63)
+FLIPS, MIXING = 0, 1
+"""The streams of :func:`batch_seed`: a batch's flips and its MixUp/CutMix draws are independent."""
+
+
+def batch_seed(rank: int, epoch: int, batch_idx: int, stream: int) -> int:
+    """A seed of its own for each training batch: from (global seed, rank, epoch, batch index within
+    the epoch), which a resumed run reaches again, and which differ between the micro-batches of an
+    accumulated step (the global step does not)."""
+    # SeedSequence mixes the entropy well and is the same in every Python (tuple hashes are not)
+    entropy = [global_seed(), rank, epoch, batch_idx, stream]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+
+
+def flips_generator(trainer: Trainer, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` for the flips of the training batch being moved there."""
+    # the epoch's batches made ready before this one: its index, which training_step gets as batch_idx
+    batch_idx = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+    seed = batch_seed(trainer.global_rank, trainer.current_epoch, batch_idx, FLIPS)
+    return torch.Generator(device).manual_seed(seed)

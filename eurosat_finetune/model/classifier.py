@@ -192,10 +192,10 @@ class ImageClassifier(SelfDescribingCheckpoint):
         """Logits for a preprocessed float batch."""
         return backbones.logits(self.net, pixel_values, self.interpolates)
 
-    def training_inputs(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The model input and targets of a training batch: mixed by MixUp/CutMix if configured."""
+    def training_inputs(self, images: torch.Tensor, labels: torch.Tensor, batch_idx: int = 0) -> losses.Inputs:
+        """The model input and targets of training batch ``batch_idx``: mixed by MixUp/CutMix if configured."""
         pixel_values = self.preprocess(images)
-        return (pixel_values, labels) if self.mixer is None else self.mixer(pixel_values, labels)
+        return losses.mixed(self.mixer, pixel_values, labels, losses.mixing_seed(self, batch_idx))
 
     def evaluation_logits(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         """Logits for test and predict: with ``tta``, the log of the class probabilities averaged over
@@ -208,7 +208,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
-        pixel_values, targets = self.training_inputs(images, labels)
+        pixel_values, targets = self.training_inputs(images, labels, batch_idx)
         logits = self.classify(pixel_values)
         loss = self.training_loss(logits, targets)
         # after MixUp/CutMix the accuracy counts the class with the larger share

@@ -1,20 +1,27 @@
 """What the training loss sees: class weights (given, or balanced from the training split) and
-MixUp/CutMix batches. Label smoothing is a plain argument of the loss (see ``ImageClassifier``)."""
+MixUp/CutMix batches, drawn per batch. Label smoothing is a plain argument of the loss (see
+``ImageClassifier``)."""
 
 import logging
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+import torch
+from lightning.pytorch import LightningModule
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torchvision.transforms import v2
 
+from eurosat_finetune.data.samplers import MIXING, batch_seed
 from eurosat_finetune.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 ClassWeights = list[float] | Literal["balanced"] | None
+
+Inputs = tuple[torch.Tensor, torch.Tensor]
+"""A training batch's model input and targets (labels, or class probabilities after MixUp/CutMix)."""
 
 
 def class_weights_of(class_weights: ClassWeights, train_labels: Sequence[int] | None, num_classes: int) -> list[float]:
@@ -55,3 +62,22 @@ def batch_mixer(mixup_alpha: float, cutmix_alpha: float, num_classes: int) -> nn
     if not mixers:
         return None
     return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
+
+
+def mixing_seed(module: LightningModule, batch_idx: int) -> int:
+    """The seed of the MixUp/CutMix draws of the training batch ``batch_idx`` of the module's epoch
+    (see :func:`.samplers.batch_seed`)."""
+    return batch_seed(module.global_rank, module.current_epoch, batch_idx, MIXING)
+
+
+def mixed(mixer: nn.Module | None, pixel_values: torch.Tensor, labels: torch.Tensor, seed: int) -> Inputs:
+    """The batch mixed by ``mixer`` (as it is without one), with draws from ``seed`` alone.
+
+    torchvision's MixUp, CutMix and RandomChoice draw lambda, the box and the choice from torch's global
+    CPU generator, which checkpoints do not keep; drawn from a fork of it seeded for the batch, they are
+    the same when a resumed run reaches the batch again, and the global generator is left as it was."""
+    if mixer is None:
+        return pixel_values, labels
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)  # not torch.manual_seed, which would reseed the GPUs too
+        return mixer(pixel_values, labels)

@@ -13,26 +13,47 @@ from eurosat_finetune.outputs.run_folder import RunOutput
 
 
 class RunRecord(Callback):
-    """The validation metrics of every epoch and the test metrics, as logged (synced across processes),
-    for the summary, the HPARAMS tab and the model card. The CLI adds it to every run."""
+    """The metrics of every validation and of the test, as logged (synced across processes), for the
+    summary, the HPARAMS tab and the model card. The CLI adds it to every run.
+
+    Validations are keyed by the global step they ran at, which checkpoints record too: with
+    ``trainer.val_check_interval`` < 1 an epoch validates several times, and best.ckpt's figures are
+    those of the validation that wrote it. Checkpoints keep the record, so a resumed run still has
+    the figures of a best.ckpt written before it stopped."""
 
     def __init__(self) -> None:
-        self.val: dict[int, dict[str, float]] = {}
+        self.val: dict[int, dict[str, float]] = {}  # global step -> validation metrics
+        self.epoch_at: dict[int, int] = {}  # global step -> the epoch it was in
         self.test: dict[str, float] = {}
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.sanity_checking:
             metrics = trainer.callback_metrics.items()
-            self.val[trainer.current_epoch] = {k: float(v) for k, v in metrics if k.startswith("val_")}
+            self.val[trainer.global_step] = {k: float(v) for k, v in metrics if k.startswith("val_")}
+            self.epoch_at[trainer.global_step] = trainer.current_epoch
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_")}
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"val": self.val, "epoch_at": self.epoch_at}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.val, self.epoch_at = dict(state_dict["val"]), dict(state_dict["epoch_at"])
+
+    def last_val(self) -> tuple[int | None, dict[str, float]]:
+        """The epoch and metrics of the latest validation."""
+        step = next(reversed(self.val), None)
+        return (self.epoch_at[step], self.val[step]) if step is not None else (None, {})
+
     def best_val(self, trainer: Trainer) -> tuple[int | None, dict[str, float]]:
-        """The epoch of best.ckpt and its validation metrics (the last epoch's if no checkpoint was kept)."""
+        """The epoch of best.ckpt and the metrics of the validation that wrote it (the latest
+        validation's if no checkpoint was kept)."""
         best = best_checkpoint(trainer)
-        epoch = best_epoch(best.best_model_path) if best is not None else max(self.val, default=None)
-        return epoch, self.val.get(epoch, {}) if epoch is not None else {}
+        if best is None:
+            return self.last_val()
+        saved = torch.load(best.best_model_path, map_location="cpu", weights_only=True, mmap=True)
+        return saved.get("epoch"), self.val.get(saved.get("global_step"), {})
 
 
 def record_of(trainer: Trainer) -> RunRecord | None:
@@ -41,16 +62,12 @@ def record_of(trainer: Trainer) -> RunRecord | None:
 
 
 def best_checkpoint(trainer: Trainer) -> ModelCheckpoint | None:
-    """The ``checkpoint`` group's callback (best.ckpt), if the run keeps one that exists here (a
-    restored checkpoint carries its own run's best path, which may be elsewhere)."""
-    callback = trainer.checkpoint_callback
-    if isinstance(callback, ModelCheckpoint) and callback.best_model_path and Path(callback.best_model_path).is_file():
-        return callback
-    return None
-
-
-def best_epoch(path: str) -> int | None:
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
+    """The callback of best.ckpt (the ``checkpoint`` group), known by what it is: the checkpoint callback
+    that monitors a metric (the ``last_checkpoint`` group monitors none, and the CLI allows no other),
+    wherever Lightning's callback order puts it; if it kept a file that exists here (a restored
+    checkpoint carries its own run's best path, which may be elsewhere)."""
+    monitoring = (c for c in trainer.checkpoint_callbacks if c.monitor is not None)
+    return next((c for c in monitoring if c.best_model_path and Path(c.best_model_path).is_file()), None)
 
 
 def closing_summary(trainer: Trainer, subcommand: str, run_folder: Path, config: Path, outputs: list[RunOutput]) -> str:
@@ -66,7 +83,7 @@ def closing_summary(trainer: Trainer, subcommand: str, run_folder: Path, config:
         elif val:
             lines.append(f"  last validation (epoch {epoch}): {figures(val, 'val')}")
     elif subcommand == "validate":
-        lines.append(f"  {figures(record.val.get(trainer.current_epoch, {}), 'val')}")
+        lines.append(f"  {figures(record.last_val()[1], 'val')}")
     elif subcommand == "test":
         lines.append(f"  {figures(record.test, 'test')}")
     lines += [f"  {output.what}: {output.path}" for output in outputs]
