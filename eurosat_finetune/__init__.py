@@ -2,7 +2,7 @@
 
 The code is layered; each layer imports only from those before it:
 
-- ``errors``, ``pixels`` (the pixel contract shared by training and export), ``lightning_private``;
+- ``errors``, ``pixels`` (the pixel contract shared by training and export);
 - ``data``: where images come from, how they are read, cached, split and batched;
 - ``model``: the LightningModule and what builds, restores and optimises it;
 - ``outputs``: callbacks that write a run's results into its run folder;

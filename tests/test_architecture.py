@@ -3,6 +3,7 @@ it relies on still where it expects them."""
 
 import ast
 import importlib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,6 @@ FOUNDATION = {
     "eurosat_finetune",
     "eurosat_finetune.errors",
     "eurosat_finetune.pixels",
-    "eurosat_finetune.lightning_private",
 }
 
 
@@ -29,7 +29,7 @@ def layer_of(module: str) -> int:
     if module in FOUNDATION:
         return LAYERS["foundation"]
     sub = module.split(".")[1]
-    return LAYERS.get(sub, LAYERS["command"])  # cli, learning_curve, the entry points and class-path shims
+    return LAYERS.get(sub, LAYERS["command"])  # cli, learning_curve and the entry points
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -84,7 +84,6 @@ def test_class_paths_of_saved_configs_resolve() -> None:
 
     assert importlib.import_module("eurosat_finetune.model").ImageClassifier is ImageClassifier
     assert importlib.import_module("eurosat_finetune.model").ViTClassifier is ImageClassifier
-    assert importlib.import_module("eurosat_finetune.datamodule").EuroSATDataModule is EuroSATDataModule
     import eurosat_finetune
 
     assert eurosat_finetune.ImageClassifier is ImageClassifier
@@ -104,17 +103,27 @@ def test_one_version_number() -> None:
     assert not written, f"the version is written out in {written}; read eurosat_finetune.__version__"
 
 
-def test_lightning_internals_are_where_lightning_private_expects_them() -> None:
-    """Each private member :mod:`eurosat_finetune.lightning_private` uses, checked against Lightning."""
-    from lightning.pytorch.trainer.connectors.data_connector import _DataConnector
+def test_libraries_are_used_through_their_public_modules() -> None:
+    """No import from a private module (a ``_name`` in its path) or from Lightning's undocumented
+    ``overrides``: what such an import gave is written here (e.g. the unpadded sampler of loaders.py)."""
+    private = []
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                parts = name.split(".")
+                if parts[0] != "eurosat_finetune" and (any(p.startswith("_") for p in parts) or "overrides" in parts):
+                    private.append(f"{module_name(path)}: {name}")
+    assert not private, private
 
-    from eurosat_finetune.lightning_private import UnrepeatedDistributedSampler
 
-    # the sampler Lightning itself gives predict under DDP
-    source = Path(importlib.import_module(_DataConnector.__module__).__file__).read_text()
-    assert "UnrepeatedDistributedSampler" in source
-    sampler = UnrepeatedDistributedSampler(list(range(5)), num_replicas=2, rank=1, shuffle=False)
-    assert list(sampler) == [1, 3]  # 5 items on 2 processes: none padded in
+def test_the_unpadded_sampler_gives_each_item_to_one_process() -> None:
+    from eurosat_finetune.data.loaders import UnpaddedSampler
+
+    shares = [list(UnpaddedSampler(list(range(5)), 2, rank)) for rank in (0, 1)]
+    assert shares == [[0, 2, 4], [1, 3]]  # none padded in, as a DistributedSampler would
+    assert [len(UnpaddedSampler(list(range(5)), 2, rank)) for rank in (0, 1)] == [3, 2]
 
 
 def test_architecture_md_names_every_module() -> None:
@@ -122,3 +131,42 @@ def test_architecture_md_names_every_module() -> None:
     missing = [p.relative_to(PACKAGE).as_posix() for p in MODULES if p.name != "__init__.py"]
     missing = [name for name in missing if f"`{name}`" not in text]
     assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+def test_import_graph_has_no_circle() -> None:
+    """No module imports one that imports it back, also through ``TYPE_CHECKING`` imports."""
+    graph = {module_name(path): imported_modules(path) for path in MODULES}
+
+    def circle_from(start: str, module: str, seen: tuple[str, ...]) -> tuple[str, ...] | None:
+        for imported in graph.get(module, ()):
+            if imported == start:
+                return (*seen, imported)
+            if imported not in seen and imported.startswith(start.rsplit(".", 1)[0]):
+                found = circle_from(start, imported, (*seen, imported))
+                if found:
+                    return found
+        return None
+
+    circles = [c for m in graph if m != "eurosat_finetune" and (c := circle_from(m, m, (m,)))]
+    assert not circles, circles
+
+
+def test_one_name_one_thing_input_bands() -> None:
+    """``input_bands`` is the datamodule's property that is linked to the model's hyperparameter of that
+    name: no module and no function bears it too."""
+    assert not list(PACKAGE.rglob("input_bands.py"))
+    functions = [
+        f"{module_name(path)}.{node.name}"
+        for path in MODULES
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name == "input_bands"
+    ]
+    assert functions == ["eurosat_finetune.data.datamodule.input_bands"]  # the property
+
+
+def test_what_runs_and_benchmarks_write_is_not_tracked() -> None:
+    """ONNX exports, the benchmark mosaic, maps and coverage data stay out of git."""
+    written = ["model.onnx", "mosaic/mosaic.tif", "mosaic-truth.json", "maps/scene.classes.tif", ".coverage"]
+    ignored = subprocess.run(["git", "check-ignore", *written], cwd=REPO, capture_output=True, text=True).stdout
+    assert ignored.split() == written
+    assert not subprocess.run(["git", "ls-files", ".coverage"], cwd=REPO, capture_output=True, text=True).stdout

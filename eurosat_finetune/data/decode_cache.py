@@ -8,7 +8,7 @@ read-only (datasets on clusters often are), in a per-user cache folder; or where
 says. Its name is keyed by the file list with sizes and modification times (a changed dataset gets a
 new cache), and it is written under a temporary name and renamed only when complete, so no reader
 sees a half-written cache.
-One process builds it while any others wait (:mod:`.once`), so the temporary names can be fixed: a
+One process builds it while any others wait (:mod:`.made_once`), so the temporary names can be fixed: a
 build killed half way leaves a file that the next build simply overwrites.
 """
 

@@ -4,7 +4,7 @@ The archive is streamed to a temporary file beside its destination and renamed i
 it is complete and its md5 matches; extraction goes to a temporary folder that is renamed into place
 only once every member has been written. An interrupted or failed run therefore leaves either
 nothing or a complete result. The temporary names are fixed, so a re-run (which holds the dataset
-lock, see :mod:`.providing`) replaces what a killed run left instead of piling up more.
+lock, see :mod:`.made_once`) replaces what a killed run left instead of piling up more.
 """
 
 import hashlib

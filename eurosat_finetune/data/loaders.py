@@ -1,11 +1,9 @@
 """The DataLoaders of the datamodule: one way to build them, and the sampler that evaluates each image once."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
-
-from eurosat_finetune.lightning_private import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
 
 
 def loader(
@@ -52,4 +50,19 @@ def each_image_once(dataset: Dataset, world_size: int, rank: int) -> Sampler | N
     batch, which evaluation allows: nothing is synced per step.)"""
     if world_size == 1:
         return None
-    return UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
+    return UnpaddedSampler(dataset, world_size, rank)
+
+
+class UnpaddedSampler(DistributedSampler):
+    """Items ``rank``, ``rank + world_size``, ...: each on exactly one process, none added to even the
+    counts out. A DistributedSampler, so that Lightning keeps it instead of putting its own in its place."""
+
+    def __init__(self, dataset: Dataset, world_size: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=False)
+        self.num_samples = len(self.indices())  # what len() reports; the parent's counts the padding
+
+    def indices(self) -> range:
+        return range(self.rank, len(self.dataset), self.num_replicas)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices())

@@ -1,5 +1,5 @@
 """Where a dataset folder comes from: found under ``data.root``, downloaded and extracted, or written
-as a synthetic sample; exactly once, whichever and however many processes ask (see :mod:`.once`)."""
+as a synthetic sample; exactly once, whichever and however many processes ask (see :mod:`.made_once`)."""
 
 import logging
 import shutil

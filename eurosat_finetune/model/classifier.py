@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import backbones, losses, optimization
-from eurosat_finetune.model.input_bands import NewChannels, for_bands
+from eurosat_finetune.model.band_channels import NewChannels, for_bands
 from eurosat_finetune.model.metrics import EpochPredictions, stage_metrics
 from eurosat_finetune.model.self_describing import SelfDescribingCheckpoint
 from eurosat_finetune.pixels import dihedral_views, to_model_input
