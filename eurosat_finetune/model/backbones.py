@@ -186,10 +186,13 @@ def check_input_size(model: PreTrainedModel, size: int, native: int) -> None:
         model.train(training)
 
 
-def class_names_of(class_names: list[str] | None, architecture: dict[str, Any] | None) -> list[str]:
-    """``class_names``, else the labels a checkpoint's ``model_config["id2label"]`` holds."""
-    if not class_names and architecture and "id2label" in architecture:
-        id2label = {int(i): name for i, name in architecture["id2label"].items()}
+def class_names_of(class_names: list[str] | None, *architectures: dict[str, Any] | None) -> list[str]:
+    """``class_names``, else the labels ``id2label`` holds in the first of ``architectures`` that has
+    them: a checkpoint's ``model_config``, or the ``vit_config`` of one written before it (whose run's
+    config.yaml may give a ``model_config`` without labels)."""
+    labelled = [a for a in architectures if a and "id2label" in a]
+    if not class_names and labelled:
+        id2label = {int(i): name for i, name in labelled[0]["id2label"].items()}
         class_names = [id2label[i] for i in sorted(id2label)]
     if not class_names:
         raise ConfigError("model.class_names is empty: give the class names, or let the CLI link them from the data")
