@@ -129,12 +129,20 @@ def test_model_card_holds_the_run_s_numbers(fitted: dict, sample_root: Path) -> 
     assert "a synthetic sample in EuroSAT layout (not real data): 32 x 32 px images" in card
     assert "Sentinel-2" not in card and "eurosat" not in metadata["tags"] and "datasets" not in metadata
 
+    assert "test-time augmentation" not in card
+
+    # tested with TTA: the card says which figures include it, as the exported model has none
     exported = fitted["tmp"] / "tested-export"
     best = run / "checkpoints" / "best.ckpt"
     printed = run_cli(["test", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", "--export.after_test=true",
-                       f"--export.dirpath={exported}", *FAST[:4]], CaptureOut())  # fmt: skip
+                       f"--export.dirpath={exported}", "--model.tta=true", *FAST[:4]], CaptureOut())  # fmt: skip
     test_acc = float(re.search(r"test_acc (\d\.\d+)", printed).group(1))
-    assert f"| test | {test_acc:.4f} |" in (exported / "README.md").read_text()
+    tested_card = (exported / "README.md").read_text()
+    assert f"| test, with test-time augmentation | {test_acc:.4f} |" in tested_card
+    assert "The test figures include test-time augmentation (`--model.tta true`)" in tested_card
+    assert "The validation figures do not, nor does the exported model, which classifies each image once." in (
+        tested_card
+    )
 
 
 @pytest.mark.parametrize("folder", ["EuroSAT_RGB", "fields"])

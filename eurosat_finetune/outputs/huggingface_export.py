@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from transformers import PreTrainedModel
 
 from eurosat_finetune.model.backbones import backbone_of
+from eurosat_finetune.outputs.exported_network import exported_network
 from eurosat_finetune.outputs.model_card import model_card
 from eurosat_finetune.outputs.onnx_export import ONNX_NAME, export_onnx, require_onnx
 from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput
@@ -69,13 +70,14 @@ def export_huggingface(
 ) -> Path:
     """Write ``model``'s network (with ``id2label`` holding the class names) and an image processor
     that resizes and normalises as training did;
-    with ``state_dict`` (a checkpoint's), those weights instead of the model's current ones.
+    with ``state_dict`` (a checkpoint's), those weights instead of the model's current ones; in float32,
+    from the CPU, whatever the run's device and precision.
 
     The directory must not exist yet or be empty: an earlier export is never overwritten.
     """
     directory = Path(directory)
     export_output(directory).refuse_existing()
-    at_input_size(model.network(state_dict), model.image_size).save_pretrained(directory)
+    at_input_size(exported_network(model, state_dict), model.image_size).save_pretrained(directory)
     rgb = model.input_bands is None  # multispectral images are normalised in stored units, not rescaled
     image_processor(model.image_size, model.image_mean, model.image_std, rescale=rgb).save_pretrained(directory)
     return directory

@@ -7,7 +7,6 @@ opset 18, the first with an antialiased ``Resize``, as training resizes when it 
 """
 
 import contextlib
-import copy
 import io
 import json
 import warnings
@@ -20,6 +19,7 @@ from torch import nn
 from eurosat_finetune import __version__
 from eurosat_finetune.errors import ExportError
 from eurosat_finetune.model.backbones import first_line, logits
+from eurosat_finetune.outputs.exported_network import exported_network
 from eurosat_finetune.pixels import shrinks, to_model_input
 
 ONNX_NAME = "model.onnx"
@@ -27,12 +27,12 @@ OPSET = 18
 
 
 class RawPixelsClassifier(nn.Module):
-    """``model``'s network, fed as in training: ``(N, C, H, W)`` pixels as stored in, probabilities out."""
+    """``model``'s network, fed as in training: ``(N, C, H, W)`` pixels as stored in, probabilities out;
+    a float32 copy on the CPU with ``state_dict``'s weights (the current ones without it)."""
 
     def __init__(self, model: Any, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__()
-        net = model.network(state_dict)  # a copy when it holds a checkpoint's weights
-        self.net = (copy.deepcopy(net) if state_dict is None else net).eval()  # the module keeps its own mode
+        self.net = exported_network(model, state_dict)  # CPU, float32: onnxruntime on a CPU runs no bf16 Conv
         self.size, self.mean, self.std = model.image_size, list(model.image_mean), list(model.image_std)
         self.interpolates = model.interpolates
 
