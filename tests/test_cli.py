@@ -17,6 +17,7 @@ from conftest import FAST, REPO, TINY_VIT, cli_error, read_metrics, run_cli, ver
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
 
 
+@pytest.mark.slow  # four CLI runs
 def test_fit_then_validate_test_predict_from_the_checkpoint(sample_root: Path, tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     config = write_config(tmp_path / "run.yaml", sample_root, logs)
@@ -176,6 +177,7 @@ def test_fine_tune_from_a_deleted_directory_restores_offline(
     assert not (hf_home / "hub").exists()
 
 
+@pytest.mark.slow  # a download, then fit.yaml's whole run
 def test_fit_yaml_downloads_and_fine_tunes(
     sample_root: Path,
     tiny_vit_dir: Path,
@@ -242,6 +244,7 @@ def learning_rates(log_dir: Path) -> list[float]:
     return [float(row["lr-AdamW"]) for row in sorted(rows, key=lambda row: int(row["step"]))]
 
 
+@pytest.mark.slow  # two fits, each with its own scheduler
 def test_schedules_per_step_with_warmup_and_per_epoch(
     sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

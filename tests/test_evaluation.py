@@ -178,6 +178,7 @@ def test_train_size_is_a_stratified_seeded_subset(sample_root: Path) -> None:
     assert len(stratified_split([0] * 5 + [1] * 5, 0.2, 0.2, 0)[0]) == 6
 
 
+@pytest.mark.slow  # a fit and a test per training-set size
 def test_learning_curve_drives_the_cli(sample_root: Path, tmp_path: Path) -> None:
     from conftest import REPO
 

@@ -178,6 +178,7 @@ def test_odd_images_are_converted_and_resized(dataset: Path, mode: str, decode_c
         np.testing.assert_array_equal(image[0], image[2])
 
 
+@pytest.mark.slow  # DataLoader worker processes
 def test_dataloader_workers(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """num_workers=2, as configs/fit.yaml uses workers: the cache built by workers equals the files, a fit
     trains from the memory-mapped cache in workers, predict runs in workers, and an unreadable image met
