@@ -142,6 +142,7 @@ def test_a_size_the_model_cannot_take_is_one_line(
     ImageClassifier(class_names=["a", "b"], model_name_or_path=str(pretrained), image_size=13)  # the smallest
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_a_checkpoint_of_version_0_1_0_restores(sample_root: Path, tmp_path: Path) -> None:
     """Before commit d5a0566 the module was ViTClassifier, kept the network in ``self.vit`` and its architecture in
     ``vit_config``; its checkpoints evaluate, predict and export as before."""
@@ -164,6 +165,7 @@ def test_a_checkpoint_of_version_0_1_0_restores(sample_root: Path, tmp_path: Pat
     assert label == model.class_names[int(logits.argmax())]
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_a_config_yaml_written_before_the_layers_tests_and_predicts(sample_root: Path, tmp_path: Path) -> None:
     """``tests/data/config-0.1.0.yaml`` is the config.yaml a fit wrote at commit e39444a, when every module
     sat flat in the package; with it, the 0.1.0 checkpoint tests and predicts as a user would run them."""

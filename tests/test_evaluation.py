@@ -61,6 +61,7 @@ def predictions_of(checkpoint: Path, sample_root: Path) -> tuple[np.ndarray, np.
     return np.asarray(dm.test_dataset.labels), preds
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_test_metrics_match_scikit_learn(run: dict, sample_root: Path) -> None:
     metrics = read_metrics(version_dir(run["logs"], 1))
     y_true, y_pred = predictions_of(run["best"], sample_root)
@@ -85,6 +86,7 @@ def test_test_metrics_match_scikit_learn(run: dict, sample_root: Path) -> None:
     assert [r["class"] for r in rows[:10]] == list(EUROSAT_CLASSES)
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_confusion_matrix_png_and_tensorboard(run: dict) -> None:
     png = version_dir(run["logs"], 1) / "confusion_matrix.png"
     with Image.open(png) as image:
@@ -94,11 +96,13 @@ def test_confusion_matrix_png_and_tensorboard(run: dict) -> None:
     assert "test/confusion_matrix" in events.Tags()["images"]
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_validation_samples_once_per_epoch(run: dict) -> None:
     events = EventAccumulator(str(run["logs"] / "tb" / "version_0")).Reload()
     assert len(events.Images("val/samples")) == 2  # two epochs, no sanity-check grid
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_predictions_csv_and_unreadable_files(run: dict, sample_root: Path, capsys: pytest.CaptureFixture) -> None:
     folder = run["tmp"] / "new-images"
     sources = sorted((sample_root / "EuroSAT_RGB").rglob("*_1.jpg"))[:4]
@@ -128,6 +132,7 @@ def test_predictions_csv_and_unreadable_files(run: dict, sample_root: Path, caps
     assert output.read_bytes() == before
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_exported_model_runs_in_a_transformers_pipeline(run: dict, sample_root: Path) -> None:
     from transformers import pipeline
 
@@ -149,6 +154,7 @@ def test_exported_model_runs_in_a_transformers_pipeline(run: dict, sample_root: 
     assert top["score"] == pytest.approx(float(ours["probability"]), abs=1e-2)
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_split_guard_refuses_another_split(run: dict, capsys: pytest.CaptureFixture) -> None:
     args = ["test", "--config", str(run["config"]), *FAST, "--ckpt_path", str(run["best"])]
     message = cli_error([*args, "--data.split_seed=1"], capsys)

@@ -65,6 +65,7 @@ def exports_of(model: ImageClassifier, folder: Path, state_dict: dict | None) ->
     return {"onnx": onnx_probs, "huggingface": logits.softmax(dim=-1).numpy()}
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 @pytest.mark.parametrize("weights", ["checkpoint", pytest.param("current", marks=pytest.mark.slow)])
 def test_exports_of_a_bf16_network_are_float32(weights: str, tmp_path: Path) -> None:
     """Under `--trainer.precision bf16-true` the network and its checkpoints are bf16: the exports are

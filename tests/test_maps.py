@@ -118,6 +118,7 @@ def read_tags(run: Path) -> dict[str, str]:
         return source.tags()
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_16_bit_reflectance_band_order_and_one_band(checkpoint: Path, tmp_path: Path) -> None:
     rgb = np.random.default_rng(2).integers(0, 256, (3, 64, 96), dtype=np.uint8)
     (tmp_path / "a").mkdir()
@@ -146,6 +147,7 @@ def test_nodata_windows_map_to_nodata(checkpoint: Path, tmp_path: Path) -> None:
     assert cells[0, 0] == 255 and (cells.ravel()[1:] < 10).all()
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_bad_scenes_are_refused_or_listed(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     def refused(folder: Path, *options: str) -> str:
         args = ["predict", *FAST, f"--ckpt_path={checkpoint}", f"--data.predict_root={folder}", *options]
@@ -210,6 +212,7 @@ def test_maps_on_two_processes_equal_one(checkpoint: Path, tmp_path: Path) -> No
     assert sorted(p.name for p in maps[0].iterdir()) == sorted(p.name for p in maps[1].iterdir())  # no parts left
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_which_files_are_scenes(checkpoint: Path, tmp_path: Path) -> None:
     pixels = np.random.default_rng(5).integers(0, 256, (3, 96, 96), dtype=np.uint8)
     root = tmp_path / "mixed"
@@ -226,6 +229,7 @@ def test_which_files_are_scenes(checkpoint: Path, tmp_path: Path) -> None:
         assert sorted(p.name.split(".")[0] for p in (run / "maps").glob("*.classes.tif")) == mapped, mode
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_georeferenced_jpeg2000_and_vrt_files_are_scenes(checkpoint: Path, tmp_path: Path) -> None:
     """A georeferenced JPEG 2000 (as Sentinel-2's ..._TCI_10m.jp2, taken out of its product) and a .vrt
     stack are mapped as the GeoTIFF they hold is; files rasterio cannot read as rasters (XML) are left alone."""
@@ -249,6 +253,7 @@ def test_georeferenced_jpeg2000_and_vrt_files_are_scenes(checkpoint: Path, tmp_p
     assert not (run / "predictions.csv").read_text().strip().splitlines()[1:]  # nothing classified whole
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 @pytest.mark.parametrize("stride", [32, 16])
 def test_maps_cover_the_whole_scene(stride: int, checkpoint: Path, tmp_path: Path) -> None:
     """A scene whose sides are no multiples of the 32 px window: the last window of each row and column

@@ -165,6 +165,7 @@ def last_line(stderr: str) -> str:
     return stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_every_recipe_option_and_the_sample_grid_take_any_band_count(ms_root: Path, tmp_path: Path) -> None:
     """Dihedral augmentation, MixUp/CutMix, TTA and the TensorBoard grid of validation samples, on 13 bands."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

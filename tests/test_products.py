@@ -92,6 +92,7 @@ def stacked_reference(folder: Path, level: str, native: dict[str, np.ndarray], o
         pytest.param("L2A", "02.07", True, marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_a_product_maps_as_its_pixels_stacked_on_the_10_m_grid(
     level: str, baseline: str, as_zip: bool, ms12: Path, tmp_path: Path
 ) -> None:
@@ -119,6 +120,7 @@ def test_a_product_maps_as_its_pixels_stacked_on_the_10_m_grid(
         assert source.transform == from_origin(*ORIGIN, 160, 160) and source.crs.to_epsg() == 32632
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_a_13_band_model_is_refused_on_l2a_and_maps_l1c(ms_root: Path, tmp_path: Path, capsys) -> None:
     ms13 = fit(ms_root, tmp_path / "ms13")
     native = native_bands(sample_product_bands(SIZE, SIZE, seed=2))
@@ -135,6 +137,7 @@ def test_a_13_band_model_is_refused_on_l2a_and_maps_l1c(ms_root: Path, tmp_path:
     assert cells.shape == (12, 12) and (cells < 3).all() and json.loads(tags["bands"]) == list(EUROSAT_MS_BANDS)
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_clouds_of_the_scene_classification_are_masked_on_request(ms12: Path, tmp_path: Path, capsys) -> None:
     native = native_bands(sample_product_bands(SIZE, SIZE, seed=3))
     scl = np.full((SIZE // 2, SIZE // 2), 4, np.uint8)  # vegetation, at 20 m
@@ -155,6 +158,7 @@ def test_clouds_of_the_scene_classification_are_masked_on_request(ms12: Path, tm
     )
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_an_rgb_model_maps_a_product_as_one_scene_as_eurosat_rgb_was_made(rgb: Path, tmp_path: Path) -> None:
     """B04, B03, B02 as reflectance x 255 / 2,750: the same map as that 8-bit GeoTIFF."""
     stack = sample_product_bands(SIZE, SIZE, seed=4)
@@ -184,6 +188,7 @@ def write(path: Path, pixels: np.ndarray, resolution: float = 10, descriptions: 
     return path
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_plain_rasters_same_stems_nan_nodata_and_band_descriptions(rgb: Path, ms12: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     colour = rng.integers(1, 256, (3, 64, 96), dtype=np.uint8)
@@ -214,6 +219,7 @@ def test_plain_rasters_same_stems_nan_nodata_and_band_descriptions(rgb: Path, ms
     np.testing.assert_array_equal(nan[keep], whole[keep])
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_a_20_m_raster_is_mapped_on_the_10_m_grid_it_was_trained_at(ms12: Path, tmp_path: Path) -> None:
     stack = sample_product_bands(SIZE, SIZE, seed=7, offset=0)
     ten = np.stack([stack[band] for band in NO_B10])
@@ -316,6 +322,7 @@ def test_two_processes_with_two_workers_each_decode_a_product_about_once(ms12: P
     assert (classes_and_tags(next(maps.glob("*.classes.tif")))[0] < 3).all()
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_alpha_bands_internal_masks_and_undescribed_13_band_stacks(
     rgb: Path, ms12: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -382,6 +389,7 @@ def test_blocks_are_dealt_to_every_reader_of_a_raster_and_of_a_small_scene() -> 
     assert small == [Block(0, 0, 1), Block(0, 1, 3)] and all(dealt(small, windows, k, 2) for k in range(2))
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_damaged_products_are_one_line_and_stray_zips_are_named(
     ms12: Path, tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
 ) -> None:

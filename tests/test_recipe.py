@@ -127,6 +127,7 @@ def test_tta_averages_the_eight_dihedral_views() -> None:
         assert reference.exp() == pytest.approx(probs, abs=1e-6)
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_tta_given_at_test_time_applies_to_a_checkpoint_trained_without(sample_root: Path, tmp_path: Path) -> None:
     """LightningCLI restores the model's options from the checkpoint; --model.tta on the command wins."""
     common = [*FAST, *TINY_MODEL, f"--data.root={sample_root}"]
@@ -178,6 +179,7 @@ def test_layer_decay_and_one_cycle_sized_to_the_run(sample_root: Path, tmp_path:
     assert [float(r["lr-AdamW/pg1"]) for r in rows] == pytest.approx([lr / 8 for lr in expected], rel=1e-6)
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_ema_weights_are_validated_checkpointed_and_exported(sample_root: Path, tmp_path: Path) -> None:
     ema = ["--trainer.callbacks+=EMAWeightAveraging", "--trainer.callbacks.decay=0.5"]
     common = [*FAST, *TINY_MODEL, f"--data.root={sample_root}"]

@@ -159,6 +159,7 @@ def test_config_typos_and_wrong_types_reach_the_user(tmp_path: Path, capsys: pyt
     assert "data.batch_size" in error and "many" in error
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_rerunning_never_overwrites(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)
     run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL])
@@ -179,6 +180,7 @@ def test_rerunning_never_overwrites(sample_root: Path, tmp_path: Path, capsys: p
     assert all(p.read_bytes() == content for p, content in first.items())
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_resuming_a_run_keeps_what_it_wrote(sample_root: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)
     run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL])
@@ -199,6 +201,7 @@ def test_resuming_a_run_keeps_what_it_wrote(sample_root: Path, tmp_path: Path) -
     assert (run / "config.resume2.yaml").is_file() and (run / "metrics.before-resume2.csv").is_file()
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_extending_a_finished_run_keeps_its_earlier_export_aside(sample_root: Path, tmp_path: Path) -> None:
     """Training a finished run longer: its export, like its metrics, is kept aside, and the new one is
     written where the run keeps it; checkpoints and the best score go on in the same folder."""
@@ -244,6 +247,7 @@ def test_run_folders_are_claimed_once_each(tmp_path: Path) -> None:
     assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_3"]
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_outputs_are_checked_before_any_work(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """An existing export, predictions file or test report is refused before the data is even decoded."""
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path / "logs", max_epochs=1, limit_train_batches=1)

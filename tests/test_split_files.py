@@ -65,6 +65,7 @@ def test_one_image_under_two_names_is_refused(sample_root: Path) -> None:
     )
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_fit_and_test_on_listed_splits(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = sample_root / "EuroSAT_RGB"
     paths = write_lists(tmp_path / "lists", data, {"train": 12, "val": 3, "test": 5})
@@ -90,6 +91,7 @@ def test_fit_and_test_on_listed_splits(sample_root: Path, tmp_path: Path, capsys
         assert message.startswith("eurosat: error: the checkpoint was trained on split ")
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_bad_lists_are_refused_before_any_image_is_decoded(
     sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

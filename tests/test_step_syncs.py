@@ -96,6 +96,7 @@ def test_the_counter_sees_what_synchronises() -> None:
     assert [call.split(" ")[0] for call in mode.calls] == ["item", "__bool__", "bincount"]
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_the_cpu_recipe_training_step_reads_nothing_back(sample_root: Path, tmp_path: Path, monkeypatch) -> None:
     """The CPU recipe's step (bf16, fused AdamW, one-cycle per step, dihedral augmentation, label
     smoothing), with balanced class weights and every default callback, between logging steps."""

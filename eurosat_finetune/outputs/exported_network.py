@@ -11,10 +11,9 @@ from transformers import PreTrainedModel
 def exported_network(model: Any, state_dict: dict[str, torch.Tensor] | None = None) -> PreTrainedModel:
     """A copy of ``model.net`` with ``state_dict``'s weights (a checkpoint's, keys ``net.*``), or the
     current ones without it: on the CPU, float32, in eval mode and uncompiled. ``model`` is left as it is."""
+    # a copy is never compiled (Module.__getstate__ leaves the compiled call out), so it runs its own
+    # weights: tests/test_exports.py::test_exports_of_a_compiled_network_carry_the_checkpoint_s_weights
     net = copy.deepcopy(model.net).to("cpu", torch.float32)  # float32 casts floating weights only
-    # Module.__getstate__ drops a compiled call from copies in torch 2.x; the export must not depend on it,
-    # as a compiled call would run the original module, with the last weights and on its device
-    net._compiled_call_impl = None
     if state_dict is not None:
         weights = {key.removeprefix("net."): value for key, value in state_dict.items() if key.startswith("net.")}
         net.load_state_dict(weights)  # copied into the float32 CPU tensors, whatever the checkpoint's dtype
