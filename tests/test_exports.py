@@ -66,7 +66,7 @@ def exports_of(model: ImageClassifier, folder: Path, state_dict: dict | None) ->
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite
-@pytest.mark.parametrize("weights", ["checkpoint", pytest.param("current", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("weights", ["checkpoint", "current"])
 def test_exports_of_a_bf16_network_are_float32(weights: str, tmp_path: Path) -> None:
     """Under `--trainer.precision bf16-true` the network and its checkpoints are bf16: the exports are
     float32 (onnxruntime on a CPU runs no bf16 convolution), with the checkpoint's weights after fit and

@@ -317,3 +317,31 @@ def test_predict_reads_only_the_checkpoint_and_predict_root(
     run = predict(checkpoint, scenes, tmp_path / "logs2", f"--data.root={data}")
     assert (run / "maps" / "scene.classes.tif").is_file()
     assert not [p for p in data.rglob(".*") if p.is_file()]
+
+
+@pytest.mark.slow  # three CLI runs
+def test_predict_without_a_checkpoint_takes_an_exported_classifiers_labels_or_asks_for_one(
+    checkpoint: Path, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Predicting new images with the run's Hugging Face export as the model (no checkpoint, no data.root)
+    labels them with the export's own classes, as the checkpoint does; a model with no labels at all is
+    one line saying where they come from."""
+    images = tmp_path / "images"
+    shutil.copytree(sample_root / "EuroSAT_RGB" / "River", images)
+    nowhere = [f"--data.root={tmp_path / 'none'}", f"--data.predict_root={images}"]
+    export = checkpoint.parent.parent / "huggingface"
+    rows = {}
+    for name, model in (
+        ("checkpoint", [f"--ckpt_path={checkpoint}"]),
+        ("export", [f"--model.model_name_or_path={export}"]),
+    ):
+        run_cli(["predict", *FAST, *model, *nowhere, f"--predictions.output={tmp_path / name}.csv",
+                 f"--trainer.default_root_dir={tmp_path / name}"])  # fmt: skip
+        with open(tmp_path / f"{name}.csv") as f:
+            rows[name] = [(row["path"], row["predicted_class"]) for row in csv.DictReader(f)]
+    assert len(rows["export"]) == 20 and rows["export"] == rows["checkpoint"]
+    message = cli_error(["predict", *FAST, *TINY_MODEL, *nowhere, f"--trainer.default_root_dir={tmp_path}"], capsys)
+    assert message == (
+        "eurosat: error: model.class_names is empty: give --ckpt_path (a checkpoint of `eurosat fit` knows its "
+        "classes), model.class_names, or a data.root whose class folders name them\n"
+    )

@@ -339,7 +339,7 @@ def test_the_export_on_a_13_band_array_gives_what_predict_gives(ms_root: Path, t
 
 @pytest.mark.slow  # the two fits of `fitted`
 def test_test_and_validate_take_the_checkpoints_bands(
-    fitted: dict[str, Path], ms_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    fitted: dict[str, Path], ms_root: Path, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """A checkpoint trained on B08 alone is evaluated on B08 without ``--data.bands``; naming other bands
     is the one-line refusal it always was."""
@@ -353,6 +353,12 @@ def test_test_and_validate_take_the_checkpoints_bands(
     assert refusal.strip() == (
         "eurosat: error: the checkpoint was trained on bands ['B08'] but the data gives ['B04']; "
         "evaluate it on data with the checkpoint's bands (data.bands)"
+    )
+    on_rgb = cli_error(["test", *common[:-2], f"--data.root={sample_root}", "--trainer.logger=CSVLogger",
+                        f"--trainer.logger.save_dir={tmp_path}"], capsys)  # fmt: skip
+    assert on_rgb.strip().endswith(
+        "are RGB, trained on as stored (B04, B03, B02); a model trained on these bands (a multispectral "
+        "checkpoint's, unless the command names others) needs multispectral images"
     )
 
 

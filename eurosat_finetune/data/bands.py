@@ -79,7 +79,10 @@ def trained_bands(choice: BandChoice, multispectral: bool, folder: Path) -> list
     if multispectral:
         return chosen_bands(choice, EUROSAT_MS_BANDS, where)
     if chosen_bands(choice, RGB_BANDS, f"{where} (RGB)") != list(RGB_BANDS):
-        raise BandError(f"data.bands={choice}: {where} are RGB, trained on as stored (B04, B03, B02)")
+        raise BandError(
+            f"data.bands={choice}: {where} are RGB, trained on as stored (B04, B03, B02); a model trained on "
+            "these bands (a multispectral checkpoint's, unless the command names others) needs multispectral images"
+        )
     return None
 
 

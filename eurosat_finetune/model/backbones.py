@@ -186,16 +186,30 @@ def check_input_size(model: PreTrainedModel, size: int, native: int) -> None:
         model.train(training)
 
 
-def class_names_of(class_names: list[str] | None, *architectures: dict[str, Any] | None) -> list[str]:
+def class_names_of(
+    class_names: list[str] | None, architectures: tuple[dict[str, Any] | None, ...], pretrained: str | None
+) -> list[str]:
     """``class_names``, else the labels ``id2label`` holds in the first of ``architectures`` that has
-    them: a checkpoint's ``model_config``, or the ``vit_config`` of one written before it (whose run's
-    config.yaml may give a ``model_config`` without labels)."""
-    labelled = [a for a in architectures if a and "id2label" in a]
+    them (a checkpoint's ``model_config``, or the ``vit_config`` of one written before it, whose run's
+    config.yaml may give a ``model_config`` without labels), else those of the ``pretrained`` classifier
+    (e.g. an export of this package, predicting new images without a checkpoint)."""
+    labelled = [a["id2label"] for a in architectures if a and "id2label" in a]
+    if not class_names and not labelled and pretrained is not None:
+        try:
+            config = AutoConfig.from_pretrained(pretrained)
+        except (OSError, ValueError):
+            config = None  # loading the model itself says why, in one line
+        default = {i: f"LABEL_{i}" for i in range(len(getattr(config, "id2label", {}) or {}))}
+        if config is not None and config.id2label and config.id2label != default:  # not transformers' placeholders
+            labelled = [config.id2label]
     if not class_names and labelled:
-        id2label = {int(i): name for i, name in labelled[0]["id2label"].items()}
+        id2label = {int(i): name for i, name in labelled[0].items()}
         class_names = [id2label[i] for i in sorted(id2label)]
     if not class_names:
-        raise ConfigError("model.class_names is empty: give the class names, or let the CLI link them from the data")
+        raise ConfigError(
+            "model.class_names is empty: give --ckpt_path (a checkpoint of `eurosat fit` knows its classes), "
+            "model.class_names, or a data.root whose class folders name them"
+        )
     return list(class_names)
 
 

@@ -104,7 +104,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
         super().__init__()
         self.save_hyperparameters()  # as given, so hparams.yaml shows what the run was started with
         self.architecture = model_config if model_config is not None else vit_config
-        self.class_names = backbones.class_names_of(class_names, self.architecture, vit_config)
+        self.class_names = backbones.class_names_of(class_names, (self.architecture, vit_config), model_name_or_path)
         self.pretrained_from = model_name_or_path
         # the signature default is a class_path spec (so --print_config shows it); Python callers get a factory
         self.optimizer = partial(instantiate_class, init=optimizer) if isinstance(optimizer, dict) else optimizer
