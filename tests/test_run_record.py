@@ -12,9 +12,11 @@ from conftest import FAST, TINY_VIT, run_cli, version_dir
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from transformers import AutoModelForImageClassification
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.outputs.huggingface_export import HuggingFaceExport
 from eurosat_finetune.outputs.run_record import RunRecord, best_checkpoint, figures
 
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
@@ -62,8 +64,10 @@ def test_best_checkpoint_is_found_by_what_it_is_in_any_callback_order(sample_roo
     last = ModelCheckpoint(folder, filename="last", enable_version_counter=False)
     best = ModelCheckpoint(folder, filename="best", monitor="val_loss", mode="min")
     record = RunRecord()
+    export = HuggingFaceExport(dirpath=tmp_path / "export")
     # the last-checkpoint group listed first: Lightning's trainer.checkpoint_callback is then last.ckpt's
-    trainer = Trainer(max_epochs=1, limit_train_batches=4, val_check_interval=0.5, callbacks=[last, best, record],
+    callbacks = [last, best, record, export]
+    trainer = Trainer(max_epochs=1, limit_train_batches=4, val_check_interval=0.5, callbacks=callbacks,
                       logger=CSVLogger(tmp_path), accelerator="cpu", enable_progress_bar=False,
                       enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
     trainer.fit(model, datamodule=data)
@@ -73,3 +77,7 @@ def test_best_checkpoint_is_found_by_what_it_is_in_any_callback_order(sample_roo
     assert best_checkpoint(trainer) is best and Path(best.best_model_path).name == "best.ckpt"
     epoch, val = record.best_val(trainer)
     assert epoch == 0 and val == pytest.approx({k: v for k, v in first.items() if k.startswith("val_")})
+    exported = AutoModelForImageClassification.from_pretrained(tmp_path / "export").state_dict()  # best.ckpt's
+    for path, same in ((best.best_model_path, True), (last.best_model_path, False)):
+        saved = torch.load(path, weights_only=True)["state_dict"]
+        assert all(torch.equal(value, saved[f"net.{key}"]) for key, value in exported.items()) == same

@@ -15,6 +15,7 @@ from eurosat_finetune.outputs.exported_network import exported_network
 from eurosat_finetune.outputs.model_card import model_card
 from eurosat_finetune.outputs.onnx_export import ONNX_NAME, export_onnx, require_onnx
 from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput
+from eurosat_finetune.outputs.run_record import best_checkpoint
 from eurosat_finetune.pixels import image_processor
 
 if TYPE_CHECKING:
@@ -131,8 +132,9 @@ class HuggingFaceExport(RunFolderCallback):
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.after_fit:
             return
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        state_dict = torch.load(best, map_location="cpu", weights_only=True)["state_dict"] if best else None
+        best = best_checkpoint(trainer)  # best.ckpt's callback by what it is, not by Lightning's callback order
+        path = best.best_model_path if best is not None else None
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)["state_dict"] if path else None
         self._export(trainer, pl_module, state_dict, tested=False)
 
     @rank_zero_only
