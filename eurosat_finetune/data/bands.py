@@ -78,11 +78,12 @@ def trained_bands(choice: BandChoice, multispectral: bool, folder: Path) -> list
     where = f"the images in {folder}"
     if multispectral:
         return chosen_bands(choice, EUROSAT_MS_BANDS, where)
-    if chosen_bands(choice, RGB_BANDS, f"{where} (RGB)") != list(RGB_BANDS):
+    if isinstance(choice, list) and choice != list(RGB_BANDS):  # checked first: its names may be no RGB band's
         raise BandError(
             f"data.bands={choice}: {where} are RGB, trained on as stored (B04, B03, B02); a model trained on "
             "these bands (a multispectral checkpoint's, unless the command names others) needs multispectral images"
         )
+    chosen_bands(choice, RGB_BANDS, f"{where} (RGB)")  # a string other than 'all' is one line there
     return None
 
 
