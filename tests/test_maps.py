@@ -296,6 +296,7 @@ def test_georeferenced_patches_of_one_window_are_classified(
     assert float(rows[0][rows[0]["predicted_class"]]) == pytest.approx(float(probs.max()), abs=1e-5)
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_predict_reads_only_the_checkpoint_and_predict_root(
     checkpoint: Path, sample_root: Path, tmp_path: Path
 ) -> None:

@@ -304,6 +304,7 @@ def test_normalisation_of_another_channel_count_is_one_line() -> None:
                         input_bands=all_bands(), image_mean=[0.5] * 3, image_std=[0.5] * 3)  # fmt: skip
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_the_export_on_a_13_band_array_gives_what_predict_gives(ms_root: Path, tmp_path: Path) -> None:
     """AutoImageProcessor and AutoModelForImageClassification on the stored uint16 array, as other tools
     would run the export, against `eurosat predict` on the same files."""
@@ -362,6 +363,7 @@ def test_test_and_validate_take_the_checkpoints_bands(
     )
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 @pytest.mark.parametrize("kind", ["EuroSAT RGB", "EuroSAT MS"])
 def test_eurosat_is_recognised_by_its_files_not_by_its_folders_name(kind: str, ms_root: Path, tmp_path: Path) -> None:
     """A complete copy of EuroSAT under another name is EuroSAT (MS: the published band statistics, with

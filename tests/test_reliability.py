@@ -97,6 +97,7 @@ def checkpoint(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return version_dir(logs, 0) / "checkpoints" / "best.ckpt"
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_model_options_that_do_not_fit_the_checkpoint_are_one_line(
     checkpoint: Path, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
