@@ -199,8 +199,8 @@ def class_names_of(
             config = AutoConfig.from_pretrained(pretrained)
         except (OSError, ValueError):
             config = None  # loading the model itself says why, in one line
-        default = {i: f"LABEL_{i}" for i in range(len(getattr(config, "id2label", {}) or {}))}
-        if config is not None and config.id2label and config.id2label != default:  # not transformers' placeholders
+        names = list(config.id2label.values()) if config is not None else []
+        if names != [f"LABEL_{i}" for i in range(len(names))]:  # not transformers' placeholders (nor none)
             labelled = [config.id2label]
     if not class_names and labelled:
         id2label = {int(i): name for i, name in labelled[0].items()}

@@ -1,7 +1,6 @@
 """Checkpoints that describe their network, so they restore offline: what :class:`ImageClassifier`
 stores in and reads from a Lightning checkpoint."""
 
-import copy
 from typing import Any
 
 from lightning.pytorch import LightningModule
@@ -54,14 +53,6 @@ class SelfDescribingCheckpoint(LightningModule):
         self.pretrained_from = checkpoint.get("pretrained_from")
         # predicting new images, the data names no bands: the checkpoint's are the network's
         self.input_bands = checkpoint.get("hyper_parameters", {}).get("input_bands") or self.input_bands
-
-    def network(self, state_dict: dict[str, Any] | None = None) -> Any:
-        """The network, or a copy of it with the weights of a checkpoint's ``state_dict``."""
-        if state_dict is None:
-            return self.net
-        net = copy.deepcopy(self.net)
-        net.load_state_dict({k.removeprefix("net."): v for k, v in state_dict.items() if k.startswith("net.")})
-        return net
 
     def check_classes(self, saved: list[str] | None) -> None:
         """Refuse weights trained on other classes than this module's (the CLI asks before any work)."""
