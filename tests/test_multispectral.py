@@ -61,6 +61,16 @@ def test_mean_initialised_new_channels_start_from_the_mean_rgb_filter(tmp_path: 
     torch.testing.assert_close(stem[:, 0], rgb_stem.mean(dim=1))
 
 
+def test_three_bands_in_another_order_get_their_own_filters(tmp_path: Path) -> None:
+    """B02, B03, B04 (blue first) on an RGB network: the filters swap, though the channel count is the same."""
+    pretrained = str(save_tiny("vit", tmp_path / "vit"))
+    bands = {"names": ["B02", "B03", "B04"], "mean": [0.0] * 3, "std": [1.0] * 3}
+    bgr = ImageClassifier(CLASSES, model_name_or_path=pretrained, input_bands=bands)
+    rgb = ImageClassifier(CLASSES, model_name_or_path=pretrained)
+    key = "vit.embeddings.patch_embeddings.projection.weight"
+    torch.testing.assert_close(bgr.net.state_dict()[key], rgb.net.state_dict()[key].flip(1))
+
+
 @pytest.fixture(scope="module")
 def fitted(ms_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two fits on the same data: on B08, the band that tells the classes apart, and on RGB alone."""

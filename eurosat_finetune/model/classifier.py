@@ -14,9 +14,11 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import backbones, losses, optimization
-from eurosat_finetune.model.band_channels import NewChannels, for_bands
+from eurosat_finetune.model.band_channels import NewChannels
 from eurosat_finetune.model.metrics import EpochPredictions, stage_metrics
+from eurosat_finetune.model.pretrained_weights import weights_spec
 from eurosat_finetune.model.self_describing import SelfDescribingCheckpoint
+from eurosat_finetune.model.starting_network import starting_network
 from eurosat_finetune.pixels import dihedral_views, to_model_input
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
@@ -72,8 +74,17 @@ class ImageClassifier(SelfDescribingCheckpoint):
             flips and 90-degree rotations of each image (8 times the compute).
         input_bands: The bands of multispectral data (``names``) and their statistics (``mean``,
             ``std``, in stored units); linked from ``data.input_bands``, null for RGB images.
-        new_channels: How a pretrained RGB network's first layer starts on bands other than B04, B03
-            and B02 (whose filters it keeps): ``zeros`` or the ``mean`` of the RGB filters.
+        new_channels: How a pretrained network's first layer starts on data bands it was not trained
+            on (it keeps the filters of those it was, by name): ``zeros`` or the ``mean`` of its filters.
+        weights: Start from Sentinel-2 pretrained weights (a timm network) instead of
+            ``model_name_or_path`` (set that to null): a known name such as
+            ``ResNet50_Weights.SENTINEL2_ALL_MOCO`` (TorchGeo's; see docs/backbones.md), or the URL
+            or path of a state dict (``.pth``, ``.safetensors``) described by the four options below.
+            Its normalisation is used unless ``image_mean``/``image_std`` are given.
+        weights_model: The timm model name of a state dict given by URL or path (e.g. ``resnet50``).
+        weights_bands: Its input bands in order, by name (e.g. ``[B01, ..., B08, B8A, B09, ...]``).
+        weights_mean: Its normalisation per band (same order), in stored units (reflectance x 10,000).
+        weights_std: Likewise, its std per band (10000 for weights that take reflectance).
     """
 
     def __init__(
@@ -100,12 +111,17 @@ class ImageClassifier(SelfDescribingCheckpoint):
         tta: bool = False,
         input_bands: dict[str, list] | None = None,
         new_channels: NewChannels = "zeros",
+        weights: str | None = None,
+        weights_model: str | None = None,
+        weights_bands: list[str] | None = None,
+        weights_mean: list[float] | None = None,
+        weights_std: list[float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # as given, so hparams.yaml shows what the run was started with
         self.architecture = model_config if model_config is not None else vit_config
         self.class_names = backbones.class_names_of(class_names, (self.architecture, vit_config), model_name_or_path)
-        self.pretrained_from = model_name_or_path
+        self.pretrained_from = weights or model_name_or_path
         # the signature default is a class_path spec (so --print_config shows it); Python callers get a factory
         self.optimizer = partial(instantiate_class, init=optimizer) if isinstance(optimizer, dict) else optimizer
         self.scheduler = scheduler
@@ -118,28 +134,16 @@ class ImageClassifier(SelfDescribingCheckpoint):
     def configure_network(self) -> None:
         """The network, pretrained or not, with a new head labelled with the class names; the input
         size and normalisation it expects."""
-        name, bands = self.hparams.model_name_or_path, self.hparams.input_bands
-        self.input_bands = bands
-        if name is None:
-            channels = {"num_channels": len(bands["names"])} if bands else {}
-            self.net = backbones.build_from_config({**(self.architecture or {}), **channels}, self.class_names)
-            processor = None
-        else:
-            self.net = backbones.load_pretrained(name, self.architecture or {}, self.class_names)
-            if bands:
-                self.net = for_bands(self.net, bands["names"], self.hparams.new_channels)
-            processor = backbones.load_image_processor(name)
-        native_size, mean, std = backbones.native_input(processor, self.net.config)
-        if bands:  # statistics of the data's own bands, in stored units (see pixels.to_model_input)
-            mean, std = bands["mean"], bands["std"]
-        if self.hparams.freeze_backbone:
+        hp = self.hparams
+        self.input_bands = hp.input_bands
+        spec = weights_spec(hp.weights, hp.weights_model, hp.weights_bands, hp.weights_mean, hp.weights_std)
+        start = starting_network(
+            hp.model_name_or_path, self.architecture, spec, hp.input_bands, hp.new_channels, self.class_names
+        )
+        self.net = start.net
+        if hp.freeze_backbone:
             backbones.freeze_backbone(self.net)
-        self.image_size = self.hparams.image_size or native_size
-        self.image_mean = list(self.hparams.image_mean or mean)
-        self.image_std = list(self.hparams.image_std or std)
-        backbones.check_normalisation(self.image_mean, self.image_std, getattr(self.net.config, "num_channels", 3))
-        if self.image_size != native_size:
-            backbones.check_input_size(self.net, self.image_size, native_size)
+        self.image_size, self.image_mean, self.image_std = start.input(hp.image_size, hp.image_mean, hp.image_std)
         self.interpolates = backbones.takes_interpolation(self.net)
 
     def configure_losses(self) -> None:
@@ -275,8 +279,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
         if self.trainer.accelerator.__class__.__name__ == "CUDAAccelerator":
             torch.set_float32_matmul_precision("high")
         if stage == "fit" and self.hparams.class_weights == "balanced":
-            train = getattr(self.trainer.datamodule, "train_dataset", None)
-            labels = getattr(train, "labels", None)
+            labels = getattr(getattr(self.trainer.datamodule, "train_dataset", None), "labels", None)
             self.class_weights = torch.tensor(losses.class_weights_of("balanced", labels, len(self.class_names)))
 
     def on_train_epoch_start(self) -> None:
@@ -295,6 +298,3 @@ class ImageClassifier(SelfDescribingCheckpoint):
             optimization.run_length(self, self.hparams.scheduler_interval, self.hparams.warmup_steps),
             optimization.may_fuse(self),
         )
-
-
-ViTClassifier = ImageClassifier  # its name before commit d5a0566, when it held ViTs only

@@ -9,7 +9,9 @@ from eurosat_finetune.errors import CheckpointError, ClassMismatchError
 from eurosat_finetune.model import backbones
 
 # The hyperparameters that shape the network; the checkpoint's rebuild it (see resolved_hparams).
-NETWORK_OPTIONS = ("model_name_or_path", "model_config", "vit_config", "image_size", "input_bands")
+NETWORK_OPTIONS = ("model_name_or_path", "model_config", "vit_config", "weights", "image_size", "input_bands")
+# Where the weights came from: provenance once trained (the checkpoint holds the weights themselves).
+WEIGHTS_OPTIONS = ("weights", "weights_model", "weights_bands", "weights_mean", "weights_std")
 
 
 class SelfDescribingCheckpoint(LightningModule):
@@ -31,6 +33,7 @@ class SelfDescribingCheckpoint(LightningModule):
             "image_mean": self.image_mean,
             "image_std": self.image_std,
             "input_bands": self.input_bands,
+            **dict.fromkeys(WEIGHTS_OPTIONS),
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -1,0 +1,149 @@
+"""``model.weights``: a timm network started from a Sentinel-2 state dict, known by name
+(:mod:`.sentinel2_weights`) or given as a URL or path with what it expects.
+
+The network is timm's, inside transformers' timm wrapper, so checkpoints, the Hugging Face export and
+the ONNX export treat it as any other classifier here. Its input channels are the data's bands, matched
+to the weights' by name (:mod:`.band_channels`), and its normalisation is the weights', per band,
+unless ``model.image_mean``/``image_std`` say otherwise.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from transformers import PreTrainedModel, TimmWrapperConfig, TimmWrapperForImageClassification
+
+from eurosat_finetune.data.sentinel2_products import ESA_BANDS
+from eurosat_finetune.errors import ConfigError, ModelLoadError
+from eurosat_finetune.model.backbones import labels_of
+from eurosat_finetune.model.band_channels import NewChannels, for_bands
+from eurosat_finetune.model.sentinel2_weights import KNOWN_WEIGHTS
+from eurosat_finetune.model.weights_file import is_url, local_file, read_state_dict
+
+log = logging.getLogger(__name__)
+
+# 8-bit true colour is reflectance 0 to 0.2 as 0 to 255 (ESA's TCI; docs/backbones.md): a pixel scaled
+# to [0, 1] is reflectance x 5, so reflectance x 10,000 is that pixel x 2,000
+TRUE_COLOUR_STORED_UNITS = 2_000.0
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where a state dict is and what its network expects: timm model, input bands in order,
+    normalisation per band in stored units (reflectance x 10,000), native input size (None: timm's)."""
+
+    location: str
+    timm_model: str
+    bands: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_size: int | None = None
+
+
+def sentinel2_band(name: str) -> str:
+    """A band name as this package writes it (``B01``, ``B8A``): TorchGeo's ``B1`` and ``B8a`` are accepted."""
+    name = name.strip().upper()
+    return f"B0{name[1:]}" if len(name) == 2 and name[1:].isdigit() else name
+
+
+def weights_spec(
+    weights: str | None,
+    timm_model: str | None,
+    bands: list[str] | None,
+    mean: list[float] | None,
+    std: list[float] | None,
+) -> WeightsSpec | None:
+    """A known name's entry, or a URL's or path's spec from the options that describe it (None without
+    ``weights``); what is missing or wrong is a one-line error that names the option."""
+    if weights is None:
+        return None
+    if weights in KNOWN_WEIGHTS:
+        known = KNOWN_WEIGHTS[weights]
+        return WeightsSpec(known.url, known.timm_model, known.bands, known.mean, known.std, known.input_size)
+    if "_Weights." in weights or not (is_url(weights) or "/" in weights or "." in weights):
+        raise ConfigError(
+            f"model.weights={weights!r} is not a known name; known names are {', '.join(KNOWN_WEIGHTS)} "
+            "(or give a URL or path of a state dict with model.weights_model and model.weights_bands)"
+        )
+    options = {"model.weights_model": timm_model, "model.weights_bands": bands, "model.weights_mean": mean,
+               "model.weights_std": std}  # fmt: skip
+    missing = [option for option, value in options.items() if value is None]
+    if missing:
+        raise ConfigError(
+            f"model.weights={weights!r} needs {', '.join(missing)}: its timm model name, its input bands in "
+            "order, and each band's mean and std in stored units (reflectance x 10,000; e.g. 0 and 10000 "
+            "for weights that take reflectance)"
+        )
+    names = tuple(sentinel2_band(band) for band in bands)
+    unknown = [band for band in names if band not in ESA_BANDS]
+    if unknown or len(set(names)) != len(names):
+        raise ConfigError(
+            f"model.weights_bands={list(bands)}: name each Sentinel-2 band once, from {', '.join(ESA_BANDS)}"
+        )
+    for option, values in (("model.weights_mean", mean), ("model.weights_std", std)):
+        if len(values) != len(names):
+            raise ConfigError(f"{option} has {len(values)} values for {len(names)} weights_bands; give one per band")
+    return WeightsSpec(weights, timm_model, names, tuple(mean), tuple(std))
+
+
+def network(
+    spec: WeightsSpec,
+    overrides: dict,
+    data_bands: list[str],
+    new_channels: NewChannels,
+    class_names: list[str],
+) -> PreTrainedModel:
+    """timm's ``spec.timm_model`` with the weights' state dict and a new head for ``class_names``, its
+    first layer then rebuilt for ``data_bands`` by name. ``overrides`` are fields of transformers'
+    ``TimmWrapperConfig`` (e.g. ``{"model_args": {"drop_path_rate": 0.1}}``)."""
+    model_args = {**overrides.get("model_args", {}), "in_chans": len(spec.bands)}
+    fields = {key: value for key, value in overrides.items() if key not in ("model_type", "model_args", "architecture")}
+    config = TimmWrapperConfig(architecture=spec.timm_model, model_args=model_args, **fields, **labels_of(class_names))
+    config.num_channels = len(spec.bands)  # what band_channels and the checks read
+    try:
+        net = TimmWrapperForImageClassification(config)
+    except ImportError as err:
+        raise ModelLoadError(f"model.weights needs timm ({err}); `pip install 'eurosat-finetune[timm]'`") from None
+    if not set(data_bands) & set(spec.bands):
+        raise ConfigError(
+            f"model.weights: the weights take {', '.join(spec.bands)}, none of the data's bands "
+            f"({', '.join(data_bands)}); choose data.bands among them"
+        )
+    load_weights(net, read_state_dict(local_file(spec.location, "model.weights"), "model.weights"), spec)
+    return for_bands(net.train(), data_bands, new_channels, net_bands=spec.bands)
+
+
+def load_weights(net: TimmWrapperForImageClassification, state: dict, spec: WeightsSpec) -> None:
+    """Load ``state`` into the timm network, all but the head (a new one, for these classes); a ViT's
+    final norm may be missing (SSL4EO-S12's MoCo and MAE encoders have none, as TorchGeo allows). Any
+    other missing or unexpected key is a one-line error."""
+    timm_model = net.timm_model
+    head = next(name for name, module in timm_model.named_modules() if module is timm_model.get_classifier())
+    state = {key: value for key, value in state.items() if not key.startswith(f"{head}.")}
+    own = timm_model.state_dict()
+    other_shape = [key for key, value in state.items() if key in own and own[key].shape != value.shape]
+    missing = [key for key in own if key not in state and not key.startswith((f"{head}.", "norm.", "fc_norm."))]
+    unexpected = [key for key in state if key not in own]
+    if other_shape or missing or unexpected:
+        raise ModelLoadError(
+            f"model.weights={spec.location!r} does not fit timm's {spec.timm_model} with {len(spec.bands)} input "
+            f"channels: {len(other_shape)} weights of another shape (e.g. {other_shape[:2]}), {len(missing)} missing "
+            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); check model.weights_model "
+            "and model.weights_bands, and that the file is the network's state dict alone"
+        )
+    timm_model.load_state_dict(state, strict=False)
+
+
+def normalisation(
+    spec: WeightsSpec, data_bands: list[str], data_statistics: tuple[list[float], list[float]] | None
+) -> tuple[list[float], list[float]]:
+    """Each data band's mean and std as the weights expect them, in the data's units: stored
+    reflectance x 10,000, or for 8-bit true colour (``data_statistics`` None) a pixel scaled to [0, 1].
+    A band the weights do not have keeps the data's own statistics (its filters start new)."""
+    if data_statistics is None:  # RGB JPEGs: the weights' figures in units of a [0, 1] pixel
+        scale, (own_mean, own_std) = TRUE_COLOUR_STORED_UNITS, ([0.0] * len(data_bands), [1.0] * len(data_bands))
+    else:
+        scale, (own_mean, own_std) = 1.0, data_statistics
+    at = {band: i for i, band in enumerate(spec.bands)}
+    mean = [spec.mean[at[band]] / scale if band in at else own_mean[i] for i, band in enumerate(data_bands)]
+    std = [spec.std[at[band]] / scale if band in at else own_std[i] for i, band in enumerate(data_bands)]
+    return mean, std

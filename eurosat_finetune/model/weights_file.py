@@ -1,0 +1,108 @@
+"""A state dict from a URL or a local file: downloaded once into torch's hub cache, hash-checked, read on
+the CPU.
+
+Downloads go where ``torch.hub`` keeps checkpoints (``$TORCH_HOME/hub/checkpoints``, by default
+``~/.cache/torch/hub/checkpoints``), under the URL's file name, so a file TorchGeo or timm already
+fetched is found, and a file copied there by hand is used offline. As torch.hub does, a file name that
+ends in ``-<hex digits>`` before its extension names the start of the file's SHA-256, which the download
+must match; ``torch.hub.download_url_to_file`` writes to a temporary name and renames last, and removes
+the temporary file on any failure. One process downloads while the others of a job wait on a lock.
+"""
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from safetensors.torch import load_file
+
+from eurosat_finetune.data.made_once import made_once
+from eurosat_finetune.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+# torch.hub's naming convention (load_state_dict_from_url's check_hash): name-<sha256 prefix>.ext
+HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")
+
+
+def is_url(location: str) -> bool:
+    return urlparse(location).scheme in ("http", "https", "file")
+
+
+def cache_folder() -> Path:
+    """Where downloaded checkpoints are kept: torch.hub's, which ``TORCH_HOME`` moves."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def downloaded(url: str, option: str) -> Path:
+    """The file at ``url`` in the cache, downloaded (and checked, where its name carries a hash) if it is
+    not there yet; a failed or mismatching download is a one-line error that leaves nothing behind."""
+    name = Path(urlparse(url).path).name
+    target = cache_folder() / name
+    match = HASH_IN_NAME.search(name)
+
+    def download() -> Path:
+        if match is None:
+            log.warning("%s has no hash in its name (name-<sha256 prefix>.ext): its download is not checked", name)
+        log.info("Downloading %s to %s", url, target)
+        try:
+            torch.hub.download_url_to_file(url, str(target), hash_prefix=match and match.group(1), progress=True)
+        except (OSError, RuntimeError, ValueError) as err:  # URLError is an OSError; a wrong hash a RuntimeError
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelLoadError(
+                f"cannot download {option}={url!r} ({reason}); download the file where there is network and give "
+                f"its path as {option}, or put it in {cache_folder()}"
+            ) from None
+        return target
+
+    path = made_once(
+        cache_folder() / ".locks" / f"{name}.lock", lambda: target if target.is_file() else None, download,
+        f"downloading {name}",
+    )  # fmt: skip
+    if match is not None:  # also a file put in the cache by hand, or by another tool
+        check_hash(path, match.group(1), option)
+    return path
+
+
+def check_hash(path: Path, prefix: str, option: str) -> None:
+    """Refuse a file whose SHA-256 does not start with the ``prefix`` its name carries."""
+    with path.open("rb") as file:
+        digest = hashlib.file_digest(file, "sha256").hexdigest()
+    if not digest.startswith(prefix):
+        raise ModelLoadError(
+            f"{option}: {path} has SHA-256 {digest[:12]}..., not the {prefix} its name says; delete it to download "
+            "it again (or give the path of a good copy)"
+        )
+
+
+def local_file(location: str, option: str) -> Path:
+    """The file ``location`` names: a path, or a URL downloaded once (see :func:`downloaded`)."""
+    if is_url(location) and urlparse(location).scheme != "file":
+        return downloaded(location, option)
+    path = Path(urlparse(location).path if is_url(location) else location).expanduser()
+    if not path.is_file():
+        raise ModelLoadError(f"{option}={location!r}: no such file; give a state dict file (.pth, .safetensors)")
+    return path
+
+
+def read_state_dict(path: Path, option: str) -> dict[str, torch.Tensor]:
+    """The tensors a ``.safetensors`` or ``torch.save`` file holds, on the CPU (only tensors are read:
+    ``weights_only``, so a file cannot run code)."""
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # each format raises its own types
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"{option}: cannot read {path} as a state dict ({reason}); give a .pth or .safetensors file"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadError(
+            f"{option}: {path} is not a plain state dict (a dict of tensors, as timm's load_state_dict takes); "
+            "save the network's state_dict() alone"
+        )
+    return state

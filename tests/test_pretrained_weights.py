@@ -1,0 +1,232 @@
+"""``model.weights``: Sentinel-2 pretrained timm state dicts (SSL4EO-S12's, or any), fetched over HTTP once
+and checked, their first layer matched to the data's bands by name, their normalisation used, and
+everything trained from them restored offline. The state dicts are made here with timm (in_chans=13),
+as TorchGeo's files are, and served on 127.0.0.1 under names that carry their own hash prefix."""
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import timm
+import torch
+import yaml
+from conftest import FAST, cli_error, run_cli
+
+from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD, RGB_BANDS
+from eurosat_finetune.data.sentinel2_products import ESA_BANDS
+from eurosat_finetune.errors import ModelLoadError
+from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.sentinel2_weights import KNOWN_WEIGHTS
+
+CLASSES = ["Forest", "River", "SeaLake"]
+REFLECTANCE = {"weights_mean": [0.0] * 13, "weights_std": [10_000.0] * 13}
+
+
+def state_dict_file(folder: Path, stem: str = "resnet18_sentinel2_test", seed: int = 0) -> Path:
+    """A timm ResNet-18 state dict for 13 bands, saved as ``<stem>-<first 8 hex of its SHA-256>.pth``."""
+    torch.manual_seed(seed)
+    state = timm.create_model("resnet18", in_chans=13, num_classes=0).state_dict()
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = folder / "raw.pth"
+    torch.save(state, raw)
+    digest = hashlib.sha256(raw.read_bytes()).hexdigest()
+    return raw.rename(folder / f"{stem}-{digest[:8]}.pth")
+
+
+def bands_of(names: list[str]) -> dict[str, list]:
+    return {"names": names, "mean": [EUROSAT_MS_MEAN[b] for b in names], "std": [EUROSAT_MS_STD[b] for b in names]}
+
+
+def from_weights(location: str | Path, bands: list[str] | None, **options) -> ImageClassifier:
+    defaults = {"class_names": CLASSES, "model_name_or_path": None, "weights_model": "resnet18",
+                "weights_bands": list(ESA_BANDS), **REFLECTANCE}  # fmt: skip
+    return ImageClassifier(
+        **{**defaults, **options}, weights=str(location), input_bands=bands and bands_of(bands)
+    ).eval()
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty torch hub cache of the test's own."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def cached_files(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.iterdir() if p.is_file()) if cache.exists() else []
+
+
+def test_served_weights_are_downloaded_once_checked_and_then_read_offline(
+    tmp_path: Path, torch_home: Path, serve_dir
+) -> None:
+    served = state_dict_file(tmp_path / "served")
+    url = f"{serve_dir(served.parent)}/{served.name}"
+    from_weights(url, None)
+    assert cached_files(torch_home) == [served.name]
+    assert (torch_home / served.name).read_bytes() == served.read_bytes()
+    # the server gone (a closed port): the cached file, found by its name
+    model = from_weights(f"http://127.0.0.1:9/{served.name}", None)
+    assert model.pretrained_from == f"http://127.0.0.1:9/{served.name}"
+
+
+def test_a_download_that_does_not_match_its_hash_is_refused_and_leaves_nothing(
+    tmp_path: Path, torch_home: Path, serve_dir
+) -> None:
+    served = state_dict_file(tmp_path / "served")
+    wrong = served.rename(served.with_name("resnet18_sentinel2_test-0123abcd.pth"))
+    with pytest.raises(ModelLoadError) as err:
+        from_weights(f"{serve_dir(wrong.parent)}/{wrong.name}", None)
+    message = str(err.value)
+    assert "\n" not in message and "invalid hash value" in message and wrong.name in message
+    assert cached_files(torch_home) == []  # neither the file nor a partial download
+    # a file put in the cache by hand is checked too
+    torch_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(wrong, torch_home / wrong.name)
+    with pytest.raises(ModelLoadError, match="not the 0123abcd its name says; delete it"):
+        from_weights(f"http://127.0.0.1:9/{wrong.name}", None)
+
+
+def reference(state: dict, channels: list[int], head: torch.nn.Module) -> torch.nn.Module:
+    """timm's ResNet-18 loaded as timm loads it, with only the input channels ``channels`` (ESA indices)
+    of its first layer kept, and the package network's new head."""
+    state = dict(state)
+    state["conv1.weight"] = state["conv1.weight"][:, channels]
+    net = timm.create_model("resnet18", in_chans=len(channels), num_classes=len(CLASSES))
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    assert set(missing) == {"fc.weight", "fc.bias"} and not unexpected
+    net.fc.load_state_dict(head.state_dict())
+    return net.eval()
+
+
+@pytest.mark.parametrize(
+    "bands",
+    [list(EUROSAT_MS_BANDS), [b for b in EUROSAT_MS_BANDS if b != "B10"], ["B8A", "B04", "B08", "B02"]],
+    ids=["13 bands in EuroSAT's order", "12 bands of L2A", "4 bands reordered"],
+)
+def test_bands_are_matched_to_the_weights_by_name(bands: list[str], tmp_path: Path) -> None:
+    """The package's network on a batch in the data's order gives the logits timm gives on the same
+    batch in ESA order, with the filters of the bands the data lacks removed."""
+    file = state_dict_file(tmp_path)
+    model = from_weights(file, bands, image_size=16)
+    stored = torch.randint(0, 10_000, (4, len(bands), 16, 16), dtype=torch.int32)  # reflectance x 10,000
+    esa = sorted(range(len(bands)), key=lambda i: ESA_BANDS.index(bands[i]))  # the batch's channels in ESA order
+    timm_net = reference(torch.load(file), [ESA_BANDS.index(bands[i]) for i in esa], model.net.timm_model.fc)
+    with torch.no_grad():
+        ours = model(stored)
+        theirs = timm_net(stored[:, esa].float() / 10_000)  # the weights' normalisation: reflectance
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    assert model.image_mean == [0.0] * len(bands) and model.image_std == [10_000.0] * len(bands)
+
+
+def test_rgb_images_take_the_weights_red_green_and_blue_filters_as_true_colour(tmp_path: Path) -> None:
+    """8-bit true colour is reflectance 0 to 0.2 (ESA's TCI): a pixel of 255 is reflectance 0.2."""
+    file = state_dict_file(tmp_path)
+    model = from_weights(file, None, image_size=16)
+    pixels = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    timm_net = reference(torch.load(file), [ESA_BANDS.index(b) for b in RGB_BANDS], model.net.timm_model.fc)
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixels), timm_net(pixels.float() / 255 * 0.2), atol=1e-5, rtol=1e-5)
+
+
+def test_new_bands_start_as_new_channels_says(tmp_path: Path) -> None:
+    """Weights of four bands on data of five: the filters of the four by name, the fifth new."""
+    file = tmp_path / "four.pth"
+    torch.save(timm.create_model("resnet18", in_chans=4, num_classes=0).state_dict(), file)
+    options = {"weights_bands": ["B2", "B3", "B4", "B8"], "weights_mean": [0.0] * 4, "weights_std": [1e4] * 4}
+    common = {"class_names": CLASSES, "model_name_or_path": None, "weights": str(file), "weights_model": "resnet18"}
+    data = ["B08", "B11", "B04", "B03", "B02"]
+    for new_channels in ("zeros", "mean"):
+        model = ImageClassifier(**common, **options, input_bands=bands_of(data), new_channels=new_channels)
+        filters, pretrained = model.net.timm_model.conv1.weight, torch.load(file)["conv1.weight"]
+        torch.testing.assert_close(filters[:, [0, 2, 3, 4]], pretrained[:, [3, 2, 1, 0]])
+        new = torch.zeros_like(filters[:, 1]) if new_channels == "zeros" else pretrained.mean(dim=1)
+        torch.testing.assert_close(filters[:, 1], new)
+        # the new band keeps the data's statistics; the others take the weights'
+        assert model.image_mean == [0.0, EUROSAT_MS_MEAN["B11"], 0.0, 0.0, 0.0]
+
+
+def test_what_a_weights_file_lacks_is_one_line(tmp_path: Path) -> None:
+    file = state_dict_file(tmp_path)
+    bare = {"class_names": CLASSES, "model_name_or_path": None, "weights": str(file)}
+    with pytest.raises(Exception, match=r"needs model.weights_model, model.weights_bands, model.weights_mean, "):
+        ImageClassifier(**bare)
+    with pytest.raises(Exception, match=r"not a known name; known names are ResNet18_Weights.SENTINEL2_ALL_MOCO, "):
+        ImageClassifier(**{**bare, "weights": "ResNet50_Weights.SENTINEL2_ALL_MOKO"})
+    with pytest.raises(ModelLoadError, match=r"does not fit timm.s resnet50 with 13 input channels: \d+ weights of"):
+        from_weights(file, None, weights_model="resnet50")
+    with pytest.raises(Exception, match=r"both name the network to start from"):
+        from_weights(file, None, model_name_or_path="google/vit-base-patch16-224")
+
+
+def test_a_known_name_offline_stops_before_training_in_one_line(
+    ms_root: Path, tmp_path: Path, torch_home: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """No network here: hf.co cannot be reached. The message names the URL and the way round it; the
+    cache holds nothing half-written; no run was started."""
+    configs = ["--config=configs/fit.yaml", "--config=configs/ms.yaml", "--config=configs/ssl4eo.yaml"]
+    runs = tmp_path / "runs"
+    logs = [f"--trainer.logger.init_args.save_dir={runs}", f"--trainer.default_root_dir={runs}"]
+    message = cli_error(["fit", *configs, *FAST, f"--data.root={ms_root}", *logs], capsys)
+    url = KNOWN_WEIGHTS["ResNet50_Weights.SENTINEL2_ALL_MOCO"].url
+    assert message.count("\n") == 1 and f"cannot download model.weights={url!r}" in message
+    assert "give its path as model.weights" in message and str(torch_home) in message
+    assert cached_files(torch_home) == [] and not runs.exists()
+
+
+def test_the_ssl4eo_config_stacks_on_fit_and_ms(capsys: pytest.CaptureFixture) -> None:
+    configs = ["--config=configs/fit.yaml", "--config=configs/ms.yaml", "--config=configs/ssl4eo.yaml"]
+    printed = yaml.safe_load(run_cli(["fit", *configs, "--print_config"], capsys))
+    assert printed["model"]["weights"] == "ResNet50_Weights.SENTINEL2_ALL_MOCO"
+    assert printed["model"]["model_name_or_path"] is None and printed["data"]["bands"] == "all"
+
+
+@pytest.mark.slow  # fit, test, predict and two exports of a ResNet-18
+def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
+    ms_root: Path, tmp_path: Path, torch_home: Path, serve_dir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = state_dict_file(tmp_path / "served")
+    weights = [f"--model.weights={serve_dir(served.parent)}/{served.name}", "--model.model_name_or_path=null",
+               "--model.weights_model=resnet18", f"--model.weights_bands={list(ESA_BANDS)}",
+               f"--model.weights_mean={[0] * 13}", f"--model.weights_std={[10000] * 13}"]  # fmt: skip
+    runs = f"--trainer.default_root_dir={tmp_path}"
+    run_cli(["fit", *FAST, *weights, "--model.image_size=32", "--trainer.max_epochs=2", "--export.onnx=true",
+             f"--data.root={ms_root}", "--data.bands=[B8A,B04,B08]", runs])  # fmt: skip
+    run = tmp_path / "lightning_logs" / "version_0"
+    best = run / "checkpoints" / "best.ckpt"
+    saved = torch.load(best, weights_only=False)
+    assert saved["hyper_parameters"]["weights"] is None and saved["pretrained_from"].endswith(served.name)
+    assert saved["hyper_parameters"]["image_std"] == [10000.0] * 3
+
+    # offline: no server, no cache, the checkpoint alone
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-cache"))
+    run_cli(["test", *FAST, f"--ckpt_path={best}", f"--data.root={ms_root}", runs])
+    report = json.loads((tmp_path / "lightning_logs" / "version_1" / "classification_report.json").read_text())
+    assert 0 <= report["accuracy"] <= 1 and report["macro avg"]["support"] == 12  # the 12 test images classified
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    files = sorted((ms_root / "EuroSAT_MS").rglob("*.tif"))[::6][:8]
+    for file in files:
+        shutil.copy(file, patches / file.name)
+    output = tmp_path / "predictions.csv"
+    run_cli(["predict", *FAST, f"--ckpt_path={best}", f"--data.predict_root={patches}", "--data.map_scenes=none",
+             f"--predictions.output={output}", runs])  # fmt: skip
+    rows = {Path(row["path"]).name: row for row in csv.DictReader(output.open())}
+    assert not (tmp_path / "no-cache").exists()  # nothing was fetched
+
+    import rasterio
+
+    session = onnxruntime.InferenceSession(run / "huggingface" / "model.onnx")
+    metadata = {key: json.loads(value) for key, value in session.get_modelmeta().custom_metadata_map.items()}
+    assert metadata["bands"] == ["B8A", "B04", "B08"]
+    stored = []
+    for file in files:
+        with rasterio.open(file) as source:
+            stored.append(source.read([13, 4, 8]))  # B8A is stored last in EuroSAT MS
+    probs = session.run(None, {"pixels": np.stack(stored)})[0]
+    for file, file_probs in zip(files, probs, strict=True):
+        np.testing.assert_allclose(file_probs, [float(rows[file.name][name]) for name in CLASSES], atol=1e-4)
