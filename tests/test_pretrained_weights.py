@@ -4,9 +4,16 @@ everything trained from them restored offline. The state dicts are made here wit
 as TorchGeo's files are, and served on 127.0.0.1 under names that carry their own hash prefix."""
 
 import csv
+import functools
 import hashlib
+import http.server
 import json
+import os
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +98,39 @@ def test_a_download_that_does_not_match_its_hash_is_refused_and_leaves_nothing(
         from_weights(f"http://127.0.0.1:9/{wrong.name}", None)
 
 
+@pytest.mark.slow  # three fresh Python processes
+def test_processes_starting_together_download_once(tmp_path: Path) -> None:
+    """As the ranks of torchrun or SLURM do: each asks for the weights at once, one downloads (a slow
+    server makes them overlap), the others wait for it and read the same file."""
+    served = state_dict_file(tmp_path / "served")
+    requests = []
+
+    class SlowCountingHandler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            time.sleep(2)
+            super().do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = functools.partial(SlowCountingHandler, directory=str(served.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{served.name}"
+    code = f"from eurosat_finetune.model.weights_file import downloaded; print(downloaded({url!r}, 'model.weights'))"
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
+    try:
+        ranks = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+                 for _ in range(3)]  # fmt: skip
+        outputs = [rank.communicate(timeout=120)[0].strip() for rank in ranks]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [rank.returncode for rank in ranks] == [0, 0, 0] and requests == [f"/{served.name}"]
+    assert len(set(outputs)) == 1 and Path(outputs[0]).read_bytes() == served.read_bytes()
+
+
 def reference(state: dict, channels: list[int], head: torch.nn.Module) -> torch.nn.Module:
     """timm's ResNet-18 loaded as timm loads it, with only the input channels ``channels`` (ESA indices)
     of its first layer kept, and the package network's new head."""
@@ -148,6 +188,24 @@ def test_new_bands_start_as_new_channels_says(tmp_path: Path) -> None:
         torch.testing.assert_close(filters[:, 1], new)
         # the new band keeps the data's statistics; the others take the weights'
         assert model.image_mean == [0.0, EUROSAT_MS_MEAN["B11"], 0.0, 0.0, 0.0]
+
+
+def test_a_vit_without_its_final_norm_loads_as_timm_loads_it(tmp_path: Path) -> None:
+    """SSL4EO-S12's MoCo and MAE ViT encoders have no final norm: the rest loads, the norm starts as timm's."""
+    torch.manual_seed(0)
+    state = timm.create_model("test_vit", in_chans=13, num_classes=0).state_dict()
+    state = {key: value for key, value in state.items() if not key.startswith("norm.")}
+    torch.save(state, tmp_path / "vit.pth")
+    model = from_weights(tmp_path / "vit.pth", list(EUROSAT_MS_BANDS), weights_model="test_vit")
+    assert model.image_size == 160  # the weights' pretraining size (timm's pretrained_cfg)
+    timm_net = timm.create_model("test_vit", in_chans=13, num_classes=len(CLASSES)).eval()
+    timm_net.load_state_dict(state, strict=False)
+    timm_net.head.load_state_dict(model.net.timm_model.head.state_dict())
+    stored = torch.randint(0, 10_000, (2, 13, 64, 64), dtype=torch.int32)
+    esa = [EUROSAT_MS_BANDS.index(band) for band in ESA_BANDS]
+    with torch.no_grad():
+        theirs = timm_net(torch.nn.functional.interpolate(stored[:, esa].float(), size=160, mode="bilinear") / 1e4)
+        torch.testing.assert_close(model(stored), theirs, atol=1e-4, rtol=1e-4)
 
 
 def test_what_a_weights_file_lacks_is_one_line(tmp_path: Path) -> None:
@@ -219,7 +277,12 @@ def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
     assert not (tmp_path / "no-cache").exists()  # nothing was fetched
 
     import rasterio
+    from transformers import AutoModelForImageClassification
 
+    exported = AutoModelForImageClassification.from_pretrained(run / "huggingface")  # offline, timm inside
+    assert exported.config.architecture == "resnet18" and exported.config.model_args["in_chans"] == 3
+    card = (run / "huggingface" / "README.md").read_text()
+    assert "base_model" not in card and "Sentinel-2 pretrained weights `http://127.0.0.1:" in card
     session = onnxruntime.InferenceSession(run / "huggingface" / "model.onnx")
     metadata = {key: json.loads(value) for key, value in session.get_modelmeta().custom_metadata_map.items()}
     assert metadata["bands"] == ["B8A", "B04", "B08"]

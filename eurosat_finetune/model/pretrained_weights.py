@@ -39,6 +39,12 @@ class WeightsSpec:
     input_size: int | None = None
 
 
+def is_weights_source(source: str) -> bool:
+    """Whether a run's ``pretrained_from`` names ``model.weights`` (a known name, URL or state dict file)
+    rather than a Hugging Face model."""
+    return source in KNOWN_WEIGHTS or is_url(source) or source.endswith((".pth", ".pt", ".safetensors"))
+
+
 def sentinel2_band(name: str) -> str:
     """A band name as this package writes it (``B01``, ``B8A``): TorchGeo's ``B1`` and ``B8a`` are accepted."""
     name = name.strip().upper()

@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule, Trainer
 from eurosat_finetune import __version__
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, stored_indices
 from eurosat_finetune.data.description import DatasetDescription
+from eurosat_finetune.model.pretrained_weights import is_weights_source
 from eurosat_finetune.outputs.run_record import record_of
 
 
@@ -136,9 +137,12 @@ def model_card(pl_module: LightningModule, trainer: Trainer, tested: bool) -> st
         tags[1:1] = ["remote-sensing", "eurosat", "sentinel-2"]
         metadata["datasets"] = [data.name]
     metadata["metrics"] = ["accuracy", "f1"]
-    if base is not None:
+    weights = base is not None and is_weights_source(base)
+    if base is not None and not weights:  # the hub's field names hub models only
         metadata["base_model"] = base
     origin = f"fine-tuned from [`{base}`](https://huggingface.co/{base})" if base else "trained from scratch"
+    if weights:
+        origin = f"fine-tuned from the Sentinel-2 pretrained weights `{base}` (timm)"
     parameters = sum(p.numel() for p in pl_module.net.parameters())
     subject = f"land-cover classifier for {data.name}" if data and data.is_eurosat else "image classifier"
     tta = tested and bool(pl_module.hparams.get("tta"))  # validation never averages views
