@@ -45,6 +45,32 @@ def state_dict_file(folder: Path, stem: str = "resnet18_sentinel2_test", seed: i
     return raw.rename(folder / f"{stem}-{digest[:8]}.pth")
 
 
+class Server:
+    """An HTTP server on 127.0.0.1 for ``folder`` that counts its GET requests and can be stopped."""
+
+    def __init__(self, folder: Path, delay: float = 0.0) -> None:
+        requests = self.requests = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                requests.append(self.path)
+                time.sleep(delay)
+                super().do_GET()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+        )
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def bands_of(names: list[str]) -> dict[str, list]:
     return {"names": names, "mean": [EUROSAT_MS_MEAN[b] for b in names], "std": [EUROSAT_MS_STD[b] for b in names]}
 
@@ -73,6 +99,8 @@ def test_served_weights_are_downloaded_once_checked_and_then_read_offline(
 ) -> None:
     served = state_dict_file(tmp_path / "served")
     url = f"{serve_dir(served.parent)}/{served.name}"
+    torch_home.mkdir(parents=True)
+    (torch_home / f"{served.name}.0123.partial").write_bytes(b"killed midway")  # by an earlier process
     from_weights(url, None)
     assert cached_files(torch_home) == [served.name]
     assert (torch_home / served.name).read_bytes() == served.read_bytes()
@@ -103,21 +131,8 @@ def test_processes_starting_together_download_once(tmp_path: Path) -> None:
     """As the ranks of torchrun or SLURM do: each asks for the weights at once, one downloads (a slow
     server makes them overlap), the others wait for it and read the same file."""
     served = state_dict_file(tmp_path / "served")
-    requests = []
-
-    class SlowCountingHandler(http.server.SimpleHTTPRequestHandler):
-        def do_GET(self) -> None:
-            requests.append(self.path)
-            time.sleep(2)
-            super().do_GET()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    handler = functools.partial(SlowCountingHandler, directory=str(served.parent))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/{served.name}"
+    server = Server(served.parent, delay=2)
+    url = f"{server.url}/{served.name}"
     code = f"from eurosat_finetune.model.weights_file import downloaded; print(downloaded({url!r}, 'model.weights'))"
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
     try:
@@ -125,8 +140,8 @@ def test_processes_starting_together_download_once(tmp_path: Path) -> None:
                  for _ in range(3)]  # fmt: skip
         outputs = [rank.communicate(timeout=120)[0].strip() for rank in ranks]
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
+    requests = server.requests
     assert [rank.returncode for rank in ranks] == [0, 0, 0] and requests == [f"/{served.name}"]
     assert len(set(outputs)) == 1 and Path(outputs[0]).read_bytes() == served.read_bytes()
 
@@ -219,6 +234,24 @@ def test_what_a_weights_file_lacks_is_one_line(tmp_path: Path) -> None:
         from_weights(file, None, weights_model="resnet50")
     with pytest.raises(Exception, match=r"both name the network to start from"):
         from_weights(file, None, model_name_or_path="google/vit-base-patch16-224")
+    with pytest.raises(Exception, match=r"model.weights_model='resnet99' is not a timm model in timm "):
+        from_weights(file, None, weights_model="resnet99")
+    with pytest.raises(Exception, match=r"give timm's architecture name \(e.g. resnet50\)"):
+        from_weights(file, None, weights_model="hf-hub:timm/resnet18.a1_in1k")
+    with pytest.raises(Exception, match=r"is known and brings its own model, bands and normalisation; drop model.w"):
+        from_weights("ResNet18_Weights.SENTINEL2_ALL_MOCO", None)
+    with pytest.raises(Exception, match=r"model_type='resnet', but model.weights makes a timm network"):
+        from_weights(file, None, model_config={"model_type": "resnet", "depths": [1, 1, 1, 1]})
+
+
+def test_a_copy_of_a_known_file_is_recognised_by_its_name_and_checked(tmp_path: Path, torch_home: Path) -> None:
+    """Given by path under its known name, it needs no other option, and its hash is the known file's."""
+    known = KNOWN_WEIGHTS["ResNet18_Weights.SENTINEL2_ALL_MOCO"].url.rsplit("/", 1)[-1]
+    copy = state_dict_file(tmp_path).rename(tmp_path / known)  # a timm ResNet-18 for 13 bands, not the real file
+    bare = {"class_names": CLASSES, "model_name_or_path": None, "weights": str(copy)}
+    with pytest.raises(ModelLoadError, match=rf"{copy} has SHA-256 \w+\.\.\., not the 59bfdff9 its name says"):
+        ImageClassifier(**bare)
+    assert cached_files(torch_home) == []
 
 
 def test_a_known_name_offline_stops_before_training_in_one_line(
@@ -232,7 +265,7 @@ def test_a_known_name_offline_stops_before_training_in_one_line(
     message = cli_error(["fit", *configs, *FAST, f"--data.root={ms_root}", *logs], capsys)
     url = KNOWN_WEIGHTS["ResNet50_Weights.SENTINEL2_ALL_MOCO"].url
     assert message.count("\n") == 1 and f"cannot download model.weights={url!r}" in message
-    assert "give its path as model.weights" in message and str(torch_home) in message
+    assert f"put it in {torch_home} as {url.rsplit('/', 1)[-1]}, or give its path as model.weights" in message
     assert cached_files(torch_home) == [] and not runs.exists()
 
 
@@ -245,10 +278,11 @@ def test_the_ssl4eo_config_stacks_on_fit_and_ms(capsys: pytest.CaptureFixture) -
 
 @pytest.mark.slow  # fit, test, predict and two exports of a ResNet-18
 def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
-    ms_root: Path, tmp_path: Path, torch_home: Path, serve_dir, monkeypatch: pytest.MonkeyPatch
+    ms_root: Path, tmp_path: Path, torch_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served = state_dict_file(tmp_path / "served")
-    weights = [f"--model.weights={serve_dir(served.parent)}/{served.name}", "--model.model_name_or_path=null",
+    server = Server(served.parent)
+    weights = [f"--model.weights={server.url}/{served.name}", "--model.model_name_or_path=null",
                "--model.weights_model=resnet18", f"--model.weights_bands={list(ESA_BANDS)}",
                f"--model.weights_mean={[0] * 13}", f"--model.weights_std={[10000] * 13}"]  # fmt: skip
     runs = f"--trainer.default_root_dir={tmp_path}"
@@ -261,7 +295,12 @@ def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
     assert saved["hyper_parameters"]["image_std"] == [10000.0] * 3
 
     # offline: no server, no cache, the checkpoint alone
+    server.stop()
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-cache"))
+    # resumed as `last` with the command that started it: the network from the checkpoint, not fetched
+    run_cli(["fit", *FAST, *weights, "--model.image_size=32", "--trainer.max_epochs=3", "--export.onnx=true",
+             f"--data.root={ms_root}", "--data.bands=[B8A,B04,B08]", runs, "--ckpt_path=last"])  # fmt: skip
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
     run_cli(["test", *FAST, f"--ckpt_path={best}", f"--data.root={ms_root}", runs])
     report = json.loads((tmp_path / "lightning_logs" / "version_1" / "classification_report.json").read_text())
     assert 0 <= report["accuracy"] <= 1 and report["macro avg"]["support"] == 12  # the 12 test images classified

@@ -18,6 +18,7 @@ from eurosat_finetune.cli.resume import (
     continue_resumed_run,
     keep_earlier_metrics,
     keep_earlier_outputs,
+    last_checkpoint_of,
     resume_number,
     resumed_config_name,
 )
@@ -92,6 +93,9 @@ class EuroSATCLI(LightningCLI):
         self.evaluation_options: dict[str, Any] = {}
         if subcommand:
             ckpt_path = self.config[subcommand].get("ckpt_path")
+            if subcommand == "fit" and ckpt_path == "last":
+                last = last_checkpoint_of(self.config.fit)
+                ckpt_path = self.config.fit.ckpt_path = str(last) if last is not None else ckpt_path
             if ckpt_path and ckpt_path not in preflight.SPECIAL_CKPT_PATHS:
                 self.checkpoint_hparams = preflight.check_checkpoint(ckpt_path)
             self.evaluation_options = {key: self.config[subcommand].model.get(key) for key in EVALUATION_OPTIONS}

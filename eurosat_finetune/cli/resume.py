@@ -55,6 +55,20 @@ def logger_root(spec: Namespace) -> Path | None:
     return (Path(args.save_dir) / (args.get("name") or "")).resolve()
 
 
+def last_checkpoint_of(fit_config: Namespace) -> Path | None:
+    """For ``--ckpt_path last``: the ``last.ckpt`` that Lightning would resume, found as
+    :func:`continue_resumed_run` finds its run; named by its path, LightningCLI rebuilds the network from
+    the checkpoint's own options (offline), not from the config's (e.g. ``model.weights`` to fetch)."""
+    for spec in logger_specs(fit_config.trainer):
+        root = logger_root(spec)
+        run = (
+            None if root is None or spec.init_args.get("version") is not None else latest_run_with_last_checkpoint(root)
+        )
+        if run is not None:
+            return run / "checkpoints" / "last.ckpt"
+    return None
+
+
 def continue_resumed_run(fit_config: Namespace) -> Path | None:
     """Point the loggers of a resumed fit at the run its checkpoint comes from; return that run's
     folder (None for a new run). Loggers given an explicit version keep it."""

@@ -9,6 +9,7 @@ unless ``model.image_mean``/``image_std`` say otherwise.
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from transformers import PreTrainedModel, TimmWrapperConfig, TimmWrapperForImageClassification
 
@@ -16,8 +17,8 @@ from eurosat_finetune.data.sentinel2_products import ESA_BANDS
 from eurosat_finetune.errors import ConfigError, ModelLoadError
 from eurosat_finetune.model.backbones import labels_of
 from eurosat_finetune.model.band_channels import NewChannels, for_bands
-from eurosat_finetune.model.sentinel2_weights import KNOWN_WEIGHTS
-from eurosat_finetune.model.weights_file import is_url, local_file, read_state_dict
+from eurosat_finetune.model.sentinel2_weights import KNOWN_FILES, KNOWN_WEIGHTS
+from eurosat_finetune.model.weights_file import HASH_IN_NAME, is_url, local_file, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,13 @@ class WeightsSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     input_size: int | None = None
+    sha256_prefix: str | None = None  # a local copy of a known file is checked as its download would be
 
 
 def is_weights_source(source: str) -> bool:
     """Whether a run's ``pretrained_from`` names ``model.weights`` (a known name, URL or state dict file)
     rather than a Hugging Face model."""
-    return source in KNOWN_WEIGHTS or is_url(source) or source.endswith((".pth", ".pt", ".safetensors"))
+    return source in KNOWN_WEIGHTS or is_url(source) or Path(source).is_file()  # a model directory is not a file
 
 
 def sentinel2_band(name: str) -> str:
@@ -62,17 +64,33 @@ def weights_spec(
     ``weights``); what is missing or wrong is a one-line error that names the option."""
     if weights is None:
         return None
-    if weights in KNOWN_WEIGHTS:
-        known = KNOWN_WEIGHTS[weights]
-        return WeightsSpec(known.url, known.timm_model, known.bands, known.mean, known.std, known.input_size)
+    described = {"model.weights_model": timm_model, "model.weights_bands": bands, "model.weights_mean": mean,
+                 "model.weights_std": std}  # fmt: skip
+    known = KNOWN_WEIGHTS.get(weights) or KNOWN_FILES.get(Path(weights).name)
+    if known is not None:
+        given = [option for option, value in described.items() if value is not None]
+        if given:
+            raise ConfigError(
+                f"model.weights={weights!r} is known and brings its own model, bands and normalisation; drop "
+                f"{', '.join(given)} (they describe a state dict given by URL or path)"
+            )
+        local = weights if weights not in KNOWN_WEIGHTS else None  # a copy of a known file, by its name
+        prefix = HASH_IN_NAME.search(Path(known.url).name)
+        return WeightsSpec(
+            local or known.url, known.timm_model, known.bands, known.mean, known.std, known.input_size,
+            prefix.group(1) if local and prefix else None,
+        )  # fmt: skip
     if "_Weights." in weights or not (is_url(weights) or "/" in weights or "." in weights):
         raise ConfigError(
             f"model.weights={weights!r} is not a known name; known names are {', '.join(KNOWN_WEIGHTS)} "
             "(or give a URL or path of a state dict with model.weights_model and model.weights_bands)"
         )
-    options = {"model.weights_model": timm_model, "model.weights_bands": bands, "model.weights_mean": mean,
-               "model.weights_std": std}  # fmt: skip
-    missing = [option for option, value in options.items() if value is None]
+    if timm_model is not None and timm_model.startswith("hf-hub:"):
+        raise ConfigError(
+            f"model.weights_model={timm_model!r}: give timm's architecture name (e.g. resnet50); the weights are "
+            "model.weights, and the hub cannot be reached from every machine"
+        )
+    missing = [option for option, value in described.items() if value is None]
     if missing:
         raise ConfigError(
             f"model.weights={weights!r} needs {', '.join(missing)}: its timm model name, its input bands in "
@@ -101,20 +119,33 @@ def network(
     """timm's ``spec.timm_model`` with the weights' state dict and a new head for ``class_names``, its
     first layer then rebuilt for ``data_bands`` by name. ``overrides`` are fields of transformers'
     ``TimmWrapperConfig`` (e.g. ``{"model_args": {"drop_path_rate": 0.1}}``)."""
+    if overrides.get("model_type", "timm_wrapper") != "timm_wrapper":
+        raise ConfigError(
+            f"model.model_config has model_type={overrides['model_type']!r}, but model.weights makes a timm network: "
+            "drop model.model_config (or keep only fields of transformers' TimmWrapperConfig, e.g. model_args)"
+        )
+    try:
+        import timm  # an extra (transformers' wrapper needs it too), so imported only here
+    except ImportError:
+        raise ModelLoadError("model.weights makes a timm network: `pip install 'eurosat-finetune[timm]'`") from None
+
+    if not timm.is_model(spec.timm_model):
+        raise ConfigError(
+            f"model.weights_model={spec.timm_model!r} is not a timm model in timm {timm.__version__} "
+            "(e.g. resnet50, vit_small_patch16_224; timm.list_models() lists them)"
+        )
     model_args = {**overrides.get("model_args", {}), "in_chans": len(spec.bands)}
     fields = {key: value for key, value in overrides.items() if key not in ("model_type", "model_args", "architecture")}
     config = TimmWrapperConfig(architecture=spec.timm_model, model_args=model_args, **fields, **labels_of(class_names))
     config.num_channels = len(spec.bands)  # what band_channels and the checks read
-    try:
-        net = TimmWrapperForImageClassification(config)
-    except ImportError as err:
-        raise ModelLoadError(f"model.weights needs timm ({err}); `pip install 'eurosat-finetune[timm]'`") from None
+    net = TimmWrapperForImageClassification(config)
     if not set(data_bands) & set(spec.bands):
         raise ConfigError(
             f"model.weights: the weights take {', '.join(spec.bands)}, none of the data's bands "
             f"({', '.join(data_bands)}); choose data.bands among them"
         )
-    load_weights(net, read_state_dict(local_file(spec.location, "model.weights"), "model.weights"), spec)
+    file = local_file(spec.location, "model.weights", spec.sha256_prefix)
+    load_weights(net, read_state_dict(file, "model.weights"), spec)
     return for_bands(net.train(), data_bands, new_channels, net_bands=spec.bands)
 
 
@@ -136,6 +167,9 @@ def load_weights(net: TimmWrapperForImageClassification, state: dict, spec: Weig
             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); check model.weights_model "
             "and model.weights_bands, and that the file is the network's state dict alone"
         )
+    left = [key for key in own if key not in state and not key.startswith(f"{head}.")]
+    if left:
+        log.info("model.weights has no %s: they start as timm initialises them", ", ".join(left))
     timm_model.load_state_dict(state, strict=False)
 
 

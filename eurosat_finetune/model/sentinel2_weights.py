@@ -75,3 +75,6 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
         f"{SSL4EO_S12}, MAE; {TORCHGEO}/vit.py ViTSmall16_Weights.SENTINEL2_ALL_MAE",
     ),
 }
+
+KNOWN_FILES = {entry.url.rsplit("/", 1)[-1]: entry for entry in KNOWN_WEIGHTS.values()}
+"""The known weights by their file's name: a copy given by path is recognised (and checked) by it."""

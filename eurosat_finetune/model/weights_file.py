@@ -2,13 +2,15 @@
 the CPU.
 
 Downloads go where ``torch.hub`` keeps checkpoints (``$TORCH_HOME/hub/checkpoints``, by default
-``~/.cache/torch/hub/checkpoints``), under the URL's file name, so a file TorchGeo or timm already
-fetched is found, and a file copied there by hand is used offline. As torch.hub does, a file name that
-ends in ``-<hex digits>`` before its extension names the start of the file's SHA-256, which the download
-must match; ``torch.hub.download_url_to_file`` writes to a temporary name and renames last, and removes
-the temporary file on any failure. One process downloads while the others of a job wait on a lock.
+``~/.cache/torch/hub/checkpoints``), under the URL's file name, so a file TorchGeo already fetched
+there is found, and a file copied there by hand is used offline. As torch.hub's ``check_hash`` does,
+a file name that ends in ``-<8 or more hex digits>`` before its extension names the start of the
+file's SHA-256, which the download (and a file found in the cache) must match;
+``torch.hub.download_url_to_file`` writes to a temporary name and renames last, and removes the
+temporary file on any failure. One process downloads while the others of a job wait on a lock.
 """
 
+import glob
 import hashlib
 import logging
 import re
@@ -44,16 +46,22 @@ def downloaded(url: str, option: str) -> Path:
     match = HASH_IN_NAME.search(name)
 
     def download() -> Path:
+        for stale in target.parent.glob(f"{glob.escape(name)}.*.partial"):  # left by a killed process
+            stale.unlink(missing_ok=True)
         if match is None:
             log.warning("%s has no hash in its name (name-<sha256 prefix>.ext): its download is not checked", name)
         log.info("Downloading %s to %s", url, target)
         try:
             torch.hub.download_url_to_file(url, str(target), hash_prefix=match and match.group(1), progress=True)
-        except (OSError, RuntimeError, ValueError) as err:  # URLError is an OSError; a wrong hash a RuntimeError
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        except RuntimeError as err:  # torch.hub's "invalid hash value"; it removed the download
             raise ModelLoadError(
-                f"cannot download {option}={url!r} ({reason}); download the file where there is network and give "
-                f"its path as {option}, or put it in {cache_folder()}"
+                f"the download of {option}={url!r} does not match the hash in its name ({first_line(err)}); "
+                "nothing was kept: try again, and if it persists the file on the server has changed"
+            ) from None
+        except (OSError, ValueError) as err:  # URLError is an OSError
+            raise ModelLoadError(
+                f"cannot download {option}={url!r} ({first_line(err)}); where there is no network, download it "
+                f"elsewhere and put it in {cache_folder()} as {name}, or give its path as {option}"
             ) from None
         return target
 
@@ -66,10 +74,22 @@ def downloaded(url: str, option: str) -> Path:
     return path
 
 
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def check_hash(path: Path, prefix: str, option: str) -> None:
     """Refuse a file whose SHA-256 does not start with the ``prefix`` its name carries."""
-    with path.open("rb") as file:
-        digest = hashlib.file_digest(file, "sha256").hexdigest()
+    digest = sha256_of(path)
     if not digest.startswith(prefix):
         raise ModelLoadError(
             f"{option}: {path} has SHA-256 {digest[:12]}..., not the {prefix} its name says; delete it to download "
@@ -77,13 +97,16 @@ def check_hash(path: Path, prefix: str, option: str) -> None:
         )
 
 
-def local_file(location: str, option: str) -> Path:
-    """The file ``location`` names: a path, or a URL downloaded once (see :func:`downloaded`)."""
+def local_file(location: str, option: str, sha256_prefix: str | None = None) -> Path:
+    """The file ``location`` names: a URL downloaded once (see :func:`downloaded`), or a path, checked
+    against ``sha256_prefix`` if one is given (a copy of a known file)."""
     if is_url(location) and urlparse(location).scheme != "file":
         return downloaded(location, option)
     path = Path(urlparse(location).path if is_url(location) else location).expanduser()
     if not path.is_file():
         raise ModelLoadError(f"{option}={location!r}: no such file; give a state dict file (.pth, .safetensors)")
+    if sha256_prefix is not None:
+        check_hash(path, sha256_prefix, option)
     return path
 
 
@@ -96,9 +119,8 @@ def read_state_dict(path: Path, option: str) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # each format raises its own types
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelLoadError(
-            f"{option}: cannot read {path} as a state dict ({reason}); give a .pth or .safetensors file"
+            f"{option}: cannot read {path} as a state dict ({first_line(err)}); give a .pth or .safetensors file"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelLoadError(
