@@ -51,6 +51,13 @@ MODELS = {
         "model_type": "resnet",
         "embedding_size": 32,
         "hidden_sizes": [32, 64, 128, 256],
+        "depths": [2, 2, 1, 1],
+        "layer_type": "basic",
+    },
+    "resnet18q": {  # the CPU recipe's ResNet until 2026-12-01: ResNet-18's layout at a quarter of its width
+        "model_type": "resnet",
+        "embedding_size": 32,
+        "hidden_sizes": [32, 64, 128, 256],
         "depths": [2, 2, 2, 2],
         "layer_type": "basic",
     },
