@@ -216,6 +216,7 @@ def test_plain_rasters_same_stems_nan_nodata_and_band_descriptions(rgb: Path, ms
     whole, nan = (classes_and_tags(maps / f"{name}.classes.tif")[0] for name in ("int", "float"))
     assert (nan[:2, :2] == 255).all() and nan[2, 2] != 255  # less than half valid: no data
     keep = nan != 255
+    keep[:3, :3] = False  # cells with some no-data pixels are classified from what is left: not comparable
     np.testing.assert_array_equal(nan[keep], whole[keep])
 
 
