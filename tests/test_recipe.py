@@ -137,7 +137,9 @@ def test_tta_given_at_test_time_applies_to_a_checkpoint_trained_without(sample_r
     tta = build_cli(["test", *common, *csv_run(tmp_path, "tta"), f"--ckpt_path={best}", "--model.tta=true"])
     assert not plain.model.hparams.tta and tta.model.hparams.tta
     plain_loss = read_metrics(version_dir(tmp_path / "plain", 0))["test_loss"]
-    assert read_metrics(version_dir(tmp_path / "tta", 0))["test_loss"] != pytest.approx(plain_loss, rel=1e-4)
+    # without TTA the same weights on the same images give the same loss to the bit; after one epoch the
+    # tiny model is near uniform, so TTA may move it by less than 1e-4
+    assert read_metrics(version_dir(tmp_path / "tta", 0))["test_loss"] != plain_loss
 
 
 def test_layer_decay_gives_each_layer_its_rate() -> None:
