@@ -56,14 +56,15 @@ def logger_root(spec: Namespace) -> Path | None:
 
 
 def last_checkpoint_of(fit_config: Namespace) -> Path | None:
-    """For ``--ckpt_path last``: the ``last.ckpt`` that Lightning would resume, found as
-    :func:`continue_resumed_run` finds its run; named by its path, LightningCLI rebuilds the network from
-    the checkpoint's own options (offline), not from the config's (e.g. ``model.weights`` to fetch)."""
+    """For ``--ckpt_path last``: the ``last.ckpt`` that Lightning would resume, the newest of the runs
+    under the loggers' folders (loggers given a version do not look). Named by its path, LightningCLI
+    rebuilds the network from the checkpoint's own options (offline), not from the config's (e.g.
+    ``model.weights`` to fetch), and :func:`continue_resumed_run` finds its run like any other's."""
     for spec in logger_specs(fit_config.trainer):
         root = logger_root(spec)
-        run = (
-            None if root is None or spec.init_args.get("version") is not None else latest_run_with_last_checkpoint(root)
-        )
+        if root is None or spec.init_args.get("version") is not None:
+            continue
+        run = latest_run_with_last_checkpoint(root)
         if run is not None:
             return run / "checkpoints" / "last.ckpt"
     return None
@@ -71,7 +72,8 @@ def last_checkpoint_of(fit_config: Namespace) -> Path | None:
 
 def continue_resumed_run(fit_config: Namespace) -> Path | None:
     """Point the loggers of a resumed fit at the run its checkpoint comes from; return that run's
-    folder (None for a new run). Loggers given an explicit version keep it."""
+    folder (None for a new run). Loggers given an explicit version keep it. ``last`` has been replaced by
+    its path already (:func:`last_checkpoint_of`), if there is a run to resume."""
     ckpt_path = fit_config.get("ckpt_path")
     if ckpt_path is None:
         return None
@@ -80,7 +82,7 @@ def continue_resumed_run(fit_config: Namespace) -> Path | None:
         root = logger_root(spec)
         if root is None or spec.init_args.get("version") is not None:
             continue
-        run = latest_run_with_last_checkpoint(root) if ckpt_path == "last" else run_of_checkpoint(ckpt_path)
+        run = run_of_checkpoint(ckpt_path)
         if run is not None and run.parent == root:
             spec.init_args.version = run.name
             resumed = run

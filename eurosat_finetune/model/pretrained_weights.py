@@ -119,6 +119,11 @@ def network(
     """timm's ``spec.timm_model`` with the weights' state dict and a new head for ``class_names``, its
     first layer then rebuilt for ``data_bands`` by name. ``overrides`` are fields of transformers'
     ``TimmWrapperConfig`` (e.g. ``{"model_args": {"drop_path_rate": 0.1}}``)."""
+    if not set(data_bands) & set(spec.bands):
+        raise ConfigError(
+            f"model.weights: the weights take {', '.join(spec.bands)}, none of the data's bands "
+            f"({', '.join(data_bands)}); choose data.bands among them"
+        )
     if overrides.get("model_type", "timm_wrapper") != "timm_wrapper":
         raise ConfigError(
             f"model.model_config has model_type={overrides['model_type']!r}, but model.weights makes a timm network: "
@@ -139,11 +144,6 @@ def network(
     config = TimmWrapperConfig(architecture=spec.timm_model, model_args=model_args, **fields, **labels_of(class_names))
     config.num_channels = len(spec.bands)  # what band_channels and the checks read
     net = TimmWrapperForImageClassification(config)
-    if not set(data_bands) & set(spec.bands):
-        raise ConfigError(
-            f"model.weights: the weights take {', '.join(spec.bands)}, none of the data's bands "
-            f"({', '.join(data_bands)}); choose data.bands among them"
-        )
     file = local_file(spec.location, "model.weights", spec.sha256_prefix)
     load_weights(net, read_state_dict(file, "model.weights"), spec)
     return for_bands(net.train(), data_bands, new_channels, net_bands=spec.bands)
@@ -158,7 +158,8 @@ def load_weights(net: TimmWrapperForImageClassification, state: dict, spec: Weig
     state = {key: value for key, value in state.items() if not key.startswith(f"{head}.")}
     own = timm_model.state_dict()
     other_shape = [key for key, value in state.items() if key in own and own[key].shape != value.shape]
-    missing = [key for key in own if key not in state and not key.startswith((f"{head}.", "norm.", "fc_norm."))]
+    left = [key for key in own if key not in state and not key.startswith(f"{head}.")]
+    missing = [key for key in left if not key.startswith(("norm.", "fc_norm."))]
     unexpected = [key for key in state if key not in own]
     if other_shape or missing or unexpected:
         raise ModelLoadError(
@@ -167,7 +168,6 @@ def load_weights(net: TimmWrapperForImageClassification, state: dict, spec: Weig
             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); check model.weights_model "
             "and model.weights_bands, and that the file is the network's state dict alone"
         )
-    left = [key for key in own if key not in state and not key.startswith(f"{head}.")]
     if left:
         log.info("model.weights has no %s: they start as timm initialises them", ", ".join(left))
     timm_model.load_state_dict(state, strict=False)

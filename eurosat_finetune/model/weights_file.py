@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 
 from eurosat_finetune.data.made_once import made_once
 from eurosat_finetune.errors import ModelLoadError
+from eurosat_finetune.model.backbones import first_line
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,6 @@ def downloaded(url: str, option: str) -> Path:
     if match is not None:  # also a file put in the cache by hand, or by another tool
         check_hash(path, match.group(1), option)
     return path
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def sha256_of(path: Path) -> str:
