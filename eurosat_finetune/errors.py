@@ -4,6 +4,12 @@ Each also derives from the built-in exception it specialises, so Python callers 
 """
 
 
+def first_line(err: BaseException) -> str:
+    """The first non-blank line of an error's message (library messages run over several), else its type."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class UserError(Exception):
     """Bad input or a refused action; the message names the file or option and says what to do."""
 
@@ -50,3 +56,7 @@ class BandError(UserError, ValueError):
 
 class ExportError(UserError, RuntimeError):
     """An export that cannot be written: a missing extra, or a model family the format cannot hold."""
+
+
+class CacheError(UserError, OSError):
+    """A damaged decode cache that cannot be rebuilt where it lies."""

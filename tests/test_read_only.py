@@ -130,3 +130,31 @@ def test_read_only_mount(sample_root: Path, tmp_path: Path) -> None:
         f"eurosat: error: cannot write to data.root='{data / 'new'}' (Read-only file system); point data.root "
         "at a writable folder to download or write the dataset there"
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to drop its permission overrides with setpriv")
+def test_a_damaged_cache_beside_read_only_data_is_one_line(sample_root: Path, tmp_path: Path) -> None:
+    """Built by the data's owner, then cut short (a copy onto a full disk): a user who cannot replace it is
+    told which files to delete, or where else to build it."""
+    data = copy_of_images(sample_root, tmp_path)
+    logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path / 'logs'}"]
+    args = [*FIT, f"--data.root={data}", *logs]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache-home")}
+    assert eurosat([], args, env).returncode == 0
+    [cache] = [path for path in caches_in(data / "EuroSAT_RGB") if not path.name.endswith(".status.npy")]
+    size = cache.stat().st_size
+    with cache.open("r+b") as file:
+        file.truncate(size // 2)
+    not_writable(data)
+
+    refused = eurosat(WITHOUT_OVERRIDES, args, env)
+    assert refused.returncode == 2
+    status = cache.name.removesuffix(".npy") + ".status.npy"
+    assert refused.stderr.splitlines()[-1] == (
+        f"eurosat: error: the decode cache {cache} is damaged ({cache.name} has {size // 2:,} bytes where its "
+        f"header promises {size:,}) and its folder is read-only: delete it and {status} there, or set "
+        "data.cache_dir to a writable folder"
+    )
+    elsewhere = eurosat(WITHOUT_OVERRIDES, [*args, f"--data.cache_dir={tmp_path / 'cache'}"], env)
+    assert elsewhere.returncode == 0, elsewhere.stderr[-3000:]
+    assert cache.stat().st_size == size // 2  # the owner's file is left as it was

@@ -28,7 +28,8 @@ from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
 from eurosat_finetune.data.images import UNREADABLE_ERRORS, read_image, read_image_at
 from eurosat_finetune.data.made_once import made_once
 from eurosat_finetune.data.multispectral import read_bands, read_bands_at
-from eurosat_finetune.errors import OutputError, UnreadableImageError, UserError
+from eurosat_finetune.data.progress import progress_bar
+from eurosat_finetune.errors import CacheError, OutputError, UnreadableImageError, UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +144,13 @@ def decode_all(
     """Decode every file (into ``out`` if given) and return the per-image status array."""
     loader = DataLoader(DecodeAtSize(files, size, multispectral), batch_size=256, num_workers=num_workers)
     status, start = np.empty(len(files), np.uint8), 0
-    for images, outcome in loader:
-        if out is not None:
-            out[start : start + len(images)] = images.numpy()
-        status[start : start + len(images)] = outcome.numpy()
-        start += len(images)
+    with progress_bar(len(files), f"Decoding {len(files):,} images", " images") as bar:
+        for images, outcome in loader:
+            if out is not None:
+                out[start : start + len(images)] = images.numpy()
+            status[start : start + len(images)] = outcome.numpy()
+            start += len(images)
+            bar.update(len(images))
     resized = int((status == RESIZED).sum())
     if resized:
         log.warning("%d of %d images were not %dx%d and were resized to it", resized, len(files), *size)
@@ -209,7 +212,10 @@ def load_cache(
     places = [cache_dir] if cache_dir is not None else [folder, user_cache_dir()]
     for place in places:
         if is_complete(place / name):
-            return open_cache(place / name)
+            damage = damage_of(place / name, len(files))
+            if damage is None:
+                return open_cache(place / name)
+            refuse_if_read_only(place / name, damage)  # else built again below, over the damaged one
     place = cache_folder(folder, cache_dir)
     if place is None:
         log.warning(
@@ -222,9 +228,11 @@ def load_cache(
     path = place / name
 
     def find() -> Path | None:
-        return path if is_complete(path) else None
+        return path if is_complete(path) and damage_of(path, len(files)) is None else None
 
     def make() -> Path:
+        if is_complete(path):  # but damaged (find said so); the build replaces both files
+            log.warning("The decode cache %s is damaged (%s); building it again", path, damage_of(path, len(files)))
         log.info("Decoding %d images once into %s", len(files), path)
         build_cache(files, path, num_workers, multispectral)
         if place == folder:  # the dataset's own folder holds only its own caches: drop earlier versions
@@ -246,6 +254,42 @@ def load_cache(
 
 def is_complete(path: Path) -> bool:
     return path.is_file() and status_path(path).is_file()  # (the status file is written first)
+
+
+def damage_of(path: Path, count: int) -> str | None:
+    """What is wrong with the cache ``path`` of ``count`` images, None if nothing: a copy cut short (a
+    full disk) or a file overwritten leaves a header that cannot be read, fewer bytes than the header
+    promises, or a status array of another length."""
+    status = status_path(path)
+    try:
+        with path.open("rb") as file:
+            version = np.lib.format.read_magic(file)
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = header(file)
+            expected = file.tell() + int(np.prod(shape)) * dtype.itemsize
+    except (OSError, ValueError) as err:  # numpy says ValueError for a bad header
+        return f"{path.name}: {first_line(err)}"
+    if shape[:1] != (count,):
+        return f"{path.name} holds {shape[0] if shape else 0:,} images, not {count:,}"
+    if path.stat().st_size != expected:
+        return f"{path.name} has {path.stat().st_size:,} bytes where its header promises {expected:,}"
+    try:
+        statuses = np.load(status)
+    except (OSError, ValueError) as err:  # e.g. "Failed to read all data for array" when cut short
+        return f"{status.name}: {first_line(err)}"
+    if statuses.shape != (count,):
+        return f"{status.name} holds {statuses.size:,} entries for {count:,} images"
+    return None
+
+
+def refuse_if_read_only(path: Path, damage: str) -> None:
+    """A damaged cache that cannot be built again where it lies (read-only data) is a one-line error that
+    names the files to delete."""
+    if not writable(path.parent):
+        raise CacheError(
+            f"the decode cache {path} is damaged ({damage}) and its folder is read-only: delete it and "
+            f"{status_path(path).name} there, or set data.cache_dir to a writable folder"
+        )
 
 
 def open_cache(path: Path) -> tuple[np.ndarray, np.ndarray]:

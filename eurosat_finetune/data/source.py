@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from eurosat_finetune.data.download import download_file, extract_zip
+from eurosat_finetune.data.download import download_file
+from eurosat_finetune.data.extraction import extract_zip
 from eurosat_finetune.data.images import image_files
 from eurosat_finetune.data.made_once import made_once
 from eurosat_finetune.data.synthetic import SAMPLE_TMP_NAME, write_sample_dataset
@@ -98,7 +99,11 @@ class DatasetSource:
         downloaded = not self.archive_path.is_file()
         if downloaded:
             log.info("Downloading %s to %s", self.url, self.archive_path)
-            download_file(self.url, self.archive_path, self.md5)
+            download_file(
+                self.url, self.archive_path, self.md5, "md5",
+                by_hand=f"place it at {self.archive_path} (or extract it under {self.root})",
+                mismatch_hint="check data.url and data.md5 (set data.md5 to null to skip the check)",
+            )  # fmt: skip
         try:
             extract_zip(self.archive_path, self.root)
         except DownloadError:

@@ -22,18 +22,12 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
 
-from eurosat_finetune.errors import ConfigError, ModelLoadError
+from eurosat_finetune.errors import ConfigError, ModelLoadError, first_line
 
 log = logging.getLogger(__name__)
 
 # Keys of a config's to_diff_dict() that describe files or labels rather than the network.
 NON_ARCHITECTURE_KEYS = ("label2id", "id2label", "label_names", "num_classes", "transformers_version", "dtype")
-
-
-def first_line(err: BaseException) -> str:
-    """The first non-blank line of an error's message (library messages run over several), else its type."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def labels_of(class_names: list[str]) -> dict[str, Any]:

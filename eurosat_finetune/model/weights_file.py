@@ -5,13 +5,12 @@ Downloads go where ``torch.hub`` keeps checkpoints (``$TORCH_HOME/hub/checkpoint
 ``~/.cache/torch/hub/checkpoints``), under the URL's file name, so a file TorchGeo already fetched
 there is found, and a file copied there by hand is used offline. As torch.hub's ``check_hash`` does,
 a file name that ends in ``-<8 or more hex digits>`` before its extension names the start of the
-file's SHA-256, which the download (and a file found in the cache) must match;
-``torch.hub.download_url_to_file`` writes to a temporary name and renames last, and removes the
-temporary file on any failure. One process downloads while the others of a job wait on a lock.
+file's SHA-256, which the download (and a file found in the cache) must match. The download is the
+dataset's (:mod:`eurosat_finetune.data.download`): a progress bar, retries, a dropped download resumed
+by the next run, the file renamed into place last. One process downloads while the others of a job
+wait on a lock.
 """
 
-import glob
-import hashlib
 import logging
 import re
 from pathlib import Path
@@ -20,9 +19,9 @@ from urllib.parse import urlparse
 import torch
 from safetensors.torch import load_file
 
+from eurosat_finetune.data.download import download_file, file_digest
 from eurosat_finetune.data.made_once import made_once
-from eurosat_finetune.errors import ModelLoadError
-from eurosat_finetune.model.backbones import first_line
+from eurosat_finetune.errors import DownloadError, ModelLoadError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -41,30 +40,24 @@ def cache_folder() -> Path:
 
 def downloaded(url: str, option: str) -> Path:
     """The file at ``url`` in the cache, downloaded (and checked, where its name carries a hash) if it is
-    not there yet; a failed or mismatching download is a one-line error that leaves nothing behind."""
+    not there yet; a mismatching download is a one-line error that leaves nothing behind, and one that
+    stopped is resumed by the next call."""
     name = Path(urlparse(url).path).name
     target = cache_folder() / name
     match = HASH_IN_NAME.search(name)
 
     def download() -> Path:
-        for stale in target.parent.glob(f"{glob.escape(name)}.*.partial"):  # left by a killed process
-            stale.unlink(missing_ok=True)
         if match is None:
             log.warning("%s has no hash in its name (name-<sha256 prefix>.ext): its download is not checked", name)
         log.info("Downloading %s to %s", url, target)
         try:
-            torch.hub.download_url_to_file(url, str(target), hash_prefix=match and match.group(1), progress=True)
-        except RuntimeError as err:  # torch.hub's "invalid hash value"; it removed the download
-            raise ModelLoadError(
-                f"the download of {option}={url!r} does not match the hash in its name ({first_line(err)}); "
-                "nothing was kept: try again, and if it persists the file on the server has changed"
-            ) from None
-        except (OSError, ValueError) as err:  # URLError is an OSError
-            raise ModelLoadError(
-                f"cannot download {option}={url!r} ({first_line(err)}); where there is no network, download it "
-                f"elsewhere and put it in {cache_folder()} as {name}, or give its path as {option}"
-            ) from None
-        return target
+            return download_file(
+                url, target, match and match.group(1), "sha256",
+                by_hand=f"put it in {cache_folder()} as {name}, or give its path as {option}",
+                mismatch_hint="try again, and if it persists the file on the server has changed",
+            )  # fmt: skip
+        except DownloadError as err:
+            raise ModelLoadError(f"{option}: {err}") from None
 
     path = made_once(
         cache_folder() / ".locks" / f"{name}.lock", lambda: target if target.is_file() else None, download,
@@ -75,17 +68,9 @@ def downloaded(url: str, option: str) -> Path:
     return path
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_hash(path: Path, prefix: str, option: str) -> None:
     """Refuse a file whose SHA-256 does not start with the ``prefix`` its name carries."""
-    digest = sha256_of(path)
+    digest = file_digest(path, "sha256")
     if not digest.startswith(prefix):
         raise ModelLoadError(
             f"{option}: {path} has SHA-256 {digest[:12]}..., not the {prefix} its name says; delete it to download "

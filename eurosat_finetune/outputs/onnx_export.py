@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from eurosat_finetune import __version__
-from eurosat_finetune.errors import ExportError
-from eurosat_finetune.model.backbones import first_line, logits
+from eurosat_finetune.errors import ExportError, first_line
+from eurosat_finetune.model.backbones import logits
 from eurosat_finetune.outputs.exported_network import exported_network
 from eurosat_finetune.pixels import shrinks, to_model_input
 

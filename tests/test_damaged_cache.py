@@ -1,0 +1,51 @@
+"""A decode cache cut short (a copy onto a full disk) is built again with one warning, not a traceback."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FAST, TINY_VIT, run_cli
+
+from eurosat_finetune.data.decode_cache import CACHE_PREFIX, damage_of, status_path
+
+FIT = ["fit", *FAST, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
+FIT += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}", "--export.after_fit=false"]
+
+
+def truncate_to_half(path: Path) -> None:
+    with path.open("r+b") as file:
+        file.truncate(path.stat().st_size // 2)
+
+
+@pytest.mark.parametrize(
+    "cut, damage",
+    [
+        ("cache", r"{cache} has \d[\d,]* bytes where its header promises \d[\d,]*\); building it again$"),
+        ("status", r"{status}: Failed to read all data for array.*\); building it again$"),
+    ],
+)
+def test_a_truncated_cache_is_built_again_with_one_warning(
+    cut: str, damage: str, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(sample_root / "EuroSAT_RGB", data / "EuroSAT_RGB", ignore=shutil.ignore_patterns(".*"))
+    logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path / 'logs'}"]
+    run_cli([*FIT, f"--data.root={data}", *logs])
+    [cache] = [p for p in (data / "EuroSAT_RGB").glob(f"{CACHE_PREFIX}*.npy") if not p.name.endswith(".status.npy")]
+    intact = np.load(cache).copy()
+    truncate_to_half(cache if cut == "cache" else status_path(cache))
+    assert damage_of(cache, 200) is not None
+    capsys.readouterr()
+
+    run_cli([*FIT, f"--data.root={data}", *logs])  # trains, after building the cache again
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "damaged" in line]
+    assert len(warnings) == 1, err[-3000:]
+    assert warnings[0].startswith(f"WARNING: The decode cache {cache} is damaged (")
+    names = {"cache": re.escape(cache.name), "status": re.escape(status_path(cache).name)}
+    assert re.search(damage.format(**names), warnings[0]), warnings[0]
+    assert damage_of(cache, 200) is None and np.array_equal(np.load(cache), intact)
+    assert (tmp_path / "logs" / "lightning_logs" / "version_1" / "checkpoints" / "last.ckpt").is_file()
