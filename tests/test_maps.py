@@ -113,6 +113,20 @@ def test_overlapping_windows_average_into_each_cell(checkpoint: Path, tmp_path: 
     assert (read_band(run / "maps" / "s.classes.tif") == probs.argmax(0)).all()
 
 
+def test_mapping_progress_counts_windows(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Lightning's bar off (or output not a terminal), the windows mapped are counted in log lines."""
+    monkeypatch.setenv("TQDM_DELAY", "0")  # a scene this small is mapped within the usual 2 s
+    (tmp_path / "scenes").mkdir()
+    write_raster(tmp_path / "scenes" / "s.tif", np.zeros((3, 96, 128), np.uint8))
+    capsys.readouterr()
+    predict(checkpoint, tmp_path / "scenes", tmp_path / "logs", "--data.tile_stride=16")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("INFO: Mapping")]
+    assert lines[0].startswith("INFO: Mapping 1 scene(s): 0% (0 of 35 windows, ")
+    assert lines[-1].startswith("INFO: Mapping 1 scene(s): 100% (35 of 35 windows, ") and len(lines) <= 3
+
+
 def read_tags(run: Path) -> dict[str, str]:
     with rasterio.open(next((run / "maps").glob("*.classes.tif"))) as source:
         return source.tags()

@@ -29,10 +29,11 @@ def extract_zip(archive: Path, dest_dir: Path) -> list[Path]:
                 members = zf.infolist()
                 check_free_space(dest_dir, sum(member.file_size for member in members), f"extracting {archive}")
                 tmp_dir.mkdir()
-                with progress_bar(len(members), f"Extracting {archive.name}", " files") as bar:
+                files = sum(not member.is_dir() for member in members)
+                with progress_bar(files, f"Extracting {archive.name}", " files") as bar:
                     for member in members:
                         zf.extract(member, tmp_dir)  # checks the member's CRC as it reads it
-                        bar.update()
+                        bar.update(not member.is_dir())
         except (zipfile.BadZipFile, EOFError) as err:
             raise DownloadError(f"{archive} is not a valid zip file ({err}); delete it and download it again") from None
         created = [dest_dir / child.name for child in sorted(tmp_dir.iterdir())]

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 SHOW_AFTER_S = 2.0
 LOG_EVERY_S = 30.0  # a ten-minute download writes about twenty lines to a log, not thousands
 # where there is no bar to redraw, each line says it all: done, total, rate and time left
-LOG_LINE = "{desc}: {percentage:.0f}% ({n_fmt}{unit} of {total_fmt}{unit}, {rate_fmt}, {remaining} left)"
+LOG_LINE = "{desc}: {percentage:.0f}% ({n_fmt} of {total_fmt}{unit}, {rate_fmt}, {remaining} left)"
 LOG_LINE_NO_TOTAL = "{desc}: {n_fmt}{unit} ({rate_fmt})"
 
 

@@ -18,8 +18,10 @@ from matplotlib.patches import Patch
 from rasterio.shutil import copy
 from rasterio.transform import Affine
 from rasterio.windows import Window
+from tqdm import tqdm
 
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
+from eurosat_finetune.data.progress import on_terminal, progress_bar
 from eurosat_finetune.data.scene_windows import Scene, SceneWindows, window_origin
 from eurosat_finetune.errors import OutputError
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
@@ -85,6 +87,7 @@ class LandCoverMaps(AddressedPredictionWriter):
         self.probabilities = probabilities
         self.accumulators: dict[int, MapAccumulator] = {}
         self.windows: SceneWindows | None = None
+        self.progress: tqdm | None = None
 
     @property
     def scenes(self) -> list[Scene]:
@@ -107,6 +110,10 @@ class LandCoverMaps(AddressedPredictionWriter):
                 i: MapAccumulator(s, num_classes, self.windows.tile_size, self.windows.stride)
                 for i, s in enumerate(self.scenes)
             }
+            # Lightning's bar counts batches on a terminal; where it is off or output goes to a log, count windows
+            if trainer.is_global_zero and (trainer.progress_bar_callback is None or not on_terminal()):
+                windows = sum(self.windows.block_windows(block) for block in self.windows.own)
+                self.progress = progress_bar(windows, f"Mapping {len(self.scenes)} scene(s)", " windows")
 
     def write_batch(self, prediction: dict[str, Any], pl_module: LightningModule) -> None:
         probs = prediction["probs"].float().cpu().numpy()
@@ -114,8 +121,13 @@ class LandCoverMaps(AddressedPredictionWriter):
         for p, (scene, row, col, valid) in zip(probs, zip(*fields, strict=True), strict=True):
             if valid:
                 self.accumulators[scene].add(row, col, p)
+        if self.progress is not None:
+            self.progress.update(len(probs))
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
         if not self.scenes:
             return
         folder = self.directory(self.run_folder)

@@ -1,0 +1,97 @@
+"""What a user sees of a download, an extraction and the decode cache being built: tqdm's bars (bytes
+and a total) on a terminal, a few log lines when the output goes to a file.
+
+A real ``eurosat fit`` in a subprocess, its output on a pseudo-terminal or on pipes, fetching the
+sample dataset from 127.0.0.1. ``TQDM_DELAY=0`` shows these steps, which on a dataset this small end
+well within the 2 s after which a step shows its progress.
+"""
+
+import fcntl
+import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import TINY_VIT, zip_dataset
+
+pytestmark = pytest.mark.slow  # a fresh Python process per test
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def fit_command(root: Path, url: str, logs: Path) -> list[str]:
+    return [sys.executable, "-m", "eurosat_finetune", "fit", "--trainer.accelerator=cpu", "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false", "--data.num_workers=0", "--data.batch_size=16",
+            f"--data.root={root}", "--data.download=true", f"--data.url={url}", "--data.md5=null",
+            "--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}",
+            "--export.after_fit=false", "--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={logs}"]  # fmt: skip
+
+
+def environment() -> dict[str, str]:
+    """Shows short steps; HF_HUB_OFFLINE would stop the download (it goes through huggingface_hub)."""
+    return {**{k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}, "TQDM_DELAY": "0"}
+
+
+def on_a_terminal(command: list[str]) -> str:
+    """Run ``command`` with its stdout and stderr on a pseudo-terminal; return what it wrote there."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 40 rows of 120 columns
+    process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, env=environment())
+    os.close(terminal)
+    output = bytearray()
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the process ended and closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert process.wait(timeout=300) == 0, output.decode(errors="replace")[-3000:]
+    return ANSI.sub("", output.decode(errors="replace"))
+
+
+@pytest.fixture
+def served(sample_root: Path, tmp_path: Path, serve_dir) -> tuple[str, int, int]:
+    """The sample dataset's zip on 127.0.0.1: its url, size in bytes and number of files."""
+    archive = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
+    files = sum(not member.is_dir() for member in zipfile.ZipFile(archive).infolist())
+    return f"{serve_dir(archive.parent)}/EuroSAT_RGB.zip", archive.stat().st_size, files
+
+
+def test_a_terminal_shows_bars_with_counts_and_totals(served: tuple[str, int, int], tmp_path: Path) -> None:
+    url, size, files = served
+    output = on_a_terminal(fit_command(tmp_path / "data", url, tmp_path / "logs"))
+    kb = f"{size / 1000:.0f}k"
+    # tqdm redraws each bar in place (\r): its last state is the finished one
+    states = [state.strip() for state in re.split(r"[\r\n]", output) if "|" in state]
+    assert any(re.fullmatch(rf"EuroSAT_RGB\.zip: 100%\|[^|]+\| {kb}/{kb} \[[^]]+B/s\]", s) for s in states), output
+    extracted = rf"Extracting EuroSAT_RGB\.zip: 100%\|[^|]+\| {files}/{files} \[[^]]+ files/s\]"
+    assert any(re.fullmatch(extracted, s) for s in states)
+    assert any(re.fullmatch(r"Decoding 200 images: 100%\|[^|]+\| 200/200 \[[^]]+ images/s\]", s) for s in states)
+    assert "INFO: EuroSAT_RGB.zip" not in output  # bars, not log lines
+
+
+def test_a_log_file_gets_a_few_lines_per_step(served: tuple[str, int, int], tmp_path: Path) -> None:
+    url, size, files = served
+    result = subprocess.run(fit_command(tmp_path / "data", url, tmp_path / "logs"), env=environment(),
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    for step, total in [("EuroSAT_RGB.zip", f"{size / 1000:.0f}kB"), ("Extracting EuroSAT_RGB.zip", f"{files} files"),
+                        ("Decoding 200 images", "200 images")]:  # fmt: skip
+        progress = [line for line in lines if line.startswith(f"INFO: {step}: ")]
+        assert 1 <= len(progress) <= 3, lines
+        assert re.match(rf"INFO: {re.escape(step)}: 100% \(\S+ of {total}, [^,]+/s, 00:00 left\)$", progress[-1]), (
+            progress
+        )
