@@ -15,20 +15,23 @@ FIT = ["fit", *FAST, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"
 FIT += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}", "--export.after_fit=false"]
 
 
-def truncate_to_half(path: Path) -> None:
+def cut(path: Path, keep: float) -> None:
+    """Cut ``path`` to ``keep`` of its size, as a copy onto a full disk leaves it."""
     with path.open("r+b") as file:
-        file.truncate(path.stat().st_size // 2)
+        file.truncate(int(path.stat().st_size * keep))
 
 
 @pytest.mark.parametrize(
-    "cut, damage",
+    "which, keep, damage",
     [
-        ("cache", r"{cache} has \d[\d,]* bytes where its header promises \d[\d,]*\); building it again$"),
-        ("status", r"{status}: Failed to read all data for array.*\); building it again$"),
+        ("cache", 0.5, r"{cache} has \d[\d,]* bytes where its header promises \d[\d,]*\); building it again$"),
+        ("status", 0.5, r"{status}: Failed to read all data for array.*\); building it again$"),
+        ("cache", 0, r"{cache}: EOF: reading magic string, expected 8 bytes got 0\); building it again$"),
+        ("status", 0, r"{status}: No data left in file\); building it again$"),
     ],
 )
 def test_a_truncated_cache_is_built_again_with_one_warning(
-    cut: str, damage: str, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    which: str, keep: float, damage: str, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     data = tmp_path / "data"
     shutil.copytree(sample_root / "EuroSAT_RGB", data / "EuroSAT_RGB", ignore=shutil.ignore_patterns(".*"))
@@ -36,7 +39,7 @@ def test_a_truncated_cache_is_built_again_with_one_warning(
     run_cli([*FIT, f"--data.root={data}", *logs])
     [cache] = [p for p in (data / "EuroSAT_RGB").glob(f"{CACHE_PREFIX}*.npy") if not p.name.endswith(".status.npy")]
     intact = np.load(cache).copy()
-    truncate_to_half(cache if cut == "cache" else status_path(cache))
+    cut(cache if which == "cache" else status_path(cache), keep)
     assert damage_of(cache, 200) is not None
     capsys.readouterr()
 

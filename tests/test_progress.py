@@ -8,6 +8,7 @@ well within the 2 s after which a step shows its progress.
 
 import fcntl
 import json
+import logging
 import os
 import pty
 import re
@@ -15,13 +16,15 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import TINY_VIT, zip_dataset
+from tqdm import tqdm
 
-pytestmark = pytest.mark.slow  # a fresh Python process per test
+from eurosat_finetune.data import progress
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -68,6 +71,7 @@ def served(sample_root: Path, tmp_path: Path, serve_dir) -> tuple[str, int, int]
     return f"{serve_dir(archive.parent)}/EuroSAT_RGB.zip", archive.stat().st_size, files
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_a_terminal_shows_bars_with_counts_and_totals(served: tuple[str, int, int], tmp_path: Path) -> None:
     url, size, files = served
     output = on_a_terminal(fit_command(tmp_path / "data", url, tmp_path / "logs"))
@@ -81,6 +85,7 @@ def test_a_terminal_shows_bars_with_counts_and_totals(served: tuple[str, int, in
     assert "INFO: EuroSAT_RGB.zip" not in output  # bars, not log lines
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_a_log_file_gets_a_few_lines_per_step(served: tuple[str, int, int], tmp_path: Path) -> None:
     url, size, files = served
     result = subprocess.run(fit_command(tmp_path / "data", url, tmp_path / "logs"), env=environment(),
@@ -95,3 +100,39 @@ def test_a_log_file_gets_a_few_lines_per_step(served: tuple[str, int, int], tmp_
         assert re.match(rf"INFO: {re.escape(step)}: 100% \(\S+ of {total}, [^,]+/s, 00:00 left\)$", progress[-1]), (
             progress
         )
+
+
+def test_a_logged_step_says_when_it_is_slow_and_when_it_ends(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the package's INFO messages go to a log: nothing for a step shorter than the delay; the first
+    line once it has taken the delay, the next after LOG_EVERY_S, and one at the end."""
+    caplog.set_level(logging.INFO, logger="eurosat_finetune")
+    monkeypatch.setenv("TQDM_DELAY", "0.2")
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.5)
+    with progress.progress_bar(10, "Short", " files") as bar:
+        bar.update(10)
+    assert caplog.messages == []
+    with progress.progress_bar(10, "Slow", " files") as bar:
+        for _ in range(10):
+            time.sleep(0.1)
+            bar.update()
+    assert len(caplog.messages) == 3, caplog.messages  # after 0.2 s, after 0.7 s, at the end
+    assert caplog.messages[0].startswith("Slow: 20% (2 of 10 files, ")
+    assert re.fullmatch(r"Slow: 100% \(10 of 10 files, [\d.]+ files/s, 00:00 left\)", caplog.messages[-1])
+    caplog.clear()
+    with progress.progress_bar(10, "Between", " files") as bar:  # past the delay, done before a line was due
+        time.sleep(0.3)
+        bar.update(10)
+    assert len(caplog.messages) == 1 and caplog.messages[0].startswith("Between: 100% (10 of 10 files, ")
+
+
+def test_without_a_log_to_write_to_it_is_tqdms_bar(caplog: pytest.LogCaptureFixture) -> None:
+    """A notebook or script that shows no INFO messages of the package gets tqdm's own bar (a widget in a
+    notebook), not log lines nobody sees."""
+    caplog.set_level(logging.WARNING, logger="eurosat_finetune")
+    with progress.progress_bar(10, "Step", " files") as bar:
+        assert type(bar) is not progress.LoggedProgress and isinstance(bar, tqdm)
+    caplog.set_level(logging.INFO, logger="eurosat_finetune")
+    with progress.progress_bar(10, "Step", " files") as bar:
+        assert type(bar) is progress.LoggedProgress

@@ -210,12 +210,15 @@ def load_cache(
     """
     name = cache_name(files, folder, multispectral)
     places = [cache_dir] if cache_dir is not None else [folder, user_cache_dir()]
+    refusal = None
     for place in places:
         if is_complete(place / name):
             damage = damage_of(place / name, len(files))
             if damage is None:
                 return open_cache(place / name)
-            refuse_if_read_only(place / name, damage)  # else built again below, over the damaged one
+            refusal = refusal or refusal_if_read_only(place / name, damage)  # else built again below
+    if refusal is not None:  # no good copy anywhere, and the damaged one cannot be replaced
+        raise refusal
     place = cache_folder(folder, cache_dir)
     if place is None:
         log.warning(
@@ -267,7 +270,7 @@ def damage_of(path: Path, count: int) -> str | None:
             header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, _, dtype = header(file)
             expected = file.tell() + int(np.prod(shape)) * dtype.itemsize
-    except (OSError, ValueError) as err:  # numpy says ValueError for a bad header
+    except (OSError, ValueError, EOFError) as err:  # numpy says ValueError for a bad header
         return f"{path.name}: {first_line(err)}"
     if shape[:1] != (count,):
         return f"{path.name} holds {shape[0] if shape else 0:,} images, not {count:,}"
@@ -275,21 +278,22 @@ def damage_of(path: Path, count: int) -> str | None:
         return f"{path.name} has {path.stat().st_size:,} bytes where its header promises {expected:,}"
     try:
         statuses = np.load(status)
-    except (OSError, ValueError) as err:  # e.g. "Failed to read all data for array" when cut short
+    except (OSError, ValueError, EOFError) as err:  # "Failed to read all data" when cut short, EOFError when empty
         return f"{status.name}: {first_line(err)}"
     if statuses.shape != (count,):
         return f"{status.name} holds {statuses.size:,} entries for {count:,} images"
     return None
 
 
-def refuse_if_read_only(path: Path, damage: str) -> None:
-    """A damaged cache that cannot be built again where it lies (read-only data) is a one-line error that
-    names the files to delete."""
-    if not writable(path.parent):
-        raise CacheError(
-            f"the decode cache {path} is damaged ({damage}) and its folder is read-only: delete it and "
-            f"{status_path(path).name} there, or set data.cache_dir to a writable folder"
-        )
+def refusal_if_read_only(path: Path, damage: str) -> CacheError | None:
+    """For a damaged cache that cannot be built again where it lies (read-only data), the one-line error
+    that names the files to delete."""
+    if writable(path.parent):
+        return None
+    return CacheError(
+        f"the decode cache {path} is damaged ({damage}) and its folder is read-only: delete it and "
+        f"{status_path(path).name} there, or set data.cache_dir to a writable folder"
+    )
 
 
 def open_cache(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,8 @@
 """Extract a zip archive so that a reader sees all of it or nothing, with progress by file.
 
+Only a damaged archive is a :class:`DownloadError` (its caller removes an archive it downloaded); a
+disk too small or a folder in the way is an :class:`OutputError`, which keeps the archive.
+
 Members go to a temporary folder inside the destination, which is renamed into place only once every
 member is written; each member's CRC is checked as it is read, so a corrupt archive stops the
 extraction and leaves no half-extracted folder. The temporary name is fixed: a re-run (which holds the
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from eurosat_finetune.data.download import check_free_space
 from eurosat_finetune.data.progress import progress_bar
-from eurosat_finetune.errors import DownloadError
+from eurosat_finetune.errors import DownloadError, OutputError
 
 
 def extract_zip(archive: Path, dest_dir: Path) -> list[Path]:
@@ -39,7 +42,7 @@ def extract_zip(archive: Path, dest_dir: Path) -> list[Path]:
         created = [dest_dir / child.name for child in sorted(tmp_dir.iterdir())]
         for target in created:
             if target.exists():
-                raise DownloadError(
+                raise OutputError(
                     f"cannot extract {archive}: {target} already exists; move it away or point data.root at it"
                 )
         for target in created:
