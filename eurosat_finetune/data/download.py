@@ -151,9 +151,8 @@ def copied(source: Path, dest: Path, option: str) -> Path:
     """Copy a local file to ``dest``'s partial path, with progress."""
     if not source.is_file():
         raise DownloadError(f"{option}={source.as_uri()!r}: no such file; give the url or path of the archive")
-    partial = partial_download_path(dest, source.as_uri())
-    check_free_space(dest.parent, source.stat().st_size, f"copying {source}")
-    size = source.stat().st_size
+    partial, size = partial_download_path(dest, source.as_uri()), source.stat().st_size
+    check_free_space(dest.parent, size, f"copying {source}")
     with source.open("rb") as src, partial.open("wb") as out, progress_bar(size, source.name, "B", True) as bar:
         while chunk := src.read(CHUNK_SIZE):
             out.write(chunk)
