@@ -26,8 +26,13 @@ def cut(path: Path, keep: float) -> None:
     [
         ("cache", 0.5, r"{cache} has \d[\d,]* bytes where its header promises \d[\d,]*\); building it again$"),
         ("status", 0.5, r"{status}: Failed to read all data for array.*\); building it again$"),
-        ("cache", 0, r"{cache}: EOF: reading magic string, expected 8 bytes got 0\); building it again$"),
-        ("status", 0, r"{status}: No data left in file\); building it again$"),
+        pytest.param(
+            "cache",
+            0,
+            r"{cache}: EOF: reading magic string, expected 8 bytes got 0\); building it again$",
+            marks=pytest.mark.slow,
+        ),  # (the quick suite has the half-size cases)
+        pytest.param("status", 0, r"{status}: No data left in file\); building it again$", marks=pytest.mark.slow),
     ],
 )
 def test_a_truncated_cache_is_built_again_with_one_warning(

@@ -169,6 +169,7 @@ def test_a_dropped_connection_is_resumed_within_the_run(tmp_path: Path, server: 
     extracted_once(root, archive)
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps the interrupted and the dropped download
 def test_a_server_without_ranges_starts_the_download_again(tmp_path: Path, archive: bytes) -> None:
     server = ArchiveServer(archive, ranges=False)
     try:
@@ -214,6 +215,7 @@ def test_a_download_the_disk_cannot_hold_is_refused_before_it_starts(
     assert server.gets == [] and sorted(p.name for p in root.iterdir()) == [LOCK_NAME]
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps the interrupted and the dropped download
 def test_a_reset_connection_is_resumed_within_the_run(
     tmp_path: Path, server: ArchiveServer, archive: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -228,6 +230,7 @@ def test_a_reset_connection_is_resumed_within_the_run(
     extracted_once(root, archive)
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps the interrupted and the dropped download
 def test_a_complete_part_is_not_fetched_again_where_head_is_refused(
     tmp_path: Path, server: ArchiveServer, archive: bytes
 ) -> None:
@@ -249,6 +252,7 @@ def test_a_complete_part_is_not_fetched_again_where_head_is_refused(
     extracted_once(root, archive)
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps the interrupted and the dropped download
 def test_a_changed_file_or_no_checksum_starts_over(tmp_path: Path, server: ArchiveServer, archive: bytes) -> None:
     """The part of an earlier version of the file (the server's ETag changed) is not resumed; nor is a part
     that no checksum or version could vouch for."""
