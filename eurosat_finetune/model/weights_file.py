@@ -59,13 +59,15 @@ def downloaded(url: str, option: str) -> Path:
         except DownloadError as err:
             raise ModelLoadError(f"{option}: {err}") from None
 
-    path = made_once(
-        cache_folder() / ".locks" / f"{name}.lock", lambda: target if target.is_file() else None, download,
-        f"downloading {name}",
-    )  # fmt: skip
-    if match is not None:  # also a file put in the cache by hand, or by another tool
-        check_hash(path, match.group(1), option)
-    return path
+    def found() -> Path | None:
+        if not target.is_file():
+            return None
+        if match is not None:  # a file put in the cache by hand, by another tool or by another process
+            check_hash(target, match.group(1), option)
+        return target
+
+    # a download is checked by download_file as it lands: only a file found in the cache is hashed here
+    return made_once(cache_folder() / ".locks" / f"{name}.lock", found, download, f"downloading {name}")
 
 
 def check_hash(path: Path, prefix: str, option: str) -> None:
