@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
-from eurosat_finetune.cli import main
-from eurosat_finetune.data.synthetic import write_multispectral_sample, write_sample_dataset
+# torch, transformers and the package are imported where they are used, not here: pytest-xdist's
+# controller loads this file too, and importing them there adds about 10 s to every run of the suite
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ZIP = REPO.parent / "shared" / "data" / "EuroSAT_RGB.zip"
@@ -41,6 +40,8 @@ FAST = [
 @pytest.fixture(scope="session")
 def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic EuroSAT-layout dataset: 10 classes x 20 JPEGs of 32x32 (read-only by convention)."""
+    from eurosat_finetune.data.synthetic import write_sample_dataset
+
     root = tmp_path_factory.mktemp("sample")
     write_sample_dataset(root, images_per_class=20, image_size=32)
     return root
@@ -49,6 +50,8 @@ def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny 'pretrained' ViT with a 1000-class head, saved like a hub checkpoint."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
     path = tmp_path_factory.mktemp("tiny-vit")
     model = ViTForImageClassification(ViTConfig(**TINY_VIT, num_labels=1000))
     model.save_pretrained(path)
@@ -89,6 +92,8 @@ def zip_dataset(src_root: Path, dest: Path) -> Path:
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture | None = None) -> str:
     """Run ``eurosat`` in-process; return what it printed (for ``--print_config``, which exits 0)."""
+    from eurosat_finetune.cli import main
+
     try:
         main(args)
     except SystemExit as exit:
@@ -98,6 +103,8 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture | None = None) -> str
 
 def cli_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
     """Run ``eurosat`` expecting a user error: exit status 2 and a message on stderr; return the message."""
+    from eurosat_finetune.cli import main
+
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit:
         main(args)
@@ -138,6 +145,8 @@ def version_dir(log_dir: Path, n: int) -> Path:
 @pytest.fixture(scope="session")
 def ms_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic EuroSAT MS in Zenodo's layout: 3 classes x 20 GeoTIFFs of 16 x 16 px, told apart by B08 alone."""
+    from eurosat_finetune.data.synthetic import write_multispectral_sample
+
     root = tmp_path_factory.mktemp("ms")
     write_multispectral_sample(root)
     return root

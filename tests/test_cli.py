@@ -81,7 +81,17 @@ def test_console_script_and_module_enter_the_same_cli() -> None:
         assert "--data.split_seed" in result.stdout and "--model.model_name_or_path" in result.stdout
 
 
-@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+# the quick suite parses the configs a CPU runs; the full suite every config
+QUICK_CONFIGS = {"demo.yaml", "fit.yaml", "cpu.yaml", "ms.yaml"}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param(path, id=path.name, marks=[] if path.name in QUICK_CONFIGS else [pytest.mark.slow])
+        for path in sorted((REPO / "configs").glob("*.yaml"))
+    ],
+)
 def test_every_config_parses(config: Path, capsys: pytest.CaptureFixture) -> None:
     """Alone, each config parses, and every value it sets is the value the command runs with."""
     printed = yaml.safe_load(run_cli(["fit", "--config", str(config), "--print_config"], capsys))
@@ -111,7 +121,9 @@ def assert_sets(printed: object, own: object, folder: Path, key: str = "") -> No
 BACKBONE_OVERLAYS = ["swin_tiny.yaml", "convnext_tiny.yaml", "dinov2_small.yaml", "efficientnet_b0.yaml"]
 
 
-@pytest.mark.parametrize("overlay", BACKBONE_OVERLAYS)
+@pytest.mark.parametrize(
+    "overlay", [BACKBONE_OVERLAYS[0], *(pytest.param(name, marks=pytest.mark.slow) for name in BACKBONE_OVERLAYS[1:])]
+)  # the quick suite stacks one overlay, the full suite each
 def test_backbone_overlays_stack_on_fit_yaml(overlay: str, capsys: pytest.CaptureFixture) -> None:
     """`eurosat fit --config configs/fit.yaml --config configs/<overlay>` is the whole command: the
     overlay sets the model, its size and learning rate, fit.yaml everything else. (Each family's
@@ -142,7 +154,7 @@ def test_cpu_recipe_stacks_on_fit_yaml(capsys: pytest.CaptureFixture) -> None:
     assert printed["data"]["download"] is True and printed["data"]["md5"] == "f46e308c4d50d4bf32fedad2d3d62f3b"
 
 
-@pytest.mark.parametrize("flag", ["--model.optimizer", "--optimizer"])
+@pytest.mark.parametrize("flag", ["--model.optimizer", pytest.param("--optimizer", marks=pytest.mark.slow)])
 def test_optimizer_from_the_command_line(flag: str, sample_root: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)
     run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL, flag, "AdamW", f"{flag}.lr", "0.0123"])
@@ -296,7 +308,10 @@ def test_enable_checkpointing_false_writes_no_checkpoint(sample_root: Path, tmp_
     assert (run / "huggingface" / "model.safetensors").is_file()  # the final weights, as no best was kept
 
 
-@pytest.mark.parametrize(("options", "fused"), [([], True), (["--model.optimizer.init_args.fused=false"], False)])
+@pytest.mark.parametrize(
+    ("options", "fused"),
+    [([], True), pytest.param(["--model.optimizer.init_args.fused=false"], False, marks=pytest.mark.slow)],
+)
 def test_adam_runs_fused_unless_the_config_says_otherwise(
     options: list[str], fused: bool, sample_root: Path, tmp_path: Path
 ) -> None:

@@ -113,6 +113,7 @@ def test_overlapping_windows_average_into_each_cell(checkpoint: Path, tmp_path: 
     assert (read_band(run / "maps" / "s.classes.tif") == probs.argmax(0)).all()
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite (the quick one keeps overlapping windows and patches)
 def test_mapping_progress_counts_windows(
     checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,6 +153,7 @@ def test_16_bit_reflectance_band_order_and_one_band(checkpoint: Path, tmp_path: 
     assert read_band(predict(checkpoint, tmp_path / "c", tmp_path / "lc") / "maps" / "grey.classes.tif").shape == (2, 3)
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite (the quick one keeps overlapping windows and patches)
 def test_nodata_windows_map_to_nodata(checkpoint: Path, tmp_path: Path) -> None:
     pixels = np.random.default_rng(3).integers(1, 256, (3, 64, 96), dtype=np.uint8)
     pixels[:, :32, :32] = 0  # the top-left window holds only nodata

@@ -235,6 +235,7 @@ def test_a_20_m_raster_is_mapped_on_the_10_m_grid_it_was_trained_at(ms12: Path, 
     assert (resampled == original).mean() >= 0.8
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite (the quick one keeps the readers' own tests)
 def test_an_edge_window_fills_only_the_cells_no_other_window_covers(rgb: Path, tmp_path: Path) -> None:
     pixels = np.random.default_rng(8).integers(0, 256, (3, 64, 100), dtype=np.uint8)  # windows at x 0, 32, 64, 68
     write(tmp_path / "s" / "edge.tif", pixels)
@@ -415,6 +416,7 @@ def test_damaged_products_are_one_line_and_stray_zips_are_named(
     assert f"{tmp_path / 'zips' / 'notes.zip'} holds no Sentinel-2 product" in caplog.text
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite (the quick one keeps the readers' own tests)
 def test_a_band_file_cut_short_is_refused_by_the_products_manifest(ms12: Path, tmp_path: Path, capsys) -> None:
     """A truncated JPEG 2000 can decode to zeros without an error: its size is checked against manifest.safe."""
     product = write_product(

@@ -131,7 +131,11 @@ def test_model_card_holds_the_run_s_numbers(fitted: dict, sample_root: Path) -> 
 
     assert "test-time augmentation" not in card
 
-    # tested with TTA: the card says which figures include it, as the exported model has none
+
+@pytest.mark.slow  # an end-to-end test run with TTA and an export: the full suite
+def test_a_card_says_which_figures_include_test_time_augmentation(fitted: dict) -> None:
+    """Tested with TTA, the card says which figures include it, as the exported model has none."""
+    run = fitted["run"]
     exported = fitted["tmp"] / "tested-export"
     best = run / "checkpoints" / "best.ckpt"
     printed = run_cli(["test", "--config", str(run / "config.yaml"), f"--ckpt_path={best}", "--export.after_test=true",
