@@ -159,9 +159,10 @@ def run_variant(args: argparse.Namespace, name: str, workdir: Path) -> dict[str,
 class Profiled(Callback):
     """torch.profiler from the start of step ``warmup`` to the end of the last step."""
 
-    def __init__(self, warmup: int, last: int, on_gpu: bool) -> None:
+    def __init__(self, warmup: int, last: int, on_gpu: bool, record_shapes: bool = False) -> None:
         self.warmup, self.last = warmup, last
-        self.profiler = profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else []))
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+        self.profiler = profile(activities=activities, record_shapes=record_shapes)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         if batch_idx == self.warmup:
@@ -178,7 +179,7 @@ def profiled(args: argparse.Namespace) -> dict[str, Any]:
     on the device (the CPU on a CPU) and, on a GPU, the fraction of the span with no kernel running."""
     steps = args.warmup + args.profile_steps
     on_gpu = torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda")
-    profiler = Profiled(args.warmup, steps, on_gpu)
+    profiler = Profiled(args.warmup, steps, on_gpu, record_shapes=args.by_shape)
     trainer = Trainer(
         accelerator=args.accelerator,
         devices=1,
@@ -192,8 +193,10 @@ def profiled(args: argparse.Namespace) -> dict[str, Any]:
         callbacks=[profiler],
     )
     trainer.fit(model_of(args, {}), train_dataloaders=device_batches(args, trainer.strategy.root_device, steps))
-    events = profiler.profiler.key_averages()
-    print(events.table(sort_by="self_cuda_time_total" if on_gpu else "self_cpu_time_total", row_limit=args.top))
+    # by shape: which layer a kernel's time belongs to (e.g. a convolution's backward on 3x3 maps)
+    events = profiler.profiler.key_averages(group_by_input_shape=args.by_shape)
+    sort_by = "self_cuda_time_total" if on_gpu else "self_cpu_time_total"
+    print(events.table(sort_by=sort_by, row_limit=args.top, max_name_column_width=40, max_shapes_column_width=100))
     return {"gpu_idle_fraction": gpu_idle_fraction(profiler.profiler) if on_gpu else None}
 
 
@@ -233,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
     parser.add_argument("--profile-steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=15, help="kernels listed by the profiler")
+    parser.add_argument("--by-shape", action="store_true", help="list kernels by their input shapes (by layer)")
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)

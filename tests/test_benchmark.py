@@ -92,7 +92,7 @@ def test_onnx_latency_benchmark_times_both_runtimes(tmp_path: Path) -> None:
 
 def test_profile_step_times_each_variant_and_profiles_the_shipped_step(tmp_path: Path) -> None:
     options = ["--model", "tiny", "--image-size", "32", "--batch-size", "8", "--warmup", "2", "--steps", "3"]
-    options += ["--profile-steps", "2", "--top", "5", "--json", str(tmp_path / "out.json")]
+    options += ["--profile-steps", "2", "--top", "5", "--by-shape", "--json", str(tmp_path / "out.json")]
     command = [sys.executable, str(REPO / "benchmarks" / "profile_step.py"), *options]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -103,4 +103,5 @@ def test_profile_step_times_each_variant_and_profiles_the_shipped_step(tmp_path:
         assert row["ms_per_step"] > 0 and row["images_per_s"] == pytest.approx(8 / row["ms_per_step"] * 1000), name
     assert measured["gpu_idle_fraction"] is None  # no GPU here
     assert "Self CPU time total" in result.stdout  # torch.profiler's table of the top kernels
+    assert "Input Shapes" in result.stdout and "[8, 3, 32, 32]" in result.stdout  # by layer (--by-shape)
     assert "| package (as shipped) |" in result.stdout
