@@ -196,7 +196,8 @@ def profiled(args: argparse.Namespace) -> dict[str, Any]:
     # by shape: which layer a kernel's time belongs to (e.g. a convolution's backward on 3x3 maps)
     events = profiler.profiler.key_averages(group_by_input_shape=args.by_shape)
     sort_by = "self_cuda_time_total" if on_gpu else "self_cpu_time_total"
-    print(events.table(sort_by=sort_by, row_limit=args.top, max_name_column_width=40, max_shapes_column_width=100))
+    widths = {"max_name_column_width": 40, "max_shapes_column_width": 100} if args.by_shape else {}
+    print(events.table(sort_by=sort_by, row_limit=args.top, **widths))
     return {"gpu_idle_fraction": gpu_idle_fraction(profiler.profiler) if on_gpu else None}
 
 

@@ -4,6 +4,7 @@ it relies on still where it expects them."""
 import ast
 import importlib
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,14 @@ def test_what_runs_and_benchmarks_write_is_not_tracked() -> None:
     ignored = subprocess.run(["git", "check-ignore", *written], cwd=REPO, capture_output=True, text=True).stdout
     assert ignored.split() == written
     assert not subprocess.run(["git", "ls-files", ".coverage"], cwd=REPO, capture_output=True, text=True).stdout
+
+
+def test_the_tests_shared_module_imports_no_heavy_library() -> None:
+    """pytest-xdist's controller process loads conftest.py as well as every worker: torch, transformers
+    or the package imported there cost each run of the suite about 10 s before any test starts."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); import conftest; "
+        "print(sorted({'torch', 'transformers', 'lightning', 'eurosat_finetune'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -82,7 +82,8 @@ def test_console_script_and_module_enter_the_same_cli() -> None:
 
 
 # the quick suite parses the configs a CPU runs; the full suite every config
-QUICK_CONFIGS = {"demo.yaml", "fit.yaml", "cpu.yaml", "ms.yaml"}
+QUICK_CONFIGS = {"demo.yaml", "fit.yaml", "cpu.yaml", "ms.yaml", "tiny_vit.yaml"}
+assert {path.name for path in (REPO / "configs").glob("*.yaml")} >= QUICK_CONFIGS, "a quick config was renamed"
 
 
 @pytest.mark.parametrize(
@@ -154,7 +155,9 @@ def test_cpu_recipe_stacks_on_fit_yaml(capsys: pytest.CaptureFixture) -> None:
     assert printed["data"]["download"] is True and printed["data"]["md5"] == "f46e308c4d50d4bf32fedad2d3d62f3b"
 
 
-@pytest.mark.parametrize("flag", ["--model.optimizer", pytest.param("--optimizer", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "flag", [pytest.param("--model.optimizer", marks=pytest.mark.slow), "--optimizer"]
+)  # the quick suite takes Lightning's own --optimizer; every config takes the other path
 def test_optimizer_from_the_command_line(flag: str, sample_root: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=2)
     run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL, flag, "AdamW", f"{flag}.lr", "0.0123"])
@@ -319,6 +322,18 @@ def test_adam_runs_fused_unless_the_config_says_otherwise(
     run_cli(["fit", "--config", str(config), *FAST, *TINY_MODEL, *options])
     saved = torch.load(version_dir(tmp_path, 0) / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["optimizer_states"][0]["param_groups"][0]["fused"] is fused
+
+
+def test_an_optimizer_whose_config_chose_fused_or_foreach_is_kept() -> None:
+    from eurosat_finetune.model.optimization import fused_where_supported
+
+    parameters = [torch.nn.Parameter(torch.ones(3))]
+    groups = [{"params": parameters}]
+    for chosen in ({"fused": False}, {"foreach": True}):
+        optimizer = torch.optim.AdamW(parameters, **chosen)
+        assert fused_where_supported(optimizer, groups) is optimizer, chosen
+    rebuilt = fused_where_supported(torch.optim.AdamW(parameters, lr=0.01), groups)
+    assert rebuilt.defaults["fused"] is True and rebuilt.defaults["lr"] == 0.01
 
 
 def test_no_fused_optimizer_where_lightning_clips_under_a_gradient_scaler() -> None:

@@ -58,6 +58,7 @@ def test_a_truncated_cache_is_built_again_with_one_warning(
     logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path / 'logs'}"]
     [cache] = [p for p in (data / "EuroSAT_RGB").glob(f"{CACHE_PREFIX}*.npy") if not p.name.endswith(".status.npy")]
     intact = np.load(cache).copy()
+    assert damage_of(cache, 200) is None  # each case starts from an intact copy
     cut(cache if which == "cache" else status_path(cache), keep)
     assert damage_of(cache, 200) is not None
     capsys.readouterr()
@@ -71,3 +72,13 @@ def test_a_truncated_cache_is_built_again_with_one_warning(
     assert re.search(damage.format(**names), warnings[0]), warnings[0]
     assert damage_of(cache, 200) is None and np.array_equal(np.load(cache), intact)
     assert (tmp_path / "logs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_cut_status_file_is_found_damaged(built: Path, tmp_path: Path) -> None:
+    """The status file's check, without a fit (the full suite rebuilds it in ``eurosat fit`` above)."""
+    data = shutil.copytree(built, tmp_path / "data")
+    [cache] = [p for p in (data / "EuroSAT_RGB").glob(f"{CACHE_PREFIX}*.npy") if not p.name.endswith(".status.npy")]
+    cut(status_path(cache), 0.5)
+    damage = damage_of(cache, 200)
+    expected = f"{status_path(cache).name}: Failed to read all data for array"
+    assert damage is not None and damage.startswith(expected), damage

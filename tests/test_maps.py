@@ -92,6 +92,14 @@ def test_map_of_a_mosaic_of_real_tiles_equals_each_tile_classified_alone(checkpo
     assert (read_band(run / "maps" / "T32TMT_20240601T103031_TCI_10m.classes.tif") == cells).all()
 
 
+def test_windows_step_by_the_stride_and_the_last_is_aligned_to_the_edge() -> None:
+    from eurosat_finetune.data.scene_windows import window_origin, windows_along
+
+    assert [window_origin(i, 32, 32, 100) for i in range(windows_along(100, 32, 32))] == [0, 32, 64, 68]
+    assert [window_origin(i, 16, 32, 96) for i in range(windows_along(96, 16, 32))] == [0, 16, 32, 48, 64]
+    assert windows_along(32, 16, 32) == 1
+
+
 def test_overlapping_windows_average_into_each_cell(checkpoint: Path, tmp_path: Path) -> None:
     pixels = np.random.default_rng(1).integers(0, 256, (3, 96, 128), dtype=np.uint8)
     (tmp_path / "scenes").mkdir()
@@ -153,7 +161,6 @@ def test_16_bit_reflectance_band_order_and_one_band(checkpoint: Path, tmp_path: 
     assert read_band(predict(checkpoint, tmp_path / "c", tmp_path / "lc") / "maps" / "grey.classes.tif").shape == (2, 3)
 
 
-@pytest.mark.slow  # an end-to-end run: the full suite (the quick one keeps overlapping windows and patches)
 def test_nodata_windows_map_to_nodata(checkpoint: Path, tmp_path: Path) -> None:
     pixels = np.random.default_rng(3).integers(1, 256, (3, 64, 96), dtype=np.uint8)
     pixels[:, :32, :32] = 0  # the top-left window holds only nodata

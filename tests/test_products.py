@@ -15,8 +15,9 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
-from eurosat_finetune.data.sentinel2_products import NATIVE_RESOLUTION
+from eurosat_finetune.data.sentinel2_products import NATIVE_RESOLUTION, read_product
 from eurosat_finetune.data.synthetic_sentinel2 import native_bands, sample_product_bands, write_product
+from eurosat_finetune.errors import UnreadableImageError
 from eurosat_finetune.model import ImageClassifier
 
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
@@ -235,7 +236,7 @@ def test_a_20_m_raster_is_mapped_on_the_10_m_grid_it_was_trained_at(ms12: Path, 
     assert (resampled == original).mean() >= 0.8
 
 
-@pytest.mark.slow  # an end-to-end run: the full suite (the quick one keeps the readers' own tests)
+@pytest.mark.slow  # an end-to-end run: the full suite (the quick one has the windows' origins, in test_maps.py)
 def test_an_edge_window_fills_only_the_cells_no_other_window_covers(rgb: Path, tmp_path: Path) -> None:
     pixels = np.random.default_rng(8).integers(0, 256, (3, 64, 100), dtype=np.uint8)  # windows at x 0, 32, 64, 68
     write(tmp_path / "s" / "edge.tif", pixels)
@@ -416,7 +417,20 @@ def test_damaged_products_are_one_line_and_stray_zips_are_named(
     assert f"{tmp_path / 'zips' / 'notes.zip'} holds no Sentinel-2 product" in caplog.text
 
 
-@pytest.mark.slow  # an end-to-end run: the full suite (the quick one keeps the readers' own tests)
+def test_reading_a_product_checks_its_band_files_against_the_manifest(tmp_path: Path) -> None:
+    """The check itself, without a model: the full suite runs it through ``eurosat predict`` (below)."""
+    product = write_product(tmp_path / "in", native_bands(sample_product_bands(SIZE, SIZE, seed=15)), "L2A")
+    assert read_product(product).level == "L2A"  # intact: read
+    band = next(product.glob("GRANULE/*/IMG_DATA/R20m/*_B05_20m.jp2"))
+    size = band.stat().st_size
+    with band.open("r+b") as f:
+        f.truncate(size // 2)
+    cut = rf" is {size // 2} bytes, but the product's manifest.safe says {size}; download the product again$"
+    with pytest.raises(UnreadableImageError, match=cut):
+        read_product(product)
+
+
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_a_band_file_cut_short_is_refused_by_the_products_manifest(ms12: Path, tmp_path: Path, capsys) -> None:
     """A truncated JPEG 2000 can decode to zeros without an error: its size is checked against manifest.safe."""
     product = write_product(
