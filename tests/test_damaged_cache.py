@@ -21,6 +21,12 @@ def cut(path: Path, keep: float) -> None:
         file.truncate(int(path.stat().st_size * keep))
 
 
+def cache_in(data: Path) -> Path:
+    """The one decode cache beside the images in ``data`` (not its status file)."""
+    [cache] = [p for p in (data / "EuroSAT_RGB").glob(f"{CACHE_PREFIX}*.npy") if not p.name.endswith(".status.npy")]
+    return cache
+
+
 @pytest.fixture(scope="module")
 def built(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the sample data whose decode cache one ``eurosat fit`` built (shared: each case copies it)."""
@@ -56,7 +62,7 @@ def test_a_truncated_cache_is_built_again_with_one_warning(
     data = tmp_path / "data"
     shutil.copytree(built, data)
     logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path / 'logs'}"]
-    [cache] = [p for p in (data / "EuroSAT_RGB").glob(f"{CACHE_PREFIX}*.npy") if not p.name.endswith(".status.npy")]
+    cache = cache_in(data)
     intact = np.load(cache).copy()
     assert damage_of(cache, 200) is None  # each case starts from an intact copy
     cut(cache if which == "cache" else status_path(cache), keep)
@@ -77,7 +83,7 @@ def test_a_truncated_cache_is_built_again_with_one_warning(
 def test_a_cut_status_file_is_found_damaged(built: Path, tmp_path: Path) -> None:
     """The status file's check, without a fit (the full suite rebuilds it in ``eurosat fit`` above)."""
     data = shutil.copytree(built, tmp_path / "data")
-    [cache] = [p for p in (data / "EuroSAT_RGB").glob(f"{CACHE_PREFIX}*.npy") if not p.name.endswith(".status.npy")]
+    cache = cache_in(data)
     cut(status_path(cache), 0.5)
     damage = damage_of(cache, 200)
     expected = f"{status_path(cache).name}: Failed to read all data for array"

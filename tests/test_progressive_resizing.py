@@ -42,6 +42,21 @@ def test_sizes_follow_the_ramp() -> None:
         ProgressiveResizing(min_size=64, end_epoch=2, start_epoch=2)
 
 
+def test_validation_outside_fit_keeps_the_models_size() -> None:
+    """`eurosat validate` with a run's saved config (which names the callback): no fit started, so no
+    size is set; the model keeps its own."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    ramp, module = ProgressiveResizing(min_size=16, end_epoch=2), SimpleNamespace(image_size=48)
+    trainer = Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.state.fn = TrainerFn.VALIDATING
+    ramp.on_validation_epoch_start(trainer, module)
+    ramp.on_validation_epoch_end(trainer, module)
+    assert module.image_size == 48
+
+
 def test_training_grows_to_the_models_size_and_evaluation_stays_there(sample_root: Path, tmp_path: Path) -> None:
     SEEN.clear()
     logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path}"]
@@ -56,3 +71,9 @@ def test_training_grows_to_the_models_size_and_evaluation_stays_there(sample_roo
     checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     model = ImageClassifier.load_from_checkpoint(checkpoint)
     assert model.image_size == 32 and model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8)).shape == (1, 10)
+
+    # the run's saved config names the callback: `eurosat validate` with it evaluates at 32 px
+    SEEN.clear()
+    run = tmp_path / "lightning_logs" / "version_0"
+    run_cli(["validate", "--config", str(run / "config.yaml"), f"--ckpt_path={checkpoint}", *logs])
+    assert {(stage, size) for stage, _, size in SEEN} == {("val", 32)}

@@ -8,6 +8,7 @@ embeddings at every step.
 
 import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.trainer.states import TrainerFn
 
 SIZE_STEP = 8  # sizes are rounded to multiples of 8 pixels, a handful of shapes for the kernels to meet
 
@@ -28,7 +29,6 @@ class ProgressiveResizing(Callback):
             )
         self.min_size, self.start_epoch, self.end_epoch = min_size, start_epoch, end_epoch
         self.full_size: int | None = None
-        self.training_size: int | None = None
 
     def size_at(self, epoch: int, full_size: int) -> int:
         size = np.interp(epoch, [self.start_epoch, self.end_epoch], [self.min_size, full_size])
@@ -39,14 +39,16 @@ class ProgressiveResizing(Callback):
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # from the epoch alone, so a resumed run trains each epoch at the size the first run would have
-        self.training_size = pl_module.image_size = self.size_at(trainer.current_epoch, self.full_size)
+        pl_module.image_size = self.size_at(trainer.current_epoch, self.full_size)
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        pl_module.image_size = self.full_size
+        if trainer.state.fn == TrainerFn.FITTING:  # (`eurosat validate` runs at model.image_size as it is)
+            pl_module.image_size = self.full_size
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.training_size is not None:  # validation mid-epoch (val_check_interval < 1): training goes on
-            pl_module.image_size = self.training_size
+        # after validation mid-epoch (val_check_interval < 1) training goes on at the epoch's size
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            pl_module.image_size = self.size_at(trainer.current_epoch, self.full_size)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         pl_module.image_size = self.full_size  # test, predict and the exports after fit
