@@ -72,15 +72,6 @@ def test_print_config_round_trips(capsys: pytest.CaptureFixture, tmp_path: Path)
     assert run_cli(["fit", "--config", str(saved), "--print_config"], capsys) == printed
 
 
-@pytest.mark.slow
-def test_console_script_and_module_enter_the_same_cli() -> None:
-    script = Path(sys.executable).with_name("eurosat")
-    for command in ([str(script)], [sys.executable, "-m", "eurosat_finetune"]):
-        result = subprocess.run([*command, "fit", "--help"], capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "--data.split_seed" in result.stdout and "--model.model_name_or_path" in result.stdout
-
-
 # the quick suite parses the configs a CPU runs; the full suite every config
 QUICK_CONFIGS = {"demo.yaml", "fit.yaml", "cpu.yaml", "ms.yaml", "tiny_vit.yaml"}
 assert {path.name for path in (REPO / "configs").glob("*.yaml")} >= QUICK_CONFIGS, "a quick config was renamed"

@@ -124,6 +124,21 @@ def test_cache_is_never_read_half_written(dataset: Path, monkeypatch: pytest.Mon
     np.testing.assert_array_equal(cache[150], read_image(files[150]).numpy())
 
 
+def test_a_cache_dir_where_no_file_can_be_created_is_refused(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Tried, not read from permission bits: here the folder would sit under a file (as on a read-only
+    mount or in another user's folder, creating a file there fails); refused before any work."""
+    (tmp_path / "a-file").write_text("")
+    cache_dir = tmp_path / "a-file" / "cache"
+    args = ["fit", *FAST, f"--model.vit_config={json.dumps(TINY_VIT)}", "--model.model_name_or_path=null"]
+    message = cli_error([*args, f"--data.root={sample_root}", f"--data.cache_dir={cache_dir}"], capsys)
+    assert message.splitlines()[-1] == (
+        f"eurosat: error: cannot write the decode cache to data.cache_dir='{cache_dir}'; give a writable "
+        "folder (or leave it unset), or set data.decode_cache=false to decode images every epoch"
+    )
+
+
 @pytest.mark.parametrize("decode_cache", [True, False])
 def test_corrupt_images_are_named_or_skipped(
     dataset: Path, decode_cache: bool, capsys: pytest.CaptureFixture, tmp_path: Path

@@ -128,8 +128,8 @@ def test_a_download_that_does_not_match_its_hash_is_refused_and_leaves_nothing(
 
 @pytest.mark.slow  # three fresh Python processes
 def test_processes_starting_together_download_once(tmp_path: Path) -> None:
-    """As the ranks of torchrun or SLURM do: each asks for the weights at once, one downloads (a slow
-    server makes them overlap), the others wait for it and read the same file."""
+    """As the ranks of torchrun or SLURM do: both ask for the weights at once, one downloads (a slow
+    server makes them overlap), the other waits for it and reads the same file."""
     served = state_dict_file(tmp_path / "served")
     server = Server(served.parent, delay=2)
     url = f"{server.url}/{served.name}"
@@ -137,12 +137,12 @@ def test_processes_starting_together_download_once(tmp_path: Path) -> None:
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
     try:
         ranks = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
-                 for _ in range(3)]  # fmt: skip
+                 for _ in range(2)]  # fmt: skip
         outputs = [rank.communicate(timeout=120)[0].strip() for rank in ranks]
     finally:
         server.stop()
     requests = server.requests
-    assert [rank.returncode for rank in ranks] == [0, 0, 0] and requests == [f"/{served.name}"]
+    assert [rank.returncode for rank in ranks] == [0, 0] and requests == [f"/{served.name}"]
     assert len(set(outputs)) == 1 and Path(outputs[0]).read_bytes() == served.read_bytes()
 
 
