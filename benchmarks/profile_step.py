@@ -235,19 +235,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--warmup", type=int, default=5, help="steps before timing (compilation happens here)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
-    parser.add_argument("--profile-steps", type=int, default=5)
+    parser.add_argument("--profile-steps", type=int, default=5, help="steps under torch.profiler (0: no profile)")
     parser.add_argument("--top", type=int, default=15, help="kernels listed by the profiler")
     parser.add_argument("--by-shape", action="store_true", help="list kernels by their input shapes (by layer)")
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
+    if args.profile_steps < 0:
+        parser.error(f"--profile-steps={args.profile_steps}: give 0 (no profile) or more steps")
     with tempfile.TemporaryDirectory() as workdir:
         names = dict.fromkeys(["package (as shipped)", *args.variants])  # the shipped step first, once
         results = {name: run_variant(args, name, Path(workdir)) for name in names}
-    profile_result = profiled(args)
+    profile_result = profiled(args) if args.profile_steps else {"gpu_idle_fraction": None}
     print(table(results))
-    idle = profile_result["gpu_idle_fraction"]
-    print("GPU idle fraction of the profiled steps:", "n/a (no GPU)" if idle is None else f"{idle:.1%}")
+    if args.profile_steps:
+        idle = profile_result["gpu_idle_fraction"]
+        print("GPU idle fraction of the profiled steps:", "n/a (no GPU)" if idle is None else f"{idle:.1%}")
     out = {"settings": vars(args) | {"json": str(args.json)}, "variants": results, **profile_result}
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-pytestmark = pytest.mark.slow  # every test here runs a benchmark script in a subprocess
+pytestmark = pytest.mark.slow  # every test here runs a benchmark script (most in a subprocess)
 
 
 def run_benchmark(script: str, data: Path, options: list[str], out: Path) -> tuple[dict, str]:
@@ -105,3 +105,22 @@ def test_profile_step_times_each_variant_and_profiles_the_shipped_step(tmp_path:
     assert "Self CPU time total" in result.stdout  # torch.profiler's table of the top kernels
     assert "Input Shapes" in result.stdout and "[8, 3, 32, 32]" in result.stdout  # by layer (--by-shape)
     assert "| package (as shipped) |" in result.stdout
+
+
+@pytest.mark.parametrize("steps", [0, -1])
+def test_profile_step_without_the_profile(steps: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--profile-steps 0`` times the variants and skips torch.profiler (a quick speed check); a negative
+    count is one line from argparse."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from profile_step import main
+
+    options = ["--model", "tiny", "--image-size", "16", "--batch-size", "4", "--warmup", "1", "--steps", "1"]
+    options += ["--variants", "package (as shipped)", "--profile-steps", str(steps)]
+    if steps < 0:
+        with pytest.raises(SystemExit) as exit:
+            main(options)
+        assert exit.value.code == 2
+        return
+    measured = main(options)
+    assert list(measured["variants"]) == ["package (as shipped)"] and measured["gpu_idle_fraction"] is None
+    assert measured["variants"]["package (as shipped)"]["ms_per_step"] > 0
