@@ -1,7 +1,7 @@
 """Where a training step's time goes: the package's own model, fed batches already on the device, timed
 as Lightning runs it in `eurosat fit` and with each suspect put back or taken away in turn; then
 torch.profiler over a few steps of the shipped step, with its top kernels and (on a GPU) the fraction
-of the step the GPU sat idle.
+of the step the GPU sat idle (``--profile-steps 0`` leaves the profile out: the timings alone).
 
 Each variant is one `Trainer.fit` of --warmup + --steps optimizer steps on the same few batches
 (uint8 64x64 images, as the package's loader serves them; resized and normalised on the device by
@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.profile_steps:
         idle = profile_result["gpu_idle_fraction"]
         print("GPU idle fraction of the profiled steps:", "n/a (no GPU)" if idle is None else f"{idle:.1%}")
-    out = {"settings": vars(args) | {"json": str(args.json)}, "variants": results, **profile_result}
+    out = {"settings": vars(args) | {"json": str(args.json)}, "variants": results, "profiled": args.profile_steps > 0}
+    out |= profile_result
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     return out

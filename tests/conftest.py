@@ -26,6 +26,28 @@ TINY_VIT = {
     "intermediate_size": 64,
 }
 
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected: the sizes of the modules that run
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules whose every test starts processes (marked slow as a whole) run first, the others after
+    them, larger modules first. pytest-xdist hands each worker a whole module (``--dist loadscope``, its
+    own reordering off in pyproject.toml) as the worker frees up: a module of a few long subprocess
+    runs (test_read_only's 2 minutes, one after the other) left for last would keep one worker busy
+    alone at the end while the other sits idle."""
+
+    def module_of(item: pytest.Item) -> pytest.Module | None:
+        return item.getparent(pytest.Module)
+
+    sizes: dict[pytest.Module | None, int] = {}
+    for item in items:
+        sizes[module_of(item)] = sizes.get(module_of(item), 0) + 1
+
+    def starts_processes(module: pytest.Module | None) -> bool:
+        return module is not None and any(mark.name == "slow" for mark in module.own_markers)
+
+    items.sort(key=lambda item: (not starts_processes(module_of(item)), -sizes[module_of(item)]))
+
+
 # Trainer and data options that keep a CLI run to a few seconds on 2 CPU cores.
 FAST = [
     "--trainer.accelerator=cpu",

@@ -7,6 +7,7 @@ processor, saved with ``save_pretrained`` as a hub checkpoint would be.
 import csv
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,10 @@ FAMILIES: dict[str, tuple[dict[str, Any], Any]] = {
 FRESH_PROCESS_FAMILIES = {"timm_wrapper"}
 
 
+def refuse_connections(*args: object) -> None:
+    raise OSError("this test runs offline: no connections")
+
+
 def save_tiny(family: str, directory: Path) -> Path:
     fields, processor = FAMILIES[family]
     model = AutoModelForImageClassification.from_config(AutoConfig.for_model(family, num_labels=1000, **fields))
@@ -118,7 +123,9 @@ def test_family_fine_tunes_restores_offline_and_exports(family: str, sample_root
         result = subprocess.run(command, env=offline, capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
     else:
-        run_cli(test)
+        with pytest.MonkeyPatch.context() as no_network:
+            no_network.setattr(socket.socket, "connect", refuse_connections)
+            run_cli(test)
     assert (version_dir(logs, 1) / "classification_report.json").is_file()
 
     predictions = tmp_path / "predictions.csv"

@@ -101,26 +101,29 @@ def test_profile_step_times_each_variant_and_profiles_the_shipped_step(tmp_path:
     assert len(variants) == 8 and next(iter(variants)) == "package (as shipped)"
     for name, row in variants.items():
         assert row["ms_per_step"] > 0 and row["images_per_s"] == pytest.approx(8 / row["ms_per_step"] * 1000), name
-    assert measured["gpu_idle_fraction"] is None  # no GPU here
+    assert measured["profiled"] is True and measured["gpu_idle_fraction"] is None  # no GPU here
     assert "Self CPU time total" in result.stdout  # torch.profiler's table of the top kernels
     assert "Input Shapes" in result.stdout and "[8, 3, 32, 32]" in result.stdout  # by layer (--by-shape)
     assert "| package (as shipped) |" in result.stdout
 
 
-@pytest.mark.parametrize("steps", [0, -1])
-def test_profile_step_without_the_profile(steps: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--profile-steps 0`` times the variants and skips torch.profiler (a quick speed check); a negative
-    count is one line from argparse."""
+def test_profile_step_without_the_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``--profile-steps 0`` times the variants and skips torch.profiler (a quick speed check)."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     from profile_step import main
 
     options = ["--model", "tiny", "--image-size", "16", "--batch-size", "4", "--warmup", "1", "--steps", "1"]
-    options += ["--variants", "package (as shipped)", "--profile-steps", str(steps)]
-    if steps < 0:
-        with pytest.raises(SystemExit) as exit:
-            main(options)
-        assert exit.value.code == 2
-        return
-    measured = main(options)
-    assert list(measured["variants"]) == ["package (as shipped)"] and measured["gpu_idle_fraction"] is None
+    main([*options, "--variants", "package (as shipped)", "--profile-steps", "0", "--json", str(tmp_path / "out.json")])
+    printed = capsys.readouterr().out
+    assert "| package (as shipped) |" in printed
+    assert "Self CPU time total" not in printed and "GPU idle fraction" not in printed
+    measured = json.loads((tmp_path / "out.json").read_text())
+    assert measured["profiled"] is False and list(measured["variants"]) == ["package (as shipped)"]
     assert measured["variants"]["package (as shipped)"]["ms_per_step"] > 0
+
+    with pytest.raises(SystemExit) as exit:
+        main([*options, "--profile-steps", "-1"])
+    assert exit.value.code == 2
+    assert "--profile-steps=-1: give 0 (no profile) or more steps" in capsys.readouterr().err

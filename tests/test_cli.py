@@ -280,7 +280,8 @@ def test_schedules_per_step_with_warmup_and_per_epoch(
 
 
 def test_python_m_enters_the_cli_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    """``python -m eurosat_finetune`` runs ``main``; its subprocess twin above is a slow test."""
+    """``python -m eurosat_finetune`` runs ``main`` (and ``--version`` gives the installed version); its
+    subprocess twin is test_run_outputs.py::test_console_script_and_module_enter_the_same_cli_with_its_help."""
     import runpy
 
     import eurosat_finetune

@@ -128,7 +128,7 @@ def test_a_cache_dir_where_no_file_can_be_created_is_refused(
     sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """Tried, not read from permission bits: here the folder would sit under a file (as on a read-only
-    mount or in another user's folder, creating a file there fails); refused before any work."""
+    mount or in another user's folder, creating a file there fails); refused before any image is decoded."""
     (tmp_path / "a-file").write_text("")
     cache_dir = tmp_path / "a-file" / "cache"
     args = ["fit", *FAST, f"--model.vit_config={json.dumps(TINY_VIT)}", "--model.model_name_or_path=null"]

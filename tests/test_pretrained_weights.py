@@ -126,7 +126,7 @@ def test_a_download_that_does_not_match_its_hash_is_refused_and_leaves_nothing(
         from_weights(f"http://127.0.0.1:9/{wrong.name}", None)
 
 
-@pytest.mark.slow  # three fresh Python processes
+@pytest.mark.slow  # two fresh Python processes
 def test_processes_starting_together_download_once(tmp_path: Path) -> None:
     """As the ranks of torchrun or SLURM do: both ask for the weights at once, one downloads (a slow
     server makes them overlap), the other waits for it and reads the same file."""

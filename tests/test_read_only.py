@@ -112,7 +112,7 @@ def test_read_only_mount(sample_root: Path, tmp_path: Path) -> None:
     assert len(caches_in(cache_home / "eurosat-finetune")) == 2
     assert sorted(data.rglob("*")) == before
 
-    # a cache_dir given on the read-only data is refused before any work (the same check as for a folder
+    # a cache_dir given on the read-only data is refused before any image is decoded (the same check as for a folder
     # the user may not write to: creating a file there is tried)
     refused = eurosat(mounted, [*args, f"--data.cache_dir={data / 'cache'}"], env)
     assert refused.returncode == 2

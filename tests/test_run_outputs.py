@@ -1,7 +1,6 @@
 """What a user sees after a run: the closing summary, validation samples, the HPARAMS figures, the
 model card of the export, and the command's help and version."""
 
-import importlib.metadata
 import re
 import shlex
 import shutil
@@ -32,11 +31,6 @@ def test_console_script_and_module_enter_the_same_cli_with_its_help() -> None:
     fit_help = subprocess.run(module, capture_output=True, text=True, timeout=120)
     assert fit_help.returncode == 0, fit_help.stderr[-2000:]
     assert "--data.split_seed" in fit_help.stdout and "--model.model_name_or_path" in fit_help.stdout
-
-
-def test_version(capsys: pytest.CaptureFixture) -> None:
-    printed = run_cli(["--version"], capsys)
-    assert printed.strip() == f"eurosat-finetune {importlib.metadata.version('eurosat-finetune')}"
 
 
 def test_stratified_pick_shows_every_class_and_the_same_images() -> None:
