@@ -198,7 +198,9 @@ def profiled(args: argparse.Namespace) -> dict[str, Any]:
     sort_by = "self_cuda_time_total" if on_gpu else "self_cpu_time_total"
     widths = {"max_name_column_width": 40, "max_shapes_column_width": 100} if args.by_shape else {}
     print(events.table(sort_by=sort_by, row_limit=args.top, **widths))
-    return {"gpu_idle_fraction": gpu_idle_fraction(profiler.profiler) if on_gpu else None}
+    idle = gpu_idle_fraction(profiler.profiler) if on_gpu else None
+    print("GPU idle fraction of the profiled steps:", "n/a (no GPU)" if idle is None else f"{idle:.1%}")
+    return {"gpu_idle_fraction": idle}
 
 
 def gpu_idle_fraction(prof: profile) -> float:
@@ -248,9 +250,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results = {name: run_variant(args, name, Path(workdir)) for name in names}
     profile_result = profiled(args) if args.profile_steps else {"gpu_idle_fraction": None}
     print(table(results))
-    if args.profile_steps:
-        idle = profile_result["gpu_idle_fraction"]
-        print("GPU idle fraction of the profiled steps:", "n/a (no GPU)" if idle is None else f"{idle:.1%}")
     out = {"settings": vars(args) | {"json": str(args.json)}, "variants": results, "profiled": args.profile_steps > 0}
     out |= profile_result
     if args.json:

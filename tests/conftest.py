@@ -4,6 +4,7 @@ import functools
 import http.server
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,13 +39,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def module_of(item: pytest.Item) -> pytest.Module | None:
         return item.getparent(pytest.Module)
 
-    sizes: dict[pytest.Module | None, int] = {}
-    for item in items:
-        sizes[module_of(item)] = sizes.get(module_of(item), 0) + 1
-
     def starts_processes(module: pytest.Module | None) -> bool:
         return module is not None and any(mark.name == "slow" for mark in module.own_markers)
 
+    sizes = Counter(module_of(item) for item in items)
     items.sort(key=lambda item: (not starts_processes(module_of(item)), -sizes[module_of(item)]))
 
 
