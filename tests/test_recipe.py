@@ -33,7 +33,15 @@ def csv_run(tmp_path: Path, name: str) -> list[str]:
 
 def test_print_config_shows_every_recipe_option(capsys: pytest.CaptureFixture) -> None:
     printed = run_cli(["fit", "--print_config"], capsys)
-    for option in ("layer_decay", "label_smoothing", "class_weights", "mixup_alpha", "cutmix_alpha", "tta"):
+    for option in (
+        "layer_decay",
+        "decay_norms_and_biases",
+        "label_smoothing",
+        "class_weights",
+        "mixup_alpha",
+        "cutmix_alpha",
+        "tta",
+    ):
         assert f"  {option}:" in printed, option
     assert "throughput:\n  window_size: 50" in printed
 
@@ -159,6 +167,43 @@ def test_layer_decay_gives_each_layer_its_rate() -> None:
     assert rate[id(named["vit.layernorm.weight"])] == pytest.approx(1e-3)
     assert rate[id(named["classifier.weight"])] == pytest.approx(1e-3)
     assert len(rate) == len(named)
+
+
+@pytest.mark.parametrize("layer_decay", [None, 0.5])
+def test_weight_decay_can_spare_norms_and_biases(layer_decay: float | None) -> None:
+    """One AdamW step with zero gradients is weight decay alone: it shrinks matrices and kernels by
+    lr x weight_decay (scaled per layer), and leaves the 1-D parameters as they were when exempt."""
+    model = tiny(layer_decay=layer_decay, decay_norms_and_biases=False)
+    groups = optimization.parameter_groups(model.net, layer_decay, decay_norms_and_biases=False)
+    optimizer = optimization.configure(
+        lambda groups: torch.optim.AdamW(groups, lr=0.1, weight_decay=0.5), groups, None, "step", 1, 0, 10,
+    )  # fmt: skip
+    rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    before = {name: p.detach().clone() for name, p in model.net.named_parameters()}
+    for p in model.net.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    named = dict(model.net.named_parameters())
+    assert len(rate) == len(named)
+    for name in (
+        "vit.layernorm.weight",
+        "vit.layernorm.bias",
+        "classifier.bias",
+        "vit.layers.0.mlp.fc2.bias",
+    ):
+        torch.testing.assert_close(named[name], before[name], rtol=0, atol=0, msg=name)
+    for name in ("classifier.weight", "vit.layers.0.mlp.fc2.weight", "vit.embeddings.cls_token"):
+        torch.testing.assert_close(named[name], before[name] * (1 - rate[id(named[name])] * 0.5), msg=name)
+    # with decay on everything (the default), the same step shrinks a norm's scale too
+    model = tiny(layer_decay=layer_decay)
+    optimizer = optimization.configure(
+        lambda groups: torch.optim.AdamW(groups, lr=0.1, weight_decay=0.5),
+        optimization.parameter_groups(model.net, layer_decay), None, "step", 1, 0, 10,
+    )  # fmt: skip
+    scale = model.net.vit.layernorm.weight
+    scale.grad, start = torch.zeros_like(scale), scale.detach().clone()
+    optimizer.step()
+    torch.testing.assert_close(scale, start * (1 - 0.1 * 0.5))
 
 
 def test_layer_decay_and_one_cycle_sized_to_the_run(sample_root: Path, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -169,7 +170,10 @@ def test_export_outside_the_cli_describes_the_data_it_was_trained_on(
     for name in ("Forest", "River", "SeaLake"):  # real JPEGs of three classes, no sample marker
         shutil.copytree(sample_root / "EuroSAT_RGB" / name, images / name)
     data = EuroSATDataModule(root=images, batch_size=16, num_workers=0)
-    model = ImageClassifier(data.class_names, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT})
+    model = ImageClassifier(
+        data.class_names, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT},
+        optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05), decay_norms_and_biases=folder == "fields",
+    )  # fmt: skip
     export = HuggingFaceExport(dirpath=tmp_path / "export")
     trainer = Trainer(max_epochs=1, accelerator="cpu", callbacks=[export], logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
@@ -182,3 +186,6 @@ def test_export_outside_the_cli_describes_the_data_it_was_trained_on(
     assert f"the images in {images}: 32 x 32 px images" in card and "Sentinel-2" not in card
     assert "eurosat" not in metadata["tags"] and "datasets" not in metadata
     assert "Classifying 32 x 32 px images like those it was trained on" in card
+    # the configured weight decay, whether or not the head's last parameter group (its bias) is exempt
+    spared = "" if folder == "fields" else " (none on norms and biases)"
+    assert f"optimizer AdamW, learning rate 0.001, weight decay 0.05{spared}\n" in card

@@ -63,6 +63,8 @@ class ImageClassifier(SelfDescribingCheckpoint):
         layer_decay: Layer-wise learning-rate decay: each backbone layer learns at this factor times
             the rate of the layer above it (the head and the last layer at the full rate; e.g. 0.75);
             null turns it off. Needs a backbone of numbered layers (transformers, ConvNeXt stages).
+        decay_norms_and_biases: Apply the optimizer's weight decay to the normalisation layers'
+            weights and all biases (the 1-D parameters) too; false exempts them (weight decay 0).
         label_smoothing: Training targets put this much probability mass evenly on all classes.
         class_weights: Weight of each class in the training loss (label order), or ``balanced``:
             inversely proportional to the class's count in the training split.
@@ -104,6 +106,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
         scheduler_frequency: int = 1,
         warmup_steps: int = 0,
         layer_decay: float | None = None,
+        decay_norms_and_biases: bool = True,
         label_smoothing: float = 0.0,
         class_weights: list[float] | Literal["balanced"] | None = None,
         mixup_alpha: float = 0.0,
@@ -290,7 +293,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
     def configure_optimizers(self) -> OptimizerLRScheduler:
         return optimization.configure(
             self.optimizer,
-            optimization.parameter_groups(self.net, self.hparams.layer_decay),
+            optimization.parameter_groups(self.net, self.hparams.layer_decay, self.hparams.decay_norms_and_biases),
             self.scheduler,
             self.hparams.scheduler_interval,
             self.hparams.scheduler_frequency,

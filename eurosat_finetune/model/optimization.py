@@ -42,13 +42,17 @@ def layer_of(name: str, num_layers: int) -> int:
     return num_layers + 1
 
 
-def parameter_groups(net: nn.Module, layer_decay: float | None) -> list[dict[str, Any]]:
+def parameter_groups(
+    net: nn.Module, layer_decay: float | None, decay_norms_and_biases: bool = True
+) -> list[dict[str, Any]]:
     """The trainable parameters as optimizer groups, each with an ``lr_scale``: 1 everywhere, or with
     layer-wise decay ``layer_decay ** (num_layers + 1 - depth)``, so the head and the last layer learn
-    at the full rate and each layer below at ``layer_decay`` times the one above (BEiT, timm)."""
+    at the full rate and each layer below at ``layer_decay`` times the one above (BEiT, timm). Without
+    ``decay_norms_and_biases``, the 1-D parameters (normalisation scales and shifts, biases) go in
+    groups of their own with ``weight_decay`` 0 (as nanoGPT, timm and Hugging Face's Trainer do)."""
     trainable = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
     if layer_decay is None:
-        return [{"params": [p for _, p in trainable], "lr_scale": 1.0}]
+        return exempt_from_decay([{"params": [p for _, p in trainable], "lr_scale": 1.0}], decay_norms_and_biases)
     if not 0 < layer_decay <= 1:
         raise ConfigError(f"model.layer_decay={layer_decay} must be in (0, 1]; null turns it off")
     backbone = backbones.backbone_of(net)
@@ -67,7 +71,23 @@ def parameter_groups(net: nn.Module, layer_decay: float | None) -> list[dict[str
         depth = layer_of(name.removeprefix(prefix), num_layers) if id(p) in in_backbone else num_layers + 1
         groups.setdefault(depth, []).append(p)
     scale = {depth: layer_decay ** (num_layers + 1 - depth) for depth in groups}
-    return [{"params": params, "lr_scale": scale[depth]} for depth, params in sorted(groups.items())]
+    scaled = [{"params": params, "lr_scale": scale[depth]} for depth, params in sorted(groups.items())]
+    return exempt_from_decay(scaled, decay_norms_and_biases)
+
+
+def exempt_from_decay(groups: list[dict[str, Any]], decay_norms_and_biases: bool) -> list[dict[str, Any]]:
+    """``groups`` as they are, or each split in two: its matrices and kernels (weight decay as configured),
+    then its 1-D parameters with ``weight_decay`` 0 (decaying a norm's scale or a bias towards 0 only
+    shrinks what the layer can express; it does not regularise)."""
+    if decay_norms_and_biases:
+        return groups
+    split = []
+    for group in groups:
+        decayed = [p for p in group["params"] if p.ndim > 1]
+        exempt = [p for p in group["params"] if p.ndim <= 1]
+        split += [{**group, "params": decayed}] if decayed else []
+        split += [{**group, "params": exempt, "weight_decay": 0.0}] if exempt else []
+    return split
 
 
 def scale_learning_rates(optimizer: torch.optim.Optimizer) -> None:

@@ -23,8 +23,10 @@ def training_settings(pl_module: LightningModule, trainer: Trainer, data: Datase
     if optimizer is not None:
         group = optimizer.param_groups[-1]  # the head's group: the full rate under layer-wise decay
         rate = group.get("max_lr", group.get("initial_lr", group["lr"]))
-        decay = group.get("weight_decay", 0)
-        lines.append(f"optimizer {type(optimizer).__name__}, learning rate {rate:g}, weight decay {decay:g}")
+        # the configured decay: the head's last group may be its biases, exempt from it
+        decay = optimizer.defaults.get("weight_decay", 0)
+        spared = " (none on norms and biases)" if decay and not hparams.decay_norms_and_biases else ""
+        lines.append(f"optimizer {type(optimizer).__name__}, learning rate {rate:g}, weight decay {decay:g}{spared}")
     for config in trainer.lr_scheduler_configs:
         name = type(config.scheduler).__name__
         lines.append(f"scheduler {name}, stepped every {config.frequency} {config.interval}(s)")
