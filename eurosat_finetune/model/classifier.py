@@ -291,13 +291,10 @@ class ImageClassifier(SelfDescribingCheckpoint):
             backbones.backbone_of(self.net).eval()
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
+        hp = self.hparams
+        groups = optimization.parameter_groups(self.net, hp.layer_decay, hp.decay_norms_and_biases)
+        length = optimization.run_length(self, hp.scheduler_interval, hp.warmup_steps)
         return optimization.configure(
-            self.optimizer,
-            optimization.parameter_groups(self.net, self.hparams.layer_decay, self.hparams.decay_norms_and_biases),
-            self.scheduler,
-            self.hparams.scheduler_interval,
-            self.hparams.scheduler_frequency,
-            self.hparams.warmup_steps,
-            optimization.run_length(self, self.hparams.scheduler_interval, self.hparams.warmup_steps),
-            optimization.may_fuse(self),
-        )
+            self.optimizer, groups, self.scheduler, hp.scheduler_interval, hp.scheduler_frequency, hp.warmup_steps,
+            length, optimization.may_fuse(self),
+        )  # fmt: skip
