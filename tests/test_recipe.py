@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -172,12 +173,10 @@ def test_layer_decay_gives_each_layer_its_rate() -> None:
 @pytest.mark.parametrize("layer_decay", [None, 0.5])
 def test_weight_decay_can_spare_norms_and_biases(layer_decay: float | None) -> None:
     """One AdamW step with zero gradients is weight decay alone: it shrinks matrices and kernels by
-    lr x weight_decay (scaled per layer), and leaves the 1-D parameters as they were when exempt."""
-    model = tiny(layer_decay=layer_decay, decay_norms_and_biases=False)
-    groups = optimization.parameter_groups(model.net, layer_decay, decay_norms_and_biases=False)
-    optimizer = optimization.configure(
-        lambda groups: torch.optim.AdamW(groups, lr=0.1, weight_decay=0.5), groups, None, "step", 1, 0, 10,
-    )  # fmt: skip
+    lr x weight_decay (each at its layer's rate), and leaves the 1-D parameters as they were when exempt."""
+    adamw = partial(torch.optim.AdamW, lr=0.1, weight_decay=0.5)
+    model = tiny(layer_decay=layer_decay, decay_norms_and_biases=False, optimizer=adamw)
+    optimizer = model.configure_optimizers()  # as Lightning builds it
     rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
     before = {name: p.detach().clone() for name, p in model.net.named_parameters()}
     for p in model.net.parameters():
@@ -185,25 +184,42 @@ def test_weight_decay_can_spare_norms_and_biases(layer_decay: float | None) -> N
     optimizer.step()
     named = dict(model.net.named_parameters())
     assert len(rate) == len(named)
-    for name in (
-        "vit.layernorm.weight",
-        "vit.layernorm.bias",
-        "classifier.bias",
-        "vit.layers.0.mlp.fc2.bias",
-    ):
+    for name in ("vit.layernorm.weight", "vit.layernorm.bias", "classifier.bias", "vit.layers.0.mlp.fc2.bias"):
         torch.testing.assert_close(named[name], before[name], rtol=0, atol=0, msg=name)
     for name in ("classifier.weight", "vit.layers.0.mlp.fc2.weight", "vit.embeddings.cls_token"):
         torch.testing.assert_close(named[name], before[name] * (1 - rate[id(named[name])] * 0.5), msg=name)
+    # exempt from decay, not from layer-wise rates: a bias learns at its own layer's rate
+    layer_0 = 1e-1 * (0.5**2 if layer_decay else 1)
+    assert rate[id(named["vit.layers.0.mlp.fc2.bias"])] == rate[id(named["vit.layers.0.mlp.fc2.weight"])]
+    assert rate[id(named["vit.layers.0.mlp.fc2.bias"])] == pytest.approx(layer_0)
     # with decay on everything (the default), the same step shrinks a norm's scale too
-    model = tiny(layer_decay=layer_decay)
-    optimizer = optimization.configure(
-        lambda groups: torch.optim.AdamW(groups, lr=0.1, weight_decay=0.5),
-        optimization.parameter_groups(model.net, layer_decay), None, "step", 1, 0, 10,
-    )  # fmt: skip
+    model = tiny(layer_decay=layer_decay, optimizer=adamw)
+    optimizer = model.configure_optimizers()
     scale = model.net.vit.layernorm.weight
     scale.grad, start = torch.zeros_like(scale), scale.detach().clone()
     optimizer.step()
     torch.testing.assert_close(scale, start * (1 - 0.1 * 0.5))
+
+
+@pytest.mark.slow  # three short fits: the full suite
+def test_resuming_with_other_parameter_groups_is_one_line(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A checkpoint from before model.decay_norms_and_biases (its hparams lack it), resumed with it false:
+    the checkpoint's optimizer state has one group, the run's options make two."""
+    common = [*FAST, *TINY_MODEL, "--model.optimizer=AdamW", f"--data.root={sample_root}", "--trainer.max_epochs=2"]
+    run_cli(["fit", *common, *csv_run(tmp_path, "fit"), "--trainer.max_epochs=1"])
+    checkpoint = torch.load(version_dir(tmp_path / "fit", 0) / "checkpoints" / "last.ckpt", weights_only=False)
+    del checkpoint["hyper_parameters"]["decay_norms_and_biases"]
+    torch.save(checkpoint, tmp_path / "older.ckpt")
+    resume = ["fit", *common, f"--ckpt_path={tmp_path / 'older.ckpt'}"]
+    message = cli_error([*resume, *csv_run(tmp_path, "refused"), "--model.decay_norms_and_biases=false"], capsys)
+    assert message.count("\n") == 1, message
+    assert "the checkpoint's optimizer state has parameter groups of [40] tensors" in message
+    assert "this run's options make [16, 24]: resume with the checkpoint's model.layer_decay" in message
+    run_cli([*resume, *csv_run(tmp_path, "resumed")])  # without the option it resumes, with the default
+    with open(version_dir(tmp_path / "resumed", 0) / "metrics.csv") as f:
+        assert {row["epoch"] for row in csv.DictReader(f)} - {""} == {"1"}  # the second epoch only: resumed
 
 
 def test_layer_decay_and_one_cycle_sized_to_the_run(sample_root: Path, tmp_path: Path) -> None:

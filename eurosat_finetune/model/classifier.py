@@ -291,10 +291,8 @@ class ImageClassifier(SelfDescribingCheckpoint):
             backbones.backbone_of(self.net).eval()
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
-        hp = self.hparams
-        groups = optimization.parameter_groups(self.net, hp.layer_decay, hp.decay_norms_and_biases)
-        length = optimization.run_length(self, hp.scheduler_interval, hp.warmup_steps)
-        return optimization.configure(
-            self.optimizer, groups, self.scheduler, hp.scheduler_interval, hp.scheduler_frequency, hp.warmup_steps,
-            length, optimization.may_fuse(self),
-        )  # fmt: skip
+        return optimization.configure_module(self)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        optimization.check_resumable(self, checkpoint)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
 from torch.optim import Adam, AdamW, Optimizer
@@ -49,7 +50,7 @@ def parameter_groups(
     layer-wise decay ``layer_decay ** (num_layers + 1 - depth)``, so the head and the last layer learn
     at the full rate and each layer below at ``layer_decay`` times the one above (BEiT, timm). Without
     ``decay_norms_and_biases``, the 1-D parameters (normalisation scales and shifts, biases) go in
-    groups of their own with ``weight_decay`` 0 (as nanoGPT, timm and Hugging Face's Trainer do)."""
+    groups of their own with ``weight_decay`` 0 (nanoGPT's rule, and timm's for the 1-D ones)."""
     trainable = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
     if layer_decay is None:
         return exempt_from_decay([{"params": [p for _, p in trainable], "lr_scale": 1.0}], decay_norms_and_biases)
@@ -76,12 +77,12 @@ def parameter_groups(
 
 
 def exempt_from_decay(groups: list[dict[str, Any]], decay_norms_and_biases: bool) -> list[dict[str, Any]]:
-    """``groups`` as they are, or each split in two: its matrices and kernels (weight decay as configured),
-    then its 1-D parameters with ``weight_decay`` 0 (decaying a norm's scale or a bias towards 0 only
-    shrinks what the layer can express; it does not regularise)."""
+    """``groups`` as they are, or each split in two, both at the group's ``lr_scale``: its matrices and
+    kernels (weight decay as configured), then its 1-D parameters with ``weight_decay`` 0 (pulling a
+    norm's scale or a bias towards 0 rarely helps: they set a layer's range, not its capacity)."""
     if decay_norms_and_biases:
         return groups
-    split = []
+    split: list[dict[str, Any]] = []
     for group in groups:
         decayed = [p for p in group["params"] if p.ndim > 1]
         exempt = [p for p in group["params"] if p.ndim <= 1]
@@ -130,6 +131,38 @@ def configure(
         return optimizer
     config = {"scheduler": scheduler, "interval": interval, "frequency": frequency}
     return {"optimizer": optimizer, "lr_scheduler": {**config, "monitor": "val_loss"}}
+
+
+def configure_module(module: LightningModule) -> OptimizerLRScheduler:
+    """:func:`configure` for an :class:`ImageClassifier`, from its options (``hparams``), network (``net``)
+    and factories (``optimizer``, ``scheduler``)."""
+    hp = module.hparams
+    length = run_length(module, hp.scheduler_interval, hp.warmup_steps)
+    return configure(
+        module.optimizer, groups_of(module), module.scheduler, hp.scheduler_interval, hp.scheduler_frequency,
+        hp.warmup_steps, length, may_fuse(module),
+    )  # fmt: skip
+
+
+def groups_of(module: LightningModule) -> list[dict[str, Any]]:
+    return parameter_groups(module.net, module.hparams.layer_decay, module.hparams.decay_norms_and_biases)
+
+
+def check_resumable(module: LightningModule, checkpoint: dict[str, Any]) -> None:
+    """Refuse in one line, before Lightning loads it, a fit's resume from optimizer state saved for other
+    parameter groups than this run's options make (torch would stop with a traceback)."""
+    try:
+        fitting = module.trainer.state.fn == TrainerFn.FITTING  # test and predict load no optimizer state
+    except RuntimeError:  # not attached to a Trainer
+        return
+    saved = [len(group["params"]) for group in (checkpoint.get("optimizer_states") or [{}])[0].get("param_groups", [])]
+    own = [len(group["params"]) for group in groups_of(module)]
+    if fitting and saved and saved != own:
+        raise ConfigError(
+            f"the checkpoint's optimizer state has parameter groups of {saved} tensors, this run's options make "
+            f"{own}: resume with the checkpoint's model.layer_decay and model.decay_norms_and_biases "
+            f"({module.hparams.layer_decay} and {module.hparams.decay_norms_and_biases} here)"
+        )
 
 
 def sized_to_run(scheduler_factory: LRSchedulerCallable, length: float, frequency: int) -> dict[str, int]:

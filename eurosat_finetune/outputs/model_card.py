@@ -25,7 +25,8 @@ def training_settings(pl_module: LightningModule, trainer: Trainer, data: Datase
         rate = group.get("max_lr", group.get("initial_lr", group["lr"]))
         # the configured decay: the head's last group may be its biases, exempt from it
         decay = optimizer.defaults.get("weight_decay", 0)
-        spared = " (none on norms and biases)" if decay and not hparams.decay_norms_and_biases else ""
+        exempt = any(each.get("weight_decay") == 0 for each in optimizer.param_groups)
+        spared = " (none on norms and biases)" if decay and exempt else ""
         lines.append(f"optimizer {type(optimizer).__name__}, learning rate {rate:g}, weight decay {decay:g}{spared}")
     for config in trainer.lr_scheduler_configs:
         name = type(config.scheduler).__name__
