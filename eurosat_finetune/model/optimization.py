@@ -155,9 +155,12 @@ def check_resumable(module: LightningModule, checkpoint: dict[str, Any]) -> None
         fitting = module.trainer.state.fn == TrainerFn.FITTING  # test and predict load no optimizer state
     except RuntimeError:  # not attached to a Trainer
         return
-    saved = [len(group["params"]) for group in (checkpoint.get("optimizer_states") or [{}])[0].get("param_groups", [])]
+    states = checkpoint.get("optimizer_states")
+    if not fitting or not states:
+        return
+    saved = [len(group["params"]) for group in states[0]["param_groups"]]
     own = [len(group["params"]) for group in groups_of(module)]
-    if fitting and saved and saved != own:
+    if saved != own:
         raise ConfigError(
             f"the checkpoint's optimizer state has parameter groups of {saved} tensors, this run's options make "
             f"{own}: resume with the checkpoint's model.layer_decay and model.decay_norms_and_biases "
