@@ -12,13 +12,18 @@ import argparse
 import csv
 import json
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from eurosat_finetune.cli import build_cli
-from eurosat_finetune.data.datasets import list_images, readable_images
-from eurosat_finetune.data.synthetic import EUROSAT_CLASSES, write_multispectral_sample
+from eurosat_finetune.data.patches.datasets import list_images, readable_images
+from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
+
+# the fake data the tests write, from tests/fakes (it is not part of the package)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fakes.multispectral import write_multispectral_sample
 
 REPO = Path(__file__).resolve().parents[1]
 BANDS = {"rgb_3_bands": "[B04,B03,B02]", "all_13_bands": "all"}

@@ -37,9 +37,12 @@ from rasterio.windows import Window
 from torch.utils.data import DataLoader
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
-from eurosat_finetune.data.scene_catalog import SceneOptions, TrainedOn
-from eurosat_finetune.data.synthetic import write_multispectral_sample
-from eurosat_finetune.data.synthetic_sentinel2 import native_bands, sample_product_bands, write_product
+from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
+
+# the fake data the tests write, from tests/fakes (it is not part of the package)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fakes.multispectral import write_multispectral_sample
+from fakes.sentinel2 import native_bands, sample_product_bands, write_product
 
 TINY = '{"model_type": "vit", "image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, ' \
     '"num_attention_heads": 2, "intermediate_size": 64}'  # fmt: skip

@@ -16,7 +16,7 @@ import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
 
-from eurosat_finetune.data.splits import stratified_split
+from eurosat_finetune.data.patches.splits import stratified_split
 
 REAL_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "EuroSAT_RGB.zip"
 

@@ -24,7 +24,7 @@ import onnxruntime
 from PIL import Image
 
 from eurosat_finetune.cli import main as eurosat
-from eurosat_finetune.data.synthetic import write_sample_dataset
+from eurosat_finetune.data.patches.synthetic import write_sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]

@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
 from eurosat_finetune.cli import build_cli
-from eurosat_finetune.data.splits import stratified_split
-from eurosat_finetune.data.synthetic import write_sample_dataset
+from eurosat_finetune.data.patches.splits import stratified_split
+from eurosat_finetune.data.patches.synthetic import write_sample_dataset
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.outputs.throughput import TrainingThroughput
 

@@ -31,8 +31,8 @@ from torchvision import datasets, transforms
 from transformers import ViTConfig, ViTForImageClassification
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
-from eurosat_finetune.data.splits import stratified_split
-from eurosat_finetune.data.synthetic import write_sample_dataset
+from eurosat_finetune.data.patches.splits import stratified_split
+from eurosat_finetune.data.patches.synthetic import write_sample_dataset
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.pixels import random_dihedral
 

@@ -60,7 +60,7 @@ FAST = [
 @pytest.fixture(scope="session")
 def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic EuroSAT-layout dataset: 10 classes x 20 JPEGs of 32x32 (read-only by convention)."""
-    from eurosat_finetune.data.synthetic import write_sample_dataset
+    from eurosat_finetune.data.patches.synthetic import write_sample_dataset
 
     root = tmp_path_factory.mktemp("sample")
     write_sample_dataset(root, images_per_class=20, image_size=32)
@@ -165,8 +165,24 @@ def version_dir(log_dir: Path, n: int) -> Path:
 @pytest.fixture(scope="session")
 def ms_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic EuroSAT MS in Zenodo's layout: 3 classes x 20 GeoTIFFs of 16 x 16 px, told apart by B08 alone."""
-    from eurosat_finetune.data.synthetic import write_multispectral_sample
+    from fakes.multispectral import write_multispectral_sample
 
     root = tmp_path_factory.mktemp("ms")
     write_multispectral_sample(root)
     return root
+
+
+LONG_MODULE = 400  # lines: a review signal (read it for two concepts to split), not a rule to squeeze to
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the package's modules longer than LONG_MODULE lines at the end of the run."""
+    long = {
+        path.relative_to(REPO).as_posix(): n
+        for path in sorted((REPO / "eurosat_finetune").rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > LONG_MODULE
+    }
+    if long:
+        terminalreporter.write_sep("-", f"modules over {LONG_MODULE} lines (review: do two concepts meet?)")
+        for name, n in long.items():
+            terminalreporter.write_line(f"{name}: {n} lines")

@@ -19,6 +19,11 @@ FOUNDATION = {
     "eurosat_finetune.errors",
     "eurosat_finetune.pixels",
 }
+# The data layer's two rooms: training patches and scenes to map. Neither imports the other; both may use
+# the modules of the data layer itself (bands, image files, loaders, the predict batch contract), which
+# import neither, except the datamodule, which composes them.
+ROOMS = ("eurosat_finetune.data.patches", "eurosat_finetune.data.scenes")
+COMPOSER = "eurosat_finetune.data.datamodule"
 
 
 def module_name(path: Path) -> str:
@@ -27,10 +32,23 @@ def module_name(path: Path) -> str:
 
 
 def layer_of(module: str) -> int:
-    if module in FOUNDATION:
+    if module in FOUNDATION or module.startswith("eurosat_finetune.tools"):
         return LAYERS["foundation"]
     sub = module.split(".")[1]
     return LAYERS.get(sub, LAYERS["command"])  # cli, learning_curve and the entry points
+
+
+def room_of(module: str) -> str | None:
+    return next((room for room in ROOMS if module == room or module.startswith(room + ".")), None)
+
+
+def sideways(module: str, imported: set[str]) -> set[str]:
+    """The imports of ``module`` that cross from one room of the data layer into the other, or from the
+    data layer's shared modules into a room (the datamodule alone composes the rooms)."""
+    if layer_of(module) != LAYERS["data"] or module == COMPOSER:
+        return set()
+    own = room_of(module)
+    return {m for m in imported if room_of(m) is not None and room_of(m) != own}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -53,7 +71,9 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 def test_the_layers_are_data_model_outputs_cli() -> None:
     subpackages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
-    assert subpackages == ["cli", "data", "model", "outputs"]
+    assert subpackages == ["cli", "data", "model", "outputs", "tools"]
+    rooms = sorted(p.name for p in (PACKAGE / "data").iterdir() if (p / "__init__.py").is_file())
+    assert rooms == ["patches", "scenes"]
     assert len(MODULES) > 30  # the walk below sees every module
 
 
@@ -74,8 +94,33 @@ def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
-def test_no_module_is_over_300_lines(path: Path) -> None:
-    assert len(path.read_text().splitlines()) <= 300
+def test_the_rooms_of_the_data_layer_do_not_import_each_other(path: Path) -> None:
+    name = module_name(path)
+    crossing = sideways(name, imported_modules(path))
+    assert not crossing, f"{name} imports {sorted(crossing)}: only the datamodule composes the data layer's rooms"
+
+
+def test_the_room_check_catches_a_sideways_import(tmp_path: Path) -> None:
+    """The patches' split importing the scenes' windows, or the data layer's bands importing a room, is found."""
+    module = tmp_path / "splits.py"
+    module.write_text("from eurosat_finetune.data.scenes.windows import SceneWindows\n")
+    assert sideways("eurosat_finetune.data.patches.splits", imported_modules(module))
+    assert sideways("eurosat_finetune.data.bands", imported_modules(module))
+    assert not sideways("eurosat_finetune.data.scenes.catalog", imported_modules(module))
+    assert not sideways(COMPOSER, imported_modules(module))
+
+
+def test_no_fake_data_is_shipped() -> None:
+    """The synthetic Sentinel-2 products and EuroSAT MS sample live beside the tests (``tests/fakes``); the
+    package keeps only the offline demo's synthetic EuroSAT RGB."""
+    defined = {
+        node.name
+        for path in MODULES
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.ClassDef)
+    }
+    assert not defined & {"write_product", "write_multispectral_sample", "sample_product_bands"}
+    assert "write_sample_dataset" in defined
 
 
 def test_class_paths_of_saved_configs_resolve() -> None:

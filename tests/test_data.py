@@ -11,10 +11,10 @@ import torch
 from conftest import REAL_ZIP, REAL_ZIP_MD5, zip_dataset
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
-from eurosat_finetune.data.download import DownloadError, md5sum
-from eurosat_finetune.data.source import LOCK_NAME, find_image_folder
-from eurosat_finetune.data.splits import stratified_split
-from eurosat_finetune.data.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.data.patches.source import LOCK_NAME, find_image_folder
+from eurosat_finetune.data.patches.splits import stratified_split
+from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.tools.download import DownloadError, md5sum
 
 
 def datamodule(root: Path, **kwargs: object) -> EuroSATDataModule:

@@ -21,9 +21,9 @@ import pytest
 from conftest import zip_dataset
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
-from eurosat_finetune.data.download import partial_download_path
-from eurosat_finetune.data.source import LOCK_NAME
+from eurosat_finetune.data.patches.source import LOCK_NAME
 from eurosat_finetune.errors import DownloadError, OutputError
+from eurosat_finetune.tools.download import partial_download_path
 
 MB = 1 << 20
 

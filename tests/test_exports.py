@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
-from eurosat_finetune.data.description import DatasetDescription
+from eurosat_finetune.data.patches.description import DatasetDescription
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.outputs.huggingface_export import export_huggingface
 from eurosat_finetune.outputs.model_card import data_section, usage

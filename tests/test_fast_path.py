@@ -13,11 +13,11 @@ from PIL import Image
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from eurosat_finetune.data import decode_cache as cache_module
 from eurosat_finetune.data.datamodule import EuroSATDataModule
-from eurosat_finetune.data.datasets import list_images
-from eurosat_finetune.data.decode_cache import CACHE_PREFIX, build_cache, cache_name, load_cache, status_path
 from eurosat_finetune.data.images import read_image
+from eurosat_finetune.data.patches import decode_cache as cache_module
+from eurosat_finetune.data.patches.datasets import list_images
+from eurosat_finetune.data.patches.decode_cache import CACHE_PREFIX, build_cache, cache_name, load_cache, status_path
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.pixels import random_dihedral
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, zip_dataset
 
-from eurosat_finetune.data.download import md5sum
-from eurosat_finetune.data.source import LOCK_NAME
-from eurosat_finetune.data.synthetic import SAMPLE_TMP_NAME
+from eurosat_finetune.data.patches.source import LOCK_NAME
+from eurosat_finetune.data.patches.synthetic import SAMPLE_TMP_NAME
+from eurosat_finetune.tools.download import md5sum
 
 pytestmark = pytest.mark.slow  # every test here starts several processes
 TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2"]
@@ -71,7 +71,7 @@ def test_torchrun_downloads_once(sample_root: Path, tmp_path: Path, serve_dir) -
 PROVIDE = """
 import sys
 from pathlib import Path
-from eurosat_finetune.data.source import DatasetSource
+from eurosat_finetune.data.patches.source import DatasetSource
 source = DatasetSource(Path(sys.argv[1]), False, "", None, int(sys.argv[2]))
 print(source.image_folder())
 """

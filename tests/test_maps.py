@@ -19,7 +19,7 @@ from PIL import Image
 from rasterio.shutil import copy
 from rasterio.transform import from_origin
 
-from eurosat_finetune.data.splits import stratified_split
+from eurosat_finetune.data.patches.splits import stratified_split
 from eurosat_finetune.model import ImageClassifier
 
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
@@ -93,7 +93,7 @@ def test_map_of_a_mosaic_of_real_tiles_equals_each_tile_classified_alone(checkpo
 
 
 def test_windows_step_by_the_stride_and_the_last_is_aligned_to_the_edge() -> None:
-    from eurosat_finetune.data.scene_windows import window_origin, windows_along
+    from eurosat_finetune.data.scenes.windows import window_origin, windows_along
 
     assert [window_origin(i, 32, 32, 100) for i in range(windows_along(100, 32, 32))] == [0, 32, 64, 68]
     assert [window_origin(i, 16, 32, 96) for i in range(windows_along(96, 16, 32))] == [0, 16, 32, 48, 64]

@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision.transforms import v2
 from transformers import ViTForImageClassification
 
-from eurosat_finetune.data.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
 
 CLASSES = list(EUROSAT_CLASSES)
@@ -84,9 +84,9 @@ def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tm
     import rasterio
     from rasterio.transform import from_origin
 
-    from eurosat_finetune.data.datasets import PredictionImages
     from eurosat_finetune.data.predict_batches import IMAGES, SCENE_WINDOWS, collate_images
-    from eurosat_finetune.data.scene_catalog import SceneOptions, TrainedOn
+    from eurosat_finetune.data.prediction_images import PredictionImages
+    from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
 
     model = ImageClassifier(CLASSES, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT}).eval()
     jpegs = sorted((sample_root / "EuroSAT_RGB" / "Forest").iterdir())[:2]

@@ -12,13 +12,13 @@ import pytest
 import rasterio
 import torch
 from conftest import FAST, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, zip_dataset
+from fakes.multispectral import write_multispectral_sample
 from PIL import Image
 from test_backbones import FAMILIES, save_tiny
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD
 from eurosat_finetune.data.datamodule import EuroSATDataModule
-from eurosat_finetune.data.published import EUROSAT_CLASS_SIZES
-from eurosat_finetune.data.synthetic import write_multispectral_sample
+from eurosat_finetune.data.patches.published import EUROSAT_CLASS_SIZES
 from eurosat_finetune.model import ImageClassifier
 
 CLASSES = ["Forest", "River", "SeaLake"]

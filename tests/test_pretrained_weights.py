@@ -24,8 +24,7 @@ import torch
 import yaml
 from conftest import FAST, cli_error, run_cli
 
-from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD, RGB_BANDS
-from eurosat_finetune.data.sentinel2_products import ESA_BANDS
+from eurosat_finetune.data.bands import ESA_BANDS, EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD, RGB_BANDS
 from eurosat_finetune.errors import ModelLoadError
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.model.sentinel2_weights import KNOWN_WEIGHTS

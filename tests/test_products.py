@@ -10,13 +10,13 @@ import pytest
 import rasterio
 import torch
 from conftest import FAST, TINY_VIT, cli_error, run_cli, version_dir
+from fakes.sentinel2 import native_bands, sample_product_bands, write_product
 from rasterio.enums import Resampling
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
-from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
-from eurosat_finetune.data.sentinel2_products import NATIVE_RESOLUTION, read_product
-from eurosat_finetune.data.synthetic_sentinel2 import native_bands, sample_product_bands, write_product
+from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, NATIVE_RESOLUTION
+from eurosat_finetune.data.scenes.sentinel2_products import read_product
 from eurosat_finetune.errors import UnreadableImageError
 from eurosat_finetune.model import ImageClassifier
 
@@ -254,8 +254,8 @@ SPY = '''"""eurosat, with every block decode and every batch of windows logged (
 import json, os, sys
 from torch.utils.data import get_worker_info
 from eurosat_finetune.cli import main
-from eurosat_finetune.data.raster_rows import RasterRows
-from eurosat_finetune.data.scene_windows import SceneWindows
+from eurosat_finetune.data.scenes.raster_rows import RasterRows
+from eurosat_finetune.data.scenes.windows import SceneWindows
 
 
 def log(record):
@@ -356,7 +356,7 @@ def test_a_forked_dataloader_worker_opens_its_own_file_handles(tmp_path: Path) -
     import multiprocessing
     import os
 
-    from eurosat_finetune.data.raster_rows import RasterRows
+    from eurosat_finetune.data.scenes.raster_rows import RasterRows
 
     pixels = np.random.default_rng(12).integers(1, 60000, (1, 300, 200), dtype=np.uint16)
     rows = RasterRows(str(write(tmp_path / "band.tif", pixels)), (1,))
@@ -377,7 +377,7 @@ def test_a_forked_dataloader_worker_opens_its_own_file_handles(tmp_path: Path) -
 def test_blocks_are_dealt_to_every_reader_of_a_raster_and_of_a_small_scene() -> None:
     """A raster's blocks (no coarser files) are cut anywhere; a product's only inside a 20 m tile row; a
     scene of fewer blocks than processes is split by window rows, so no process is left without windows."""
-    from eurosat_finetune.data.scene_windows import Block, dealt, split_for
+    from eurosat_finetune.data.scenes.windows import Block, dealt, split_for
 
     def windows(block: Block) -> int:
         return (block.last - block.first) * 10

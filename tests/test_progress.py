@@ -24,7 +24,7 @@ import pytest
 from conftest import TINY_VIT, zip_dataset
 from tqdm import tqdm
 
-from eurosat_finetune.data import progress
+from eurosat_finetune.tools import progress
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -182,7 +182,7 @@ def test_export_outside_the_cli_describes_the_data_it_was_trained_on(
     metadata = yaml.safe_load(card.split("---")[1])
     assert f"| validation (the last) | {float(trainer.callback_metrics['val_acc']):.4f} |" in card
     assert "42 training, 6 validation, 12 test images" in card and "0 `Forest`, 1 `River`, 2 `SeaLake`" in card
-    # not EuroSAT, whatever the folder's name: EuroSAT is recognised by its 27,000 files (data/published.py)
+    # not EuroSAT, whatever the folder's name: EuroSAT is recognised by its 27,000 files (data/patches/published.py)
     assert f"the images in {images}: 32 x 32 px images" in card and "Sentinel-2" not in card
     assert "eurosat" not in metadata["tags"] and "datasets" not in metadata
     assert "Classifying 32 x 32 px images like those it was trained on" in card

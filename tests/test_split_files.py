@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import FAST, TINY_VIT, cli_error, read_metrics, run_cli, version_dir
 
-from eurosat_finetune.data.datasets import list_images
-from eurosat_finetune.data.splits import listed_split
+from eurosat_finetune.data.patches.datasets import list_images
+from eurosat_finetune.data.patches.splits import listed_split
 from eurosat_finetune.errors import ConfigError
 
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-
-from eurosat_finetune.data.bands import EUROSAT_MS_MEAN, EUROSAT_MS_STD
-from eurosat_finetune.data.synthetic_sentinel2 import (
+from fakes.sentinel2 import (
     ESA_BANDS,
     NATIVE_RESOLUTION,
     iter_sample_product_bands,
@@ -19,6 +17,8 @@ from eurosat_finetune.data.synthetic_sentinel2 import (
     sample_product_bands,
     write_product,
 )
+
+from eurosat_finetune.data.bands import EUROSAT_MS_MEAN, EUROSAT_MS_STD
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 

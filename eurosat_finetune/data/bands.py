@@ -17,6 +17,26 @@ from eurosat_finetune.errors import BandError
 
 log = logging.getLogger(__name__)
 
+ESA_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+"""Sentinel-2's bands in ESA's order: the metadata's ``band_id`` counts them from 0 in this order."""
+
+NATIVE_RESOLUTION = {
+    "B01": 60,
+    "B02": 10,
+    "B03": 10,
+    "B04": 10,
+    "B05": 20,
+    "B06": 20,
+    "B07": 20,
+    "B08": 10,
+    "B8A": 20,
+    "B09": 60,
+    "B10": 60,
+    "B11": 20,
+    "B12": 20,
+}
+"""Metres per pixel each band is measured at (the L1C files' resolution)."""
+
 EUROSAT_MS_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
 """The bands of a EuroSAT MS GeoTIFF, in the order they are stored."""
 

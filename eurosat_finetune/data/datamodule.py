@@ -18,29 +18,30 @@ from eurosat_finetune.data.bands import (
     stored_indices,
     trained_bands,
 )
-from eurosat_finetune.data.datasets import (
+from eurosat_finetune.data.loaders import drops_last_batch, each_image_once, loader
+from eurosat_finetune.data.patches.datasets import (
     ImageListing,
     LabelledImages,
-    PredictionImages,
     ReadableImages,
     list_images,
     readable_images,
 )
-from eurosat_finetune.data.description import describe
-from eurosat_finetune.data.ground_resolution import ground_resolution
-from eurosat_finetune.data.loaders import drops_last_batch, each_image_once, loader
+from eurosat_finetune.data.patches.description import describe
+from eurosat_finetune.data.patches.ground_resolution import ground_resolution
+from eurosat_finetune.data.patches.published import PublishedDataset, published_dataset
+from eurosat_finetune.data.patches.source import EUROSAT_RGB_URL, DatasetSource
+from eurosat_finetune.data.patches.split_choice import SplitChoice
+from eurosat_finetune.data.patches.splits import Split, split_mismatch
 from eurosat_finetune.data.predict_batches import collate_images
-from eurosat_finetune.data.predict_inputs import PredictInputs
-from eurosat_finetune.data.published import PublishedDataset, published_dataset
-from eurosat_finetune.data.samplers import EpochSeededSampler, flips_generator, global_seed
-from eurosat_finetune.data.scene_bands import SceneBands
-from eurosat_finetune.data.scene_catalog import MapScenes, SceneOptions, TrainedOn
-from eurosat_finetune.data.scene_windows import SceneWindows
-from eurosat_finetune.data.source import EUROSAT_RGB_URL, DatasetSource
-from eurosat_finetune.data.split_choice import SplitChoice
-from eurosat_finetune.data.splits import Split, split_mismatch
+from eurosat_finetune.data.prediction_images import PredictionImages
+from eurosat_finetune.data.samplers import EpochSeededSampler, flips_generator
+from eurosat_finetune.data.scenes.catalog import MapScenes, SceneOptions, TrainedOn
+from eurosat_finetune.data.scenes.predict_inputs import PredictInputs
+from eurosat_finetune.data.scenes.raster_bands import SceneBands
+from eurosat_finetune.data.scenes.windows import SceneWindows
 from eurosat_finetune.errors import SplitMismatchError
 from eurosat_finetune.pixels import random_dihedral
+from eurosat_finetune.tools.batch_seeds import global_seed
 
 
 class EuroSATDataModule(LightningDataModule):

@@ -1,5 +1,6 @@
 """Reading image files: one decoder for training, caching and prediction."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +35,12 @@ def read_image_at(path: Path, size: tuple[int, int]) -> tuple[torch.Tensor, bool
     if tuple(image.shape[-2:]) == size:
         return image, False
     return resize(image, list(size), antialias=True), True
+
+
+def served(stored: np.ndarray, bands: Sequence[int] | None = None) -> torch.Tensor:
+    """Stored pixels (a row of the memory-mapped cache, or a decoded file) as a tensor of their own:
+    uint8 as they are, uint16 as int32; only ``bands`` if given."""
+    chosen = stored if bands is None else stored[list(bands)]  # indexing a memory map reads just those bands
+    if chosen.dtype == np.uint16:
+        return torch.from_numpy(chosen.astype(np.int32))  # a copy either way
+    return torch.from_numpy(np.array(chosen))  # out of the memory map

@@ -13,8 +13,8 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torchvision.transforms import v2
 
-from eurosat_finetune.data.samplers import MIXING, batch_seed
 from eurosat_finetune.errors import ConfigError
+from eurosat_finetune.tools.batch_seeds import MIXING, batch_seed
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def batch_mixer(mixup_alpha: float, cutmix_alpha: float, num_classes: int) -> nn
 
 def mixing_seed(module: LightningModule, batch_idx: int) -> int:
     """The seed of the MixUp/CutMix draws of the training batch ``batch_idx`` of the module's epoch
-    (see :func:`.samplers.batch_seed`)."""
+    (see :func:`eurosat_finetune.tools.batch_seeds.batch_seed`)."""
     return batch_seed(module.global_rank, module.current_epoch, batch_idx, MIXING)
 
 

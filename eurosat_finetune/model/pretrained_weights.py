@@ -13,7 +13,7 @@ from pathlib import Path
 
 from transformers import PreTrainedModel, TimmWrapperConfig, TimmWrapperForImageClassification
 
-from eurosat_finetune.data.sentinel2_products import ESA_BANDS
+from eurosat_finetune.data.bands import ESA_BANDS
 from eurosat_finetune.errors import ConfigError, ModelLoadError
 from eurosat_finetune.model.backbones import labels_of
 from eurosat_finetune.model.band_channels import NewChannels, for_bands

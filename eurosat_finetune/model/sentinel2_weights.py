@@ -15,7 +15,7 @@ would have to be translated into this package's normalisation anyway.
 
 from dataclasses import dataclass
 
-from eurosat_finetune.data.sentinel2_products import ESA_BANDS
+from eurosat_finetune.data.bands import ESA_BANDS
 
 TORCHGEO = "github.com/microsoft/torchgeo/blob/7ea0616ded0cc27a8feb8b2aafefd7c14155f6fb/torchgeo/models"
 SSL4EO_S12 = "SSL4EO-S12 (Wang et al., arXiv 2211.07044; github.com/zhu-xlab/SSL4EO-S12)"

@@ -6,7 +6,7 @@ Downloads go where ``torch.hub`` keeps checkpoints (``$TORCH_HOME/hub/checkpoint
 there is found, and a file copied there by hand is used offline. As torch.hub's ``check_hash`` does,
 a file name that ends in ``-<8 or more hex digits>`` before its extension names the start of the
 file's SHA-256, which the download (and a file found in the cache) must match. The download is the
-dataset's (:mod:`eurosat_finetune.data.download`): a progress bar, retries, a dropped download resumed
+dataset's (:mod:`eurosat_finetune.tools.download`): a progress bar, retries, a dropped download resumed
 by the next run, the file renamed into place last. One process downloads while the others of a job
 wait on a lock.
 """
@@ -19,9 +19,9 @@ from urllib.parse import urlparse
 import torch
 from safetensors.torch import load_file
 
-from eurosat_finetune.data.download import download_file, file_digest
-from eurosat_finetune.data.made_once import made_once
 from eurosat_finetune.errors import DownloadError, ModelLoadError, first_line
+from eurosat_finetune.tools.download import download_file, file_digest
+from eurosat_finetune.tools.made_once import made_once
 
 log = logging.getLogger(__name__)
 

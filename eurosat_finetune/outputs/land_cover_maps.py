@@ -21,12 +21,12 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
-from eurosat_finetune.data.progress import on_terminal, progress_bar
-from eurosat_finetune.data.scene_windows import Scene, SceneWindows, window_origin
+from eurosat_finetune.data.scenes.windows import Scene, SceneWindows, window_origin
 from eurosat_finetune.errors import OutputError
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
 from eurosat_finetune.outputs.run_folder import RunOutput
 from eurosat_finetune.pixels import stretched
+from eurosat_finetune.tools.progress import on_terminal, progress_bar
 
 NODATA_CLASS = 255
 BLOCK_ROWS = 256  # map rows per windowed write

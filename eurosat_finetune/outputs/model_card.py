@@ -10,7 +10,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from eurosat_finetune import __version__
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, stored_indices
-from eurosat_finetune.data.description import DatasetDescription
+from eurosat_finetune.data.patches.description import DatasetDescription
 from eurosat_finetune.model.pretrained_weights import is_weights_source
 from eurosat_finetune.outputs.run_record import record_of
 

@@ -36,8 +36,8 @@ from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import get_session
 from tqdm import tqdm
 
-from eurosat_finetune.data.progress import progress_bar
 from eurosat_finetune.errors import DownloadError, OutputError, first_line
+from eurosat_finetune.tools.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ resolution)."""
 
 from typing import Literal
 
-from eurosat_finetune.data.datasets import ImageListing
-from eurosat_finetune.data.decode_cache import first_image_size
-from eurosat_finetune.data.synthetic import is_synthetic_sample
+from eurosat_finetune.data.patches.datasets import ImageListing
+from eurosat_finetune.data.patches.decode_cache import first_image_size
+from eurosat_finetune.data.patches.synthetic import is_synthetic_sample
 
 EUROSAT_CLASS_SIZES = {
     "AnnualCrop": 3000,

@@ -11,11 +11,11 @@ resolution); ``naming`` and ``specification`` (identifiers, fixed values); ``ima
 ``product_metadata``, ``tile_metadata`` and ``manifest`` (XML, built from ``xml_elements``); ``writer``.
 """
 
-from eurosat_finetune.data.sentinel2_products import ESA_BANDS, NATIVE_RESOLUTION
-from eurosat_finetune.data.synthetic_sentinel2.naming import SPACECRAFT, has_offset, product_name
-from eurosat_finetune.data.synthetic_sentinel2.resampling import native_bands
-from eurosat_finetune.data.synthetic_sentinel2.sample_bands import iter_sample_product_bands, sample_product_bands
-from eurosat_finetune.data.synthetic_sentinel2.specification import (
+from eurosat_finetune.data.bands import ESA_BANDS, NATIVE_RESOLUTION
+from fakes.sentinel2.naming import SPACECRAFT, has_offset, product_name
+from fakes.sentinel2.resampling import native_bands
+from fakes.sentinel2.sample_bands import iter_sample_product_bands, sample_product_bands
+from fakes.sentinel2.specification import (
     AOT_DN,
     BASELINE_OFFSET,
     L2A_LAYOUT,
@@ -23,7 +23,7 @@ from eurosat_finetune.data.synthetic_sentinel2.specification import (
     SCL_CLASSES,
     WVP_DN,
 )
-from eurosat_finetune.data.synthetic_sentinel2.writer import write_product
+from fakes.sentinel2.writer import write_product
 
 __all__ = [
     "AOT_DN",

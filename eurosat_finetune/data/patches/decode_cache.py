@@ -26,10 +26,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
 from eurosat_finetune.data.images import UNREADABLE_ERRORS, read_image, read_image_at
-from eurosat_finetune.data.made_once import made_once
 from eurosat_finetune.data.multispectral import read_bands, read_bands_at
-from eurosat_finetune.data.progress import progress_bar
 from eurosat_finetune.errors import CacheError, OutputError, UnreadableImageError, UserError, first_line
+from eurosat_finetune.tools.made_once import made_once
+from eurosat_finetune.tools.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

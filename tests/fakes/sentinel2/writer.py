@@ -12,12 +12,12 @@ from typing import Literal
 import numpy as np
 import rasterio
 
-from eurosat_finetune.data.synthetic_sentinel2.image_files import ten_metre_grid, write_image_files
-from eurosat_finetune.data.synthetic_sentinel2.manifest import manifest_xml
-from eurosat_finetune.data.synthetic_sentinel2.naming import ProductNames
-from eurosat_finetune.data.synthetic_sentinel2.product_metadata import lat_lon_footprint, user_product_xml
-from eurosat_finetune.data.synthetic_sentinel2.tile_metadata import datastrip_xml, tile_xml
-from eurosat_finetune.data.synthetic_sentinel2.xml_elements import write_xml
+from fakes.sentinel2.image_files import ten_metre_grid, write_image_files
+from fakes.sentinel2.manifest import manifest_xml
+from fakes.sentinel2.naming import ProductNames
+from fakes.sentinel2.product_metadata import lat_lon_footprint, user_product_xml
+from fakes.sentinel2.tile_metadata import datastrip_xml, tile_xml
+from fakes.sentinel2.xml_elements import write_xml
 
 
 def _write_safe(

@@ -8,16 +8,16 @@ import xml.etree.ElementTree as ET
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
 
-from eurosat_finetune.data.sentinel2_products import ESA_BANDS, NATIVE_RESOLUTION
-from eurosat_finetune.data.synthetic_sentinel2.naming import SPACECRAFT, ProductNames, has_offset
-from eurosat_finetune.data.synthetic_sentinel2.specification import (
+from eurosat_finetune.data.bands import ESA_BANDS, NATIVE_RESOLUTION
+from fakes.sentinel2.naming import SPACECRAFT, ProductNames, has_offset
+from fakes.sentinel2.specification import (
     AOT_DN,
     BASELINE_OFFSET,
     QUANTIFICATION,
     SCL_CLASSES,
     WVP_DN,
 )
-from eurosat_finetune.data.synthetic_sentinel2.xml_elements import iso_time, psd_child, psd_root, sub_element
+from fakes.sentinel2.xml_elements import iso_time, psd_child, psd_root, sub_element
 
 _DOI = {"L1C": "https://doi.org/10.5270/S2_-742ikth", "L2A": "https://doi.org/10.5270/S2_-znk9xsj"}
 # Sentinel-2A spectral response summary (nm: min, max, central) and solar irradiance (W/m2/um), per band_id.

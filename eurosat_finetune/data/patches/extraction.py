@@ -14,9 +14,9 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from eurosat_finetune.data.download import check_free_space
-from eurosat_finetune.data.progress import progress_bar
 from eurosat_finetune.errors import DownloadError, OutputError
+from eurosat_finetune.tools.download import check_free_space
+from eurosat_finetune.tools.progress import progress_bar
 
 
 def extract_zip(archive: Path, dest_dir: Path) -> list[Path]:

@@ -3,9 +3,9 @@ MTD_DS.xml, that of the datastrip the tile was cut from."""
 
 import xml.etree.ElementTree as ET
 
-from eurosat_finetune.data.synthetic_sentinel2.naming import PROCESSING_CENTRE, SPACECRAFT, ProductNames
-from eurosat_finetune.data.synthetic_sentinel2.specification import SCL_CLASSES
-from eurosat_finetune.data.synthetic_sentinel2.xml_elements import iso_time, psd_child, psd_root, sub_element
+from fakes.sentinel2.naming import PROCESSING_CENTRE, SPACECRAFT, ProductNames
+from fakes.sentinel2.specification import SCL_CLASSES
+from fakes.sentinel2.xml_elements import iso_time, psd_child, psd_root, sub_element
 
 
 def _number(value: float) -> str:

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from eurosat_finetune.data.decode_cache import UNREADABLE, decode_all, first_image_size, load_cache, pixels_at
-from eurosat_finetune.data.images import IMAGE_SUFFIXES, UNREADABLE_ERRORS, image_files, read_image
-from eurosat_finetune.data.multispectral import is_multispectral, read_bands
+from eurosat_finetune.data.images import IMAGE_SUFFIXES, UNREADABLE_ERRORS, image_files, served
+from eurosat_finetune.data.multispectral import is_multispectral
+from eurosat_finetune.data.patches.decode_cache import UNREADABLE, decode_all, first_image_size, load_cache, pixels_at
 from eurosat_finetune.errors import DataNotFoundError, UnreadableImageError, UserError
 
 
@@ -126,35 +126,3 @@ class LabelledImages(Dataset):
             raise UnreadableImageError(
                 f"cannot read {self.files[index]} ({err}); replace or delete it, or set data.skip_unreadable=true"
             ) from None
-
-
-def served(stored: np.ndarray, bands: Sequence[int] | None = None) -> torch.Tensor:
-    """Stored pixels (a row of the memory-mapped cache, or a decoded file) as a tensor of their own:
-    uint8 as they are, uint16 as int32; only ``bands`` if given."""
-    chosen = stored if bands is None else stored[list(bands)]  # indexing a memory map reads just those bands
-    if chosen.dtype == np.uint16:
-        return torch.from_numpy(chosen.astype(np.int32))  # a copy either way
-    return torch.from_numpy(np.array(chosen))  # out of the memory map
-
-
-class PredictionImages(Dataset):
-    """Unlabelled images for ``predict`` at their own size; an unreadable file gives ``None``, not an error.
-    With ``bands`` (indices into the 13 stored bands) they are multispectral GeoTIFFs, served as in training."""
-
-    def __init__(self, files: Sequence[Path], bands: Sequence[int] | None = None) -> None:
-        self.files = list(files)
-        self.bands = bands
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, str]:
-        path = self.files[index]
-        try:
-            if self.bands is not None:
-                return served(read_bands(path).numpy(), self.bands), str(path)
-            return read_image(path), str(path)
-        except UserError:
-            raise
-        except UNREADABLE_ERRORS:
-            return None, str(path)

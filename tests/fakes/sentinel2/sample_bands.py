@@ -6,8 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from eurosat_finetune.data.bands import EUROSAT_MS_MEAN, EUROSAT_MS_STD
-from eurosat_finetune.data.sentinel2_products import ESA_BANDS
+from eurosat_finetune.data.bands import ESA_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD
 
 _LOADINGS = {
     "B01": (-0.30, 0.80), "B02": (-0.40, 0.80), "B03": (-0.20, 0.85), "B04": (-0.55, 0.75), "B05": (-0.10, 0.85),

@@ -5,8 +5,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from eurosat_finetune.data.synthetic_sentinel2.naming import SPACECRAFT, ProductNames
-from eurosat_finetune.data.synthetic_sentinel2.xml_elements import iso_time, sub_element
+from fakes.sentinel2.naming import SPACECRAFT, ProductNames
+from fakes.sentinel2.xml_elements import iso_time, sub_element
 
 
 def manifest_xml(names: ProductNames, safe: Path, footprint: str) -> ET.Element:

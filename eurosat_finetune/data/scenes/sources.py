@@ -21,9 +21,9 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from eurosat_finetune.data.bands import RGB_BANDS
-from eurosat_finetune.data.raster_rows import Grid, RasterRows, grid_of, rows_onto
-from eurosat_finetune.data.sentinel2_products import NATIVE_RESOLUTION, Sentinel2Product
+from eurosat_finetune.data.bands import NATIVE_RESOLUTION, RGB_BANDS
+from eurosat_finetune.data.scenes.raster_rows import Grid, RasterRows, grid_of, rows_onto
+from eurosat_finetune.data.scenes.sentinel2_products import Sentinel2Product
 from eurosat_finetune.errors import BandError, ConfigError, UnreadableImageError
 
 log = logging.getLogger(__name__)

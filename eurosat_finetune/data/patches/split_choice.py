@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eurosat_finetune.data.splits import (
+from eurosat_finetune.data.patches.splits import (
     Split,
     listed_split,
     read_split_files,

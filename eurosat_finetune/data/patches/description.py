@@ -4,10 +4,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from eurosat_finetune.data.datasets import ImageListing, LabelledImages, ReadableImages
-from eurosat_finetune.data.published import PublishedDataset
-from eurosat_finetune.data.split_choice import SplitChoice
-from eurosat_finetune.data.synthetic import is_synthetic_sample
+from eurosat_finetune.data.patches.datasets import ImageListing, LabelledImages, ReadableImages
+from eurosat_finetune.data.patches.published import PublishedDataset
+from eurosat_finetune.data.patches.split_choice import SplitChoice
+from eurosat_finetune.data.patches.synthetic import is_synthetic_sample
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from eurosat_finetune.data.download import download_file
-from eurosat_finetune.data.extraction import extract_zip
 from eurosat_finetune.data.images import image_files
-from eurosat_finetune.data.made_once import made_once
-from eurosat_finetune.data.synthetic import SAMPLE_TMP_NAME, write_sample_dataset
+from eurosat_finetune.data.patches.extraction import extract_zip
+from eurosat_finetune.data.patches.synthetic import SAMPLE_TMP_NAME, write_sample_dataset
 from eurosat_finetune.errors import DataNotFoundError, DownloadError, OutputError, UserError
+from eurosat_finetune.tools.download import download_file
+from eurosat_finetune.tools.made_once import made_once
 
 log = logging.getLogger(__name__)
 

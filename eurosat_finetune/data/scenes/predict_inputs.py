@@ -7,13 +7,13 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from eurosat_finetune.data.datasets import PredictionImages
 from eurosat_finetune.data.images import IMAGE_SUFFIXES
 from eurosat_finetune.data.loaders import loader, ready_batches_loader
 from eurosat_finetune.data.predict_batches import collate_images
-from eurosat_finetune.data.scene_catalog import SceneOptions, TrainedOn, georeferenced
-from eurosat_finetune.data.scene_windows import SceneWindows
-from eurosat_finetune.data.sentinel2_products import is_product
+from eurosat_finetune.data.prediction_images import PredictionImages
+from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn, georeferenced
+from eurosat_finetune.data.scenes.sentinel2_products import is_product
+from eurosat_finetune.data.scenes.windows import SceneWindows
 from eurosat_finetune.errors import DataNotFoundError
 
 log = logging.getLogger(__name__)

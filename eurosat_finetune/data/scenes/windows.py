@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
-from eurosat_finetune.data.scene_sources import SceneSource
+from eurosat_finetune.data.scenes.sources import SceneSource
 
 MIN_VALID = 0.5  # a window with less than this fraction of pixels holding data is a no-data cell of the map
 

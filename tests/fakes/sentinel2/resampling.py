@@ -3,7 +3,7 @@ which takes every band from the 10 m grid to the resolution ESA stores it at."""
 
 import numpy as np
 
-from eurosat_finetune.data.sentinel2_products import ESA_BANDS, NATIVE_RESOLUTION
+from eurosat_finetune.data.bands import ESA_BANDS, NATIVE_RESOLUTION
 
 
 def block_mean(array: np.ndarray, factor: int) -> np.ndarray:

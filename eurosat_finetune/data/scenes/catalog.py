@@ -15,10 +15,10 @@ from typing import Any, Literal
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from eurosat_finetune.data.scene_bands import SceneBands, multispectral_bands, rgb_bands, sentinel2_name
-from eurosat_finetune.data.scene_sources import ModelUnits, ProductScene, RasterScene, SceneSource
-from eurosat_finetune.data.scene_windows import Scene, SceneWindows, windows_along
-from eurosat_finetune.data.sentinel2_products import is_product, product_name, read_product
+from eurosat_finetune.data.scenes.raster_bands import SceneBands, multispectral_bands, rgb_bands, sentinel2_name
+from eurosat_finetune.data.scenes.sentinel2_products import is_product, product_name, read_product
+from eurosat_finetune.data.scenes.sources import ModelUnits, ProductScene, RasterScene, SceneSource
+from eurosat_finetune.data.scenes.windows import Scene, SceneWindows, windows_along
 from eurosat_finetune.errors import ConfigError
 
 log = logging.getLogger(__name__)

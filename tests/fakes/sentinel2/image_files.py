@@ -8,10 +8,10 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from eurosat_finetune.data.sentinel2_products import ESA_BANDS, NATIVE_RESOLUTION
-from eurosat_finetune.data.synthetic_sentinel2.naming import ProductNames, has_offset
-from eurosat_finetune.data.synthetic_sentinel2.resampling import block_mean, block_mode, nearest_upsample
-from eurosat_finetune.data.synthetic_sentinel2.specification import (
+from eurosat_finetune.data.bands import ESA_BANDS, NATIVE_RESOLUTION
+from fakes.sentinel2.naming import ProductNames, has_offset
+from fakes.sentinel2.resampling import block_mean, block_mode, nearest_upsample
+from fakes.sentinel2.specification import (
     AOT_DN,
     BASELINE_OFFSET,
     L2A_LAYOUT,
