@@ -5,6 +5,7 @@ extended through its public hooks only (``add_arguments_to_parser``, ``parse_arg
 
 import logging
 import sys
+import warnings
 from typing import Any
 
 from jsonargparse import Namespace
@@ -14,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from eurosat_finetune import __version__
 from eurosat_finetune.cli import preflight
+from eurosat_finetune.cli.parser import EuroSATArgumentParser
 from eurosat_finetune.cli.resume import (
     continue_resumed_run,
     keep_earlier_metrics,
@@ -34,6 +36,7 @@ from eurosat_finetune.outputs.run_folder import RunFolderCallback, run_folder
 from eurosat_finetune.outputs.run_record import RunRecord, closing_summary, log_run_metrics, record_of
 from eurosat_finetune.outputs.throughput import TrainingThroughput
 from eurosat_finetune.outputs.validation_samples import ValidationSamples
+from eurosat_finetune.renamed_options import RenamedOptionWarning, renamed_args, renamed_config
 
 # Model options chosen when evaluating, not when training: the command's value wins over the checkpoint's.
 EVALUATION_OPTIONS = ("tta",)
@@ -87,7 +90,13 @@ class EuroSATCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Check ``--ckpt_path`` before LightningCLI reads the model's options from it, and note the
         command's evaluation options, which that would replace with the checkpoint's."""
-        super().parse_arguments(parser, args)
+        # options given by their names before the groups are translated, each with a warning
+        given = sys.argv[1:] if args is None else args
+        translated = renamed_args(list(given)) if isinstance(given, list) else renamed_config(dict(given))
+        with warnings.catch_warnings():
+            # what the user typed, translated: not the mix of argv and args that Lightning warns of
+            warnings.filterwarnings("ignore", "LightningCLI's args parameter", UserWarning)
+            super().parse_arguments(parser, args if translated == given else translated)
         subcommand = self.config.get("subcommand")
         self.checkpoint_hparams: dict[str, Any] = {}
         self.evaluation_options: dict[str, Any] = {}
@@ -202,6 +211,7 @@ def build_cli(args: ArgsType = None, run: bool = True) -> EuroSATCLI:
         args=args,
         run=run,
         parser_kwargs={"prog": "eurosat", "description": DESCRIPTION},
+        parser_class=EuroSATArgumentParser,
         # in every run, not configurable: the summary, the HPARAMS figures and the model card read it
         trainer_defaults={"callbacks": [RunRecord()]},
     )
@@ -221,6 +231,8 @@ def show_progress_messages() -> None:
         logger.addHandler(PROGRESS_HANDLER)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+    # Python hides DeprecationWarnings outside __main__: users of an old option name should see its new one
+    warnings.simplefilter("default", RenamedOptionWarning)
 
 
 def main(args: ArgsType = None) -> None:

@@ -1,0 +1,43 @@
+"""The ``eurosat`` command's argument parser: LightningCLI's, reading configs and checkpoint hyperparameters
+written with the options' old names (:mod:`eurosat_finetune.renamed_options`), and refusing a bad value in
+one line."""
+
+import sys
+from typing import Any, NoReturn
+
+import yaml
+from jsonargparse import Namespace
+from lightning.pytorch.cli import LightningArgumentParser
+
+from eurosat_finetune.renamed_options import renamed_config
+
+
+class EuroSATArgumentParser(LightningArgumentParser):
+    """Every config file and ``--config`` string reaches ``parse_string``, and LightningCLI gives a
+    ``--ckpt_path``'s hyperparameters to ``parse_object``: old option names are translated in both."""
+
+    def parse_string(self, content: str, *args: Any, **kwargs: Any) -> Namespace:
+        try:
+            loaded = yaml.safe_load(content)
+        except yaml.YAMLError:
+            loaded = None  # jsonargparse says what is wrong with it
+        if isinstance(loaded, dict):
+            translated = renamed_config(loaded)
+            if translated is not loaded:
+                content = yaml.safe_dump(translated, sort_keys=False)
+        return super().parse_string(content, *args, **kwargs)
+
+    def parse_object(self, obj: Namespace | dict[str, Any], *args: Any, **kwargs: Any) -> Namespace:
+        if isinstance(obj, dict):
+            obj = renamed_config(obj)
+        return super().parse_object(obj, *args, **kwargs)
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        """A value the parser refuses is one line naming the option, as every other user error is; the usage
+        (every option) is what ``--help`` is for."""
+        if not self.exit_on_error:  # jsonargparse's own tries (e.g. each type of a union) expect the exception
+            super().error(message, ex)
+        one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+        command = self.prog.replace(" [options]", "")  # "eurosat fit" in a subcommand's parser
+        sys.stderr.write(f"{command.split()[0]}: error: {one_line} (see {command} --help)\n")
+        raise SystemExit(2)

@@ -1,0 +1,112 @@
+"""Options renamed when they were put in named groups: command lines, configs and checkpoints written with the
+old names keep working, each old name translated to its new one with one :class:`RenamedOptionWarning`.
+
+One table, read by every route an option arrives by: the command line and config files (the CLI's parser,
+:mod:`eurosat_finetune.cli.parser`), the model's hyperparameters in a checkpoint (LightningCLI's
+``--ckpt_path``, and ``ImageClassifier.load_from_checkpoint``).
+"""
+
+import copy
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from eurosat_finetune.errors import ConfigError
+
+RENAMED: dict[str, str] = {
+    # data
+    # model
+}
+"""Old dotted option -> new dotted option, both from a subcommand's root (``data.batch_size`` ->
+``data.loader.batch_size``)."""
+
+REGROUPED: dict[str, Callable[[dict[str, Any]], list[str]]] = {}
+"""Per section (``data``, ``model``): a function that moves old keys whose new place depends on their values
+(several old options that became one value) within the section's dict, and returns the old names it moved."""
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class RenamedOptionWarning(DeprecationWarning):
+    """An option given by its name before the options were grouped; shown by the ``eurosat`` command."""
+
+
+def warn_renamed(old: str, new: str) -> None:
+    warnings.warn(f"{old} is now {new}; the old name still works but will be removed", RenamedOptionWarning, 3)
+
+
+def renamed_args(args: list[str]) -> list[str]:
+    """Command-line arguments with old option names (``--data.batch_size 64``, ``--data.batch_size=64``)
+    replaced by their new ones."""
+    translated = []
+    for arg in args:
+        key, equals, value = arg[2:].partition("=")
+        if arg.startswith("--") and key in RENAMED:
+            warn_renamed(key, RENAMED[key])
+            arg = f"--{RENAMED[key]}{equals}{value}"
+        translated.append(arg)
+    return translated
+
+
+def renamed_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a config (a subcommand's, ``{data: ..., model: ...}``, or the whole command's,
+    ``{fit: {data: ...}}``) with old keys moved to their new places; the config itself if it has none."""
+    if not any(_has_old_keys(section) for section in _subcommand_configs(config)):
+        return config
+    config = copy.deepcopy(config)
+    for section in _subcommand_configs(config):
+        _move_old_keys(section)
+    return config
+
+
+def renamed_section(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """One section's values (e.g. a checkpoint's model hyperparameters) with old keys moved to their new places."""
+    return renamed_config({name: values})[name]
+
+
+def _subcommand_configs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    nested = [config[name] for name in SUBCOMMANDS if isinstance(config.get(name), dict)]
+    return nested or [config]
+
+
+def _has_old_keys(config: dict[str, Any]) -> bool:
+    for name in {old.split(".")[0] for old in RENAMED} | set(REGROUPED):
+        section = config.get(name)
+        if isinstance(section, dict) and (
+            any(f"{name}.{key}" in RENAMED for key in section) or REGROUPED.get(name, _nothing)(copy.deepcopy(section))
+        ):
+            return True
+    return False
+
+
+def _nothing(section: dict[str, Any]) -> list[str]:
+    return []
+
+
+def _move_old_keys(config: dict[str, Any]) -> None:
+    for old, new in RENAMED.items():
+        *parents, key = old.split(".")
+        holder = _at(config, parents)
+        if holder is None or key not in holder:
+            continue
+        *new_parents, new_key = new.split(".")
+        target = _at(config, new_parents, create=True)
+        if new_key in target and target[new_key] != holder[key]:
+            raise ConfigError(f"{old} and {new} are both given; {old} is the old name of {new}: keep {new} alone")
+        target[new_key] = holder.pop(key)
+        warn_renamed(old, new)
+    for name, regroup in REGROUPED.items():
+        if isinstance(config.get(name), dict):
+            for old in regroup(config[name]):
+                warn_renamed(f"{name}.{old}", f"the {name} group that replaced it (see --help)")
+
+
+def _at(config: dict[str, Any], keys: list[str], create: bool = False) -> dict[str, Any] | None:
+    """The dict at ``keys`` under ``config``; with ``create``, made where missing (or null)."""
+    for key in keys:
+        if not isinstance(config.get(key), dict):
+            if not create:
+                return None
+            config[key] = {}
+        config = config[key]
+    return config
