@@ -59,9 +59,9 @@ class MapAccumulator:
 class LandCoverMaps(AddressedPredictionWriter):
     """Write a land-cover map of each scene ``eurosat predict`` maps (see ``data.map_scenes``) into
     ``<run folder>/maps/``: ``<name>.classes.tif``, ``<name>.preview.png`` and, on request,
-    ``<name>.probabilities.tif``, ``<name>`` a product's name or a raster's path under
-    ``data.predict_root``. With overlapping windows each map cell averages the windows that cover it.
-    Files are written under temporary names and renamed when complete.
+    ``<name>.probabilities.tif``, ``<name>`` a product's path under ``data.predict_root`` less
+    ``.SAFE``/``.zip``, or a raster's less its suffix. With overlapping windows each map cell averages
+    the windows that cover it. Files are written under temporary names and renamed when complete.
 
     Args:
         dirpath: Folder for the maps; null is ``maps/`` in the run folder. One that holds files is refused.

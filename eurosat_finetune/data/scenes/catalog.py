@@ -3,8 +3,9 @@
 A ``.SAFE`` folder or a ``.zip`` holding one is one scene, and nothing inside it is looked at on its
 own. Other files are images (by their suffix) or rasters that rasterio opens with a CRS (a ``.jp2``, a
 ``.vrt`` stack); of those, the ones larger than one window are scenes (see ``data.map_scenes``). Each
-scene gets a map name of its own, checked unique before any window is read: a product's name, or a
-raster's path relative to ``predict_root`` without its suffix (with it, where two would meet).
+scene gets a map name of its own, checked unique before any window is read: a product's path relative
+to ``predict_root`` less ``.SAFE``/``.zip``, or a raster's without its suffix (with it, where two would
+meet).
 """
 
 import logging
@@ -52,8 +53,8 @@ def is_scene(path: Path, mode: MapScenes, tile_size: int) -> bool:
 
 
 def map_names(root: Path, paths: list[Path], products: set[Path]) -> list[str]:
-    """One name per scene: a product's name, a raster's path under ``root`` without its suffix; with
-    its suffix where two would be the same. Still the same: a one-line error naming both."""
+    """One name per scene: a product's path under ``root`` less ``.SAFE``/``.zip``, a raster's less its
+    suffix; with its suffix where two would be the same. Still the same: a one-line error naming both."""
     base = root if root.is_dir() and not is_product(root) else root.parent
 
     def name(path: Path, suffix: bool) -> str:
