@@ -98,8 +98,8 @@ class LandCoverMaps(AddressedPredictionWriter):
             self.accumulators = {i: MapAccumulator(scene, num_classes) for i, scene in enumerate(self.scenes)}
             # Lightning's bar counts batches on a terminal; where it is off or output goes to a log, count windows
             if trainer.is_global_zero and (trainer.progress_bar_callback is None or not on_terminal()):
-                windows = self.windows.own_window_count
-                self.progress = progress_bar(windows, f"Mapping {len(self.scenes)} scene(s)", " windows")
+                count = self.windows.own_window_count
+                self.progress = progress_bar(count, f"Mapping {len(self.scenes)} scene(s)", " windows")
 
     def write_batch(self, prediction: dict[str, Any], pl_module: LightningModule) -> None:
         probs = prediction["probs"].float().cpu().numpy()
