@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
+from eurosat_finetune.data.scenes.windows import SceneWindows
 
 # the fake data the tests write, from tests/fakes (it is not part of the package)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -118,8 +119,8 @@ def product_benchmark(args: argparse.Namespace) -> dict:
         run([*eurosat, *fit], work)
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
-        _, windows = options.windows(products, [product], [], TrainedOn(16, bands, 10.0), (args.batch_size, 0, 1))
-        files = [windows.scenes[0].source.product.band_files[band][0] for band in bands]
+        (scene,), _ = options.scenes(products, [product], [], TrainedOn(16, bands, 10.0))
+        files = [scene.source.product.band_files[band][0] for band in bands]
         start = time.perf_counter()
         for path in files:
             with rasterio.open(path) as source:
@@ -132,11 +133,11 @@ def product_benchmark(args: argparse.Namespace) -> dict:
     return {
         "product_px": args.size,
         "product_written_s": round(written, 1),  # 0 when reused
-        "windows": sum(scene.windows for scene in windows.scenes),
+        "windows": scene.window_count,
         "predict_s": round(seconds, 1),
         "rasterio_decode_once_s": round(decode, 1),
         "ratio": round(seconds / decode, 2),
-        "windows_per_s": round(sum(scene.windows for scene in windows.scenes) / seconds, 1),
+        "windows_per_s": round(scene.window_count / seconds, 1),
         "peak_memory_gib_predict_and_workers": round(peak / 2**30, 2),
         "peak_rss_gib_largest_process": round(largest / 2**30, 2),  # predict or one of its workers
         "workers": args.workers,
@@ -172,12 +173,11 @@ def main() -> None:
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
 
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
-        _, windows = options.windows(work / "scenes", [], [work / "scenes" / "tile.tif"], TrainedOn(),
-                                     (args.batch_size, 0, 1))  # fmt: skip
+        scenes, _ = options.scenes(work / "scenes", [], [work / "scenes" / "tile.tif"], TrainedOn())
         start = time.perf_counter()
-        for _ in DataLoader(windows, batch_size=None, num_workers=args.workers):
+        for _ in DataLoader(SceneWindows(scenes, args.batch_size), batch_size=None, num_workers=args.workers):
             pass
-        count = sum(scene.windows for scene in windows.scenes)
+        count = sum(scene.window_count for scene in scenes)
         reading = count / (time.perf_counter() - start)
 
         predict = ["predict", f"--ckpt_path={checkpoint}", "--data.predict_root=scenes"]

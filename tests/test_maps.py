@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import FAST, REAL_ZIP, TINY_VIT, cli_error, run_cli, version_dir
+from conftest import FAST, REAL_ZIP, REPO, TINY_VIT, cli_error, run_cli, version_dir
 from PIL import Image
 from rasterio.shutil import copy
 from rasterio.transform import from_origin
@@ -168,6 +168,22 @@ def test_nodata_windows_map_to_nodata(checkpoint: Path, tmp_path: Path) -> None:
     write_raster(tmp_path / "s" / "edge.tif", pixels, nodata=0)
     cells = read_band(predict(checkpoint, tmp_path / "s", tmp_path / "logs") / "maps" / "edge.classes.tif")
     assert cells[0, 0] == 255 and (cells.ravel()[1:] < 10).all()
+
+
+@pytest.mark.slow  # an end-to-end run: the full suite
+def test_a_checkpoint_written_before_the_one_path_maps_in_windows_of_its_image_size(tmp_path: Path) -> None:
+    """The checkpoint of commit b96ce77 (its datamodule state: image size 32, no ground resolution)
+    maps a scene in 32 px windows, each cell the class of its window alone."""
+    checkpoint = REPO / "tests" / "data" / "image-classifier-b96ce77.ckpt"
+    pixels = np.random.default_rng(8).integers(0, 256, (3, 64, 96), dtype=np.uint8)
+    (tmp_path / "s").mkdir()
+    write_raster(tmp_path / "s" / "s.tif", pixels)
+    cells = read_band(predict(checkpoint, tmp_path / "s", tmp_path / "logs") / "maps" / "s.classes.tif")
+    model = ImageClassifier.load_from_checkpoint(checkpoint).eval()
+    windows = torch.from_numpy(pixels).unfold(1, 32, 32).unfold(2, 32, 32).permute(1, 2, 0, 3, 4)  # 2 x 3 windows
+    with torch.no_grad():
+        expected = model(windows.reshape(-1, 3, 32, 32)).argmax(-1).reshape(2, 3).numpy()
+    np.testing.assert_array_equal(cells, expected)
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite

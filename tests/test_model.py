@@ -87,6 +87,7 @@ def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tm
     from eurosat_finetune.data.predict_batches import IMAGES, SCENE_WINDOWS, collate_images
     from eurosat_finetune.data.prediction_images import PredictionImages
     from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
+    from eurosat_finetune.data.scenes.windows import SceneWindows
 
     model = ImageClassifier(CLASSES, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT}).eval()
     jpegs = sorted((sample_root / "EuroSAT_RGB" / "Forest").iterdir())[:2]
@@ -105,8 +106,9 @@ def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tm
     with rasterio.open(scene, "w", crs="EPSG:32633", transform=from_origin(0, 0, 10, 10), **profile) as dst:
         dst.write(pixels)
     options = SceneOptions("auto", 32, None, None, 2750.0)
-    _, windows = options.windows(tmp_path, [], [scene], TrainedOn(32, None, 10.0), (8, 0, 1))  # a batch of 8 windows
-    (batch,) = list(windows)
+    scenes, whole = options.scenes(tmp_path, [], [scene], TrainedOn(32, None, 10.0))
+    assert whole == [] and [(s.name, s.rows, s.cols) for s in scenes] == [("scene", 2, 3)]
+    (batch,) = list(SceneWindows(scenes, batch_size=8))  # its 6 windows in one batch
     with torch.no_grad():
         out = model.predict_step(batch, 0)
     assert out["kind"] == SCENE_WINDOWS and "images" not in out and out["probs"].shape == (6, 10)

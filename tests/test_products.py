@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import FAST, TINY_VIT, cli_error, run_cli, version_dir
+import yaml
+from conftest import FAST, REPO, TINY_VIT, cli_error, run_cli, version_dir
 from fakes.sentinel2 import native_bands, sample_product_bands, write_product
 from rasterio.enums import Resampling
 from rasterio.io import MemoryFile
@@ -136,6 +137,25 @@ def test_a_13_band_model_is_refused_on_l2a_and_maps_l1c(ms_root: Path, tmp_path:
     l1c = write_product(tmp_path / "l1c", native, "L1C", blocksize=64)
     cells, tags = classes_and_tags(next(predict(ms13, l1c, tmp_path / "l-l1c").glob("*.classes.tif")))
     assert cells.shape == (12, 12) and (cells < 3).all() and json.loads(tags["bands"]) == list(EUROSAT_MS_BANDS)
+
+
+@pytest.mark.slow  # two end-to-end runs: the full suite
+def test_a_checkpoint_maps_a_product_in_its_own_bands_with_or_without_a_config(ms12: Path, tmp_path: Path) -> None:
+    """A checkpoint's bands reach the scene reader one way, as ``data.bands`` from the command: predicting
+    with configs/ms.yaml (``bands: all``, 13 with B10, which no L2A product has) reads the 12 bands the model
+    was trained on, as with no config; the run's config.yaml says so."""
+    product = write_product(tmp_path / "in", native_bands(sample_product_bands(SIZE, SIZE, seed=5)), "L2A",
+                            blocksize=64)  # fmt: skip
+    name = product.name.split(".")[0]
+    plain = classes_and_tags(predict(ms12, product, tmp_path / "plain") / f"{name}.classes.tif")
+    config = ["--config", str(REPO / "configs" / "ms.yaml"), f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    run_cli(["predict", *config, *FAST, f"--ckpt_path={ms12}", f"--data.predict_root={product}"])
+    run = tmp_path / "ms" / "version_0"  # the config's TensorBoard logger, named ms
+    cells, tags = classes_and_tags(run / "maps" / f"{name}.classes.tif")
+    np.testing.assert_array_equal(cells, plain[0])
+    assert tags == plain[1] and json.loads(tags["bands"]) == NO_B10
+    with open(run / "config.yaml") as f:
+        assert yaml.safe_load(f)["data"]["bands"] == NO_B10
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite

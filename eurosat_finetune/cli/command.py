@@ -115,17 +115,15 @@ class EuroSATCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         """The command's evaluation options win over a checkpoint's (``--model.tta true`` on a checkpoint
-        trained without it); a multispectral checkpoint reads its own bands unless ``data.bands`` names
-        others. Predict returns nothing by default: its writers stream results to files, and kept in
-        memory as well they would grow with the scenes mapped. A fit resumed from a run's own checkpoint
+        trained without it); a checkpoint's bands reach the data here (see :meth:`checkpoint_bands`).
+        Predict returns nothing by default: its writers stream results to files, and kept in memory as
+        well they would grow with the scenes mapped. A fit resumed from a run's own checkpoint
         continues that run (see :mod:`.resume`); any other gets a run folder of its own (see
         :mod:`.run_claim`)."""
         config = self.command_config(self.config)
         for key, value in self.evaluation_options.items():
             config.model[key] = value
-        trained_bands = (self.checkpoint_hparams.get("input_bands") or {}).get("names")
-        if trained_bands and config.data.get("bands") is None:  # the checkpoint's, unless the command names others
-            config.data.bands = trained_bands
+        self.checkpoint_bands(config)
         if self.subcommand == "predict" and config.get("return_predictions") is None:
             config.return_predictions = False
         if self.subcommand != "predict":  # predict-only (a shared config may set it): the labelled data is read
@@ -142,6 +140,18 @@ class EuroSATCLI(LightningCLI):
             self.resume_number = resume_number(self.resumed_run)
             config_name = resumed_config_name(self.resumed_run, self.resume_number)
             self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": config_name}
+
+    def checkpoint_bands(self, config: Namespace) -> None:
+        """The one route by which a checkpoint's bands (its ``model.input_bands`` names; none: RGB) reach
+        the data, as ``data.bands``. Predicting new files (``data.predict_root``) reads them and no others,
+        whatever a config says (the network takes those); labelled data is read in them unless
+        ``data.bands`` names others, which :meth:`after_instantiate_classes` then refuses in one line."""
+        if not self.checkpoint_hparams:
+            return
+        trained_bands = (self.checkpoint_hparams.get("input_bands") or {}).get("names")
+        new_files = self.subcommand == "predict" and config.data.get("predict_root") is not None
+        if new_files or (trained_bands and config.data.get("bands") is None):
+            config.data.bands = trained_bands
 
     def after_instantiate_classes(self) -> None:
         """Refuse, before the data is decoded, a checkpoint of other classes, a stray checkpoint

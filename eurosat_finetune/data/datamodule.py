@@ -4,6 +4,7 @@ A thin layer over :mod:`.source`, :mod:`.datasets` and :mod:`.splits`. Batches c
 compact uint8 at the images' own size; training batches are augmented on the device here, and the
 model resizes and normalises them on the device too."""
 
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eurosat_finetune.data.bands import (
+    EUROSAT_MS_BANDS,
     BandChoice,
     band_statistics,
+    chosen_bands,
     published_statistics,
     stored_indices,
     trained_bands,
@@ -38,7 +41,6 @@ from eurosat_finetune.data.samplers import EpochSeededSampler, flips_generator
 from eurosat_finetune.data.scenes.catalog import MapScenes, SceneOptions, TrainedOn
 from eurosat_finetune.data.scenes.predict_inputs import PredictInputs
 from eurosat_finetune.data.scenes.raster_bands import SceneBands
-from eurosat_finetune.data.scenes.windows import SceneWindows
 from eurosat_finetune.errors import SplitMismatchError
 from eurosat_finetune.pixels import random_dihedral
 from eurosat_finetune.tools.batch_seeds import global_seed
@@ -56,6 +58,8 @@ class EuroSATDataModule(LightningDataModule):
         bands: The bands to train on, by name, for multispectral data (13-band GeoTIFFs as in EuroSAT MS,
             stored B01 ... B12, B8A): e.g. ``[B04, B03, B02]`` or ``[B02, B03, B04, B08]``; ``all`` or
             null: every band. RGB images are trained on as stored (null, ``all`` or ``[B04, B03, B02]``).
+            With ``--ckpt_path``, null is the checkpoint's bands (other bands are refused); predicting
+            ``predict_root``, they are always the checkpoint's.
         sample_images_per_class: If > 0 and ``root`` holds no images, write a synthetic dataset in
             EuroSAT layout with this many images per class instead (offline demos; not real data).
         val_fraction: Fraction of all images held out for validation.
@@ -142,10 +146,10 @@ class EuroSATDataModule(LightningDataModule):
         self.skip_unreadable = skip_unreadable
         self.predict_root = Path(predict_root) if predict_root is not None else None
         scene_bands = list(scene_bands) if scene_bands is not None else None
-        scenes = (map_scenes, tile_size, tile_stride, scene_bands, scene_scale_max, scene_offset, mask_clouds)
-        self.scene_options = SceneOptions(*scenes)
-        self.trained = TrainedOn()  # restored from a checkpoint for predict
-        self.scene_windows: SceneWindows | None = None
+        self.scene_options = SceneOptions(
+            map_scenes, tile_size, tile_stride, scene_bands, scene_scale_max, scene_offset, mask_clouds
+        )
+        self.trained = TrainedOn()  # its image size and resolution restored from a checkpoint, for predict
         self.augment = augment
         self.decode_cache = decode_cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -176,9 +180,10 @@ class EuroSATDataModule(LightningDataModule):
 
     @property
     def band_names(self) -> list[str] | None:
-        """The bands trained on, by name; None for RGB images, trained on as stored."""
+        """The bands trained on, by name; None for RGB images, trained on as stored. Predicting new files,
+        the model's: ``bands`` as given (``eurosat predict --ckpt_path`` gives the checkpoint's)."""
         if not self._uses_labelled_data():
-            return self.trained.bands  # predicting new images: the checkpoint's
+            return None if self.bands is None else chosen_bands(self.bands, EUROSAT_MS_BANDS, "EuroSAT MS")
         return trained_bands(self.bands, self.multispectral, self.listing.folder)
 
     @property
@@ -253,7 +258,7 @@ class EuroSATDataModule(LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         state = {"split_fingerprint": self.split_fingerprint, "image_size": list(self.readable.size)}
         state["ground_resolution"] = ground_resolution(self.readable.files, self.published is not None)
-        return state | ({"bands": self.band_names} if self.band_names is not None else {})
+        return state  # the bands are the model's hyperparameter (model.input_bands), recorded once there
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse to evaluate or resume on another split than the checkpoint was trained with."""
@@ -284,12 +289,14 @@ class EuroSATDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader | list[DataLoader]:
         """Images classified whole, then the windows of scenes (built here, once a checkpoint has told
-        the training image size, bands and resolution). Under DDP Lightning gives the images an unpadded
-        sampler itself; the windows are dealt to the processes by their dataset."""
+        the training image size and resolution). Under DDP Lightning gives the images an unpadded
+        sampler itself; the windows are dealt to the processes by their dataset, which also holds each
+        scene's grid for its map."""
         if self.predict_root is None:
             return loader(self.predict_dataset, self.batch_size, self.num_workers, collate_fn=collate_images)
         rank, world_size = (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
-        trained = TrainedOn(self.trained.tile_size, self.band_names, self.trained.resolution)
-        inputs = (self.scene_options, trained, (self.batch_size, rank, world_size), self.band_indices, self.num_workers)
-        loaders, self.scene_windows = self.predict_inputs.loaders(*inputs)
+        trained = replace(self.trained, bands=self.band_names)
+        loaders = self.predict_inputs.loaders(
+            self.scene_options, trained, self.band_indices, self.batch_size, self.num_workers, rank, world_size
+        )
         return loaders[0] if len(loaders) == 1 else loaders

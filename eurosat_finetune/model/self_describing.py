@@ -54,7 +54,8 @@ class SelfDescribingCheckpoint(LightningModule):
         self.check_classes(checkpoint.get("hyper_parameters", {}).get("class_names"))
         self.check_network(checkpoint)
         self.pretrained_from = checkpoint.get("pretrained_from")
-        # predicting new images, the data names no bands: the checkpoint's are the network's
+        # the network's own bands and statistics, which the data's (linked) may lack: predicting new files,
+        # the data has no statistics. The model's record only: the data takes its bands from the command
         self.input_bands = checkpoint.get("hyper_parameters", {}).get("input_bands") or self.input_bands
 
     def check_classes(self, saved: list[str] | None) -> None:

@@ -1,7 +1,9 @@
 """Land-cover maps: the windows' class probabilities gathered per scene and written, when predict ends,
 as a Cloud-Optimized GeoTIFF class map (one pixel per stride step, the scene's CRS, a colour table, the
 class names, where its pixels came from), optionally a float32 COG of per-class probabilities, and a
-PNG preview with a legend."""
+PNG preview with a legend. Each scene's grid, georeferencing, tags and preview come from the scene
+reader's own :class:`~eurosat_finetune.data.scenes.windows.Scene`: the dataset of the predict loader
+that reads the windows holds them, and each batch of windows names its scene by index there."""
 
 import json
 import os
@@ -16,12 +18,11 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from rasterio.shutil import copy
-from rasterio.transform import Affine
 from rasterio.windows import Window
 from tqdm import tqdm
 
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
-from eurosat_finetune.data.scenes.windows import Scene, SceneWindows, window_origin
+from eurosat_finetune.data.scenes.windows import Scene, SceneWindows
 from eurosat_finetune.errors import OutputError
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
 from eurosat_finetune.outputs.run_folder import RunOutput
@@ -40,29 +41,17 @@ def class_colours(count: int) -> np.ndarray:
 
 
 class MapAccumulator:
-    """Sums of window probabilities per map cell (``stride`` px a side, from the scene's origin, so the
-    last row and column may reach past its edge), and how many valid windows covered each cell. A cell
-    takes the windows its pixels fall in, except that the last window of a row or column (aligned to the
-    scene's edge, so off the stride's steps) fills only the cells no other window covers: without
-    overlap, every cell is its own window's class."""
+    """Sums of window probabilities per cell of a scene's map (see :attr:`Scene.map_grid`), and how many
+    valid windows covered each cell; each window adds to the cells :meth:`Scene.cells` says it fills."""
 
-    def __init__(self, scene: Scene, num_classes: int, tile_size: int, stride: int) -> None:
-        self.scene, self.tile_size, self.stride = scene, tile_size, stride
-        shape = (-(-scene.height // stride), -(-scene.width // stride))
+    def __init__(self, scene: Scene, num_classes: int) -> None:
+        self.scene = scene
+        shape = (scene.map_grid.height, scene.map_grid.width)
         self.probs = np.zeros((num_classes, *shape), np.float32)
         self.counts = np.zeros(shape, np.int32)
 
-    def cells(self, index: int, extent: int, count: int) -> slice:
-        """The cells window ``index`` of ``count`` fills along a side of ``extent`` px."""
-        start = window_origin(index, self.stride, self.tile_size, extent)
-        first, end = start // self.stride, (start + self.tile_size - 1) // self.stride + 1
-        if index == count - 1 and index > 0 and start % self.stride:  # aligned to the edge
-            first = max(first, ((index - 1) * self.stride + self.tile_size - 1) // self.stride + 1)
-        return slice(first, end)
-
     def add(self, row: int, col: int, probs: np.ndarray) -> None:
-        scene = self.scene
-        rows, cols = self.cells(row, scene.height, scene.rows), self.cells(col, scene.width, scene.cols)
+        rows, cols = self.scene.cells(row, col)
         self.probs[:, rows, cols] += probs[:, None, None]
         self.counts[rows, cols] += 1
 
@@ -70,9 +59,9 @@ class MapAccumulator:
 class LandCoverMaps(AddressedPredictionWriter):
     """Write a land-cover map of each scene ``eurosat predict`` maps (see ``data.map_scenes``) into
     ``<run folder>/maps/``: ``<name>.classes.tif``, ``<name>.preview.png`` and, on request,
-    ``<name>.probabilities.tif``, ``<name>`` a product's name or a raster's path under
-    ``data.predict_root``. With overlapping windows each map cell averages the windows that cover it.
-    Files are written under temporary names and renamed when complete.
+    ``<name>.probabilities.tif``, ``<name>`` a product's path under ``data.predict_root`` less
+    ``.SAFE``/``.zip``, or a raster's less its suffix. With overlapping windows each map cell averages
+    the windows that cover it. Files are written under temporary names and renamed when complete.
 
     Args:
         dirpath: Folder for the maps; null is ``maps/`` in the run folder. One that holds files is refused.
@@ -103,17 +92,14 @@ class LandCoverMaps(AddressedPredictionWriter):
         return [RunOutput("land-cover maps", self.directory(run_folder), "--maps.dirpath")]
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.windows = getattr(trainer.datamodule, "scene_windows", None)
+        self.windows = scene_windows(trainer.predict_dataloaders)
         if self.windows is not None:
             num_classes = len(pl_module.class_names)
-            self.accumulators = {
-                i: MapAccumulator(s, num_classes, self.windows.tile_size, self.windows.stride)
-                for i, s in enumerate(self.scenes)
-            }
+            self.accumulators = {i: MapAccumulator(scene, num_classes) for i, scene in enumerate(self.scenes)}
             # Lightning's bar counts batches on a terminal; where it is off or output goes to a log, count windows
             if trainer.is_global_zero and (trainer.progress_bar_callback is None or not on_terminal()):
-                windows = sum(self.windows.block_windows(block) for block in self.windows.own)
-                self.progress = progress_bar(windows, f"Mapping {len(self.scenes)} scene(s)", " windows")
+                count = self.windows.own_window_count
+                self.progress = progress_bar(count, f"Mapping {len(self.scenes)} scene(s)", " windows")
 
     def write_batch(self, prediction: dict[str, Any], pl_module: LightningModule) -> None:
         probs = prediction["probs"].float().cpu().numpy()
@@ -157,13 +143,13 @@ class LandCoverMaps(AddressedPredictionWriter):
         covered = acc.counts > 0
         mean = np.divide(acc.probs, acc.counts, out=np.full_like(acc.probs, np.nan), where=covered)
         classes = np.where(covered, np.nan_to_num(mean, nan=-1).argmax(axis=0), NODATA_CLASS).astype(np.uint8)
-        grid, stride = scene.source.grid, self.windows.stride
+        grid = scene.map_grid
         profile = {
             "driver": "GTiff",
-            "height": classes.shape[0],
-            "width": classes.shape[1],
+            "height": grid.height,
+            "width": grid.width,
             "crs": grid.crs,
-            "transform": grid.transform @ Affine.scale(stride),  # one map pixel per stride step
+            "transform": grid.transform,
             "tiled": True,
             "compress": "deflate",
         }
@@ -175,16 +161,25 @@ class LandCoverMaps(AddressedPredictionWriter):
                           nodata=NODATA_CLASS, **profile) as dst:  # fmt: skip
             dst.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(colours)})  # before the pixels
             write_blocks(dst, classes[None])
-            dst.update_tags(**names, **scene.source.tags())
+            dst.update_tags(**names, **scene.tags())
             dst.set_band_description(1, "land cover class")
         if self.probabilities:
             with AtomicRaster(base.with_name(f"{base.name}.probabilities.tif"), "average", count=len(class_names),
                               dtype="float32", nodata=np.nan, **profile) as dst:  # fmt: skip
                 write_blocks(dst, mean)
-                dst.update_tags(**names, **scene.source.tags())
+                dst.update_tags(**names, **scene.tags())
                 for band, name in enumerate(class_names, start=1):
                     dst.set_band_description(band, name)
         write_preview(scene, classes, class_names, base.with_name(f"{base.name}.preview.png"))
+
+
+def scene_windows(loaders: Any) -> SceneWindows | None:
+    """The dataset of scene windows among the predict loaders (Lightning's ``trainer.predict_dataloaders``,
+    one or a list), if there is one: under DDP, each process's own, which holds every scene."""
+    for loader in loaders if isinstance(loaders, list | tuple) else [loaders]:
+        if isinstance(getattr(loader, "dataset", None), SceneWindows):
+            return loader.dataset
+    return None
 
 
 class AtomicRaster:
@@ -223,10 +218,9 @@ def write_blocks(dst: Any, array: np.ndarray) -> None:
 
 
 def write_preview(scene: Scene, classes: np.ndarray, names: list[str], path: Path) -> None:
-    """The scene (read at most 1024 px wide) beside its coloured map, with a legend of class names."""
+    """The scene (read at most 1024 px a side) beside its coloured map, with a legend of class names."""
     colours = class_colours(len(names))
-    scale = max(1, int(np.ceil(max(scene.width, scene.height) / 1024)))
-    image = scene.source.preview(max(1, scene.height // scale), max(1, scene.width // scale))
+    image = scene.preview(1024)
     # 8-bit colour as the model saw it; reflectance as true colour, stretched
     shown_image = image if image.dtype == np.uint8 else stretched(image)
     fig = Figure(figsize=(11, 5.5), layout="constrained")

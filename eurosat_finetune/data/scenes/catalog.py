@@ -3,8 +3,9 @@
 A ``.SAFE`` folder or a ``.zip`` holding one is one scene, and nothing inside it is looked at on its
 own. Other files are images (by their suffix) or rasters that rasterio opens with a CRS (a ``.jp2``, a
 ``.vrt`` stack); of those, the ones larger than one window are scenes (see ``data.map_scenes``). Each
-scene gets a map name of its own, checked unique before any window is read: a product's name, or a
-raster's path relative to ``predict_root`` without its suffix (with it, where two would meet).
+scene gets a map name of its own, checked unique before any window is read: a product's path relative
+to ``predict_root`` less ``.SAFE``/``.zip``, or a raster's without its suffix (with it, where two would
+meet).
 """
 
 import logging
@@ -16,9 +17,9 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from eurosat_finetune.data.scenes.raster_bands import SceneBands, multispectral_bands, rgb_bands, sentinel2_name
-from eurosat_finetune.data.scenes.sentinel2_products import is_product, product_name, read_product
+from eurosat_finetune.data.scenes.sentinel2_products import is_product, product_stem, read_product
 from eurosat_finetune.data.scenes.sources import ModelUnits, ProductScene, RasterScene, SceneSource
-from eurosat_finetune.data.scenes.windows import Scene, SceneWindows, windows_along
+from eurosat_finetune.data.scenes.windows import Scene
 from eurosat_finetune.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,14 @@ def is_scene(path: Path, mode: MapScenes, tile_size: int) -> bool:
 
 
 def map_names(root: Path, paths: list[Path], products: set[Path]) -> list[str]:
-    """One name per scene: a product's name, a raster's path under ``root`` without its suffix; with
-    its suffix where two would be the same. Still the same: a one-line error naming both."""
+    """One name per scene: a product's path under ``root`` less ``.SAFE``/``.zip``, a raster's less its
+    suffix; with its suffix where two would be the same. Still the same: a one-line error naming both."""
     base = root if root.is_dir() and not is_product(root) else root.parent
 
     def name(path: Path, suffix: bool) -> str:
         relative = path.relative_to(base)
         if path in products or not suffix:
-            relative = relative.with_name(product_name(path) if path in products else relative.stem)
+            relative = relative.with_name(product_stem(path) if path in products else relative.stem)
         return relative.as_posix()
 
     plain = [name(path, False) for path in paths]
@@ -72,15 +73,17 @@ def map_names(root: Path, paths: list[Path], products: set[Path]) -> list[str]:
 
 @dataclass(frozen=True)
 class TrainedOn:
-    """What a checkpoint records of the images its model was trained on, which predict reads scenes by."""
+    """What the model was trained on, which predict reads scenes by."""
 
-    tile_size: int | None = None  # their side, px (the windows' default)
+    tile_size: int | None = None  # the images' side, px (the windows' default)
     bands: list[str] | None = None  # multispectral bands by name; None: RGB
     resolution: float | None = None  # metres per pixel; None: unknown
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "TrainedOn":
-        return cls(state.get("image_size", [None])[0], state.get("bands"), state.get("ground_resolution"))
+        """The image size and ground resolution that the datamodule's state in a checkpoint records. Not
+        the bands: those are the model's (its ``input_bands``), which the command gives as ``data.bands``."""
+        return cls(tile_size=state.get("image_size", [None])[0], resolution=state.get("ground_resolution"))
 
 
 @dataclass(frozen=True)
@@ -108,19 +111,13 @@ class SceneOptions:
         if self.scale_max <= 0:
             raise ConfigError(f"data.scene_scale_max={self.scale_max} must be > 0")
 
-    def windows(
-        self,
-        root: Path,
-        products: list[Path],
-        files: list[Path],
-        trained: TrainedOn,
-        batching: tuple[int, int, int],
-    ) -> tuple[list[Path], SceneWindows | None]:
-        """The files to classify whole, and the windows of the scenes (None if there are none), for a
-        model ``trained`` on images of that size, bands (None: RGB) and metres per pixel (None: unknown);
-        ``batching`` is (batch size, rank, world size)."""
-        trained_size, trained_bands, resolution = trained.tile_size, trained.bands, trained.resolution
-        tile = self.tile_size or trained_size or 64
+    def scenes(
+        self, root: Path, products: list[Path], files: list[Path], trained: TrainedOn
+    ) -> tuple[list[Scene], list[Path]]:
+        """The scenes to map (every product, and the ``files`` that are scenes, see :func:`is_scene`), each
+        read as the model was ``trained`` (its image size, bands and metres per pixel) and with its grid of
+        windows; and the other files, classified whole. Map names are relative to ``root``."""
+        tile = self.tile_size or trained.tile_size or 64
         stride = self.tile_stride or tile
         if tile < 1 or stride < 1 or tile % stride:
             raise ConfigError(
@@ -128,27 +125,16 @@ class SceneOptions:
             )
         rasters = [path for path in files if is_scene(path, self.map_scenes, tile)]
         images = sorted(set(files) - set(rasters))
-        if not rasters and not products:
-            return images, None
         paths = products + rasters
         names = map_names(root, paths, set(products))
-        units = ModelUnits(trained_bands is not None, self.scale_max)
+        units = ModelUnits(trained.bands is not None, self.scale_max)
         sources = [
-            self.source(path, name, path in products, trained_bands, units, resolution)
-            for path, name in zip(paths, names, strict=True)
+            self.source(path, name, path in products, trained, units) for path, name in zip(paths, names, strict=True)
         ]
-        scenes = [self.scene(source, tile, stride) for source in sources]
-        return images, SceneWindows(scenes, tile, stride, *batching)
+        return [self.scene(source, tile, stride) for source in sources], images
 
-    def source(
-        self,
-        path: Path,
-        name: str,
-        product: bool,
-        trained_bands: list[str] | None,
-        units: ModelUnits,
-        resolution: float | None,
-    ) -> SceneSource:
+    def source(self, path: Path, name: str, product: bool, trained: TrainedOn, units: ModelUnits) -> SceneSource:
+        trained_bands, resolution = trained.bands, trained.resolution
         if product:
             return ProductScene(name, read_product(path), trained_bands, units, resolution, self.mask_clouds)
         with rasterio.open(path) as source:
@@ -174,4 +160,4 @@ class SceneOptions:
                 f"{source.path} is {source.width}x{source.height} px, smaller than one {tile} px window; lower "
                 "data.tile_size or set data.map_scenes=none to classify it whole"
             )
-        return Scene(source, windows_along(source.height, stride, tile), windows_along(source.width, stride, tile))
+        return Scene(source, tile, stride)

@@ -38,19 +38,23 @@ class PredictInputs:
         self,
         options: SceneOptions,
         trained: TrainedOn,
-        batching: tuple[int, int, int],
         band_indices: list[int] | None,
+        batch_size: int,
         num_workers: int,
-    ) -> tuple[list[DataLoader], SceneWindows | None]:
-        """The images classified whole, then the windows of the scenes (see :meth:`SceneOptions.windows`),
-        and those windows."""
-        found = (self.root, self.products, self.files)
-        images, windows = options.windows(*found, trained, batching)
-        whole = PredictionImages(images, band_indices)
-        loaders = [loader(whole, batching[0], num_workers, collate_fn=collate_images)] if images else []
-        if windows is not None:  # it deals its blocks to the processes itself
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> list[DataLoader]:
+        """The images classified whole (``band_indices`` of multispectral ones, as in training), then the
+        windows of the scenes (see :meth:`SceneOptions.scenes`), those of this process of ``world_size``."""
+        scenes, images = options.scenes(self.root, self.products, self.files, trained)
+        loaders = []
+        if images:
+            whole = PredictionImages(images, band_indices)
+            loaders.append(loader(whole, batch_size, num_workers, collate_fn=collate_images))
+        if scenes:  # the dataset deals its blocks to the processes itself
+            windows = SceneWindows(scenes, batch_size, rank, world_size)
             loaders.append(ready_batches_loader(windows, num_workers))
-        return loaders, windows
+        return loaders
 
 
 def found_under(root: Path) -> tuple[list[Path], list[Path]]:

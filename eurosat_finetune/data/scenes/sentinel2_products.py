@@ -68,8 +68,10 @@ def _metadata_entry(name: str) -> bool:
     return len(parts) == 2 and parts[0].upper().endswith(".SAFE") and parts[1] in METADATA.values()
 
 
-def product_name(path: Path) -> str:
-    """``S2A_MSIL2A_..._T32UMU_...`` for ``<that>.SAFE`` or ``<that>.zip`` (or a zip of ``<that>.SAFE``)."""
+def product_stem(path: Path) -> str:
+    """The file name of a product less ``.SAFE`` and ``.zip``: ``<that>`` for ``<that>.SAFE``, ``<that>.zip``
+    or ``<that>.SAFE.zip``; a product's map is named so. (Its own name, ``S2A_MSIL2A_..._T32UMU_...``, is
+    its ``.SAFE``'s: :attr:`Sentinel2Product.name`, whatever its zip is called.)"""
     return re.sub(r"(\.SAFE)?(\.zip)?$", "", path.name, flags=re.IGNORECASE)
 
 

@@ -1,4 +1,4 @@
-"""Whole scenes as windows: the grid of windows over a scene, and the dataset that reads them.
+"""Whole scenes as windows: the grid of windows (and of map cells) over a scene, and the dataset that reads them.
 
 The scene's rows are read in blocks (a tile row of its finest file, see :mod:`.raster_rows`), each block
 by one process and DataLoader worker: the blocks of all scenes are dealt out in contiguous runs, first
@@ -10,15 +10,17 @@ import itertools
 import math
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
+from rasterio.transform import Affine
 from torch.utils.data import IterableDataset, get_worker_info
 
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
+from eurosat_finetune.data.scenes.raster_rows import Grid
 from eurosat_finetune.data.scenes.sources import SceneSource
 
 MIN_VALID = 0.5  # a window with less than this fraction of pixels holding data is a no-data cell of the map
@@ -44,11 +46,14 @@ def windows_along(extent: int, stride: int, tile_size: int) -> int:
 
 @dataclass(frozen=True)
 class Scene:
-    """A scene to map and its windows' grid."""
+    """A scene to map, and the grid laid over it: windows of ``window_size`` px every ``stride`` px (the
+    last of each row and column aligned to the scene's edge, so that they cover it all), and the map's
+    cells, one per stride step from the scene's origin (the last row and column may reach past its edge).
+    What the map needs of the scene, its georeferencing, tags and preview, is asked of it here."""
 
     source: SceneSource
-    rows: int  # window origins down (every ``stride`` pixels, the last aligned to the bottom edge)
-    cols: int  # window origins across (the last aligned to the right edge)
+    window_size: int
+    stride: int
 
     @property
     def name(self) -> str:
@@ -63,8 +68,56 @@ class Scene:
         return self.source.width
 
     @property
-    def windows(self) -> int:
+    def rows(self) -> int:
+        """Windows down."""
+        return windows_along(self.height, self.stride, self.window_size)
+
+    @property
+    def cols(self) -> int:
+        """Windows across."""
+        return windows_along(self.width, self.stride, self.window_size)
+
+    @property
+    def window_count(self) -> int:
         return self.rows * self.cols
+
+    def top(self, row: int) -> int:
+        """The first pixel row of window row ``row``."""
+        return window_origin(row, self.stride, self.window_size, self.height)
+
+    def left(self, col: int) -> int:
+        """The first pixel column of window column ``col``."""
+        return window_origin(col, self.stride, self.window_size, self.width)
+
+    @property
+    def map_grid(self) -> Grid:
+        """The map's grid: the scene's CRS, one cell per stride step."""
+        grid, stride = self.source.grid, self.stride
+        shape = (-(-grid.height // stride), -(-grid.width // stride))
+        return Grid(grid.crs, grid.transform @ Affine.scale(stride), *shape)
+
+    def cells(self, row: int, col: int) -> tuple[slice, slice]:
+        """The map cells window ``(row, col)`` fills: those its pixels fall in, except that the last window
+        of a row or column (aligned to the edge, so off the stride's steps) fills only the cells no other
+        window covers; without overlap, every cell is then its own window's class."""
+        return self._cells(row, self.rows, self.top), self._cells(col, self.cols, self.left)
+
+    def _cells(self, index: int, count: int, origin: Callable[[int], int]) -> slice:
+        start, stride = origin(index), self.stride
+        first, end = start // stride, (start + self.window_size - 1) // stride + 1
+        if index == count - 1 and index > 0 and start % stride:  # aligned to the edge
+            first = max(first, (origin(index - 1) + self.window_size - 1) // stride + 1)
+        return slice(first, end)
+
+    def tags(self) -> dict[str, str]:
+        """What the map records of where its pixels came from."""
+        return self.source.tags()
+
+    def preview(self, max_side: int) -> np.ndarray:
+        """The scene as true colour, ``(3, h, w)`` at most ``max_side`` px a side (a whole fraction of its
+        size): uint8 as the model sees it, or reflectance."""
+        scale = max(1, math.ceil(max(self.width, self.height) / max_side))
+        return self.source.preview(max(1, self.height // scale), max(1, self.width // scale))
 
 
 @dataclass(frozen=True)
@@ -82,41 +135,46 @@ class SceneWindows(IterableDataset):
     """Every window of every scene, in batches of ``batch_size`` windows of one block, as ``{"kind":
     "scene_windows", "images": (B, C, t, t) tensor, "scene", "row", "col", "valid"}`` (see
     :mod:`.predict_batches`): pixels in the model's units (uint8 RGB, or multispectral reflectance x
-    10,000 as int32); ``valid`` is false for a window less than half of which holds data. This process
-    reads the blocks of its ``rank`` only; each of its DataLoader workers a contiguous part of them."""
+    10,000 as int32); ``scene`` indexes :attr:`scenes`; ``valid`` is false for a window less than half of
+    which holds data. This process reads the blocks of its ``rank`` only; each of its DataLoader workers
+    a contiguous part of them. Each process holds every scene, so any of them can write any map."""
 
-    def __init__(
-        self, scenes: list[Scene], tile_size: int, stride: int, batch_size: int, rank: int = 0, world_size: int = 1
-    ) -> None:
-        self.scenes, self.tile_size, self.stride, self.batch_size = scenes, tile_size, stride, batch_size
+    def __init__(self, scenes: list[Scene], batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+        self.scenes, self.batch_size = scenes, batch_size
         blocks = [block for i, scene in enumerate(scenes) for block in self.blocks_of(i, scene)]
         self.blocks = split_for(blocks, world_size)
-        self.own = dealt(self.blocks, self.block_windows, rank, world_size)
+        self.own = dealt(self.blocks, self.window_count_in, rank, world_size)
 
-    def blocks_of(self, index: int, scene: Scene) -> list[Block]:
+    @staticmethod
+    def blocks_of(index: int, scene: Scene) -> list[Block]:
         """The scene's window rows grouped by the block of grid rows their windows start in."""
-        rows, deal = max(self.stride, scene.source.block_rows()), max(self.stride, scene.source.deal_rows())
-        tops = [window_origin(r, self.stride, self.tile_size, scene.height) for r in range(scene.rows)]
+        rows, deal = max(scene.stride, scene.source.block_rows()), max(scene.stride, scene.source.deal_rows())
+        tops = [scene.top(r) for r in range(scene.rows)]
         edges = [r for r in range(scene.rows) if r == 0 or tops[r] // rows != tops[r - 1] // rows] + [scene.rows]
         return [Block(index, first, last, tops[first] // deal) for first, last in itertools.pairwise(edges)]
 
-    def block_windows(self, block: Block) -> int:
+    def window_count_in(self, block: Block) -> int:
         return (block.last - block.first) * self.scenes[block.scene].cols
 
-    def block_batches(self, block: Block) -> int:
-        return math.ceil(self.block_windows(block) / self.batch_size)
+    @property
+    def own_window_count(self) -> int:
+        """The windows this process reads (all its workers together)."""
+        return sum(self.window_count_in(block) for block in self.own)
+
+    def batch_count_in(self, block: Block) -> int:
+        return math.ceil(self.window_count_in(block) / self.batch_size)
 
     def __len__(self) -> int:
         """The batches this process yields (all its workers together). A process with none (fewer window
         rows than processes) has no length, so Lightning does not refuse it as empty."""
-        batches = sum(self.block_batches(block) for block in self.own)
+        batches = sum(self.batch_count_in(block) for block in self.own)
         if not batches:
             raise TypeError("this process reads no windows")
         return batches
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = get_worker_info()
-        mine = self.own if worker is None else dealt(self.own, self.block_windows, worker.id, worker.num_workers)
+        mine = self.own if worker is None else dealt(self.own, self.window_count_in, worker.id, worker.num_workers)
         try:
             for i, block in enumerate(mine):
                 yield from self.batches(block)
@@ -128,15 +186,16 @@ class SceneWindows(IterableDataset):
 
     def batches(self, block: Block) -> Iterator[dict[str, Any]]:
         """Read the block's rows once; cut them into its windows, ``batch_size`` at a time."""
-        scene, t = self.scenes[block.scene], self.tile_size
-        tops = [window_origin(r, self.stride, t, scene.height) for r in range(block.first, block.last)]
+        scene = self.scenes[block.scene]
+        t = scene.window_size
+        tops = [scene.top(r) for r in range(block.first, block.last)]
         pixels, valid = scene.source.read_rows(tops[0], tops[-1] + t)
         rgb, in_worker = pixels.dtype == np.uint8, get_worker_info() is not None
         places = [(r, c) for r in range(block.first, block.last) for c in range(scene.cols)]
         for start in range(0, len(places), self.batch_size):
             batch = places[start : start + self.batch_size]
             ys = [tops[r - block.first] - tops[0] for r, _ in batch]
-            xs = [window_origin(c, self.stride, t, scene.width) for _, c in batch]
+            xs = [scene.left(c) for _, c in batch]
             # uint16 reflectance travels as int32, which every tensor op knows
             images = torch.empty((len(batch), len(pixels), t, t), dtype=torch.uint8 if rgb else torch.int32)
             if in_worker:  # cut straight into shared memory: the DataLoader then passes it on without a copy
