@@ -11,9 +11,9 @@ import torch
 from conftest import REAL_ZIP, REAL_ZIP_MD5, zip_dataset
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.data.patches.source import LOCK_NAME, find_image_folder
 from eurosat_finetune.data.patches.splits import stratified_split
-from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
 from eurosat_finetune.tools.download import DownloadError, md5sum
 
 
