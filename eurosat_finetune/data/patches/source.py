@@ -96,10 +96,14 @@ class DatasetSource:
         if downloaded:
             log.info("Downloading %s to %s", self.url, self.archive_path)
             download_file(
-                self.url, self.archive_path, self.md5, "md5", "data.url",
+                self.url,
+                self.archive_path,
+                expected=self.md5,
+                algorithm="md5",
+                option="data.url",
                 by_hand=f"place it at {self.archive_path} (or extract it under {self.root})",
                 mismatch_hint="check data.url and data.md5 (set data.md5 to null to skip the check)",
-            )  # fmt: skip
+            )
         try:
             extract_zip(self.archive_path, self.root)
         except DownloadError:
