@@ -58,20 +58,25 @@ def test_split_rejects_bad_fractions(val: float, test: float) -> None:
         stratified_split([0, 1] * 10, val, test, seed=0)
 
 
+def refusal_of_a_70_10_20_fit(folder: Path, capsys: pytest.CaptureFixture) -> str:
+    """What ``eurosat fit`` on ``folder`` split 70/10/20 says; it is refused before any image is decoded."""
+    fractions = ["--data.val_fraction=0.1", "--data.test_fraction=0.2", *ONE_STEP]
+    message = cli_error(["fit", *FAST, *TINY_MODEL, f"--data.root={folder}", *fractions], capsys)
+    assert not list(folder.glob(".*"))  # the decode cache is a hidden file beside the images
+    return message
+
+
 def test_a_dataset_too_small_for_its_split_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """30 real JPEGs of 10 classes split 70/10/20: round(0.1 x 30) = 3 validation and round(0.2 x 30) = 6 test
     images cannot hold one image of each class, which a stratified split gives every split (scikit-learn
     refused with a 20-line traceback). One line, before any image is decoded (no decode cache is written)."""
     folder = write_sample_dataset(tmp_path, images_per_class=3, image_size=32)
-    fractions = ["--data.val_fraction=0.1", "--data.test_fraction=0.2", *ONE_STEP]
-    message = cli_error(["fit", *FAST, *TINY_MODEL, f"--data.root={tmp_path}", *fractions], capsys)
-    assert message == (
+    assert refusal_of_a_70_10_20_fit(folder, capsys) == (
         "eurosat: error: of 30 images, data.val_fraction=0.1 gives 3 to validation and data.test_fraction=0.2 gives "
         "6 to test, fewer than the 10 classes a stratified split shares out to every split (the smallest class, "
         "AnnualCrop, has 3 images): use fewer classes, more images, or a larger data.val_fraction and "
         "data.test_fraction\n"
     )
-    assert not list(folder.glob(".*"))  # the decode cache is a hidden file beside the images
     # the advice works: 0.34 of 30 is 10 images, one of each class, in every split
     labels = [label for label in range(10) for _ in range(3)]
     for part in stratified_split(labels, 0.34, 0.34, seed=0):
@@ -83,14 +88,11 @@ def test_a_class_too_small_for_the_split_is_named(tmp_path: Path, capsys: pytest
     folder = write_sample_dataset(tmp_path, images_per_class=20, image_size=32)
     for image in sorted((folder / "Pasture").iterdir())[2:]:
         image.unlink()
-    fractions = ["--data.val_fraction=0.1", "--data.test_fraction=0.2", *ONE_STEP]
-    message = cli_error(["fit", *FAST, *TINY_MODEL, f"--data.root={tmp_path}", *fractions], capsys)
-    assert message == (
+    assert refusal_of_a_70_10_20_fit(folder, capsys) == (
         "eurosat: error: class Pasture has 2 images, fewer than the 3 splits (train, val, test) a stratified split "
         "shares every class out to: add images of Pasture, leave its folder out of data.root (fewer classes), or set "
         "data.val_fraction or data.test_fraction to 0\n"
     )
-    assert not list(folder.glob(".*"))
     labels = [EUROSAT_CLASSES.index(path.parent.name) for path in sorted(folder.glob("*/*.jpg"))]
     train, val, test = stratified_split(labels, 0.1, 0, seed=0)  # without a test split: two splits, two images
     assert (len(train), len(val), len(test)) == (164, 18, 0)
