@@ -19,7 +19,7 @@ from pathlib import Path
 
 from eurosat_finetune.cli import build_cli
 from eurosat_finetune.data.patches.datasets import list_images, readable_images
-from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 
 # the fake data the tests write, from tests/fakes (it is not part of the package)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -88,7 +88,7 @@ def main() -> None:
             "cache_kb_per_image": round(cache.stat().st_size / len(listing.files) / 1000, 1),
             "cache_gb_for_27000": round(cache.stat().st_size / len(listing.files) * 27000 / 1e9, 2),
         }
-        for name, bands in (("rgb_3_bands", "[B04,B03,B02]"), ("all_13_bands", "all")):
+        for name, bands in BANDS.items():
             measured[f"train_img_s_{name}"] = round(train_images_per_s(work / "data", bands, args, work / name), 1)
         measured["train_ratio_13_over_3"] = round(
             measured["train_img_s_all_13_bands"] / measured["train_img_s_rgb_3_bands"], 3

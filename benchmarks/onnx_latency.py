@@ -23,7 +23,7 @@ import onnxruntime
 import torch
 from pipelines import MODELS  # the same networks as the pipelines benchmark (this folder is on sys.path)
 
-from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.outputs.onnx_export import export_onnx
 

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader
 
-from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.outputs.throughput import TrainingThroughput, images_in
 

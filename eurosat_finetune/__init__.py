@@ -13,7 +13,7 @@ import importlib.metadata
 from typing import Any
 
 __version__ = importlib.metadata.version("eurosat-finetune")  # pyproject.toml's, the one version number
-__all__ = ["EuroSATDataModule", "ImageClassifier", "ViTClassifier", "__version__"]
+__all__ = ["EuroSATDataModule", "ImageClassifier", "__version__"]  # not ViTClassifier: ``import *`` would warn
 
 
 def __getattr__(name: str) -> Any:
@@ -22,8 +22,12 @@ def __getattr__(name: str) -> Any:
         from eurosat_finetune.data.datamodule import EuroSATDataModule
 
         return EuroSATDataModule
-    if name in ("ImageClassifier", "ViTClassifier"):
-        from eurosat_finetune.model import classifier
+    if name == "ImageClassifier":
+        from eurosat_finetune.model import ImageClassifier
 
-        return getattr(classifier, name)
+        return ImageClassifier
+    if name == "ViTClassifier":  # ImageClassifier's name in 0.1.0, with a DeprecationWarning
+        from eurosat_finetune.model import vit_classifier
+
+        return vit_classifier()
     raise AttributeError(f"module 'eurosat_finetune' has no attribute {name!r}")

@@ -5,6 +5,7 @@ import ast
 import importlib
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -129,11 +130,30 @@ def test_class_paths_of_saved_configs_resolve() -> None:
     from eurosat_finetune.model.classifier import ImageClassifier
 
     assert importlib.import_module("eurosat_finetune.model").ImageClassifier is ImageClassifier
-    assert importlib.import_module("eurosat_finetune.model").ViTClassifier is ImageClassifier
     import eurosat_finetune
 
     assert eurosat_finetune.ImageClassifier is ImageClassifier
     assert eurosat_finetune.EuroSATDataModule is EuroSATDataModule
+
+
+@pytest.mark.parametrize("module", ["eurosat_finetune", "eurosat_finetune.model"])
+def test_the_old_name_vit_classifier_is_image_classifier_with_one_warning(module: str) -> None:
+    """``ViTClassifier`` (the name until commit d5a0566) is what code and class paths of 0.1.0 name; it is
+    still ImageClassifier, looked up as a class path is (module, then attribute), and says what to use."""
+    from eurosat_finetune.model.classifier import ImageClassifier
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resolved = importlib.import_module(module).ViTClassifier
+    assert resolved is ImageClassifier
+    assert [(w.category, w.filename) for w in caught] == [(DeprecationWarning, __file__)]  # points at the caller
+    assert "ViTClassifier is deprecated: it is ImageClassifier" in str(caught[0].message)
+    with pytest.warns(DeprecationWarning, match="ImageClassifier"):
+        exec(f"from {module} import ViTClassifier as imported", namespace := {})
+    assert namespace["imported"] is ImageClassifier
+    assert "ViTClassifier" not in importlib.import_module(module).__all__  # ``import *`` does not warn
+    with pytest.raises(AttributeError, match="'NoSuchClassifier'"):
+        importlib.import_module(module).NoSuchClassifier  # noqa: B018
 
 
 def test_one_version_number() -> None:

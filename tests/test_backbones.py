@@ -28,7 +28,7 @@ from transformers import (
     pipeline,
 )
 
-from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.model.backbones import backbone_of
 from eurosat_finetune.outputs.huggingface_export import at_input_size

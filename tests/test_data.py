@@ -1,5 +1,6 @@
 """The datamodule on real JPEG files: layouts, the seeded stratified split, downloads."""
 
+import json
 import random
 import shutil
 from collections import Counter
@@ -8,13 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REAL_ZIP, REAL_ZIP_MD5, zip_dataset
+from conftest import FAST, REAL_ZIP, REAL_ZIP_MD5, TINY_VIT, cli_error, zip_dataset
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.data.patches.source import LOCK_NAME, find_image_folder
-from eurosat_finetune.data.patches.splits import stratified_split
-from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.data.patches.splits import stratified_split, stratified_subset
+from eurosat_finetune.data.patches.synthetic import write_sample_dataset
+from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.tools.download import DownloadError, md5sum
+
+TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+ONE_STEP = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]  # if accepted
 
 
 def datamodule(root: Path, **kwargs: object) -> EuroSATDataModule:
@@ -50,6 +56,77 @@ def test_split_is_deterministic_stratified_disjoint_and_sized() -> None:
 def test_split_rejects_bad_fractions(val: float, test: float) -> None:
     with pytest.raises(ValueError, match="val_fraction"):
         stratified_split([0, 1] * 10, val, test, seed=0)
+
+
+def refusal_of_a_70_10_20_fit(folder: Path, capsys: pytest.CaptureFixture) -> str:
+    """What ``eurosat fit`` on ``folder`` split 70/10/20 says; it is refused before any image is decoded."""
+    fractions = ["--data.val_fraction=0.1", "--data.test_fraction=0.2", *ONE_STEP]
+    message = cli_error(["fit", *FAST, *TINY_MODEL, f"--data.root={folder}", *fractions], capsys)
+    assert not list(folder.glob(".*"))  # the decode cache is a hidden file beside the images
+    return message
+
+
+def test_a_dataset_too_small_for_its_split_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """30 real JPEGs of 10 classes split 70/10/20: round(0.1 x 30) = 3 validation and round(0.2 x 30) = 6 test
+    images cannot hold one image of each class, which a stratified split gives every split (scikit-learn
+    refused with a 20-line traceback). One line, before any image is decoded (no decode cache is written)."""
+    folder = write_sample_dataset(tmp_path, images_per_class=3, image_size=32)
+    assert refusal_of_a_70_10_20_fit(folder, capsys) == (
+        "eurosat: error: of 30 images, data.val_fraction=0.1 gives 3 to validation and data.test_fraction=0.2 gives "
+        "6 to test, fewer than the 10 classes a stratified split shares out to every split (the smallest class, "
+        "AnnualCrop, has 3 images): use fewer classes, more images, or a larger data.val_fraction and "
+        "data.test_fraction\n"
+    )
+    # the advice works: 0.34 of 30 is 10 images, one of each class, in every split
+    labels = [label for label in range(10) for _ in range(3)]
+    for part in stratified_split(labels, 0.34, 0.34, seed=0):
+        assert sorted(np.asarray(labels)[part]) == list(range(10))
+
+
+def test_a_class_too_small_for_the_split_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Nine classes of 20 images and Pasture with 2: it cannot have an image in each of train, val and test."""
+    folder = write_sample_dataset(tmp_path, images_per_class=20, image_size=32)
+    for image in sorted((folder / "Pasture").iterdir())[2:]:
+        image.unlink()
+    assert refusal_of_a_70_10_20_fit(folder, capsys) == (
+        "eurosat: error: class Pasture has 2 images, fewer than the 3 splits (train, val, test) a stratified split "
+        "shares every class out to: add images of Pasture, leave its folder out of data.root (fewer classes), or set "
+        "data.val_fraction or data.test_fraction to 0\n"
+    )
+    labels = [EUROSAT_CLASSES.index(path.parent.name) for path in sorted(folder.glob("*/*.jpg"))]
+    train, val, test = stratified_split(labels, 0.1, 0, seed=0)  # without a test split: two splits, two images
+    assert (len(train), len(val), len(test)) == (164, 18, 0)
+
+
+def test_a_class_the_test_split_leaves_too_few_of_is_named() -> None:
+    """Class a has 3 images, b and c 40; test_fraction 0.6 takes round(0.6 x 83) = 50, leaving 33, of which a's
+    share is 3 x 33 / 83 = 1.2, rounded down (scikit-learn gives what rounding leaves to the larger classes):
+    one image of a for train and val, which a stratified split of them cannot share."""
+    labels = [0] * 3 + [1] * 40 + [2] * 40
+    with pytest.raises(ConfigError) as err:
+        stratified_split(labels, 0.1, 0.6, seed=0, class_names=["a", "b", "c"])
+    assert str(err.value) == (
+        "class a has 3 images, and data.test_fraction=0.6 puts 2 of them in the test split, leaving too few to "
+        "share out between train and val: add images of a, or use a smaller data.test_fraction"
+    )
+
+
+def test_a_training_subset_that_cannot_be_stratified_is_one_line() -> None:
+    """A stratified subset keeps some images of each class and leaves some: each class needs 2 training
+    images, and the subset leaves at least one image per class out."""
+    names = ["a", "b", "c"]
+    with pytest.raises(ConfigError, match=r"^data\.train_size=20: class a has 1 training image, .* add images of a$"):
+        stratified_subset(np.arange(41), [0] + [1] * 20 + [2] * 20, 20, seed=0, class_names=names)
+    labels = np.repeat(np.arange(3), 20)
+    with pytest.raises(ConfigError) as err:
+        stratified_subset(np.arange(60), labels, 58, seed=0, class_names=names)
+    assert str(err.value) == (
+        "data.train_size=58 gives 58 images; it must be between 3 (one per class) and 57 (leaving one per class "
+        "out), or all 60 training images"
+    )
+    kept = stratified_subset(np.arange(60), labels, 57, seed=0, class_names=names)
+    assert len(kept) == 57 and np.bincount(labels[kept]).tolist() == [19, 19, 19]
+    np.testing.assert_array_equal(stratified_subset(np.arange(60), labels, 60, seed=0), np.arange(60))
 
 
 @pytest.mark.parametrize("layout", ["EuroSAT_RGB", "2750", "."])

@@ -16,8 +16,8 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, classificat
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.data.patches.splits import stratified_split
-from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
 
 

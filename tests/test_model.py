@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision.transforms import v2
 from transformers import ViTForImageClassification
 
-from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
 
 CLASSES = list(EUROSAT_CLASSES)

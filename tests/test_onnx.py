@@ -13,7 +13,7 @@ from conftest import FAST, TINY_VIT, cli_error, run_cli
 from PIL import Image
 from test_backbones import FAMILIES, save_tiny
 
-from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
 QUICK = [*FAST, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--export.onnx=true"]

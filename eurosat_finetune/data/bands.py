@@ -43,13 +43,37 @@ EUROSAT_MS_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09
 RGB_BANDS = ("B04", "B03", "B02")
 """Red, green and blue: the bands of EuroSAT RGB, and those a pretrained RGB network's filters belong to."""
 
-# Per-band mean and std of EuroSAT MS (reflectance x 10,000), as TorchGeo publishes them.
-EUROSAT_MS_MEAN = dict(zip(EUROSAT_MS_BANDS, (
-    1354.41, 1118.24, 1042.93, 947.63, 1199.47, 1999.79, 2369.22, 2296.83, 732.08, 12.11, 1819.01, 1118.92, 2594.14,
-), strict=True))  # fmt: skip
-EUROSAT_MS_STD = dict(zip(EUROSAT_MS_BANDS, (
-    245.72, 333.01, 395.09, 593.75, 566.42, 861.18, 1086.63, 1117.98, 404.92, 4.78, 1002.59, 761.30, 1231.59,
-), strict=True))  # fmt: skip
+# Per-band mean and std of EuroSAT MS (reflectance x 10,000), as TorchGeo publishes them, in storage order
+EUROSAT_MS_MEAN = {
+    "B01": 1354.41,
+    "B02": 1118.24,
+    "B03": 1042.93,
+    "B04": 947.63,
+    "B05": 1199.47,
+    "B06": 1999.79,
+    "B07": 2369.22,
+    "B08": 2296.83,
+    "B09": 732.08,
+    "B10": 12.11,
+    "B11": 1819.01,
+    "B12": 1118.92,
+    "B8A": 2594.14,
+}
+EUROSAT_MS_STD = {
+    "B01": 245.72,
+    "B02": 333.01,
+    "B03": 395.09,
+    "B04": 593.75,
+    "B05": 566.42,
+    "B06": 861.18,
+    "B07": 1086.63,
+    "B08": 1117.98,
+    "B09": 404.92,
+    "B10": 4.78,
+    "B11": 1002.59,
+    "B12": 761.30,
+    "B8A": 1231.59,
+}
 
 BandChoice = list[str] | Literal["all"] | None
 

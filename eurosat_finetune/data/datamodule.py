@@ -164,9 +164,12 @@ class EuroSATDataModule(LightningDataModule):
 
     @cached_property
     def readable(self) -> ReadableImages:
-        """The images that decode, checked against (and served from) the decode cache."""
+        """The images that decode, checked against (and served from) the decode cache; the split options
+        are checked against the file names first (:meth:`SplitChoice.check`), before any image is decoded."""
+        listing = self.listing
+        self.split_choice.check(listing.files, listing.labels, listing.folder, listing.class_names)
         options = (self.decode_cache, self.skip_unreadable, self.num_workers, self.cache_dir)
-        return readable_images(self.listing, *options)
+        return readable_images(listing, *options)
 
     @property
     def class_names(self) -> list[str] | None:
@@ -223,14 +226,13 @@ class EuroSATDataModule(LightningDataModule):
     @cached_property
     def split(self) -> Split:
         """Train/val/test indices into the readable images."""
-        return self.split_choice.split(self.readable.files, self.readable.labels, self.listing.folder)
+        images, listing = self.readable, self.listing
+        return self.split_choice.split(images.files, images.labels, listing.folder, listing.class_names)
 
     def prepare_data(self) -> None:
-        """Provide the data and build the decode cache before any process needs them (split lists are
+        """Provide the data and build the decode cache before any process needs them (the split options are
         checked against the file names first, before any image is decoded)."""
         if self._uses_labelled_data():
-            if self.split_choice.lists is not None:
-                self.split_choice.split(self.listing.files, self.listing.labels, self.listing.folder)
             _ = self.readable
 
     def setup(self, stage: str) -> None:
@@ -239,7 +241,7 @@ class EuroSATDataModule(LightningDataModule):
             self.predict_inputs = PredictInputs.find(self.predict_root)
             return
         images, split = self.readable, self.split
-        train = self.split_choice.training_subset(split.train, images.labels)
+        train = self.split_choice.training_subset(split.train, images.labels, self.listing.class_names)
         bands = self.band_indices
         self.train_dataset = LabelledImages(images, train, bands)
         self.val_dataset = LabelledImages(images, split.val, bands)

@@ -139,9 +139,15 @@ def configure_module(module: LightningModule) -> OptimizerLRScheduler:
     hp = module.hparams
     length = run_length(module, hp.scheduler_interval, hp.warmup_steps)
     return configure(
-        module.optimizer, groups_of(module), module.scheduler, hp.scheduler_interval, hp.scheduler_frequency,
-        hp.warmup_steps, length, may_fuse(module),
-    )  # fmt: skip
+        module.optimizer,
+        groups_of(module),
+        module.scheduler,
+        interval=hp.scheduler_interval,
+        frequency=hp.scheduler_frequency,
+        warmup_steps=hp.warmup_steps,
+        run_length=length,
+        fuse=may_fuse(module),
+    )
 
 
 def groups_of(module: LightningModule) -> list[dict[str, Any]]:

@@ -64,8 +64,12 @@ def weights_spec(
     ``weights``); what is missing or wrong is a one-line error that names the option."""
     if weights is None:
         return None
-    described = {"model.weights_model": timm_model, "model.weights_bands": bands, "model.weights_mean": mean,
-                 "model.weights_std": std}  # fmt: skip
+    described = {
+        "model.weights_model": timm_model,
+        "model.weights_bands": bands,
+        "model.weights_mean": mean,
+        "model.weights_std": std,
+    }
     known = KNOWN_WEIGHTS.get(weights) or KNOWN_FILES.get(Path(weights).name)
     if known is not None:
         given = [option for option, value in described.items() if value is not None]
@@ -77,9 +81,14 @@ def weights_spec(
         local = weights if weights not in KNOWN_WEIGHTS else None  # a copy of a known file, by its name
         prefix = HASH_IN_NAME.search(Path(known.url).name)
         return WeightsSpec(
-            local or known.url, known.timm_model, known.bands, known.mean, known.std, known.input_size,
-            prefix.group(1) if local and prefix else None,
-        )  # fmt: skip
+            local or known.url,
+            known.timm_model,
+            known.bands,
+            known.mean,
+            known.std,
+            known.input_size,
+            sha256_prefix=prefix.group(1) if local and prefix else None,
+        )
     if "_Weights." in weights or not (is_url(weights) or "/" in weights or "." in weights):
         raise ConfigError(
             f"model.weights={weights!r} is not a known name; known names are {', '.join(KNOWN_WEIGHTS)} "

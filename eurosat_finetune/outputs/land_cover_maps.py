@@ -157,15 +157,27 @@ class LandCoverMaps(AddressedPredictionWriter):
         base = folder / scene.name
         base.parent.mkdir(parents=True, exist_ok=True)
         names = {"class_names": json.dumps(class_names), **{f"class_{i}": n for i, n in enumerate(class_names)}}
-        with AtomicRaster(base.with_name(f"{base.name}.classes.tif"), "nearest", count=1, dtype="uint8",
-                          nodata=NODATA_CLASS, **profile) as dst:  # fmt: skip
+        with AtomicRaster(
+            base.with_name(f"{base.name}.classes.tif"),
+            "nearest",
+            count=1,
+            dtype="uint8",
+            nodata=NODATA_CLASS,
+            **profile,
+        ) as dst:
             dst.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(colours)})  # before the pixels
             write_blocks(dst, classes[None])
             dst.update_tags(**names, **scene.tags())
             dst.set_band_description(1, "land cover class")
         if self.probabilities:
-            with AtomicRaster(base.with_name(f"{base.name}.probabilities.tif"), "average", count=len(class_names),
-                              dtype="float32", nodata=np.nan, **profile) as dst:  # fmt: skip
+            with AtomicRaster(
+                base.with_name(f"{base.name}.probabilities.tif"),
+                "average",
+                count=len(class_names),
+                dtype="float32",
+                nodata=np.nan,
+                **profile,
+            ) as dst:
                 write_blocks(dst, mean)
                 dst.update_tags(**names, **scene.tags())
                 for band, name in enumerate(class_names, start=1):
@@ -202,8 +214,15 @@ class AtomicRaster:
         cog = self.path.with_name(f".{self.path.name}.cog.tmp")
         try:
             if kind is None:
-                copy(self.tmp, cog, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK, OVERVIEWS="AUTO",
-                     RESAMPLING=self.overview_resampling.upper())  # fmt: skip
+                copy(
+                    self.tmp,
+                    cog,
+                    driver="COG",
+                    COMPRESS="DEFLATE",
+                    BLOCKSIZE=COG_BLOCK,
+                    OVERVIEWS="AUTO",
+                    RESAMPLING=self.overview_resampling.upper(),
+                )
                 os.replace(cog, self.path)
         finally:
             self.tmp.unlink(missing_ok=True)

@@ -8,7 +8,6 @@ from typing import Literal
 
 from eurosat_finetune.data.patches.datasets import ImageListing
 from eurosat_finetune.data.patches.decode_cache import first_image_size
-from eurosat_finetune.data.patches.synthetic import is_synthetic_sample
 
 EUROSAT_CLASS_SIZES = {
     "AnnualCrop": 3000,
@@ -24,6 +23,9 @@ EUROSAT_CLASS_SIZES = {
 }
 """Images per class in both EuroSAT RGB and EuroSAT MS, numbered from 1 (``AnnualCrop_1`` ... ``_3000``)."""
 
+EUROSAT_CLASSES = tuple(EUROSAT_CLASS_SIZES)
+"""EuroSAT's ten class names, in the order of its class folders (and of the labels trained on them)."""
+
 EUROSAT_IMAGE_SIZE = (64, 64)
 
 PublishedDataset = Literal["EuroSAT RGB", "EuroSAT MS"]
@@ -32,12 +34,13 @@ PublishedDataset = Literal["EuroSAT RGB", "EuroSAT MS"]
 def published_dataset(listing: ImageListing) -> PublishedDataset | None:
     """Which published EuroSAT ``listing`` is, if it is one: its class names, file names, image size and
     (through ``listing.multispectral``) band count decide, not its folder's name."""
-    if listing.class_names != list(EUROSAT_CLASS_SIZES) or is_synthetic_sample(listing.folder):
+    if listing.class_names != list(EUROSAT_CLASSES):
         return None
     if len(listing.files) != sum(EUROSAT_CLASS_SIZES.values()):
         return None
     suffix = ".tif" if listing.multispectral else ".jpg"
     expected = {f"{name}/{name}_{n}{suffix}" for name, size in EUROSAT_CLASS_SIZES.items() for n in range(1, size + 1)}
+    # nor a synthetic sample (data.sample_images_per_class): its classes are of one size, EuroSAT's are not
     if {path.relative_to(listing.folder).as_posix() for path in listing.files} != expected:
         return None
     if first_image_size(listing.files, listing.multispectral) != EUROSAT_IMAGE_SIZE:

@@ -22,10 +22,6 @@ EUROSAT_RGB_URL = "https://zenodo.org/records/7711810/files/EuroSAT_RGB.zip?down
 DATASET_FOLDERS = ("EuroSAT_RGB", "2750")
 """Top-level folders of the two published EuroSAT RGB zips (Zenodo's and the older ``EuroSAT.zip``)."""
 
-EUROSAT_MS_URL = "https://zenodo.org/records/7711810/files/EuroSAT_MS.zip?download=1"
-"""EuroSAT MS on Zenodo (record 7711810, about 2.0 GB), layout ``EuroSAT_MS/<Class>/<Class>_<n>.tif``."""
-EUROSAT_MS_MD5 = "091174add3c8e680a49244acf185b9f0"  # as published for EuroSAT_MS.zip
-
 MS_DATASET_FOLDERS = ("EuroSAT_MS", "ds/images/remote_sensing/otherDatasets/sentinel_2/tif")
 """Where the two published EuroSAT MS zips keep their class folders (Zenodo's, and TorchGeo's
 ``EuroSATallBands.zip``)."""
@@ -100,10 +96,14 @@ class DatasetSource:
         if downloaded:
             log.info("Downloading %s to %s", self.url, self.archive_path)
             download_file(
-                self.url, self.archive_path, self.md5, "md5", "data.url",
+                self.url,
+                self.archive_path,
+                expected=self.md5,
+                algorithm="md5",
+                option="data.url",
                 by_hand=f"place it at {self.archive_path} (or extract it under {self.root})",
                 mismatch_hint="check data.url and data.md5 (set data.md5 to null to skip the check)",
-            )  # fmt: skip
+            )
         try:
             extract_zip(self.archive_path, self.root)
         except DownloadError:

@@ -32,15 +32,22 @@ class SplitChoice:
         # read when the options are given, so a missing list file fails before any work
         self.lists = read_split_files(self.split_files) if self.split_files is not None else None
 
-    def split(self, files: Sequence[Path], labels: Sequence[int], folder: Path) -> Split:
+    def split(self, files: Sequence[Path], labels: Sequence[int], folder: Path, class_names: Sequence[str]) -> Split:
         """Train/val/test indices into ``files``: from the lists, else the seeded fractions."""
         if self.lists is not None:
             return listed_split(files, folder, self.lists)
-        return stratified_split(labels, self.val_fraction, self.test_fraction, self.seed)
+        return stratified_split(labels, self.val_fraction, self.test_fraction, self.seed, class_names)
 
-    def training_subset(self, train: np.ndarray, labels: Sequence[int]) -> np.ndarray:
+    def training_subset(self, train: np.ndarray, labels: Sequence[int], class_names: Sequence[str]) -> np.ndarray:
         """The training images used: all of ``train``, or the stratified, seeded ``train_size`` of them."""
-        return train if self.train_size is None else stratified_subset(train, labels, self.train_size, self.seed)
+        if self.train_size is None:
+            return train
+        return stratified_subset(train, labels, self.train_size, self.seed, class_names)
+
+    def check(self, files: Sequence[Path], labels: Sequence[int], folder: Path, class_names: Sequence[str]) -> None:
+        """Make the split and the training subset of ``files`` by their names alone, so that lists naming no
+        image, or data too small for the fractions or ``train_size``, are refused before any image is decoded."""
+        self.training_subset(self.split(files, labels, folder, class_names).train, labels, class_names)
 
     def fingerprint(self, files: Sequence[Path], labels: Sequence[int], folder: Path, split: Split) -> str:
         """Identifies the train/val/test split (saved in checkpoints, checked when they are restored)."""

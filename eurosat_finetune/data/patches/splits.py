@@ -22,12 +22,20 @@ class Split(NamedTuple):
     test: np.ndarray
 
 
-def stratified_split(labels: Sequence[int], val_fraction: float, test_fraction: float, seed: int) -> Split:
+def stratified_split(
+    labels: Sequence[int],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    class_names: Sequence[str] | None = None,
+) -> Split:
     """Split indices ``0..len(labels)-1`` into stratified train/val/test index arrays.
 
     A pure function of its arguments (the caller passes labels of a sorted file list): the same
     files, fractions and seed give the same split on every machine, rank and subcommand, whatever
     the global RNG state. Sizes are ``round(fraction * n)`` for val and test; train takes the rest.
+    Data too small for the fractions is a one-line error naming the class or the splits short of images
+    (``class_names`` name the labels there).
     """
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ConfigError(
@@ -35,6 +43,10 @@ def stratified_split(labels: Sequence[int], val_fraction: float, test_fraction: 
             "[0, 1) and sum to less than 1"
         )
     labels = np.asarray(labels)
+    fractions = {"val": val_fraction, "test": test_fraction}
+    sizes = {split: round(fraction * len(labels)) for split, fraction in fractions.items()}
+    if any(sizes.values()):
+        room_for_every_class(labels, sizes, fractions, class_names)
 
     def split_off(pool: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         if size == 0:
@@ -42,23 +54,100 @@ def stratified_split(labels: Sequence[int], val_fraction: float, test_fraction: 
         rest, taken = train_test_split(pool, test_size=size, stratify=labels[pool], random_state=seed)
         return np.sort(rest), np.sort(taken)
 
-    rest, test = split_off(np.arange(len(labels)), round(test_fraction * len(labels)))
-    train, val = split_off(rest, round(val_fraction * len(labels)))
+    rest, test = split_off(np.arange(len(labels)), sizes["test"])
+    if sizes["val"] and sizes["test"]:
+        left_after_test(labels, rest, test_fraction, class_names)
+    train, val = split_off(rest, sizes["val"])
     return Split(train, val, test)
 
 
-def stratified_subset(indices: np.ndarray, labels: Sequence[int], size: int | float, seed: int) -> np.ndarray:
-    """A stratified, seeded subset of ``indices``: ``size`` images, or that fraction of them."""
+def name_of(label: int, class_names: Sequence[str] | None) -> str:
+    return class_names[label] if class_names is not None else f"number {label}"
+
+
+def images(count: int) -> str:
+    return f"{count} image" if count == 1 else f"{count} images"
+
+
+SPLIT_WORDS = {"val": "validation", "test": "test"}
+
+
+def room_for_every_class(
+    labels: np.ndarray, sizes: dict[str, int], fractions: dict[str, float], class_names: Sequence[str] | None
+) -> None:
+    """A stratified split shares every class out to every split: a class with fewer images than the splits,
+    or a split with fewer images than the classes, is refused in one line (scikit-learn's refusal, a traceback,
+    names neither the class nor the option)."""
+    present, counts = np.unique(labels, return_counts=True)
+    splits = ["train", *(split for split, size in sizes.items() if size)]
+    smallest, fewest = name_of(int(present[counts.argmin()]), class_names), int(counts.min())
+    if fewest < len(splits):
+        options = " or ".join(f"data.{split}_fraction" for split in splits[1:])
+        raise ConfigError(
+            f"class {smallest} has {images(fewest)}, fewer than the {len(splits)} splits ({', '.join(splits)}) "
+            f"a stratified split shares every class out to: add images of {smallest}, leave its folder out of "
+            f"data.root (fewer classes), or set {options} to 0"
+        )
+    sizes = {**sizes, "train": len(labels) - sum(sizes.values())}
+    short = [split for split in (*splits[1:], "train") if sizes[split] < len(present)]
+    if not short:
+        return
+    taking = " and ".join(f"data.{split}_fraction={fractions[split]}" for split in splits[1:])
+    said = " and ".join(
+        f"{taking} leave {sizes[split]} to train on"
+        if split == "train"
+        else f"data.{split}_fraction={fractions[split]} gives {sizes[split]} to {SPLIT_WORDS[split]}"
+        for split in short
+    )
+    if "train" not in short:
+        change = "a larger " + " and ".join(f"data.{split}_fraction" for split in short)
+    else:
+        change = "smaller fractions" if short == ["train"] else "other fractions"
+    raise ConfigError(
+        f"of {len(labels)} images, {said}, fewer than the {len(present)} classes a stratified split shares out "
+        f"to every split (the smallest class, {smallest}, has {images(fewest)}): use fewer classes, more "
+        f"images, or {change}"
+    )
+
+
+def left_after_test(
+    labels: np.ndarray, rest: np.ndarray, test_fraction: float, class_names: Sequence[str] | None
+) -> None:
+    """After the test split, every class needs 2 images left to share out between train and val."""
+    total = np.bincount(labels)
+    left = np.bincount(labels[rest], minlength=len(total))
+    short = np.flatnonzero((total > 0) & (left < 2))
+    if short.size:
+        label = int(short[0])
+        name = name_of(label, class_names)
+        raise ConfigError(
+            f"class {name} has {images(total[label])}, and data.test_fraction={test_fraction} puts "
+            f"{total[label] - left[label]} of them in the test split, leaving too few to share out between train "
+            f"and val: add images of {name}, or use a smaller data.test_fraction"
+        )
+
+
+def stratified_subset(
+    indices: np.ndarray, labels: Sequence[int], size: int | float, seed: int, class_names: Sequence[str] | None = None
+) -> np.ndarray:
+    """A stratified, seeded subset of ``indices``: ``size`` images, or that fraction of them. It keeps some
+    images of each class and leaves some, so each class needs 2; ``class_names`` name the labels."""
     labels = np.asarray(labels)
     count = round(size * len(indices)) if isinstance(size, float) else size
-    num_classes = len(np.unique(labels[indices]))
-    if not num_classes <= count <= len(indices):
-        raise ConfigError(
-            f"data.train_size={size} gives {count} images; it must be between {num_classes} (one per "
-            f"class) and the {len(indices)} training images"
-        )
     if count == len(indices):
         return indices
+    present, counts = np.unique(labels[indices], return_counts=True)
+    if len(present) <= count < len(indices) and counts.min() < 2:
+        name = name_of(int(present[counts.argmin()]), class_names)
+        raise ConfigError(
+            f"data.train_size={size}: class {name} has 1 training image, and a stratified subset keeps some images "
+            f"of each class and leaves some; train on all images (data.train_size null) or add images of {name}"
+        )
+    if not len(present) <= count <= len(indices) - len(present):
+        raise ConfigError(
+            f"data.train_size={size} gives {count} images; it must be between {len(present)} (one per class) and "
+            f"{len(indices) - len(present)} (leaving one per class out), or all {len(indices)} training images"
+        )
     subset, _ = train_test_split(indices, train_size=count, stratify=labels[indices], random_state=seed)
     return np.sort(subset)
 

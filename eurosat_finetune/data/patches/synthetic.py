@@ -11,19 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-EUROSAT_CLASSES = (
-    "AnnualCrop",
-    "Forest",
-    "HerbaceousVegetation",
-    "Highway",
-    "Industrial",
-    "Pasture",
-    "PermanentCrop",
-    "Residential",
-    "River",
-    "SeaLake",
-)
-
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 
 SAMPLE_TMP_NAME = ".EuroSAT_RGB.sample-tmp"
 """The folder the sample is written into before it is renamed to ``EuroSAT_RGB``."""

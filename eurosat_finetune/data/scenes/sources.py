@@ -133,9 +133,11 @@ class ProductScene(SceneSource):
                 f"{product.path} lacks the file of band {', '.join(missing)} (GRANULE/*/IMG_DATA); download it again"
             )
         for band in bands:
-            if product.band_files[band][1] > NATIVE_RESOLUTION[band]:
-                log.warning("%s: band %s read from its %d m file (the finer one is missing)", product.path, band,
-                            product.band_files[band][1])  # fmt: skip
+            resolution = product.band_files[band][1]
+            if resolution > NATIVE_RESOLUTION[band]:
+                log.warning(
+                    "%s: band %s read from its %d m file (the finer one is missing)", product.path, band, resolution
+                )
         if mask_clouds and product.scl_file is None:
             raise ConfigError(
                 f"data.mask_clouds needs the scene classification (SCL) of an L2A product; {product.path} is "
