@@ -60,22 +60,14 @@ class Scene:
         return self.source.name
 
     @property
-    def height(self) -> int:
-        return self.source.height
-
-    @property
-    def width(self) -> int:
-        return self.source.width
-
-    @property
     def rows(self) -> int:
         """Windows down."""
-        return windows_along(self.height, self.stride, self.window_size)
+        return windows_along(self.source.height, self.stride, self.window_size)
 
     @property
     def cols(self) -> int:
         """Windows across."""
-        return windows_along(self.width, self.stride, self.window_size)
+        return windows_along(self.source.width, self.stride, self.window_size)
 
     @property
     def window_count(self) -> int:
@@ -83,11 +75,11 @@ class Scene:
 
     def top(self, row: int) -> int:
         """The first pixel row of window row ``row``."""
-        return window_origin(row, self.stride, self.window_size, self.height)
+        return window_origin(row, self.stride, self.window_size, self.source.height)
 
     def left(self, col: int) -> int:
         """The first pixel column of window column ``col``."""
-        return window_origin(col, self.stride, self.window_size, self.width)
+        return window_origin(col, self.stride, self.window_size, self.source.width)
 
     @property
     def map_grid(self) -> Grid:
@@ -116,8 +108,8 @@ class Scene:
     def preview(self, max_side: int) -> np.ndarray:
         """The scene as true colour, ``(3, h, w)`` at most ``max_side`` px a side (a whole fraction of its
         size): uint8 as the model sees it, or reflectance."""
-        scale = max(1, math.ceil(max(self.width, self.height) / max_side))
-        return self.source.preview(max(1, self.height // scale), max(1, self.width // scale))
+        scale = max(1, math.ceil(max(self.source.width, self.source.height) / max_side))
+        return self.source.preview(max(1, self.source.height // scale), max(1, self.source.width // scale))
 
 
 @dataclass(frozen=True)
