@@ -31,7 +31,7 @@ def stratified_split(labels: Sequence[int], val_fraction: float, test_fraction: 
     """
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ConfigError(
-            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
+            f"data.split.val_fraction={val_fraction} and data.split.test_fraction={test_fraction} must be in "
             "[0, 1) and sum to less than 1"
         )
     labels = np.asarray(labels)
@@ -54,7 +54,7 @@ def stratified_subset(indices: np.ndarray, labels: Sequence[int], size: int | fl
     num_classes = len(np.unique(labels[indices]))
     if not num_classes <= count <= len(indices):
         raise ConfigError(
-            f"data.train_size={size} gives {count} images; it must be between {num_classes} (one per "
+            f"data.split.train_size={size} gives {count} images; it must be between {num_classes} (one per "
             f"class) and the {len(indices)} training images"
         )
     if count == len(indices):
@@ -67,14 +67,14 @@ def read_split_files(split_files: dict[str, str | Path]) -> dict[str, list[str]]
     """The entries of each list file (one name per line, blank lines skipped), by split."""
     if sorted(split_files) != sorted(SPLITS):
         raise ConfigError(
-            f"data.split_files has keys {sorted(split_files)}; give exactly train, val and test, each a text file "
+            f"data.split.files has keys {sorted(split_files)}; give exactly train, val and test, each a text file "
             "with one image name per line"
         )
     lists = {}
     for split in SPLITS:
         path = Path(split_files[split])
         if not path.is_file():
-            raise DataNotFoundError(f"data.split_files.{split}: no such file {path}; give a text file of image names")
+            raise DataNotFoundError(f"data.split.files.{split}: no such file {path}; give a text file of image names")
         lists[split] = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     return lists
 
@@ -103,19 +103,19 @@ def listed_split(files: Sequence[Path], folder: Path, lists: dict[str, list[str]
             matches = by_key.get(entry_key(entry), [])
             if not matches:
                 raise ConfigError(
-                    f"data.split_files.{split}: {entry} is not among the {len(files)} readable images of {folder}; "
+                    f"data.split.files.{split}: {entry} is not among the {len(files)} readable images of {folder}; "
                     "fix the list or the data.root"
                 )
             if len(matches) > 1:
                 raise ConfigError(
-                    f"data.split_files.{split}: {entry} names {len(matches)} images; list it as <class>/<name>"
+                    f"data.split.files.{split}: {entry} names {len(matches)} images; list it as <class>/<name>"
                 )
             index = matches[0]
             if index in seen:
                 first_split, first_entry = seen[index]
                 where = f"twice in {split}" if first_split == split else f"in both {first_split} and {split}"
                 named = entry if first_entry == entry else f"{relative[index]} (as {first_entry} and {entry})"
-                raise ConfigError(f"data.split_files: {named} is listed {where}; each image may be listed once")
+                raise ConfigError(f"data.split.files: {named} is listed {where}; each image may be listed once")
             seen[index] = (split, entry)
             chosen.append(index)
         indices[split] = np.sort(np.asarray(chosen, dtype=np.int64))
@@ -136,5 +136,5 @@ def split_mismatch(saved: str, current: str, root: Path, options: str) -> str:
     return (
         f"the checkpoint was trained on split {saved} but data.root={str(root)!r} with {options} gives split "
         f"{current}: its test images may have been trained on. Use the data and split options of the training "
-        "run, or set data.allow_split_change=true to evaluate anyway"
+        "run, or set data.split.allow_change=true to evaluate anyway"
     )
