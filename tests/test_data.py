@@ -4,6 +4,7 @@ import random
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,14 +12,16 @@ import torch
 from conftest import REAL_ZIP, REAL_ZIP_MD5, zip_dataset
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
-from eurosat_finetune.data.patches.source import LOCK_NAME, find_image_folder
+from eurosat_finetune.data.loaders import LoaderOptions
+from eurosat_finetune.data.patches.source import LOCK_NAME, DownloadOptions, find_image_folder
+from eurosat_finetune.data.patches.split_choice import SplitChoice
 from eurosat_finetune.data.patches.splits import stratified_split
 from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
 from eurosat_finetune.tools.download import DownloadError, md5sum
 
 
-def datamodule(root: Path, **kwargs: object) -> EuroSATDataModule:
-    dm = EuroSATDataModule(root=root, num_workers=0, batch_size=8, **kwargs)
+def datamodule(root: Path, **kwargs: Any) -> EuroSATDataModule:
+    dm = EuroSATDataModule(root=root, loader=LoaderOptions(batch_size=8, num_workers=0), **kwargs)
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -77,7 +80,7 @@ def test_split_is_the_same_in_every_datamodule(sample_root: Path) -> None:
     torch.manual_seed(0)
     assert a.test_dataset.files == b.test_dataset.files
     assert a.train_dataset.files == b.train_dataset.files
-    c = datamodule(sample_root, split_seed=1)
+    c = datamodule(sample_root, split=SplitChoice(seed=1))
     assert c.test_dataset.files != a.test_dataset.files
     labels = Counter(a.test_dataset.labels)
     assert set(labels.values()) == {4}  # 20% of 20 images in each of the 10 classes
@@ -89,7 +92,7 @@ def test_missing_data_says_where_it_looked_and_what_to_do(tmp_path: Path) -> Non
         dm.prepare_data()
     message = str(err.value)
     assert str(tmp_path / "nowhere" / "EuroSAT_RGB") in message
-    assert "data.download=true" in message and "data.root" in message
+    assert "data.download.enabled=true" in message and "data.root" in message
     assert "\n" not in message
 
 
@@ -97,7 +100,7 @@ def test_download_verifies_md5_and_extracts(sample_root: Path, tmp_path: Path, s
     archive = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
     url = serve_dir(archive.parent) + "/EuroSAT_RGB.zip"
     root = tmp_path / "data"
-    dm = datamodule(root, download=True, url=url, md5=md5sum(archive))
+    dm = datamodule(root, download=DownloadOptions(True, url, md5sum(archive)))
     assert dm.class_names == list(EUROSAT_CLASSES)
     assert (root / "EuroSAT_RGB.zip").read_bytes() == archive.read_bytes()
     assert len(list((root / "EuroSAT_RGB").rglob("*.jpg"))) == 200
@@ -110,7 +113,7 @@ def test_download_with_wrong_md5_leaves_nothing(sample_root: Path, tmp_path: Pat
     archive = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
     url = serve_dir(archive.parent) + "/EuroSAT_RGB.zip"
     root = tmp_path / "data"
-    dm = EuroSATDataModule(root=root, download=True, url=url, md5="0" * 32)
+    dm = EuroSATDataModule(root=root, download=DownloadOptions(True, url, "0" * 32))
     with pytest.raises(DownloadError) as err:
         dm.prepare_data()
     assert "0" * 32 in str(err.value) and md5sum(archive) in str(err.value)
@@ -122,7 +125,7 @@ def test_download_of_a_corrupt_zip_leaves_no_half_extracted_folder(tmp_path: Pat
     served.mkdir()
     (served / "EuroSAT_RGB.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
     root = tmp_path / "data"
-    dm = EuroSATDataModule(root=root, download=True, url=serve_dir(served) + "/EuroSAT_RGB.zip")
+    dm = EuroSATDataModule(root=root, download=DownloadOptions(True, serve_dir(served) + "/EuroSAT_RGB.zip"))
     with pytest.raises(DownloadError, match="not a valid zip"):
         dm.prepare_data()
     assert [p.name for p in root.iterdir()] == [LOCK_NAME]  # the useless download is removed, nothing extracted
@@ -133,7 +136,7 @@ def test_a_corrupt_zip_the_user_placed_is_kept(tmp_path: Path) -> None:
     root.mkdir()
     (root / "EuroSAT_RGB.zip").write_bytes(b"not a zip")
     with pytest.raises(DownloadError, match="not a valid zip"):
-        EuroSATDataModule(root=root, download=True).prepare_data()
+        EuroSATDataModule(root=root, download=DownloadOptions(enabled=True)).prepare_data()
     assert sorted(p.name for p in root.iterdir()) == [LOCK_NAME, "EuroSAT_RGB.zip"]
 
 
@@ -142,7 +145,7 @@ def test_a_corrupt_zip_the_user_placed_is_kept(tmp_path: Path) -> None:
 @pytest.mark.skipif(not REAL_ZIP.is_file(), reason=f"{REAL_ZIP} is absent")
 def test_real_eurosat_rgb_through_the_download_path(tmp_path: Path, serve_dir) -> None:
     url = serve_dir(REAL_ZIP.parent) + "/" + REAL_ZIP.name
-    dm = datamodule(tmp_path, download=True, url=url, md5=REAL_ZIP_MD5)
+    dm = datamodule(tmp_path, download=DownloadOptions(True, url, REAL_ZIP_MD5))
     listing = dm.listing
     assert len(listing.files) == 27_000
     assert listing.class_names == list(EUROSAT_CLASSES) == sorted(listing.class_names)

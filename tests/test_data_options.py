@@ -211,3 +211,4 @@ def test_the_groups_are_plain_values_in_a_checkpoint(tmp_path: Path) -> None:
         "allow_change": False,
     }
     assert saved["maps"]["raster_bands"] == [4, 3, 2] and saved["maps"]["window"] == 32
+    assert data.hparams_initial == saved  # what loggers write (hparams.yaml, TensorBoard's HPARAMS)

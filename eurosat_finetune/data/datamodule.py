@@ -106,8 +106,8 @@ class EuroSATDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        # checkpoints load with weights_only=True: the groups are kept there as plain values
-        self.hparams.update({name: plain(value) for name, value in self.hparams.items()})
+        # checkpoints load with weights_only=True and loggers write YAML: the groups are kept as plain values
+        self.save_hyperparameters(plain(dict(self.hparams)))
         self.source = DatasetSource(Path(root), download, synthetic_images_per_class)
         self.bands = bands
         self.split_choice = split

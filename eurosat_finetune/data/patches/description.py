@@ -22,7 +22,7 @@ class DatasetDescription:
     split_sizes: dict[str, int]  # images per split: train, val, test
     split_recipe: str  # how the split was made
     split_fingerprint: str
-    loader: LoaderOptions
+    batch_size: int
     augment: bool
     bands: list[str] | None = None  # the bands trained on, by name; None for RGB images as stored
 
