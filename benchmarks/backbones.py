@@ -16,6 +16,7 @@ from throughput import dataset_folder, forever, peak_memory, project_train_step,
 from torch.utils.flop_counter import FlopCounterMode
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import ImageClassifier
 
@@ -76,7 +77,7 @@ def main() -> None:
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     torch.set_float32_matmul_precision("high")
     folder = dataset_folder(args)
-    dm = EuroSATDataModule(root=folder.parent, batch_size=args.batch_size, num_workers=args.workers, augment=True)
+    dm = EuroSATDataModule(root=folder.parent, loader=LoaderOptions(args.batch_size, args.workers), augment=True)
     dm.prepare_data()
     dm.setup("fit")
     print(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from eurosat_finetune.cli import build_cli
 from eurosat_finetune.data.patches.datasets import list_images, readable_images
+from eurosat_finetune.data.patches.decode_cache import DecodeCacheOptions
 from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 
 # the fake data the tests write, from tests/fakes (it is not part of the package)
@@ -77,7 +78,7 @@ def main() -> None:
         written = time.perf_counter() - start
         listing = list_images(folder)
         start = time.perf_counter()
-        readable_images(listing, decode_cache=True, skip_unreadable=False, num_workers=args.workers)
+        readable_images(listing, DecodeCacheOptions(enabled=True), skip_unreadable=False, num_workers=args.workers)
         cache_s = time.perf_counter() - start
         cache = next(folder.glob(".decoded-uint16-*[0-9a-f].npy"))
         measured = {

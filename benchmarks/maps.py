@@ -119,7 +119,7 @@ def product_benchmark(args: argparse.Namespace) -> dict:
         run([*eurosat, *fit], work)
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
-        (scene,), _ = options.scenes(products, [product], [], TrainedOn(16, bands, 10.0))
+        (scene,), _ = options.scenes_among(products, [product], [], TrainedOn(16, bands, 10.0))
         files = [scene.source.product.band_files[band][0] for band in bands]
         start = time.perf_counter()
         for path in files:
@@ -173,7 +173,7 @@ def main() -> None:
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
 
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
-        scenes, _ = options.scenes(work / "scenes", [], [work / "scenes" / "tile.tif"], TrainedOn())
+        scenes, _ = options.scenes_among(work / "scenes", [], [work / "scenes" / "tile.tif"], TrainedOn())
         start = time.perf_counter()
         for _ in DataLoader(SceneWindows(scenes, args.batch_size), batch_size=None, num_workers=args.workers):
             pass

@@ -31,6 +31,7 @@ from torchvision import datasets, transforms
 from transformers import ViTConfig, ViTForImageClassification
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.data.patches.splits import stratified_split
 from eurosat_finetune.data.patches.synthetic import write_sample_dataset
 from eurosat_finetune.model import ImageClassifier
@@ -134,7 +135,7 @@ def measure_project(args: argparse.Namespace, folder: Path, device: torch.device
     """The project's pipeline: cached uint8 batches, augmentation and preprocessing on the device."""
     results = {}
     start = time.perf_counter()
-    dm = EuroSATDataModule(root=folder.parent, batch_size=args.batch_size, num_workers=args.workers, augment=True)
+    dm = EuroSATDataModule(root=folder.parent, loader=LoaderOptions(args.batch_size, args.workers), augment=True)
     dm.prepare_data()  # builds the decode cache on first use
     dm.setup("fit")
     results["project_cache_ready_s"] = round(time.perf_counter() - start, 1)

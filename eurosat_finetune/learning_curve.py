@@ -1,6 +1,6 @@
 """Test accuracy against the number of training images: the seed's few-shot figure.
 
-For each training-set size, one LightningCLI fit (``--data.train_size``; one epoch by default, so
+For each training-set size, one LightningCLI fit (``--data.split.train_size``; one epoch by default, so
 every image is seen once) and a test of the final weights on the untouched test split. Writes
 ``learning_curve.csv`` and ``learning_curve.png`` (log x-axis), and each run's logs and test report
 under ``--out``. Every option after the curve's own goes to the CLI, as for ``eurosat fit``::
@@ -22,7 +22,7 @@ DEFAULT_SIZES = ("10", "32", "100", "320", "1000", "3200", "all")
 
 def run_size(size: str, epochs: int, out: Path, cli_args: list[str]) -> dict[str, float]:
     """Fit on ``size`` training images (``all``: the whole training split), then test."""
-    train_size = [] if size == "all" else [f"--data.train_size={size}"]
+    train_size = [] if size == "all" else [f"--data.split.train_size={size}"]
     cli = build_cli(
         [
             *cli_args,

@@ -11,14 +11,39 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import yaml
+
 from eurosat_finetune.errors import ConfigError
 
 RENAMED: dict[str, str] = {
     # data
+    "data.download": "data.download.enabled",  # a group of that name now: a value that is not a dict moves
+    "data.url": "data.download.url",
+    "data.md5": "data.download.md5",
+    "data.sample_images_per_class": "data.synthetic_images_per_class",
+    "data.val_fraction": "data.split.val_fraction",
+    "data.test_fraction": "data.split.test_fraction",
+    "data.split_seed": "data.split.seed",
+    "data.split_files": "data.split.files",
+    "data.train_size": "data.split.train_size",
+    "data.allow_split_change": "data.split.allow_change",
+    "data.decode_cache": "data.cache.enabled",
+    "data.cache_dir": "data.cache.dir",
+    "data.map_scenes": "data.maps.scenes",
+    "data.tile_size": "data.maps.window",
+    "data.tile_stride": "data.maps.stride",
+    "data.scene_bands": "data.maps.raster_bands",
+    "data.scene_scale_max": "data.maps.rgb_scale_max",
+    "data.scene_offset": "data.maps.raster_offset",
+    "data.mask_clouds": "data.maps.mask_clouds",
+    "data.batch_size": "data.loader.batch_size",
+    "data.num_workers": "data.loader.num_workers",
     # model
 }
 """Old dotted option -> new dotted option, both from a subcommand's root (``data.batch_size`` ->
-``data.loader.batch_size``)."""
+``data.loader.batch_size``). An old name that is now the name of the group its value moved into
+(``data.download`` -> ``data.download.enabled``) is translated only where its value is not that group's:
+not a dict (in a config), nor a dict or a file (on the command line)."""
 
 REGROUPED: dict[str, Callable[[dict[str, Any]], list[str]]] = {}
 """Per section (``data``, ``model``): a function that moves old keys whose new place depends on their values
@@ -39,13 +64,28 @@ def renamed_args(args: list[str]) -> list[str]:
     """Command-line arguments with old option names (``--data.batch_size 64``, ``--data.batch_size=64``)
     replaced by their new ones."""
     translated = []
-    for arg in args:
+    for i, arg in enumerate(args):
         key, equals, value = arg[2:].partition("=")
-        if arg.startswith("--") and key in RENAMED:
+        given = value if equals else (args[i + 1] if i + 1 < len(args) else None)
+        if arg.startswith("--") and key in RENAMED and not _is_new_group(key, _loaded(given)):
             warn_renamed(key, RENAMED[key])
             arg = f"--{RENAMED[key]}{equals}{value}"
         translated.append(arg)
     return translated
+
+
+def _loaded(arg: str | None) -> Any:
+    """A command-line value as the parser reads it (YAML), or the text itself where YAML cannot read it."""
+    try:
+        return yaml.safe_load(arg) if arg is not None else None
+    except yaml.YAMLError:
+        return arg
+
+
+def _is_new_group(old: str, value: Any) -> bool:
+    """Whether ``value``, given under the old name ``old``, is already the group that name is now: a dict, or
+    (on the command line) a string, the group's config file."""
+    return RENAMED[old].startswith(f"{old}.") and isinstance(value, dict | str)
 
 
 def renamed_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +113,8 @@ def _has_old_keys(config: dict[str, Any]) -> bool:
     for name in {old.split(".")[0] for old in RENAMED} | set(REGROUPED):
         section = config.get(name)
         if isinstance(section, dict) and (
-            any(f"{name}.{key}" in RENAMED for key in section) or REGROUPED.get(name, _nothing)(copy.deepcopy(section))
+            any(f"{name}.{key}" in RENAMED and not _is_new_group(f"{name}.{key}", section[key]) for key in section)
+            or REGROUPED.get(name, _nothing)(copy.deepcopy(section))
         ):
             return True
     return False
@@ -87,13 +128,14 @@ def _move_old_keys(config: dict[str, Any]) -> None:
     for old, new in RENAMED.items():
         *parents, key = old.split(".")
         holder = _at(config, parents)
-        if holder is None or key not in holder:
+        if holder is None or key not in holder or _is_new_group(old, holder[key]):
             continue
+        value = holder.pop(key)  # first: the new group may take its place
         *new_parents, new_key = new.split(".")
         target = _at(config, new_parents, create=True)
-        if new_key in target and target[new_key] != holder[key]:
+        if new_key in target and target[new_key] != value:
             raise ConfigError(f"{old} and {new} are both given; {old} is the old name of {new}: keep {new} alone")
-        target[new_key] = holder.pop(key)
+        target[new_key] = value
         warn_renamed(old, new)
     for name, regroup in REGROUPED.items():
         if isinstance(config.get(name), dict):

@@ -10,6 +10,7 @@ from conftest import TINY_VIT
 from lightning.pytorch import Trainer, seed_everything
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.model import ImageClassifier, losses
 from eurosat_finetune.pixels import dihedral_views
 
@@ -28,7 +29,7 @@ class FlipsNoted(EuroSATDataModule):
 
 def test_each_micro_batch_of_an_accumulated_step_gets_its_own_flips(sample_root: Path, tmp_path: Path) -> None:
     seed_everything(3)
-    data = FlipsNoted(root=sample_root, augment=True, batch_size=16, num_workers=0)
+    data = FlipsNoted(root=sample_root, augment=True, loader=LoaderOptions(batch_size=16, num_workers=0))
     data.flips = []
     model = ImageClassifier(data.class_names, None, {"model_type": "vit", **TINY_VIT})
     trainer = Trainer(max_epochs=2, limit_train_batches=4, limit_val_batches=0, accumulate_grad_batches=2,

@@ -65,7 +65,7 @@ def test_print_config_round_trips(capsys: pytest.CaptureFixture, tmp_path: Path)
     assert config["model"]["model_name_or_path"] == "google/vit-base-patch16-224"
     assert config["model"]["optimizer"]["class_path"] == "torch.optim.Adam"
     assert config["model"]["optimizer"]["init_args"]["lr"] == 1e-4
-    assert config["data"]["val_fraction"] == 0.1 and config["data"]["test_fraction"] == 0.2
+    assert config["data"]["split"]["val_fraction"] == 0.1 and config["data"]["split"]["test_fraction"] == 0.2
     assert "class_names" not in config["model"]  # linked from the data, not configured twice
     saved = tmp_path / "printed.yaml"
     saved.write_text(printed)
@@ -128,7 +128,7 @@ def test_backbone_overlays_stack_on_fit_yaml(overlay: str, capsys: pytest.Captur
     assert printed["model"]["image_size"] == own["image_size"]
     assert printed["model"]["optimizer"] == own["optimizer"] | {"init_args": printed["model"]["optimizer"]["init_args"]}
     assert printed["model"]["optimizer"]["init_args"]["lr"] == own["optimizer"]["init_args"]["lr"]
-    assert printed["data"]["download"] is True and printed["trainer"]["precision"] == "bf16-mixed"
+    assert printed["data"]["download"]["enabled"] is True and printed["trainer"]["precision"] == "bf16-mixed"
 
 
 def test_cpu_recipe_stacks_on_fit_yaml(capsys: pytest.CaptureFixture) -> None:
@@ -143,7 +143,8 @@ def test_cpu_recipe_stacks_on_fit_yaml(capsys: pytest.CaptureFixture) -> None:
     assert [c["class_path"].rsplit(".", 1)[-1] for c in printed["trainer"]["callbacks"]] == ["LearningRateMonitor"]
     assert printed["trainer"]["precision"] == "bf16-mixed" and printed["model"]["image_size"] == 96
     assert printed["trainer"]["logger"]["init_args"]["name"] == "cpu"
-    assert printed["data"]["download"] is True and printed["data"]["md5"] == "f46e308c4d50d4bf32fedad2d3d62f3b"
+    assert printed["data"]["download"]["enabled"] is True
+    assert printed["data"]["download"]["md5"] == "f46e308c4d50d4bf32fedad2d3d62f3b"
 
 
 @pytest.mark.parametrize(

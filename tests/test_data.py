@@ -5,6 +5,7 @@ import random
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,8 +13,10 @@ import torch
 from conftest import FAST, REAL_ZIP, REAL_ZIP_MD5, TINY_VIT, cli_error, zip_dataset
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
-from eurosat_finetune.data.patches.source import LOCK_NAME, find_image_folder
+from eurosat_finetune.data.patches.source import LOCK_NAME, DownloadOptions, find_image_folder
+from eurosat_finetune.data.patches.split_choice import SplitChoice
 from eurosat_finetune.data.patches.splits import stratified_split, stratified_subset
 from eurosat_finetune.data.patches.synthetic import write_sample_dataset
 from eurosat_finetune.errors import ConfigError
@@ -23,8 +26,8 @@ TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.du
 ONE_STEP = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]  # if accepted
 
 
-def datamodule(root: Path, **kwargs: object) -> EuroSATDataModule:
-    dm = EuroSATDataModule(root=root, num_workers=0, batch_size=8, **kwargs)
+def datamodule(root: Path, **kwargs: Any) -> EuroSATDataModule:
+    dm = EuroSATDataModule(root=root, loader=LoaderOptions(batch_size=8, num_workers=0), **kwargs)
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -60,7 +63,7 @@ def test_split_rejects_bad_fractions(val: float, test: float) -> None:
 
 def refusal_of_a_70_10_20_fit(folder: Path, capsys: pytest.CaptureFixture) -> str:
     """What ``eurosat fit`` on ``folder`` split 70/10/20 says; it is refused before any image is decoded."""
-    fractions = ["--data.val_fraction=0.1", "--data.test_fraction=0.2", *ONE_STEP]
+    fractions = ["--data.split.val_fraction=0.1", "--data.split.test_fraction=0.2", *ONE_STEP]
     message = cli_error(["fit", *FAST, *TINY_MODEL, f"--data.root={folder}", *fractions], capsys)
     assert not list(folder.glob(".*"))  # the decode cache is a hidden file beside the images
     return message
@@ -72,10 +75,10 @@ def test_a_dataset_too_small_for_its_split_is_one_line(tmp_path: Path, capsys: p
     refused with a 20-line traceback). One line, before any image is decoded (no decode cache is written)."""
     folder = write_sample_dataset(tmp_path, images_per_class=3, image_size=32)
     assert refusal_of_a_70_10_20_fit(folder, capsys) == (
-        "eurosat: error: of 30 images, data.val_fraction=0.1 gives 3 to validation and data.test_fraction=0.2 gives "
-        "6 to test, fewer than the 10 classes a stratified split shares out to every split (the smallest class, "
-        "AnnualCrop, has 3 images): use fewer classes, more images, or a larger data.val_fraction and "
-        "data.test_fraction\n"
+        "eurosat: error: of 30 images, data.split.val_fraction=0.1 gives 3 to validation and "
+        "data.split.test_fraction=0.2 gives 6 to test, fewer than the 10 classes a stratified split shares out to "
+        "every split (the smallest class, AnnualCrop, has 3 images): use fewer classes, more images, or a larger "
+        "data.split.val_fraction and data.split.test_fraction\n"
     )
     # the advice works: 0.34 of 30 is 10 images, one of each class, in every split
     labels = [label for label in range(10) for _ in range(3)]
@@ -91,7 +94,7 @@ def test_a_class_too_small_for_the_split_is_named(tmp_path: Path, capsys: pytest
     assert refusal_of_a_70_10_20_fit(folder, capsys) == (
         "eurosat: error: class Pasture has 2 images, fewer than the 3 splits (train, val, test) a stratified split "
         "shares every class out to: add images of Pasture, leave its folder out of data.root (fewer classes), or set "
-        "data.val_fraction or data.test_fraction to 0\n"
+        "data.split.val_fraction or data.split.test_fraction to 0\n"
     )
     labels = [EUROSAT_CLASSES.index(path.parent.name) for path in sorted(folder.glob("*/*.jpg"))]
     train, val, test = stratified_split(labels, 0.1, 0, seed=0)  # without a test split: two splits, two images
@@ -106,8 +109,8 @@ def test_a_class_the_test_split_leaves_too_few_of_is_named() -> None:
     with pytest.raises(ConfigError) as err:
         stratified_split(labels, 0.1, 0.6, seed=0, class_names=["a", "b", "c"])
     assert str(err.value) == (
-        "class a has 3 images, and data.test_fraction=0.6 puts 2 of them in the test split, leaving too few to "
-        "share out between train and val: add images of a, or use a smaller data.test_fraction"
+        "class a has 3 images, and data.split.test_fraction=0.6 puts 2 of them in the test split, leaving too few to "
+        "share out between train and val: add images of a, or use a smaller data.split.test_fraction"
     )
 
 
@@ -115,13 +118,14 @@ def test_a_training_subset_that_cannot_be_stratified_is_one_line() -> None:
     """A stratified subset keeps some images of each class and leaves some: each class needs 2 training
     images, and the subset leaves at least one image per class out."""
     names = ["a", "b", "c"]
-    with pytest.raises(ConfigError, match=r"^data\.train_size=20: class a has 1 training image, .* add images of a$"):
+    one_image = r"^data\.split\.train_size=20: class a has 1 training image, .* add images of a$"
+    with pytest.raises(ConfigError, match=one_image):
         stratified_subset(np.arange(41), [0] + [1] * 20 + [2] * 20, 20, seed=0, class_names=names)
     labels = np.repeat(np.arange(3), 20)
     with pytest.raises(ConfigError) as err:
         stratified_subset(np.arange(60), labels, 58, seed=0, class_names=names)
     assert str(err.value) == (
-        "data.train_size=58 gives 58 images; it must be between 3 (one per class) and 57 (leaving one per class "
+        "data.split.train_size=58 gives 58 images; it must be between 3 (one per class) and 57 (leaving one per class "
         "out), or all 60 training images"
     )
     kept = stratified_subset(np.arange(60), labels, 57, seed=0, class_names=names)
@@ -154,7 +158,7 @@ def test_split_is_the_same_in_every_datamodule(sample_root: Path) -> None:
     torch.manual_seed(0)
     assert a.test_dataset.files == b.test_dataset.files
     assert a.train_dataset.files == b.train_dataset.files
-    c = datamodule(sample_root, split_seed=1)
+    c = datamodule(sample_root, split=SplitChoice(seed=1))
     assert c.test_dataset.files != a.test_dataset.files
     labels = Counter(a.test_dataset.labels)
     assert set(labels.values()) == {4}  # 20% of 20 images in each of the 10 classes
@@ -166,7 +170,7 @@ def test_missing_data_says_where_it_looked_and_what_to_do(tmp_path: Path) -> Non
         dm.prepare_data()
     message = str(err.value)
     assert str(tmp_path / "nowhere" / "EuroSAT_RGB") in message
-    assert "data.download=true" in message and "data.root" in message
+    assert "data.download.enabled=true" in message and "data.root" in message
     assert "\n" not in message
 
 
@@ -174,7 +178,7 @@ def test_download_verifies_md5_and_extracts(sample_root: Path, tmp_path: Path, s
     archive = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
     url = serve_dir(archive.parent) + "/EuroSAT_RGB.zip"
     root = tmp_path / "data"
-    dm = datamodule(root, download=True, url=url, md5=md5sum(archive))
+    dm = datamodule(root, download=DownloadOptions(True, url, md5sum(archive)))
     assert dm.class_names == list(EUROSAT_CLASSES)
     assert (root / "EuroSAT_RGB.zip").read_bytes() == archive.read_bytes()
     assert len(list((root / "EuroSAT_RGB").rglob("*.jpg"))) == 200
@@ -187,7 +191,7 @@ def test_download_with_wrong_md5_leaves_nothing(sample_root: Path, tmp_path: Pat
     archive = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
     url = serve_dir(archive.parent) + "/EuroSAT_RGB.zip"
     root = tmp_path / "data"
-    dm = EuroSATDataModule(root=root, download=True, url=url, md5="0" * 32)
+    dm = EuroSATDataModule(root=root, download=DownloadOptions(True, url, "0" * 32))
     with pytest.raises(DownloadError) as err:
         dm.prepare_data()
     assert "0" * 32 in str(err.value) and md5sum(archive) in str(err.value)
@@ -199,7 +203,7 @@ def test_download_of_a_corrupt_zip_leaves_no_half_extracted_folder(tmp_path: Pat
     served.mkdir()
     (served / "EuroSAT_RGB.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
     root = tmp_path / "data"
-    dm = EuroSATDataModule(root=root, download=True, url=serve_dir(served) + "/EuroSAT_RGB.zip")
+    dm = EuroSATDataModule(root=root, download=DownloadOptions(True, serve_dir(served) + "/EuroSAT_RGB.zip"))
     with pytest.raises(DownloadError, match="not a valid zip"):
         dm.prepare_data()
     assert [p.name for p in root.iterdir()] == [LOCK_NAME]  # the useless download is removed, nothing extracted
@@ -210,7 +214,7 @@ def test_a_corrupt_zip_the_user_placed_is_kept(tmp_path: Path) -> None:
     root.mkdir()
     (root / "EuroSAT_RGB.zip").write_bytes(b"not a zip")
     with pytest.raises(DownloadError, match="not a valid zip"):
-        EuroSATDataModule(root=root, download=True).prepare_data()
+        EuroSATDataModule(root=root, download=DownloadOptions(enabled=True)).prepare_data()
     assert sorted(p.name for p in root.iterdir()) == [LOCK_NAME, "EuroSAT_RGB.zip"]
 
 
@@ -219,7 +223,7 @@ def test_a_corrupt_zip_the_user_placed_is_kept(tmp_path: Path) -> None:
 @pytest.mark.skipif(not REAL_ZIP.is_file(), reason=f"{REAL_ZIP} is absent")
 def test_real_eurosat_rgb_through_the_download_path(tmp_path: Path, serve_dir) -> None:
     url = serve_dir(REAL_ZIP.parent) + "/" + REAL_ZIP.name
-    dm = datamodule(tmp_path, download=True, url=url, md5=REAL_ZIP_MD5)
+    dm = datamodule(tmp_path, download=DownloadOptions(True, url, REAL_ZIP_MD5))
     listing = dm.listing
     assert len(listing.files) == 27_000
     assert listing.class_names == list(EUROSAT_CLASSES) == sorted(listing.class_names)

@@ -21,7 +21,8 @@ import pytest
 from conftest import zip_dataset
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
-from eurosat_finetune.data.patches.source import LOCK_NAME
+from eurosat_finetune.data.loaders import LoaderOptions
+from eurosat_finetune.data.patches.source import LOCK_NAME, DownloadOptions
 from eurosat_finetune.errors import DownloadError, OutputError
 from eurosat_finetune.tools.download import partial_download_path
 
@@ -123,7 +124,12 @@ def server(archive: bytes) -> ArchiveServer:
 
 def datamodule(root: Path, server: ArchiveServer, archive: bytes, md5: str | None = None) -> EuroSATDataModule:
     md5 = md5 or hashlib.md5(archive).hexdigest()
-    return EuroSATDataModule(root=root, download=True, url=server.url, md5=md5, num_workers=0)
+    return downloading(root, server.url, md5)
+
+
+def downloading(root: Path, url: str, md5: str | None = None) -> EuroSATDataModule:
+    """A datamodule that downloads ``url`` into ``root`` (checked against ``md5``, if given)."""
+    return EuroSATDataModule(root=root, download=DownloadOptions(True, url, md5), loader=LoaderOptions(num_workers=0))
 
 
 def interrupted_first_run(root: Path, server: ArchiveServer, archive: bytes) -> Path:
@@ -269,11 +275,11 @@ def test_a_changed_file_or_no_checksum_starts_over(tmp_path: Path, server: Archi
     other = tmp_path / "other"
     server.etag = None
     server.drop_after, server.refuse_after_drop = 12 * MB, True
-    unchecked = EuroSATDataModule(root=other, download=True, url=server.url, md5=None, num_workers=0)
+    unchecked = downloading(other, server.url)
     with pytest.raises(DownloadError, match=r"stopped .*; run again to retry"):
         unchecked.prepare_data()
     server.refuse = False
-    EuroSATDataModule(root=other, download=True, url=server.url, md5=None, num_workers=0).prepare_data()
+    downloading(other, server.url).prepare_data()
     assert server.gets[-1] == (0, len(archive))
     extracted_once(other, archive)
 
@@ -282,11 +288,11 @@ def test_a_local_file_url_is_copied(tmp_path: Path, archive: bytes) -> None:
     served = tmp_path / "served" / "EuroSAT_RGB.zip"
     root = tmp_path / "data"
     md5 = hashlib.md5(archive).hexdigest()
-    EuroSATDataModule(root=root, download=True, url=served.as_uri(), md5=md5, num_workers=0).prepare_data()
+    downloading(root, served.as_uri(), md5).prepare_data()
     extracted_once(root, archive)
     missing = (tmp_path / "nowhere.zip").as_uri()
-    with pytest.raises(DownloadError, match=f"data.url='{missing}': no such file; give the url or path"):
-        EuroSATDataModule(root=tmp_path / "d2", download=True, url=missing, num_workers=0).prepare_data()
+    with pytest.raises(DownloadError, match=f"data.download.url='{missing}': no such file; give the url or path"):
+        downloading(tmp_path / "d2", missing).prepare_data()
 
 
 def test_what_the_server_refuses_is_one_line(
@@ -294,8 +300,8 @@ def test_what_the_server_refuses_is_one_line(
 ) -> None:
     url = server.url.replace("EuroSAT_RGB.zip", "EuroSAT_MS.zip")
     with pytest.raises(DownloadError) as err:
-        EuroSATDataModule(root=tmp_path / "data", download=True, url=url, num_workers=0).prepare_data()
-    assert str(err.value).startswith(f"the server answered 404 for data.url='{url}' (")
+        downloading(tmp_path / "data", url).prepare_data()
+    assert str(err.value).startswith(f"the server answered 404 for data.download.url='{url}' (")
     assert str(err.value).endswith("); check the url") and "\n" not in str(err.value)
     # offline mode (here set by TRANSFORMERS_OFFLINE, which huggingface_hub also reads) stops it before a request
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
@@ -324,5 +330,5 @@ def test_an_archive_the_disk_cannot_hold_extracted_is_kept(tmp_path: Path, sampl
     root = tmp_path / "data"
     url = f"{serve_dir(path.parent)}/EuroSAT_RGB.zip"
     with pytest.raises(OutputError, match=rf"^extracting {re.escape(str(root))}/EuroSAT_RGB.zip needs 1.29TB in "):
-        EuroSATDataModule(root=root, download=True, url=url, md5=hashlib.md5(data).hexdigest()).prepare_data()
+        downloading(root, url, hashlib.md5(data).hexdigest()).prepare_data()
     assert (root / "EuroSAT_RGB.zip").read_bytes() == data  # kept: no second 2 GB download after freeing space

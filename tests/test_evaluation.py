@@ -16,7 +16,9 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, classificat
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
+from eurosat_finetune.data.patches.split_choice import SplitChoice
 from eurosat_finetune.data.patches.splits import stratified_split
 from eurosat_finetune.model import ImageClassifier
 
@@ -53,7 +55,7 @@ def run(sample_root: Path, tiny_vit_dir: Path, tmp_path_factory: pytest.TempPath
 def predictions_of(checkpoint: Path, sample_root: Path) -> tuple[np.ndarray, np.ndarray]:
     """Labels and predictions on the test split, computed here without Lightning's loops."""
     model = ImageClassifier.load_from_checkpoint(checkpoint).eval()
-    dm = EuroSATDataModule(root=sample_root, num_workers=0)
+    dm = EuroSATDataModule(root=sample_root, loader=LoaderOptions(num_workers=0))
     dm.setup("test")
     images = torch.stack([dm.test_dataset[i][0] for i in range(len(dm.test_dataset))])
     with torch.no_grad():
@@ -159,16 +161,17 @@ def test_exported_model_runs_in_a_transformers_pipeline(run: dict, sample_root: 
 @pytest.mark.slow  # an end-to-end run: the full suite
 def test_split_guard_refuses_another_split(run: dict, capsys: pytest.CaptureFixture) -> None:
     args = ["test", "--config", str(run["config"]), *FAST, "--ckpt_path", str(run["best"])]
-    message = cli_error([*args, "--data.split_seed=1"], capsys)
-    assert re.search(r"trained on split \w+ .* split_seed=1 .*allow_split_change=true", message)
+    message = cli_error([*args, "--data.split.seed=1"], capsys)
+    assert re.search(r"trained on split \w+ .* data\.split\.seed=1 .*data\.split\.allow_change=true", message)
     assert message.count("\n") == 1  # one line, no traceback
-    assert "test_fraction=0.3" in cli_error([*args, "--data.test_fraction=0.3"], capsys)
-    run_cli([*args, "--data.split_seed=1", "--data.allow_split_change=true"])  # explicit override
+    assert "data.split.test_fraction=0.3" in cli_error([*args, "--data.split.test_fraction=0.3"], capsys)
+    run_cli([*args, "--data.split.seed=1", "--data.split.allow_change=true"])  # explicit override
 
 
 def test_train_size_is_a_stratified_seeded_subset(sample_root: Path) -> None:
-    def split(**kwargs: object) -> EuroSATDataModule:
-        dm = EuroSATDataModule(root=sample_root, num_workers=0, **kwargs)
+    def split(train_size: float | None = None) -> EuroSATDataModule:
+        choice = SplitChoice(train_size=train_size)
+        dm = EuroSATDataModule(root=sample_root, split=choice, loader=LoaderOptions(num_workers=0))
         dm.setup("fit")
         return dm
 
@@ -181,7 +184,7 @@ def test_train_size_is_a_stratified_seeded_subset(sample_root: Path) -> None:
         assert counts.max() - counts.min() <= 1, counts  # stratified
         assert dm.val_dataset.files == full.val_dataset.files and dm.test_dataset.files == full.test_dataset.files
         assert split(train_size=size).train_dataset.files == dm.train_dataset.files  # deterministic
-    with pytest.raises(ValueError, match=r"data\.train_size=5 .* between 10"):
+    with pytest.raises(ValueError, match=r"data\.split\.train_size=5 .* between 10"):
         split(train_size=5)
     assert len(stratified_split([0] * 5 + [1] * 5, 0.2, 0.2, 0)[0]) == 6
 

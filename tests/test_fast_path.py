@@ -15,11 +15,21 @@ from torchvision.transforms import v2
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
 from eurosat_finetune.data.images import read_image
+from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.data.patches import decode_cache as cache_module
 from eurosat_finetune.data.patches.datasets import list_images
-from eurosat_finetune.data.patches.decode_cache import CACHE_PREFIX, build_cache, cache_name, load_cache, status_path
+from eurosat_finetune.data.patches.decode_cache import (
+    CACHE_PREFIX,
+    DecodeCacheOptions,
+    build_cache,
+    cache_name,
+    load_cache,
+    status_path,
+)
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.pixels import random_dihedral
+
+NO_WORKERS = LoaderOptions(num_workers=0)
 
 
 @pytest.fixture
@@ -46,7 +56,7 @@ def test_device_path_matches_the_imagefolder_pipeline(dataset: Path) -> None:
             [v2.Resize(224), v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)]
         ),
     )
-    dm = EuroSATDataModule(root=dataset.parent, num_workers=0, batch_size=200)
+    dm = EuroSATDataModule(root=dataset.parent, loader=LoaderOptions(batch_size=200, num_workers=0))
     dm.prepare_data()
     dm.setup("fit")
     model = ImageClassifier(class_names=dm.class_names, model_name_or_path=None, vit_config=TINY_VIT, image_size=224)
@@ -60,7 +70,7 @@ def test_device_path_matches_the_imagefolder_pipeline(dataset: Path) -> None:
 
 
 def test_augmentation_only_while_training(dataset: Path) -> None:
-    dm = EuroSATDataModule(root=dataset.parent, num_workers=0, augment=True)
+    dm = EuroSATDataModule(root=dataset.parent, loader=NO_WORKERS, augment=True)
     trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
     dm.trainer = trainer
     images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
@@ -75,7 +85,7 @@ def test_augmentation_only_while_training(dataset: Path) -> None:
     symmetries = [torch.rot90(x, k, dims=(-2, -1)) for x in (images, images.flip(-1)) for k in range(4)]
     which = [next(s for s in range(8) if torch.equal(out[i], symmetries[s][i])) for i in range(64)]
     assert len(set(which)) >= 6  # drawn per image, not once per batch
-    assert not EuroSATDataModule(root=dataset.parent, num_workers=0).augment  # off unless asked for
+    assert not EuroSATDataModule(root=dataset.parent, loader=NO_WORKERS).augment  # off unless asked for
 
 
 def test_random_dihedral_keeps_non_square_images_in_shape() -> None:
@@ -132,10 +142,10 @@ def test_a_cache_dir_where_no_file_can_be_created_is_refused(
     (tmp_path / "a-file").write_text("")
     cache_dir = tmp_path / "a-file" / "cache"
     args = ["fit", *FAST, f"--model.vit_config={json.dumps(TINY_VIT)}", "--model.model_name_or_path=null"]
-    message = cli_error([*args, f"--data.root={sample_root}", f"--data.cache_dir={cache_dir}"], capsys)
+    message = cli_error([*args, f"--data.root={sample_root}", f"--data.cache.dir={cache_dir}"], capsys)
     assert message.splitlines()[-1] == (
-        f"eurosat: error: cannot write the decode cache to data.cache_dir='{cache_dir}'; give a writable "
-        "folder (or leave it unset), or set data.decode_cache=false to decode images every epoch"
+        f"eurosat: error: cannot write the decode cache to data.cache.dir='{cache_dir}'; give a writable "
+        "folder (or leave it unset), or set data.cache.enabled=false to decode images every epoch"
     )
 
 
@@ -157,7 +167,9 @@ def test_corrupt_images_are_named_or_skipped(
         assert "cannot read" in message and any(str(p) in message for p in broken)
     assert "data.skip_unreadable=true" in message
 
-    dm = EuroSATDataModule(root=dataset.parent, num_workers=0, decode_cache=decode_cache, skip_unreadable=True)
+    dm = EuroSATDataModule(
+        root=dataset.parent, loader=NO_WORKERS, cache=DecodeCacheOptions(enabled=decode_cache), skip_unreadable=True
+    )
     with pytest.warns(UserWarning, match=r"leaving out 2 unreadable image\(s\)") as record:
         dm.prepare_data()
         dm.setup("fit")
@@ -178,7 +190,9 @@ def test_odd_images_are_converted_and_resized(dataset: Path, mode: str, decode_c
         rgb.resize((50, 70)).save(target)
     else:
         rgb.convert(mode).save(target)
-    dm = EuroSATDataModule(root=dataset.parent, num_workers=0, batch_size=300, decode_cache=decode_cache)
+    dm = EuroSATDataModule(
+        root=dataset.parent, loader=LoaderOptions(batch_size=300, num_workers=0), cache=DecodeCacheOptions(decode_cache)
+    )
     dm.prepare_data()
     dm.setup("fit")
     subsets = (dm.train_dataset, dm.val_dataset, dm.test_dataset)

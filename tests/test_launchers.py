@@ -72,7 +72,7 @@ PROVIDE = """
 import sys
 from pathlib import Path
 from eurosat_finetune.data.patches.source import DatasetSource
-source = DatasetSource(Path(sys.argv[1]), False, "", None, int(sys.argv[2]))
+source = DatasetSource(Path(sys.argv[1]), synthetic_images_per_class=int(sys.argv[2]))
 print(source.image_folder())
 """
 

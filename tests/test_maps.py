@@ -196,25 +196,25 @@ def test_bad_scenes_are_refused_or_listed(checkpoint: Path, tmp_path: Path, caps
     small.mkdir()
     write_raster(small / "small.tif", np.zeros((3, 20, 40), np.uint8))
     assert refused(small) == (
-        f"eurosat: error: {small / 'small.tif'} is 40x20 px, smaller than one 32 px window; lower data.tile_size or "
-        "set data.map_scenes=none to classify it whole"
+        f"eurosat: error: {small / 'small.tif'} is 40x20 px, smaller than one 32 px window; lower data.maps.window "
+        "or set data.maps.scenes=none to classify it whole"
     )
     two = tmp_path / "two"
     two.mkdir()
     write_raster(two / "two.tif", np.zeros((2, 64, 64), np.uint8))
     assert refused(two) == (
         f"eurosat: error: {two / 'two.tif'} has 2 band(s), none described as a Sentinel-2 band: give its red, green "
-        "and blue bands' numbers (from 1) with data.scene_bands, e.g. --data.scene_bands [4,3,2], or name every band, "
-        "e.g. [B02,B03,B04,B08]"
+        "and blue bands' numbers (from 1) with data.maps.raster_bands, e.g. --data.maps.raster_bands [4,3,2], or name "
+        "every band, e.g. [B02,B03,B04,B08]"
     )
-    assert refused(two, "--data.scene_bands=[1, 2, 3]").startswith(
-        f"eurosat: error: {two / 'two.tif'} has 2 band(s); data.scene_bands=[1, 2, 3] asks for band 3"
+    assert refused(two, "--data.maps.raster_bands=[1, 2, 3]").startswith(
+        f"eurosat: error: {two / 'two.tif'} has 2 band(s); data.maps.raster_bands=[1, 2, 3] asks for band 3"
     )
-    assert refused(small, "--data.tile_stride=5") == (
-        "eurosat: error: data.tile_stride=5 must divide data.tile_size=32 (each map cell is one stride step)"
+    assert refused(small, "--data.maps.stride=5") == (
+        "eurosat: error: data.maps.stride=5 must divide data.maps.window=32 (each map cell is one stride step)"
     )
-    assert refused(small, "--data.scene_bands=[1, 2]") == (
-        "eurosat: error: data.scene_bands=[1, 2]: give three band numbers (from 1), red, green, blue"
+    assert refused(small, "--data.maps.raster_bands=[1, 2]").startswith(  # refused by its type, when parsed
+        'eurosat: error: Parser key "data.maps.raster_bands": Does not validate against any of the Union subtypes'
     )
 
     mixed = tmp_path / "mixed"  # a corrupt TIFF and a text file named .tif are unreadable images, listed

@@ -106,7 +106,7 @@ def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tm
     with rasterio.open(scene, "w", crs="EPSG:32633", transform=from_origin(0, 0, 10, 10), **profile) as dst:
         dst.write(pixels)
     options = SceneOptions("auto", 32, None, None, 2750.0)
-    scenes, whole = options.scenes(tmp_path, [], [scene], TrainedOn(32, None, 10.0))
+    scenes, whole = options.scenes_among(tmp_path, [], [scene], TrainedOn(32, None, 10.0))
     assert whole == [] and [(s.name, s.rows, s.cols) for s in scenes] == [("scene", 2, 3)]
     (batch,) = list(SceneWindows(scenes, batch_size=8))  # its 6 windows in one batch
     with torch.no_grad():

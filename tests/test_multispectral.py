@@ -18,10 +18,13 @@ from test_backbones import FAMILIES, save_tiny
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.data.patches.published import EUROSAT_CLASS_SIZES
+from eurosat_finetune.data.patches.source import DownloadOptions
 from eurosat_finetune.model import ImageClassifier
 
 CLASSES = ["Forest", "River", "SeaLake"]
+NO_WORKERS = LoaderOptions(num_workers=0)
 TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
 LEARN = [*FAST, *TINY_MODEL, "--model.optimizer.lr=0.001", "--trainer.max_epochs=20", "--export.after_fit=false"]
 
@@ -90,7 +93,7 @@ def test_the_band_that_tells_the_classes_apart_is_learnt_only_when_chosen(
     signal, rgb = read_metrics(fitted["signal"])["val_acc"], read_metrics(fitted["rgb"])["val_acc"]
     assert signal == 1.0 and rgb < 0.7, (signal, rgb)  # 6 validation images, 3 classes
     saved = torch.load(fitted["signal"] / "checkpoints" / "best.ckpt", weights_only=True)
-    own = EuroSATDataModule(root=ms_root, num_workers=0, bands=["B08"]).input_bands  # a sample, not EuroSAT MS
+    own = EuroSATDataModule(root=ms_root, loader=NO_WORKERS, bands=["B08"]).input_bands  # a sample, not EuroSAT MS
     assert saved["hyper_parameters"]["input_bands"] == own and own["mean"] != [EUROSAT_MS_MEAN["B08"]]
     assert saved["hyper_parameters"]["model_config"]["num_channels"] == 1
 
@@ -119,12 +122,14 @@ def test_both_published_zip_layouts_download_and_are_found(layout: str, tmp_path
     write_multispectral_sample(source, layout, per_class=10, size=8)
     archive = zip_dataset(source, tmp_path / "served" / "EuroSAT_MS.zip")
     url = f"{serve_dir(archive.parent)}/EuroSAT_MS.zip"
-    data = EuroSATDataModule(root=tmp_path / "data", download=True, url=url, num_workers=0, bands=["B8A", "B02"])
+    data = EuroSATDataModule(
+        root=tmp_path / "data", download=DownloadOptions(True, url), loader=NO_WORKERS, bands=["B8A", "B02"]
+    )
     assert data.class_names == CLASSES and data.multispectral and data.band_names == ["B8A", "B02"]
     data.prepare_data()
     data.setup("fit")
     pixels, _ = data.train_dataset[0]
-    with_all = EuroSATDataModule(root=tmp_path / "data", num_workers=0)
+    with_all = EuroSATDataModule(root=tmp_path / "data", loader=NO_WORKERS)
     with_all.setup("fit")
     stored = with_all.train_dataset[0][0]
     assert pixels.dtype == torch.int32 and torch.equal(pixels, stored[[12, 1]])  # B8A is stored last
@@ -135,7 +140,7 @@ def test_both_published_zip_layouts_download_and_are_found(layout: str, tmp_path
 
 def test_other_multispectral_data_gets_its_own_statistics(ms_root: Path, tmp_path: Path) -> None:
     own = shutil.copytree(ms_root / "EuroSAT_MS", tmp_path / "my_patches")
-    data = EuroSATDataModule(root=own, num_workers=0, bands=["B02", "B10"])
+    data = EuroSATDataModule(root=own, loader=NO_WORKERS, bands=["B02", "B10"])
     stored = np.stack([data.readable.cache[row] for row in data.readable.rows[data.split.train]])
     expected_mean = stored[:, [1, 9]].astype(np.float64).mean(axis=(0, 2, 3))
     np.testing.assert_allclose(data.input_bands["mean"], expected_mean, rtol=1e-9)
@@ -280,8 +285,8 @@ def test_a_13_band_scene_maps_as_its_tiles_are_classified(
         if descriptions is None:
             assert message == (
                 f"eurosat: error: {bad / 'scene.tif'} has 4 band(s) whose descriptions name no Sentinel-2 bands; "
-                "name them in file order with data.scene_bands, e.g. [B01,B02,B03,B04,B05,B06,B07,B08,B09,B10,B11,"
-                "B12,B8A] (EuroSAT MS's order) or [B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12] (ESA's)"
+                "name them in file order with data.maps.raster_bands, e.g. [B01,B02,B03,B04,B05,B06,B07,B08,B09,B10,"
+                "B11,B12,B8A] (EuroSAT MS's order) or [B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12] (ESA's)"
             )
             named = [*common, f"--data.predict_root={bad}", "--data.scene_bands=[B01,B02,B03,B08]"]
             run_cli([*named, f"--trainer.default_root_dir={bad}"])  # named on the command line: mapped
@@ -301,7 +306,8 @@ def test_ms_yaml_stacks_on_fit_yaml_and_on_the_cpu_recipe(capsys: pytest.Capture
         command = ["fit", *(arg for name in stack for arg in ("--config", str(configs / name))), "--print_config"]
         printed = yaml.safe_load(run_cli(command, capsys))
         assert printed["data"]["bands"] == "all" and printed["data"]["root"] == "data/ms"
-        assert printed["data"]["url"].endswith("EuroSAT_MS.zip?download=1") and printed["data"]["download"] is True
+        download = printed["data"]["download"]
+        assert download["url"].endswith("EuroSAT_MS.zip?download=1") and download["enabled"] is True
         assert printed["model"]["image_mean"] is None and printed["model"]["new_channels"] == "zeros"
     assert printed["model"]["model_config"]["model_type"] == "resnet"  # the CPU recipe's network, on 13 bands
 
@@ -390,11 +396,11 @@ def test_eurosat_is_recognised_by_its_files_not_by_its_folders_name(kind: str, m
         (copy / name).mkdir(parents=True)
         for n in range(1, size + 1):
             os.link(one, copy / name / f"{name}_{n}{one.suffix}")  # 27,000 names of one real image
-    data = EuroSATDataModule(root=copy, num_workers=0, bands=["B02", "B8A"] if kind == "EuroSAT MS" else None)
+    data = EuroSATDataModule(root=copy, loader=NO_WORKERS, bands=["B02", "B8A"] if kind == "EuroSAT MS" else None)
     assert data.published == kind
     if kind == "EuroSAT MS":
         assert data.input_bands == {"names": ["B02", "B8A"], "mean": [1118.24, 2594.14], "std": [333.01, 1231.59]}
         assert not [p for p in copy.rglob(".*")]  # the published statistics: nothing decoded
     (copy / "Forest" / f"Forest_7{one.suffix}").unlink()
-    assert EuroSATDataModule(root=copy, num_workers=0).published is None
-    assert EuroSATDataModule(root=ms_root, num_workers=0).published is None  # named EuroSAT_MS, not EuroSAT MS
+    assert EuroSATDataModule(root=copy, loader=NO_WORKERS).published is None
+    assert EuroSATDataModule(root=ms_root, loader=NO_WORKERS).published is None  # named EuroSAT_MS, not EuroSAT MS

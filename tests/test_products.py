@@ -174,8 +174,8 @@ def test_clouds_of_the_scene_classification_are_masked_on_request(ms12: Path, tm
     error = cli_error(["predict", *FAST, f"--ckpt_path={ms12}", f"--data.predict_root={l1c}", "--data.mask_clouds=true",
                        f"--trainer.default_root_dir={tmp_path / 'runs'}"], capsys)  # fmt: skip
     assert error.strip().splitlines()[-1] == (
-        f"eurosat: error: data.mask_clouds needs the scene classification (SCL) of an L2A product; {l1c} is L1C "
-        "without one: drop data.mask_clouds"
+        f"eurosat: error: data.maps.mask_clouds needs the scene classification (SCL) of an L2A product; {l1c} is "
+        "L1C without one: drop data.maps.mask_clouds"
     )
 
 

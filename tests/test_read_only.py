@@ -80,7 +80,7 @@ def test_user_without_write_permission(sample_root: Path, tmp_path: Path) -> Non
     nowhere = {**env, "XDG_CACHE_HOME": "", "HOME": str(not_writable(tmp_path / "home"))}
     third = eurosat(WITHOUT_OVERRIDES, args, nowhere)
     assert third.returncode == 0, third.stderr[-3000:]
-    assert "decoding every image every epoch instead (slower). Set data.cache_dir" in third.stderr
+    assert "decoding every image every epoch instead (slower). Set data.cache.dir" in third.stderr
 
     assert sorted(data.rglob("*")) == before  # nothing was written into the dataset
 
@@ -117,8 +117,8 @@ def test_read_only_mount(sample_root: Path, tmp_path: Path) -> None:
     refused = eurosat(mounted, [*args, f"--data.cache_dir={data / 'cache'}"], env)
     assert refused.returncode == 2
     assert refused.stderr.splitlines()[-1] == (
-        f"eurosat: error: cannot write the decode cache to data.cache_dir='{data / 'cache'}'; give a writable "
-        "folder (or leave it unset), or set data.decode_cache=false to decode images every epoch"
+        f"eurosat: error: cannot write the decode cache to data.cache.dir='{data / 'cache'}'; give a writable "
+        "folder (or leave it unset), or set data.cache.enabled=false to decode images every epoch"
     )
     # data that must first be written (here the sample dataset) onto a read-only mount: one line too
     sample = eurosat(mounted, [*args, f"--data.root={data / 'new'}", "--data.sample_images_per_class=5"], env)
@@ -150,7 +150,7 @@ def test_a_damaged_cache_beside_read_only_data_is_one_line(sample_root: Path, tm
     assert refused.stderr.splitlines()[-1] == (
         f"eurosat: error: the decode cache {cache} is damaged ({cache.name} has {size // 2:,} bytes where its "
         f"header promises {size:,}) and its folder is read-only: delete it and {status} there, or set "
-        "data.cache_dir to a writable folder"
+        "data.cache.dir to a writable folder"
     )
     elsewhere = eurosat(WITHOUT_OVERRIDES, [*args, f"--data.cache_dir={tmp_path / 'cache'}"], env)
     assert elsewhere.returncode == 0, elsewhere.stderr[-3000:]

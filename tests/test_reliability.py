@@ -27,7 +27,7 @@ def one_line(message: str) -> str:
 def test_missing_root_and_empty_folders(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     missing = tmp_path / "nowhere"
     message = one_line(cli_error(["fit", *FAST, *TINY_MODEL, f"--data.root={missing}"], capsys))
-    assert f"data.root='{missing}'" in message and "data.download=true" in message
+    assert f"data.root='{missing}'" in message and "data.download.enabled=true" in message
 
     no_classes = tmp_path / "no-classes"
     (no_classes / "docs").mkdir(parents=True)
@@ -125,8 +125,8 @@ def test_config_typos_and_wrong_types_reach_the_user(tmp_path: Path, capsys: pyt
     config = tmp_path / "typo.yaml"
     config.write_text(yaml.safe_dump({"data": {"roots": "data"}}))
     assert "roots" in cli_error(["fit", "--config", str(config)], capsys)
-    error = cli_error(["fit", "--data.batch_size=many"], capsys)
-    assert "data.batch_size" in error and "many" in error
+    error = cli_error(["fit", "--data.loader.batch_size=many"], capsys)
+    assert "data.loader.batch_size" in error and "many" in error
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite

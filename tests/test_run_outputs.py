@@ -15,6 +15,7 @@ import yaml
 from conftest import FAST, REPO, TINY_VIT, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.outputs.validation_samples import WRONG, sample_grid, stratified_pick
 
 
@@ -31,7 +32,7 @@ def test_console_script_and_module_enter_the_same_cli_with_its_help() -> None:
     module = [sys.executable, "-m", "eurosat_finetune", "fit", "--help"]
     fit_help = subprocess.run(module, capture_output=True, text=True, timeout=120)
     assert fit_help.returncode == 0, fit_help.stderr[-2000:]
-    assert "--data.split_seed" in fit_help.stdout and "--model.model_name_or_path" in fit_help.stdout
+    assert "--data.split.seed" in fit_help.stdout and "--model.model_name_or_path" in fit_help.stdout
 
 
 def test_stratified_pick_shows_every_class_and_the_same_images() -> None:
@@ -127,7 +128,7 @@ def test_model_card_holds_the_run_s_numbers(fitted: dict, sample_root: Path) -> 
     logged = logged_at_epoch_end(run, epoch)
     figures = " | ".join(f"{logged[key]:.4f}" for key in ("val_acc", "val_macro_f1", "val_loss"))
     assert f"| validation (epoch {epoch}, the best) | {figures} |" in card
-    assert "140 training, 20 validation, 40 test images" in card and "split_seed 0" in card
+    assert "140 training, 20 validation, 40 test images" in card and ", seed 0)" in card
     assert "0 `AnnualCrop`" in card and "9 `SeaLake`" in card and "trained from scratch" in card
     assert 'pipeline("image-classification"' in card
     # the run's own data: a synthetic sample of 32 px images, not EuroSAT
@@ -169,7 +170,7 @@ def test_export_outside_the_cli_describes_the_data_it_was_trained_on(
     images = tmp_path / "data" / folder
     for name in ("Forest", "River", "SeaLake"):  # real JPEGs of three classes, no sample marker
         shutil.copytree(sample_root / "EuroSAT_RGB" / name, images / name)
-    data = EuroSATDataModule(root=images, batch_size=16, num_workers=0)
+    data = EuroSATDataModule(root=images, loader=LoaderOptions(batch_size=16, num_workers=0))
     model = ImageClassifier(
         data.class_names, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT},
         optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05), decay_norms_and_biases=folder == "fields",

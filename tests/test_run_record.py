@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from transformers import AutoModelForImageClassification
 
 from eurosat_finetune.data.datamodule import EuroSATDataModule
+from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.outputs.huggingface_export import HuggingFaceExport
 from eurosat_finetune.outputs.run_record import RunRecord, best_checkpoint, figures
@@ -51,7 +52,7 @@ def test_summary_gives_the_best_validation_not_the_epoch_s_last(
 @pytest.mark.filterwarnings("ignore:Attribute 'scheduler' removed from hparams")  # a lambda, not saved
 def test_best_checkpoint_is_found_by_what_it_is_in_any_callback_order(sample_root: Path, tmp_path: Path) -> None:
     seed_everything(7)
-    data = EuroSATDataModule(root=str(sample_root), batch_size=16, num_workers=0)  # checkpoints load weights_only
+    data = EuroSATDataModule(root=sample_root, loader=LoaderOptions(batch_size=16, num_workers=0))
     model = ImageClassifier(
         data.class_names,
         None,

@@ -1,4 +1,4 @@
-"""Published splits (``data.split_files``): lists of names, in the split fingerprint, with clear errors."""
+"""Published splits (``data.split.files``): lists of names, in the split fingerprint, with clear errors."""
 
 import csv
 import json
@@ -35,7 +35,7 @@ def write_lists(folder: Path, data: Path, sizes: dict[str, int], style: str = "t
 
 
 def split_option(paths: dict[str, Path]) -> str:
-    return "--data.split_files=" + json.dumps({split: str(path) for split, path in paths.items()})
+    return "--data.split.files=" + json.dumps({split: str(path) for split, path in paths.items()})
 
 
 def test_listed_split_matches_names_and_class_paths(sample_root: Path, tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_one_image_under_two_names_is_refused(sample_root: Path) -> None:
     with pytest.raises(ConfigError) as refusal:
         listed_split(listing.files, listing.folder, lists)
     assert str(refusal.value) == (
-        f"data.split_files: {image.with_suffix('').as_posix()} (as {image.stem}.tif and {image.as_posix()}) "
+        f"data.split.files: {image.with_suffix('').as_posix()} (as {image.stem}.tif and {image.as_posix()}) "
         "is listed in both train and test; each image may be listed once"
     )
 
@@ -106,26 +106,26 @@ def test_bad_lists_are_refused_before_any_image_is_decoded(
     test_list = paths["test"].read_text()
     paths["test"].write_text(test_list + "Forest_999.tif\n")
     assert refused(paths) == (
-        f"eurosat: error: data.split_files.test: Forest_999.tif is not among the 200 readable images of {data}; "
+        f"eurosat: error: data.split.files.test: Forest_999.tif is not among the 200 readable images of {data}; "
         "fix the list or the data.root"
     )
     paths["test"].write_text(test_list + paths["train"].read_text().split()[0] + "\n")
     first = paths["train"].read_text().split()[0]
     assert refused(paths) == (
-        f"eurosat: error: data.split_files: {first} is listed in both train and test; each image may be listed once"
+        f"eurosat: error: data.split.files: {first} is listed in both train and test; each image may be listed once"
     )
     paths["test"].write_text(test_list + test_list.split()[0] + "\n")
     assert refused(paths) == (
-        f"eurosat: error: data.split_files: {test_list.split()[0]} is listed twice in test; "
+        f"eurosat: error: data.split.files: {test_list.split()[0]} is listed twice in test; "
         "each image may be listed once"
     )
     missing = {**paths, "val": tmp_path / "nowhere.txt"}
     assert refused(missing) == (
-        f"eurosat: error: data.split_files.val: no such file {tmp_path / 'nowhere.txt'}; "
+        f"eurosat: error: data.split.files.val: no such file {tmp_path / 'nowhere.txt'}; "
         "give a text file of image names"
     )
     assert refused({"train": paths["train"], "test": paths["test"]}).startswith(
-        "eurosat: error: data.split_files has keys ['test', 'train']; give exactly train, val and test"
+        "eurosat: error: data.split.files has keys ['test', 'train']; give exactly train, val and test"
     )
     assert not list(data.glob(".*"))  # no decode cache was built
     assert not (tmp_path / "runs").exists()

@@ -1,9 +1,25 @@
 """The DataLoaders of the datamodule: one way to build them, and the sampler that evaluates each image once."""
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """How the images are batched and loaded (``data.loader``).
+
+    Args:
+        batch_size: Images per batch (per device). Training leaves out the incomplete last batch of an
+            epoch once the epoch has 10 full ones (every step then has one shape).
+        num_workers: DataLoader worker processes (they decode images when there is no decode cache).
+    """
+
+    batch_size: PositiveInt = 32
+    num_workers: NonNegativeInt = 4
 
 
 def loader(

@@ -57,7 +57,7 @@ class MapAccumulator:
 
 
 class LandCoverMaps(AddressedPredictionWriter):
-    """Write a land-cover map of each scene ``eurosat predict`` maps (see ``data.map_scenes``) into
+    """Write a land-cover map of each scene ``eurosat predict`` maps (see ``data.maps.scenes``) into
     ``<run folder>/maps/``: ``<name>.classes.tif``, ``<name>.preview.png`` and, on request,
     ``<name>.probabilities.tif``, ``<name>`` a product's path under ``data.predict_root`` less
     ``.SAFE``/``.zip``, or a raster's less its suffix. With overlapping windows each map cell averages

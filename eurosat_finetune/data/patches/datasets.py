@@ -18,7 +18,14 @@ from torch.utils.data import Dataset
 
 from eurosat_finetune.data.images import IMAGE_SUFFIXES, UNREADABLE_ERRORS, image_files, served
 from eurosat_finetune.data.multispectral import is_multispectral
-from eurosat_finetune.data.patches.decode_cache import UNREADABLE, decode_all, first_image_size, load_cache, pixels_at
+from eurosat_finetune.data.patches.decode_cache import (
+    UNREADABLE,
+    DecodeCacheOptions,
+    decode_all,
+    first_image_size,
+    load_cache,
+    pixels_at,
+)
 from eurosat_finetune.errors import DataNotFoundError, UnreadableImageError, UserError
 
 
@@ -64,7 +71,7 @@ class ReadableImages:
 
 
 def readable_images(
-    listing: ImageListing, decode_cache: bool, skip_unreadable: bool, num_workers: int, cache_dir: Path | None = None
+    listing: ImageListing, decode_cache: DecodeCacheOptions, skip_unreadable: bool, num_workers: int
 ) -> ReadableImages:
     """Decode ``listing`` into the cache (built once, see :func:`load_cache`) and check every image.
 
@@ -72,8 +79,8 @@ def readable_images(
     that lists them. The cache records which images failed, so this costs nothing after the first
     run; without a cache, only ``skip_unreadable`` pays for a decoding pass.
     """
-    files, multispectral = listing.files, listing.multispectral
-    loaded = load_cache(files, listing.folder, num_workers, cache_dir, multispectral) if decode_cache else None
+    files, multispectral, cached = listing.files, listing.multispectral, decode_cache.enabled
+    loaded = load_cache(files, listing.folder, num_workers, decode_cache.folder, multispectral) if cached else None
     cache, status = loaded if loaded is not None else (None, None)
     size = tuple(cache.shape[-2:]) if cache is not None else first_image_size(files, multispectral)
     if status is None and skip_unreadable:

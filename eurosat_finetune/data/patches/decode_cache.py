@@ -4,7 +4,7 @@ EuroSAT RGB decodes to 27,000 x 3 x 64 x 64 bytes of uint8 (330 MB); EuroSAT MS 
 uint16 (2.9 GB), every band, whichever are trained on. Decoding the JPEGs again every epoch
 costs more CPU than a fine-tune on a fast GPU can wait for; reading the array costs almost nothing.
 The cache is a hidden file inside the dataset folder, next to the class folders; if that folder is
-read-only (datasets on clusters often are), in a per-user cache folder; or where ``data.cache_dir``
+read-only (datasets on clusters often are), in a per-user cache folder; or where ``data.cache.dir``
 says. Its name is keyed by the file list with sizes and modification times (a changed dataset gets a
 new cache), and it is written under a temporary name and renamed only when complete, so no reader
 sees a half-written cache.
@@ -18,6 +18,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,25 @@ def cache_name(files: Sequence[Path], folder: Path, multispectral: bool = False)
     return f"{CACHE_PREFIX}{'uint16' if multispectral else 'uint8'}-{cache_key(files, folder)}.npy"
 
 
+@dataclass(frozen=True)
+class DecodeCacheOptions:
+    """Whether and where the images are decoded once into a cache (``data.cache``).
+
+    Args:
+        enabled: Decode the images once into an array (a hidden ``.npy`` file) and memory-map it in
+            later runs; false decodes every image every epoch.
+        dir: Folder for the decode cache; null puts it beside the images when that folder is writable,
+            else in ``$XDG_CACHE_HOME/eurosat-finetune`` (``~/.cache/eurosat-finetune``).
+    """
+
+    enabled: bool = True
+    dir: str | Path | None = None
+
+    @property
+    def folder(self) -> Path | None:
+        return Path(self.dir) if self.dir is not None else None
+
+
 def user_cache_dir() -> Path:
     """The per-user cache folder, where torch and Hugging Face keep theirs too:
     ``$XDG_CACHE_HOME/eurosat-finetune``, by default ``~/.cache/eurosat-finetune``."""
@@ -75,15 +95,15 @@ def cache_folder(dataset_folder: Path, cache_dir: Path | None) -> Path | None:
     if cache_dir is not None:
         if not writable(cache_dir):
             raise OutputError(
-                f"cannot write the decode cache to data.cache_dir={str(cache_dir)!r}; give a writable "
-                "folder (or leave it unset), or set data.decode_cache=false to decode images every epoch"
+                f"cannot write the decode cache to data.cache.dir={str(cache_dir)!r}; give a writable "
+                "folder (or leave it unset), or set data.cache.enabled=false to decode images every epoch"
             )
         return cache_dir
     if writable(dataset_folder):
         return dataset_folder
     user_folder = user_cache_dir()
     if writable(user_folder):
-        message = "%s is read-only; the decode cache goes to %s (data.cache_dir sets another)"
+        message = "%s is read-only; the decode cache goes to %s (data.cache.dir sets another)"
         log.info(message, dataset_folder, user_folder)
         return user_folder
     return None
@@ -223,7 +243,7 @@ def load_cache(
     if place is None:
         log.warning(
             "Cannot write the decode cache beside the images in %s nor in %s; decoding every image "
-            "every epoch instead (slower). Set data.cache_dir to a writable folder to cache them",
+            "every epoch instead (slower). Set data.cache.dir to a writable folder to cache them",
             folder,
             user_cache_dir(),
         )
@@ -292,7 +312,7 @@ def refusal_if_read_only(path: Path, damage: str) -> CacheError | None:
         return None
     return CacheError(
         f"the decode cache {path} is damaged ({damage}) and its folder is read-only: delete it and "
-        f"{status_path(path).name} there, or set data.cache_dir to a writable folder"
+        f"{status_path(path).name} there, or set data.cache.dir to a writable folder"
     )
 
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.data.patches.datasets import ImageListing, LabelledImages, ReadableImages
 from eurosat_finetune.data.patches.published import PublishedDataset
 from eurosat_finetune.data.patches.split_choice import SplitChoice
@@ -45,7 +46,7 @@ class DescribedData(Protocol):
     train_dataset: LabelledImages
     val_dataset: LabelledImages
     test_dataset: LabelledImages
-    batch_size: int
+    loader: LoaderOptions
     augment: bool
     band_names: list[str] | None
 
@@ -61,7 +62,7 @@ def describe(data: DescribedData) -> DatasetDescription:
         split_sizes={split: len(subset) for split, subset in subsets.items()},
         split_recipe=data.split_choice.in_words(),
         split_fingerprint=data.split_fingerprint,
-        batch_size=data.batch_size,
+        batch_size=data.loader.batch_size,
         augment=data.augment,
         bands=data.band_names,
     )

@@ -44,23 +44,37 @@ def find_image_folder(root: Path) -> Path | None:
 
 
 @dataclass(frozen=True)
+class DownloadOptions:
+    """Where the dataset is downloaded from when ``data.root`` holds none (``data.download``).
+
+    Args:
+        enabled: Download the zip at ``url`` and extract it into ``data.root`` when no images are found there.
+        url: Where to download the dataset zip from (an ``http(s)://`` or ``file://`` url).
+        md5: Expected md5 of the downloaded zip; null skips the check (the computed md5 is logged).
+    """
+
+    enabled: bool = False
+    url: str = EUROSAT_RGB_URL
+    md5: str | None = None
+
+
+@dataclass(frozen=True)
 class DatasetSource:
-    """The ``data.*`` options that say where the images are and how to get them."""
+    """Where the images are and how to get them: ``data.root``, ``data.download`` and
+    ``data.synthetic_images_per_class``."""
 
     root: Path
-    download: bool
-    url: str
-    md5: str | None
-    sample_images_per_class: int
+    download: DownloadOptions = DownloadOptions()
+    synthetic_images_per_class: int = 0
 
     @property
     def can_provide(self) -> bool:
-        return self.download or self.sample_images_per_class > 0
+        return self.download.enabled or self.synthetic_images_per_class > 0
 
     @property
     def archive_path(self) -> Path:
         """Where a downloaded zip is kept (its name taken from the url)."""
-        return self.root / (Path(self.url.split("?", 1)[0]).name or "dataset.zip")
+        return self.root / (Path(self.download.url.split("?", 1)[0]).name or "dataset.zip")
 
     def image_folder(self) -> Path:
         """The folder of ``<class>/<image>`` files: found, else downloaded or generated, once."""
@@ -68,10 +82,11 @@ class DatasetSource:
             raise DataNotFoundError(
                 f"no images found under data.root={str(self.root)!r} (looked for "
                 f"{' and '.join(str(self.root / n) for n in DATASET_FOLDERS)} and for class folders in "
-                f"{self.root}). Set data.download=true to fetch {self.url}, or point data.root at a "
+                f"{self.root}). Set data.download.enabled=true to fetch {self.download.url}, or point data.root at a "
                 "folder of <class>/<image> files"
             )
-        what = "writing the sample dataset" if self.sample_images_per_class > 0 else f"downloading {self.url}"
+        synthetic = self.synthetic_images_per_class > 0
+        what = "writing the sample dataset" if synthetic else f"downloading {self.download.url}"
         find = partial(find_image_folder, self.root)
         try:
             return made_once(self.root / LOCK_NAME, find, self._make, f"{what} in {self.root}")
@@ -85,24 +100,24 @@ class DatasetSource:
 
     def _make(self) -> Path:
         """Runs under the lock, so whatever temporary files exist were left by a killed process."""
-        if self.sample_images_per_class > 0:
+        if self.synthetic_images_per_class > 0:
             shutil.rmtree(self.root / SAMPLE_TMP_NAME, ignore_errors=True)
             log.info("Writing a synthetic sample dataset to %s", self.root)
-            return write_sample_dataset(self.root, self.sample_images_per_class)
+            return write_sample_dataset(self.root, self.synthetic_images_per_class)
         return self._download_and_extract()
 
     def _download_and_extract(self) -> Path:
         downloaded = not self.archive_path.is_file()
         if downloaded:
-            log.info("Downloading %s to %s", self.url, self.archive_path)
+            log.info("Downloading %s to %s", self.download.url, self.archive_path)
             download_file(
-                self.url,
+                self.download.url,
                 self.archive_path,
-                expected=self.md5,
+                expected=self.download.md5,
                 algorithm="md5",
-                option="data.url",
+                option="data.download.url",
                 by_hand=f"place it at {self.archive_path} (or extract it under {self.root})",
-                mismatch_hint="check data.url and data.md5 (set data.md5 to null to skip the check)",
+                mismatch_hint="check data.download.url and data.download.md5 (null skips the check)",
             )
         try:
             extract_zip(self.archive_path, self.root)
@@ -114,6 +129,6 @@ class DatasetSource:
         if folder is None:
             raise DataNotFoundError(
                 f"{self.archive_path} extracted into {self.root}, but no <class>/<image> folders "
-                "were found there; check data.url"
+                "were found there; check data.download.url"
             )
         return folder

@@ -1,11 +1,13 @@
-"""How a run splits its data: the split options as one value, which makes the split, names it (a
-fingerprint checkpoints keep) and says it in words."""
+"""How a run splits its data: the split options as one value (``data.split``), which makes the split,
+names it (a fingerprint checkpoints keep) and says it in words."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from jsonargparse.typing import NonNegativeInt, OpenUnitInterval, PositiveInt, restricted_number_type
 
 from eurosat_finetune.data.patches.splits import (
     Split,
@@ -15,22 +17,49 @@ from eurosat_finetune.data.patches.splits import (
     stratified_split,
     stratified_subset,
 )
+from eurosat_finetune.errors import ConfigError
+
+TrainingFraction = restricted_number_type("TrainingFraction", float, [(">", 0), ("<=", 1)])
+"""A fraction of the training images, in (0, 1]."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SplitChoice:
-    """Published lists (``split_files``), else seeded stratified fractions; and the training subset."""
+    """Published lists (``files``), else seeded stratified fractions; and the training subset.
 
-    val_fraction: float
-    test_fraction: float
-    seed: int
-    split_files: dict[str, str] | None
-    train_size: int | float | None
-    lists: dict[str, list[str]] | None = field(init=False)  # the entries of split_files, by split
+    Args:
+        val_fraction: Fraction of all images held out for validation.
+        test_fraction: Fraction of all images held out for testing (with ``val_fraction``, below 1).
+        seed: Seed of the split alone (not the global seed), so every run sees the same split.
+        files: A published split instead of the fractions: ``{train: ..., val: ..., test: ...}``,
+            each a text file with one image per line, named as ``<class>/<name>`` or ``<name>``
+            (extension ignored, so TorchGeo's ``eurosat-{train,val,test}.txt`` work). Images in no
+            list are left out; an image listed twice, or not in the data, is an error.
+        train_size: Train on a stratified, seeded subset of the training split: a number of images
+            (int) or a fraction of them (float); null uses all. Validation and test sets are unchanged.
+        allow_change: Evaluate a checkpoint even if the data's split differs from the one it was
+            trained with (by default that is refused: test images might have been trained on).
+    """
+
+    val_fraction: OpenUnitInterval = 0.1
+    test_fraction: OpenUnitInterval = 0.2
+    seed: NonNegativeInt = 0
+    files: dict[str, str] | None = None
+    train_size: PositiveInt | TrainingFraction | None = None
+    allow_change: bool = False
 
     def __post_init__(self) -> None:
-        # read when the options are given, so a missing list file fails before any work
-        self.lists = read_split_files(self.split_files) if self.split_files is not None else None
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                f"data.split.val_fraction={self.val_fraction} and data.split.test_fraction={self.test_fraction} "
+                "leave no training images; give fractions that sum to less than 1"
+            )
+        _ = self.lists  # read when the options are given, so a missing list file fails before any work
+
+    @cached_property
+    def lists(self) -> dict[str, list[str]] | None:
+        """The entries of ``files``, by split."""
+        return read_split_files(self.files) if self.files is not None else None
 
     def split(self, files: Sequence[Path], labels: Sequence[int], folder: Path, class_names: Sequence[str]) -> Split:
         """Train/val/test indices into ``files``: from the lists, else the seeded fractions."""
@@ -60,14 +89,15 @@ class SplitChoice:
     def options(self) -> str:
         """The options that chose the split, as a user sets them."""
         if self.lists is not None:
-            return "these split_files"
-        return f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, split_seed={self.seed}"
+            return "these data.split.files"
+        fractions = f"data.split.val_fraction={self.val_fraction}, data.split.test_fraction={self.test_fraction}"
+        return f"{fractions} and data.split.seed={self.seed}"
 
     def in_words(self) -> str:
-        """E.g. "a stratified split (val_fraction 0.1, test_fraction 0.2, split_seed 0)"."""
-        if self.split_files is not None:
-            how = f"the published split lists {self.split_files}"
+        """E.g. "a stratified split (val_fraction 0.1, test_fraction 0.2, seed 0)"."""
+        if self.files is not None:
+            how = f"the published split lists {self.files}"
         else:
             fractions = f"val_fraction {self.val_fraction}, test_fraction {self.test_fraction}"
-            how = f"a stratified split ({fractions}, split_seed {self.seed})"
+            how = f"a stratified split ({fractions}, seed {self.seed})"
         return how + (f"; trained on a subset of {self.train_size}" if self.train_size is not None else "")

@@ -39,7 +39,7 @@ def stratified_split(
     """
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ConfigError(
-            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
+            f"data.split.val_fraction={val_fraction} and data.split.test_fraction={test_fraction} must be in "
             "[0, 1) and sum to less than 1"
         )
     labels = np.asarray(labels)
@@ -82,7 +82,7 @@ def room_for_every_class(
     splits = ["train", *(split for split, size in sizes.items() if size)]
     smallest, fewest = name_of(int(present[counts.argmin()]), class_names), int(counts.min())
     if fewest < len(splits):
-        options = " or ".join(f"data.{split}_fraction" for split in splits[1:])
+        options = " or ".join(f"data.split.{split}_fraction" for split in splits[1:])
         raise ConfigError(
             f"class {smallest} has {images(fewest)}, fewer than the {len(splits)} splits ({', '.join(splits)}) "
             f"a stratified split shares every class out to: add images of {smallest}, leave its folder out of "
@@ -92,15 +92,15 @@ def room_for_every_class(
     short = [split for split in (*splits[1:], "train") if sizes[split] < len(present)]
     if not short:
         return
-    taking = " and ".join(f"data.{split}_fraction={fractions[split]}" for split in splits[1:])
+    taking = " and ".join(f"data.split.{split}_fraction={fractions[split]}" for split in splits[1:])
     said = " and ".join(
         f"{taking} leave {sizes[split]} to train on"
         if split == "train"
-        else f"data.{split}_fraction={fractions[split]} gives {sizes[split]} to {SPLIT_WORDS[split]}"
+        else f"data.split.{split}_fraction={fractions[split]} gives {sizes[split]} to {SPLIT_WORDS[split]}"
         for split in short
     )
     if "train" not in short:
-        change = "a larger " + " and ".join(f"data.{split}_fraction" for split in short)
+        change = "a larger " + " and ".join(f"data.split.{split}_fraction" for split in short)
     else:
         change = "smaller fractions" if short == ["train"] else "other fractions"
     raise ConfigError(
@@ -121,9 +121,9 @@ def left_after_test(
         label = int(short[0])
         name = name_of(label, class_names)
         raise ConfigError(
-            f"class {name} has {images(total[label])}, and data.test_fraction={test_fraction} puts "
+            f"class {name} has {images(total[label])}, and data.split.test_fraction={test_fraction} puts "
             f"{total[label] - left[label]} of them in the test split, leaving too few to share out between train "
-            f"and val: add images of {name}, or use a smaller data.test_fraction"
+            f"and val: add images of {name}, or use a smaller data.split.test_fraction"
         )
 
 
@@ -140,12 +140,13 @@ def stratified_subset(
     if len(present) <= count < len(indices) and counts.min() < 2:
         name = name_of(int(present[counts.argmin()]), class_names)
         raise ConfigError(
-            f"data.train_size={size}: class {name} has 1 training image, and a stratified subset keeps some images "
-            f"of each class and leaves some; train on all images (data.train_size null) or add images of {name}"
+            f"data.split.train_size={size}: class {name} has 1 training image, and a stratified subset keeps some "
+            f"images of each class and leaves some; train on all images (data.split.train_size null) or add images "
+            f"of {name}"
         )
     if not len(present) <= count <= len(indices) - len(present):
         raise ConfigError(
-            f"data.train_size={size} gives {count} images; it must be between {len(present)} (one per class) and "
+            f"data.split.train_size={size} gives {count} images; it must be between {len(present)} (one per class) and "
             f"{len(indices) - len(present)} (leaving one per class out), or all {len(indices)} training images"
         )
     subset, _ = train_test_split(indices, train_size=count, stratify=labels[indices], random_state=seed)
@@ -156,14 +157,14 @@ def read_split_files(split_files: dict[str, str | Path]) -> dict[str, list[str]]
     """The entries of each list file (one name per line, blank lines skipped), by split."""
     if sorted(split_files) != sorted(SPLITS):
         raise ConfigError(
-            f"data.split_files has keys {sorted(split_files)}; give exactly train, val and test, each a text file "
+            f"data.split.files has keys {sorted(split_files)}; give exactly train, val and test, each a text file "
             "with one image name per line"
         )
     lists = {}
     for split in SPLITS:
         path = Path(split_files[split])
         if not path.is_file():
-            raise DataNotFoundError(f"data.split_files.{split}: no such file {path}; give a text file of image names")
+            raise DataNotFoundError(f"data.split.files.{split}: no such file {path}; give a text file of image names")
         lists[split] = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     return lists
 
@@ -192,19 +193,19 @@ def listed_split(files: Sequence[Path], folder: Path, lists: dict[str, list[str]
             matches = by_key.get(entry_key(entry), [])
             if not matches:
                 raise ConfigError(
-                    f"data.split_files.{split}: {entry} is not among the {len(files)} readable images of {folder}; "
+                    f"data.split.files.{split}: {entry} is not among the {len(files)} readable images of {folder}; "
                     "fix the list or the data.root"
                 )
             if len(matches) > 1:
                 raise ConfigError(
-                    f"data.split_files.{split}: {entry} names {len(matches)} images; list it as <class>/<name>"
+                    f"data.split.files.{split}: {entry} names {len(matches)} images; list it as <class>/<name>"
                 )
             index = matches[0]
             if index in seen:
                 first_split, first_entry = seen[index]
                 where = f"twice in {split}" if first_split == split else f"in both {first_split} and {split}"
                 named = entry if first_entry == entry else f"{relative[index]} (as {first_entry} and {entry})"
-                raise ConfigError(f"data.split_files: {named} is listed {where}; each image may be listed once")
+                raise ConfigError(f"data.split.files: {named} is listed {where}; each image may be listed once")
             seen[index] = (split, entry)
             chosen.append(index)
         indices[split] = np.sort(np.asarray(chosen, dtype=np.int64))
@@ -225,5 +226,5 @@ def split_mismatch(saved: str, current: str, root: Path, options: str) -> str:
     return (
         f"the checkpoint was trained on split {saved} but data.root={str(root)!r} with {options} gives split "
         f"{current}: its test images may have been trained on. Use the data and split options of the training "
-        "run, or set data.allow_split_change=true to evaluate anyway"
+        "run, or set data.split.allow_change=true to evaluate anyway"
     )

@@ -2,7 +2,7 @@
 
 A ``.SAFE`` folder or a ``.zip`` holding one is one scene, and nothing inside it is looked at on its
 own. Other files are images (by their suffix) or rasters that rasterio opens with a CRS (a ``.jp2``, a
-``.vrt`` stack); of those, the ones larger than one window are scenes (see ``data.map_scenes``). Each
+``.vrt`` stack); of those, the ones larger than one window are scenes (see ``data.maps.scenes``). Each
 scene gets a map name of its own, checked unique before any window is read: a product's path relative
 to ``predict_root`` less ``.SAFE``/``.zip``, or a raster's without its suffix (with it, where two would
 meet).
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import rasterio
+from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from rasterio.errors import RasterioIOError
 
 from eurosat_finetune.data.scenes.raster_bands import SceneBands, multispectral_bands, rgb_bands, sentinel2_name
@@ -36,7 +37,7 @@ def georeferenced(path: Path) -> bool:
         return False
 
 
-def is_scene(path: Path, mode: MapScenes, tile_size: int) -> bool:
+def is_scene(path: Path, mode: MapScenes, window_size: int) -> bool:
     """Whether the raster ``path`` is mapped window by window: ``auto``, a georeferenced raster (a CRS)
     larger than one window; ``all``, any raster larger than one window; ``none``, never. A raster of
     one window or less is an image to classify, whatever its georeferencing; files rasterio cannot
@@ -46,7 +47,7 @@ def is_scene(path: Path, mode: MapScenes, tile_size: int) -> bool:
     try:
         with rasterio.open(path) as source:
             georeferenced = source.crs is not None
-            larger = source.height > tile_size or source.width > tile_size
+            larger = source.height > window_size or source.width > window_size
     except RasterioIOError:
         return False
     return larger and (georeferenced or mode == "all")
@@ -75,7 +76,7 @@ def map_names(root: Path, paths: list[Path], products: set[Path]) -> list[str]:
 class TrainedOn:
     """What the model was trained on, which predict reads scenes by."""
 
-    tile_size: int | None = None  # the images' side, px (the windows' default)
+    image_size: int | None = None  # their side, px (the windows' default)
     bands: list[str] | None = None  # multispectral bands by name; None: RGB
     resolution: float | None = None  # metres per pixel; None: unknown
 
@@ -83,51 +84,78 @@ class TrainedOn:
     def from_state(cls, state: dict[str, Any]) -> "TrainedOn":
         """The image size and ground resolution that the datamodule's state in a checkpoint records. Not
         the bands: those are the model's (its ``input_bands``), which the command gives as ``data.bands``."""
-        return cls(tile_size=state.get("image_size", [None])[0], resolution=state.get("ground_resolution"))
+        return cls(image_size=state.get("image_size", [None])[0], resolution=state.get("ground_resolution"))
 
 
 @dataclass(frozen=True)
 class SceneOptions:
-    """The data options that decide what is a scene, how it is cut into windows and how it is read."""
+    """What is a scene under ``data.predict_root``, how it is cut into windows and how it is read (``data.maps``).
 
-    map_scenes: MapScenes
-    tile_size: int | None
-    tile_stride: int | None
-    bands: SceneBands
-    scale_max: float
-    offset: int = 0
+    Args:
+        scenes: Which ``data.predict_root`` files are scenes, mapped window by window (the rest are
+            classified whole): ``auto``, georeferenced rasters larger than one window; ``all``, every
+            image larger than one window; ``none``, none.
+        window: Side of the windows that slide over scenes, px; null is the size of the images the
+            model was trained on (64 for EuroSAT).
+        stride: Step between windows, dividing ``window``; null is ``window``. Smaller steps overlap the
+            windows, and each map cell averages those that cover it.
+        raster_bands: The bands of raster scenes whose band descriptions do not name them (not for
+            Sentinel-2 products, which name theirs): the names of every band in file order (e.g.
+            ``[B02, B03, B04, B08]``), or for an RGB model the red, green and blue band numbers (from 1),
+            e.g. ``[4, 3, 2]``. Null: by description; an RGB model reads an undescribed 3- or 4-band raster
+            as RGB(N) and a one-band one as grey; other undescribed rasters are refused (a 13-band stack may
+            be in EuroSAT's order or ESA's).
+        rgb_scale_max: For RGB models only: reflectance x 10,000 (16-bit rasters, products) is scaled
+            linearly from [0, this] to the 8-bit [0, 255] and clipped; 2750 is what EuroSAT RGB was made
+            with. 8-bit rasters are used as they are.
+        raster_offset: For plain rasters only (products' metadata says theirs): subtracted from integer
+            pixels; 1000 for a stack of Sentinel-2 bands processed with baseline 04.00 or later (January
+            2022 on), which add it. Float rasters are reflectance (0-1), multiplied by 10,000.
+        mask_clouds: For L2A products, also treat the scene classification's cloud shadow, cloud and
+            thin cirrus pixels (SCL 3, 8, 9, 10) as no data; windows less than half valid are not mapped.
+    """
+
+    scenes: MapScenes = "auto"
+    window: PositiveInt | None = None
+    stride: PositiveInt | None = None
+    raster_bands: SceneBands = None
+    rgb_scale_max: PositiveFloat = 2750.0
+    raster_offset: NonNegativeInt = 0
     mask_clouds: bool = False
 
     def __post_init__(self) -> None:
-        bands = self.bands or []
+        # the parser's types refuse these too; this is for options built in Python
+        bands = self.raster_bands or []
         numbers = all(isinstance(band, int) for band in bands)
         if bands and numbers and (len(bands) != 3 or min(bands) < 1):  # type: ignore[type-var]
-            raise ConfigError(f"data.scene_bands={bands}: give three band numbers (from 1), red, green, blue")
+            raise ConfigError(
+                f"data.maps.raster_bands={list(bands)}: give three band numbers (from 1), red, green, blue"
+            )
         if not numbers and not all(sentinel2_name(str(band)) == band for band in bands):
             raise ConfigError(
-                f"data.scene_bands={bands}: give the numbers of the red, green and blue bands (RGB models), "
-                "or name every band of the scenes in file order with Sentinel-2 names, e.g. [B02,B03,B04,B08]"
+                f"data.maps.raster_bands={list(bands)}: give the numbers of the red, green and blue bands (RGB "
+                "models), or name every band of the scenes in file order with Sentinel-2 names, e.g. [B02,B03,B04,B08]"
             )
-        if self.scale_max <= 0:
-            raise ConfigError(f"data.scene_scale_max={self.scale_max} must be > 0")
+        if self.rgb_scale_max <= 0:
+            raise ConfigError(f"data.maps.rgb_scale_max={self.rgb_scale_max} must be > 0")
 
-    def scenes(
+    def scenes_among(
         self, root: Path, products: list[Path], files: list[Path], trained: TrainedOn
     ) -> tuple[list[Scene], list[Path]]:
         """The scenes to map (every product, and the ``files`` that are scenes, see :func:`is_scene`), each
         read as the model was ``trained`` (its image size, bands and metres per pixel) and with its grid of
         windows; and the other files, classified whole. Map names are relative to ``root``."""
-        tile = self.tile_size or trained.tile_size or 64
-        stride = self.tile_stride or tile
+        tile = self.window or trained.image_size or 64
+        stride = self.stride or tile
         if tile < 1 or stride < 1 or tile % stride:
             raise ConfigError(
-                f"data.tile_stride={stride} must divide data.tile_size={tile} (each map cell is one stride step)"
+                f"data.maps.stride={stride} must divide data.maps.window={tile} (each map cell is one stride step)"
             )
-        rasters = [path for path in files if is_scene(path, self.map_scenes, tile)]
+        rasters = [path for path in files if is_scene(path, self.scenes, tile)]
         images = sorted(set(files) - set(rasters))
         paths = products + rasters
         names = map_names(root, paths, set(products))
-        units = ModelUnits(trained.bands is not None, self.scale_max)
+        units = ModelUnits(trained.bands is not None, self.rgb_scale_max)
         sources = [
             self.source(path, name, path in products, trained, units) for path, name in zip(paths, names, strict=True)
         ]
@@ -140,10 +168,10 @@ class SceneOptions:
         with rasterio.open(path) as source:
             descriptions, crs, projected = source.descriptions, source.crs, source.crs and source.crs.is_projected
         if trained_bands is None:
-            indexes = rgb_bands(path, descriptions, self.bands)
+            indexes = rgb_bands(path, descriptions, self.raster_bands)
             channels, preview = ("red", "green", "blue"), indexes
         else:
-            indexes, preview = multispectral_bands(path, descriptions, trained_bands, self.bands)
+            indexes, preview = multispectral_bands(path, descriptions, trained_bands, self.raster_bands)
             channels = tuple(trained_bands)
         if resolution is None or not projected:
             why = "it has no CRS" if crs is None else "its CRS is not in metres"
@@ -151,13 +179,13 @@ class SceneOptions:
                 why = "the checkpoint does not record the ground resolution it was trained at"
             log.warning("%s: mapped at its own pixel size, as %s", path, why)
             resolution = None
-        return RasterScene(name, path, indexes, channels, preview, units, self.offset, resolution)
+        return RasterScene(name, path, indexes, channels, preview, units, self.raster_offset, resolution)
 
     @staticmethod
     def scene(source: SceneSource, tile: int, stride: int) -> Scene:
         if source.height < tile or source.width < tile:
             raise ConfigError(
                 f"{source.path} is {source.width}x{source.height} px, smaller than one {tile} px window; lower "
-                "data.tile_size or set data.map_scenes=none to classify it whole"
+                "data.maps.window or set data.maps.scenes=none to classify it whole"
             )
         return Scene(source, tile, stride)

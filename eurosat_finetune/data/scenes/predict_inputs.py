@@ -46,7 +46,7 @@ class PredictInputs:
     ) -> list[DataLoader]:
         """The images classified whole (``band_indices`` of multispectral ones, as in training), then the
         windows of the scenes (see :meth:`SceneOptions.scenes`), those of this process of ``world_size``."""
-        scenes, images = options.scenes(self.root, self.products, self.files, trained)
+        scenes, images = options.scenes_among(self.root, self.products, self.files, trained)
         loaders = []
         if images:
             whole = PredictionImages(images, band_indices)

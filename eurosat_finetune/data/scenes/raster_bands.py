@@ -1,20 +1,27 @@
 """Which bands of a raster scene a model reads, by name wherever the file or the user names them.
 
 A scene's band names come from its band descriptions when they name Sentinel-2 bands (``B02``, ``B8A``,
-``B4``), else from ``data.scene_bands`` given as the file's band names in order. Nothing is guessed
+``B4``), else from ``data.maps.raster_bands`` given as the file's band names in order. Nothing is guessed
 from the band count: a 13-band stack may be in EuroSAT MS's storage order (B8A last) or in ESA's (B8A
-ninth). An RGB model reads B04, B03, B02 by name; else the band numbers ``data.scene_bands`` gives; else
+ninth). An RGB model reads B04, B03, B02 by name; else the band numbers ``data.maps.raster_bands`` gives; else
 a 3- or 4-band file as RGB(N) and a 1-band file as grey.
 """
 
 import re
 from pathlib import Path
+from typing import Literal
+
+from jsonargparse.typing import PositiveInt
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, RGB_BANDS, true_colour_channels
 from eurosat_finetune.errors import BandError
 
 SENTINEL2_BAND = re.compile(r"B(\d{1,2}|8A)")
-SceneBands = list[int] | list[str] | None
+Sentinel2Band = Literal["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A"]
+RgbBandNumbers = tuple[PositiveInt, PositiveInt, PositiveInt]
+SceneBands = list[Sentinel2Band] | RgbBandNumbers | None
+"""``data.maps.raster_bands``: every band of a raster in file order, by name; or, for an RGB model, the red,
+green and blue band numbers (from 1); None: by the bands' descriptions."""
 
 
 def sentinel2_name(description: str | None) -> str | None:
@@ -28,7 +35,7 @@ def sentinel2_name(description: str | None) -> str | None:
 
 
 def named_bands(descriptions: tuple[str | None, ...], scene_bands: SceneBands) -> list[str] | None:
-    """The Sentinel-2 names of a file's bands in file order, if its descriptions or ``data.scene_bands`` say."""
+    """The Sentinel-2 names of a file's bands in file order, if its descriptions or ``data.maps.raster_bands`` say."""
     named = [sentinel2_name(description) for description in descriptions]
     if all(named) and len(set(named)) == len(named):
         return named  # type: ignore[return-value]
@@ -46,7 +53,7 @@ def multispectral_bands(
     if names is None:
         raise BandError(
             f"{path} has {len(descriptions)} band(s) whose descriptions name no Sentinel-2 bands; name them in file "
-            f"order with data.scene_bands, e.g. [{','.join(EUROSAT_MS_BANDS)}] (EuroSAT MS's order) or "
+            f"order with data.maps.raster_bands, e.g. [{','.join(EUROSAT_MS_BANDS)}] (EuroSAT MS's order) or "
             f"[{','.join(sorted(EUROSAT_MS_BANDS, key=_esa_order))}] (ESA's)"
         )
     missing = [band for band in trained if band not in names]
@@ -65,8 +72,9 @@ def rgb_bands(path: Path, descriptions: tuple[str | None, ...], scene_bands: Sce
     if scene_bands and all(isinstance(band, int) for band in scene_bands):
         if max(scene_bands) > count:  # type: ignore[type-var]
             raise BandError(
-                f"{path} has {count} band(s); data.scene_bands={scene_bands} asks for band {max(scene_bands)}. Give "
-                "the red, green and blue bands' numbers (from 1), e.g. --data.scene_bands [4,3,2] for Sentinel-2 order"
+                f"{path} has {count} band(s); data.maps.raster_bands={list(scene_bands)} asks for band "
+                f"{max(scene_bands)}. Give the red, green and blue bands' numbers (from 1), e.g. "
+                "--data.maps.raster_bands [4,3,2] for Sentinel-2 order"
             )
         return tuple(int(band) for band in scene_bands)
     names = named_bands(descriptions, scene_bands)
@@ -79,7 +87,7 @@ def rgb_bands(path: Path, descriptions: tuple[str | None, ...], scene_bands: Sce
     described = f" ({', '.join(names)})" if names else ", none described as a Sentinel-2 band"
     raise BandError(
         f"{path} has {count} band(s){described}: give its red, green and blue bands' numbers (from 1) with "
-        "data.scene_bands, e.g. --data.scene_bands [4,3,2], or name every band, e.g. [B02,B03,B04,B08]"
+        "data.maps.raster_bands, e.g. --data.maps.raster_bands [4,3,2], or name every band, e.g. [B02,B03,B04,B08]"
     )
 
 

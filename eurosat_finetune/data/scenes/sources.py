@@ -2,7 +2,7 @@
 
 Two kinds of scene: a Sentinel-2 product (:class:`ProductScene`, its band files resampled onto one grid,
 radiometry from its metadata) and a raster file (:class:`RasterScene`, bands by description or by
-``data.scene_bands``). Both give rows ``top..bottom`` as the model was trained on its pixels:
+``data.maps.raster_bands``). Both give rows ``top..bottom`` as the model was trained on its pixels:
 
 - a multispectral model: reflectance x 10,000 without offset (EuroSAT MS's units), uint16;
 - an RGB model: 8-bit true colour, as EuroSAT RGB. Reflectance x 10,000 is scaled by 255 / ``scale_max``
@@ -140,8 +140,8 @@ class ProductScene(SceneSource):
                 )
         if mask_clouds and product.scl_file is None:
             raise ConfigError(
-                f"data.mask_clouds needs the scene classification (SCL) of an L2A product; {product.path} is "
-                f"{product.level} without one: drop data.mask_clouds"
+                f"data.maps.mask_clouds needs the scene classification (SCL) of an L2A product; {product.path} is "
+                f"{product.level} without one: drop data.maps.mask_clouds"
             )
         self.product, self.bands = product, bands
         self.readers = {band: RasterRows(product.band_files[band][0], (1,), nodata=product.nodata) for band in bands}

@@ -33,15 +33,15 @@ warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` 
 warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched")
 
 
-def window_origin(index: int, stride: int, tile_size: int, extent: int) -> int:
+def window_origin(index: int, stride: int, window_size: int, extent: int) -> int:
     """Where window ``index`` starts along a side of ``extent`` px: every ``stride`` px, the last one
     aligned to the edge, so that the windows cover the whole side."""
-    return min(index * stride, extent - tile_size)
+    return min(index * stride, extent - window_size)
 
 
-def windows_along(extent: int, stride: int, tile_size: int) -> int:
+def windows_along(extent: int, stride: int, window_size: int) -> int:
     """How many windows cover a side of ``extent`` px (the last aligned to the edge)."""
-    return -(-(extent - tile_size) // stride) + 1
+    return -(-(extent - window_size) // stride) + 1
 
 
 @dataclass(frozen=True)
