@@ -1,0 +1,60 @@
+"""What was written before the options were grouped stays readable: the config.yaml and checkpoint a fit wrote
+at commit b96ce77 (tests/data/README.md), and command lines with the old option names, test and predict as a
+user runs them, each old name with a RenamedOptionWarning naming its new one."""
+
+import csv
+import warnings
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli
+
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
+from eurosat_finetune.renamed_options import RenamedOptionWarning
+
+CONFIG = REPO / "tests" / "data" / "config-b96ce77.yaml"
+CHECKPOINT = REPO / "tests" / "data" / "image-classifier-b96ce77.ckpt"
+
+
+def renamed(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, RenamedOptionWarning)]
+
+
+def test_the_config_and_checkpoint_of_b96ce77_test_and_predict(
+    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config names its data as ``root: sample`` and its logger as ``save_dir: runs``, both relative, as
+    ``eurosat fit`` wrote them: run from a folder holding ``sample/`` (the same synthetic images it was
+    trained on), as its user would."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sample").symlink_to(sample_root)
+    # old names on the command line too, as users' scripts give them
+    common = ["--config", str(CONFIG), "--ckpt_path", str(CHECKPOINT), "--data.batch_size=16", "--data.num_workers=0"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_cli(["test", *common, "--trainer.enable_progress_bar=false"])
+    said = renamed(caught)
+    for old, new in [
+        ("data.val_fraction", "data.split.val_fraction"),  # from the config
+        ("data.tile_size", "data.maps.window"),
+        ("model.label_smoothing", "model.loss.label_smoothing"),
+        ("data.batch_size", "data.loader.batch_size"),  # from the command line
+    ]:
+        assert sum(message.startswith(f"{old} is now {new};") for message in said) == 1, (old, said)
+    run = tmp_path / "runs" / "lightning_logs" / "version_0"
+    with open(run / "classification_report.csv") as f:
+        report = {row["class"]: row for row in csv.DictReader(f)}
+    # the split of the checkpoint (its fingerprint is checked): 20% of 10 x 20 images
+    assert set(EUROSAT_CLASSES) < set(report) and float(report["macro avg"]["support"]) == 40
+    written = (run / "config.yaml").read_text()  # the run's own config is written with today's names
+    assert "val_fraction" in written and "split:" in written and "\n  val_fraction" not in written
+
+    forest = sample_root / "EuroSAT_RGB" / "Forest"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_cli(["predict", *common, f"--data.predict_root={forest}", "--data.tile_size=32"])
+    assert any(message.startswith("data.tile_size is now data.maps.window;") for message in renamed(caught))
+    with open(tmp_path / "runs" / "lightning_logs" / "version_1" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["path"] for row in rows] == sorted(str(p) for p in forest.iterdir() if p.suffix == ".jpg")
+    assert all(row["predicted_class"] in EUROSAT_CLASSES for row in rows)
