@@ -27,7 +27,7 @@ from conftest import FAST, cli_error, run_cli
 from eurosat_finetune.data.bands import ESA_BANDS, EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD, RGB_BANDS
 from eurosat_finetune.errors import ModelLoadError
 from eurosat_finetune.model import ImageClassifier
-from eurosat_finetune.model.options import NetworkOptions
+from eurosat_finetune.model.options import InputOptions, NetworkOptions
 from eurosat_finetune.model.pretrained_weights import WeightsSpec
 from eurosat_finetune.model.sentinel2_weights import KNOWN_WEIGHTS
 
@@ -78,11 +78,16 @@ def bands_of(names: list[str]) -> dict[str, list]:
 
 
 def from_weights(
-    location: str | Path, bands: list[str] | None, timm_model: str = "resnet18", network: NetworkOptions = STARTS_NEW
+    location: str | Path,
+    bands: list[str] | None,
+    timm_model: str = "resnet18",
+    network: NetworkOptions = STARTS_NEW,
+    image_size: int | None = None,
 ) -> ImageClassifier:
     """A classifier started from the state dict at ``location``: timm's ``timm_model`` for the 13 bands."""
     weights = WeightsSpec(str(location), timm_model, ESA_BANDS, **REFLECTANCE)
-    return ImageClassifier(CLASSES, network, weights, input_bands=bands and bands_of(bands)).eval()
+    input = InputOptions(size=image_size)
+    return ImageClassifier(CLASSES, network, weights, input, input_bands=bands and bands_of(bands)).eval()
 
 
 @pytest.fixture
