@@ -79,10 +79,12 @@ def _regroup_model_args(args: list[str]) -> list[str]:
     renamed |= {f"model.{old}": new for old in NETWORK_CONFIGS}
     translated = []
     for arg, key in zip(args, keys, strict=True):
-        if key in renamed:
-            if key != "model.weights":  # its name stays; its value's place is what changed
-                warn_renamed(key, renamed[key])
-            arg = f"--{renamed[key]}{arg[2 + len(key) :]}"
+        within = [f"model.{config}" for config in NETWORK_CONFIGS]  # a key within the config (model_config.depths)
+        old = next((name for name in within if (key or "").startswith(f"{name}.")), key if key in renamed else None)
+        if old is not None:
+            if old != "model.weights":  # its name stays; its value's place is what changed
+                warn_renamed(old, renamed[old])
+            arg = f"--{renamed[old]}{arg[2 + len(old) :]}"
         translated.append(arg)
     return translated
 

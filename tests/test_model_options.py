@@ -112,6 +112,11 @@ def test_old_command_line_names_parse_as_the_new_ones(capsys: pytest.CaptureFixt
     overrides, _ = printed_model(['--model.model_config={"hidden_dropout_prob": 0.1}'], capsys)
     assert overrides["network"]["config_overrides"] == {"hidden_dropout_prob": 0.1}
     assert overrides["network"]["pretrained"] == "google/vit-base-patch16-224"
+    # a key within it (evaluation.md's recipes said --model.model_config.depths): a field over the architecture
+    cpu = ["--config", str(REPO / "configs" / "fit.yaml"), "--config", str(REPO / "configs" / "cpu.yaml")]
+    deeper, warned = printed_model([*cpu, "--model.model_config.depths=[2, 2, 2, 2]"], capsys)
+    assert deeper["network"]["config_overrides"] == {"depths": [2, 2, 2, 2]} and warned == ["model.model_config"]
+    assert deeper["network"]["architecture"]["model_type"] == "resnet"
 
 
 def test_old_weights_options_on_the_command_line_become_one_spec(capsys: pytest.CaptureFixture) -> None:

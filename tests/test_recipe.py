@@ -81,8 +81,8 @@ def test_balanced_class_weights_come_from_the_training_split(
 
     message = cli_error([*args, "--model.class_weights=[1, 2]"], capsys)
     assert message == (
-        "eurosat: error: model.class_weights has 2 values; give 10 non-negative ones (one per class, in label order) "
-        "or 'balanced'\n"
+        "eurosat: error: model.loss.class_weights has 2 values; give 10 non-negative ones (one per class, in label "
+        "order) or 'balanced'\n"
     )
 
 

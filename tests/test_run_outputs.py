@@ -31,7 +31,7 @@ def test_console_script_and_module_enter_the_same_cli_with_its_help() -> None:
     module = [sys.executable, "-m", "eurosat_finetune", "fit", "--help"]
     fit_help = subprocess.run(module, capture_output=True, text=True, timeout=120)
     assert fit_help.returncode == 0, fit_help.stderr[-2000:]
-    assert "--data.split_seed" in fit_help.stdout and "--model.model_name_or_path" in fit_help.stdout
+    assert "--data.split_seed" in fit_help.stdout and "--model.network.pretrained" in fit_help.stdout
 
 
 def test_stratified_pick_shows_every_class_and_the_same_images() -> None:

@@ -180,21 +180,25 @@ def group(kind: type[Group], value: Group | dict[str, Any] | None, name: str) ->
     for None; a key the group does not have is one line naming it."""
     if value is None:
         return kind()
-    if isinstance(value, kind):
-        return value
+    values = plain(value)  # the parser's restricted numbers as plain ones, which checkpoints load with weights_only
     fields = {field.name for field in dataclasses.fields(kind)}  # type: ignore[arg-type]
-    unknown = sorted(set(value) - fields)
+    unknown = sorted(set(values) - fields)
     if unknown:
         raise ConfigError(f"model.{name} has no {', '.join(unknown)}; its options are {', '.join(sorted(fields))}")
-    return kind(**value)
+    return kind(**values)
 
 
 def plain(value: Any) -> Any:
-    """``value`` with dataclasses as dicts and tuples as lists, as checkpoints and hparams.yaml store it."""
+    """``value`` as checkpoints (loaded with ``weights_only``) and hparams.yaml store it: dataclasses as dicts,
+    tuples as lists, the parser's restricted numbers (``PositiveInt`` ...) as ints and floats."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {field.name: plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [plain(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
     return value

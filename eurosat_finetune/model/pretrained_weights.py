@@ -93,7 +93,10 @@ def weights_spec(weights: str | WeightsSpec | dict | None) -> WeightsSpec | None
     for option, values in (("model.weights.mean", spec.mean), ("model.weights.std", spec.std)):
         if len(values) != len(names):
             raise ConfigError(f"{option} has {len(values)} values for {len(names)} bands; give one per band")
-    return replace(spec, bands=names, mean=tuple(spec.mean), std=tuple(spec.std))
+    # the parser's restricted numbers (PositiveFloat ...) as floats: the normalisation goes into checkpoints
+    input_size = None if spec.input_size is None else int(spec.input_size)
+    mean, std = tuple(float(x) for x in spec.mean), tuple(float(x) for x in spec.std)
+    return replace(spec, bands=names, mean=mean, std=std, input_size=input_size)
 
 
 def known_weights(name: str) -> WeightsSpec:
