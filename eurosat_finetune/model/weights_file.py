@@ -52,10 +52,15 @@ def downloaded(url: str, option: str) -> Path:
         log.info("Downloading %s to %s", url, target)
         try:
             return download_file(
-                url, target, match and match.group(1), "sha256", option,
+                url,
+                target,
+                expected=match and match.group(1),
+                algorithm="sha256",
+                option=option,
                 by_hand=f"put it in {cache_folder()} as {name}, or give its path as {option}",
-                mismatch_hint="try again, and if it persists the file on the server has changed", prefix=True,
-            )  # fmt: skip
+                mismatch_hint="try again, and if it persists the file on the server has changed",
+                prefix=True,
+            )
         except DownloadError as err:
             raise ModelLoadError(f"{option}: {err}") from None
 
