@@ -34,6 +34,15 @@ def printed_model(args: list[str], capsys: pytest.CaptureFixture) -> tuple[dict,
     return printed["model"], old
 
 
+def test_print_config_shows_the_model_in_named_groups(capsys: pytest.CaptureFixture) -> None:
+    """class_names and input_bands are linked from the data, so not printed."""
+    model, warned = printed_model(["--config", str(REPO / "configs" / "demo.yaml")], capsys)
+    assert list(model) == ["network", "weights", "input", "optimizer", "scheduler", "optimization", "loss", "tta"]
+    assert model["network"]["pretrained"] is None and model["network"]["architecture"]["hidden_size"] == 64
+    assert model["loss"] == {"label_smoothing": 0.0, "class_weights": None, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
+    assert not warned  # the configs use today's names
+
+
 @pytest.mark.parametrize(
     ("option", "value", "says"),
     [
