@@ -19,6 +19,7 @@ from eurosat_finetune.data.datamodule import EuroSATDataModule
 from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import InputOptions, NetworkOptions
 
 # The architecture behind each overlay in configs/ (defaults of each config class are the named size).
 ARCHITECTURES = {
@@ -38,7 +39,8 @@ ARCHITECTURES = {
 
 def measure(name: str, dm: EuroSATDataModule, args: argparse.Namespace, device: torch.device, bf16: bool) -> dict:
     architecture = ARCHITECTURES[name]
-    model = ImageClassifier(dm.class_names, None, architecture, image_size=args.image_size).to(device)
+    network = NetworkOptions(pretrained=None, architecture=architecture)
+    model = ImageClassifier(dm.class_names, network, input=InputOptions(size=args.image_size)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batches = forever(dm.train_dataloader())
 

@@ -25,6 +25,7 @@ from pipelines import MODELS  # the same networks as the pipelines benchmark (th
 
 from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import NetworkOptions
 from eurosat_finetune.outputs.onnx_export import export_onnx
 
 
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     config = {**MODELS[args.model], "image_size": args.image_size}
-    model = ImageClassifier(list(EUROSAT_CLASSES), model_name_or_path=None, model_config=config).eval()
+    model = ImageClassifier(list(EUROSAT_CLASSES), NetworkOptions(pretrained=None, architecture=config)).eval()
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(model, Path(tmp) / "model.onnx", (args.input_size, args.input_size))
         size_mb = path.stat().st_size / 1e6

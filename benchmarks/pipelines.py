@@ -33,6 +33,7 @@ from eurosat_finetune.cli import build_cli
 from eurosat_finetune.data.patches.splits import stratified_split
 from eurosat_finetune.data.patches.synthetic import write_sample_dataset
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import InputOptions, NetworkOptions
 from eurosat_finetune.outputs.throughput import TrainingThroughput
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,12 +151,8 @@ def run_package(args: argparse.Namespace, folder: Path, workdir: Path) -> dict:
             "logger": {"class_path": "CSVLogger", "init_args": {"save_dir": str(workdir), "name": "package"}},
         },
         "model": {
-            "model_name_or_path": None,
-            "model_config": MODELS[args.model],
-            "image_size": args.image_size,
-            "image_mean": MEAN,
-            "image_std": STD,
-            "torch_compile": args.compile,
+            "network": {"pretrained": None, "architecture": MODELS[args.model], "torch_compile": args.compile},
+            "input": {"size": args.image_size, "mean": MEAN, "std": STD},
         },
         "data": {"root": str(folder), "augment": True, "batch_size": args.batch_size, "num_workers": args.workers},
         "throughput": {"window_size": args.window},
@@ -169,7 +166,8 @@ def run_package(args: argparse.Namespace, folder: Path, workdir: Path) -> dict:
 
 def run_tutorial(args: argparse.Namespace, folder: Path, workdir: Path) -> dict:
     data = TutorialData(folder, args.image_size, args.batch_size, args.workers)
-    model = TutorialClassifier(data.images.classes, None, MODELS[args.model], image_size=args.image_size)
+    network = NetworkOptions(pretrained=None, architecture=MODELS[args.model])
+    model = TutorialClassifier(data.images.classes, network, input=InputOptions(size=args.image_size))
     logger = CSVLogger(workdir, name="tutorial")
     trainer = Trainer(
         **trainer_settings(args, args.tutorial_precision),

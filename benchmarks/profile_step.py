@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import InputOptions, NetworkOptions
 from eurosat_finetune.outputs.throughput import TrainingThroughput, images_in
 
 
@@ -54,7 +55,9 @@ class WeightsCopiedEachStep(ImageClassifier):
 
     def training_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         weight = torch.tensor([1.0] * logits.shape[-1], device=logits.device)
-        return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=self.hparams.label_smoothing)
+        return F.cross_entropy(
+            logits.float(), targets, weight=weight, label_smoothing=self.options.loss.label_smoothing
+        )
 
 
 class BareStep(ImageClassifier):
@@ -122,12 +125,10 @@ def model_of(args: argparse.Namespace, variant: dict[str, Any]) -> ImageClassifi
     optimizer = partial(torch.optim.Adam, lr=1e-4, **variant.get("optimizer", {}))
     return module(
         class_names=list(EUROSAT_CLASSES),
-        model_name_or_path=None,
-        model_config=MODELS[args.model],
-        image_size=args.image_size,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-        torch_compile=variant.get("compile", False),
+        network=NetworkOptions(
+            pretrained=None, architecture=MODELS[args.model], torch_compile=variant.get("compile", False)
+        ),
+        input=InputOptions(size=args.image_size, mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
         optimizer=optimizer,
     )
 

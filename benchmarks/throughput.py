@@ -35,6 +35,7 @@ from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.data.patches.splits import stratified_split
 from eurosat_finetune.data.patches.synthetic import write_sample_dataset
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import InputOptions, NetworkOptions
 from eurosat_finetune.pixels import random_dihedral
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,10 +142,8 @@ def measure_project(args: argparse.Namespace, folder: Path, device: torch.device
     results["project_cache_ready_s"] = round(time.perf_counter() - start, 1)
     model = ImageClassifier(
         class_names=dm.class_names,
-        model_name_or_path=None,
-        vit_config=MODELS[args.model],
-        image_size=args.image_size,
-        freeze_backbone=args.freeze_backbone,
+        network=NetworkOptions(pretrained=None, architecture=MODELS[args.model], freeze_backbone=args.freeze_backbone),
+        input=InputOptions(size=args.image_size),
     ).to(device)
     if args.compile:
         model.net.compile()

@@ -39,7 +39,7 @@ class CheckpointError(UserError, ValueError):
 
 
 class ModelLoadError(UserError, OSError):
-    """A ``model_name_or_path`` that cannot be loaded."""
+    """A ``model.network.pretrained`` that cannot be loaded."""
 
 
 class OutputError(UserError, OSError):

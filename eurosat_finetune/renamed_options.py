@@ -39,15 +39,98 @@ RENAMED: dict[str, str] = {
     "data.batch_size": "data.loader.batch_size",
     "data.num_workers": "data.loader.num_workers",
     # model
+    "model.model_name_or_path": "model.network.pretrained",
+    "model.new_channels": "model.network.new_channels",
+    "model.freeze_backbone": "model.network.freeze_backbone",
+    "model.torch_compile": "model.network.torch_compile",
+    "model.image_size": "model.input.size",
+    "model.image_mean": "model.input.mean",
+    "model.image_std": "model.input.std",
+    "model.scheduler_interval": "model.optimization.scheduler_interval",
+    "model.scheduler_frequency": "model.optimization.scheduler_frequency",
+    "model.warmup_steps": "model.optimization.warmup_steps",
+    "model.layer_decay": "model.optimization.layer_decay",
+    "model.decay_norms_and_biases": "model.optimization.decay_norms_and_biases",
+    "model.label_smoothing": "model.loss.label_smoothing",
+    "model.class_weights": "model.loss.class_weights",
+    "model.mixup_alpha": "model.loss.mixup_alpha",
+    "model.cutmix_alpha": "model.loss.cutmix_alpha",
 }
 """Old dotted option -> new dotted option, both from a subcommand's root (``data.batch_size`` ->
 ``data.loader.batch_size``). An old name that is now the name of the group its value moved into
 (``data.download`` -> ``data.download.enabled``) is translated only where its value is not that group's:
 not a dict (in a config), nor a dict or a file (on the command line)."""
 
-REGROUPED: dict[str, Callable[[dict[str, Any]], list[str]]] = {}
+# model: the five options of a state dict became one value, model.weights (a name, or a spec of the file)
+WEIGHTS_FIELDS = {"weights_model": "timm_model", "weights_bands": "bands", "weights_mean": "mean", "weights_std": "std"}
+# model: model_config was a whole architecture (model_name_or_path null) or overrides of a pretrained config;
+# vit_config, its name before commit d5a0566, was read when model_config was null
+NETWORK_CONFIGS = ("model_config", "vit_config")
+
+
+def _regroup_model(model: dict[str, Any]) -> dict[str, str]:
+    """model.weights and the four options that described its file as one spec; model_config (or vit_config)
+    as model.network.architecture or model.network.config_overrides, by what it was."""
+    described = {old: model.pop(old) for old in WEIGHTS_FIELDS if old in model}
+    given = {WEIGHTS_FIELDS[old]: value for old, value in described.items() if value is not None}
+    if given:  # a state dict by URL or path: its location and what it expects
+        weights = model.get("weights")
+        model["weights"] = {**(weights if isinstance(weights, dict) else {"location": weights}), **given}
+    moved = {old: f"weights.{WEIGHTS_FIELDS[old]}" for old in described}
+    configs = {old: model.pop(old) for old in NETWORK_CONFIGS if old in model}
+    if not configs:
+        return moved
+    config = next((value for value in configs.values() if value is not None), None)
+    network = model.get("network") if isinstance(model.get("network"), dict) else {}
+    built_new = "pretrained" in network and network["pretrained"] is None and model.get("weights") is None
+    new = "architecture" if built_new else "config_overrides"
+    if config is not None:
+        if network.get(new) not in (None, config):
+            raise ConfigError(f"model.{next(iter(configs))} and model.network.{new} are both given: keep {new} alone")
+        model["network"] = {**network, new: config}
+    return moved | {old: f"network.{new}" for old in configs}
+
+
+def _regroup_model_args(args: list[str]) -> list[str]:
+    """The command line's old weights and network options (their other names already translated by RENAMED):
+    as :func:`_regroup_model` moves them in a config."""
+    keys = [arg[2:].partition("=")[0] if arg.startswith("--") else None for arg in args]
+    described = any(key in (f"model.{old}" for old in WEIGHTS_FIELDS) for key in keys)
+    built_new = _arg_value(args, "model.network.pretrained") in ("null", "None", "none") and "model.weights" not in keys
+    renamed = {f"model.{old}": f"model.weights.{new}" for old, new in WEIGHTS_FIELDS.items()}
+    if described:  # then model.weights is the file's location
+        renamed["model.weights"] = "model.weights.location"
+    new = "model.network.architecture" if built_new else "model.network.config_overrides"
+    renamed |= {f"model.{old}": new for old in NETWORK_CONFIGS}
+    translated = []
+    for arg, key in zip(args, keys, strict=True):
+        within = [f"model.{config}" for config in NETWORK_CONFIGS]  # a key within the config (model_config.depths)
+        old = next((name for name in within if (key or "").startswith(f"{name}.")), key if key in renamed else None)
+        if old is not None:
+            if old != "model.weights":  # its name stays; its value's place is what changed
+                warn_renamed(old, renamed[old])
+            arg = f"--{renamed[old]}{arg[2 + len(old) :]}"
+        translated.append(arg)
+    return translated
+
+
+def _arg_value(args: list[str], key: str) -> str | None:
+    """The value of the last ``--key value`` or ``--key=value`` in ``args``."""
+    found = None
+    for i, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        if name == f"--{key}":
+            found = value if equals else (args[i + 1] if i + 1 < len(args) else None)
+    return found
+
+
+REGROUPED: dict[str, Callable[[dict[str, Any]], list[str] | dict[str, str]]] = {"model": _regroup_model}
 """Per section (``data``, ``model``): a function that moves old keys whose new place depends on their values
-(several old options that became one value) within the section's dict, and returns the old names it moved."""
+(several old options that became one value) within the section's dict, and returns the old names it moved
+(or a dict of each to its new name within the section)."""
+
+REGROUPED_ARGS: dict[str, Callable[[list[str]], list[str]]] = {"model": _regroup_model_args}
+"""Per section: the same for the command line, given the arguments after the RENAMED ones are translated."""
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -71,6 +154,8 @@ def renamed_args(args: list[str]) -> list[str]:
             warn_renamed(key, RENAMED[key])
             arg = f"--{RENAMED[key]}{equals}{value}"
         translated.append(arg)
+    for regroup in REGROUPED_ARGS.values():
+        translated = regroup(translated)
     return translated
 
 
@@ -139,8 +224,10 @@ def _move_old_keys(config: dict[str, Any]) -> None:
         warn_renamed(old, new)
     for name, regroup in REGROUPED.items():
         if isinstance(config.get(name), dict):
-            for old in regroup(config[name]):
-                warn_renamed(f"{name}.{old}", f"the {name} group that replaced it (see --help)")
+            moved = regroup(config[name])
+            for old in moved:
+                new = f"{name}.{moved[old]}" if isinstance(moved, dict) else f"the {name} group that replaced it"
+                warn_renamed(f"{name}.{old}", new)
 
 
 def _at(config: dict[str, Any], keys: list[str], create: bool = False) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ FOUNDATION = {
     "eurosat_finetune",
     "eurosat_finetune.errors",
     "eurosat_finetune.pixels",
+    "eurosat_finetune.renamed_options",  # the model translates a checkpoint's old option names with it
 }
 # The data layer's two rooms: training patches and scenes to map. Neither imports the other; both may use
 # the modules of the data layer itself (bands, image files, loaders, the predict batch contract), which

@@ -31,6 +31,7 @@ from transformers import (
 from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.model.backbones import backbone_of
+from eurosat_finetune.model.options import InputOptions, NetworkOptions
 from eurosat_finetune.outputs.huggingface_export import at_input_size
 
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
@@ -94,7 +95,7 @@ def test_family_fine_tunes_restores_offline_and_exports(family: str, sample_root
     classes = sorted(p.name for p in (sample_root / "EuroSAT_RGB").iterdir() if p.is_dir())
 
     # the backbone as saved, a new 10-class head, the input size and normalisation of its processor
-    model = ImageClassifier(class_names=classes, model_name_or_path=str(pretrained))
+    model = ImageClassifier(classes, NetworkOptions(pretrained=str(pretrained)))
     saved = backbone_of(AutoModelForImageClassification.from_pretrained(pretrained))
     timm_head = {id(p) for p in saved.get_classifier().parameters()} if hasattr(saved, "get_classifier") else set()
     loaded = dict(backbone_of(model.net).named_parameters())
@@ -154,11 +155,11 @@ def test_a_size_the_model_cannot_take_is_one_line(
     """Swin attends in windows: every stage must be at least one window wide (here 4 tokens of 2 px,
     halved once: 13 px and up). The size is tried on a blank image when the model is built."""
     pretrained = save_tiny("swin", tmp_path / "swin")
-    model = [f"--model.model_name_or_path={pretrained}", "--model.image_size=12"]
+    model = [f"--model.network.pretrained={pretrained}", "--model.input.size=12"]
     message = cli_error(["fit", *FAST, *model, f"--data.root={sample_root}"], capsys).splitlines()[-1]
-    assert message.startswith("eurosat: error: model.image_size=12 does not work with this swin model (")
-    assert message.endswith("); sizes from 13 up work, 32 is native (image_size: null uses the native size)")
-    ImageClassifier(class_names=["a", "b"], model_name_or_path=str(pretrained), image_size=13)  # the smallest
+    assert message.startswith("eurosat: error: model.input.size=12 does not work with this swin model (")
+    assert message.endswith("); sizes from 13 up work, 32 is native (size: null uses the native size)")
+    ImageClassifier(["a", "b"], NetworkOptions(pretrained=str(pretrained)), input=InputOptions(size=13))  # the smallest
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite
@@ -209,7 +210,10 @@ def test_export_at_another_size_needs_no_interpolation_flag(family: str) -> None
     ``interpolate_pos_encoding``), gives the fine-tuned model's outputs."""
     fields = {k: v for k, v in FAMILIES[family][0].items() if k != "architectures"}
     architecture = {"model_type": family, **fields}
-    model = ImageClassifier(list("abc"), None, architecture, image_size=48).eval()
+    model = ImageClassifier(
+        list("abc"), NetworkOptions(pretrained=None, architecture=architecture), input=InputOptions(size=48)
+    )
+    model.eval()
     pixels = torch.randn(2, 3, 48, 48)
     exported = at_input_size(model.net, 48).eval()
     kwargs = {"interpolate_pos_encoding": True} if model.interpolates else {}
@@ -221,7 +225,7 @@ def test_export_at_another_size_needs_no_interpolation_flag(family: str) -> None
 @pytest.mark.parametrize("family", FAMILIES)
 def test_freeze_backbone_leaves_only_the_head_trainable(family: str, tmp_path: Path) -> None:
     pretrained = save_tiny(family, tmp_path / "pretrained")
-    model = ImageClassifier(class_names=list("abc"), model_name_or_path=str(pretrained), freeze_backbone=True)
+    model = ImageClassifier(list("abc"), NetworkOptions(pretrained=str(pretrained), freeze_backbone=True))
     trainable = {name for name, p in model.net.named_parameters() if p.requires_grad}
     head = "timm_model.head" if family == "timm_wrapper" else "classifier"
     assert trainable == {f"{head}.weight", f"{head}.bias"}

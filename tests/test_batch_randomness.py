@@ -12,6 +12,7 @@ from lightning.pytorch import Trainer, seed_everything
 from eurosat_finetune.data.datamodule import EuroSATDataModule
 from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.model import ImageClassifier, losses
+from eurosat_finetune.model.options import NetworkOptions
 from eurosat_finetune.pixels import dihedral_views
 
 
@@ -31,7 +32,9 @@ def test_each_micro_batch_of_an_accumulated_step_gets_its_own_flips(sample_root:
     seed_everything(3)
     data = FlipsNoted(root=sample_root, augment=True, loader=LoaderOptions(batch_size=16, num_workers=0))
     data.flips = []
-    model = ImageClassifier(data.class_names, None, {"model_type": "vit", **TINY_VIT})
+    model = ImageClassifier(
+        data.class_names, network=NetworkOptions(pretrained=None, architecture={"model_type": "vit", **TINY_VIT})
+    )
     trainer = Trainer(max_epochs=2, limit_train_batches=4, limit_val_batches=0, accumulate_grad_batches=2,
                       accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                       enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip

@@ -62,7 +62,7 @@ def test_fit_then_validate_test_predict_from_the_checkpoint(sample_root: Path, t
 def test_print_config_round_trips(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     printed = run_cli(["fit", "--print_config"], capsys)
     config = yaml.safe_load(printed)
-    assert config["model"]["model_name_or_path"] == "google/vit-base-patch16-224"
+    assert config["model"]["network"]["pretrained"] == "google/vit-base-patch16-224"
     assert config["model"]["optimizer"]["class_path"] == "torch.optim.Adam"
     assert config["model"]["optimizer"]["init_args"]["lr"] == 1e-4
     assert config["data"]["split"]["val_fraction"] == 0.1 and config["data"]["split"]["test_fraction"] == 0.2
@@ -124,8 +124,8 @@ def test_backbone_overlays_stack_on_fit_yaml(overlay: str, capsys: pytest.Captur
     command = ["fit", "--config", str(configs / "fit.yaml"), "--config", str(configs / overlay), "--print_config"]
     printed = yaml.safe_load(run_cli(command, capsys))
     own = yaml.safe_load((configs / overlay).read_text())["model"]
-    assert printed["model"]["model_name_or_path"] == own["model_name_or_path"]
-    assert printed["model"]["image_size"] == own["image_size"]
+    assert printed["model"]["network"]["pretrained"] == own["network"]["pretrained"]
+    assert printed["model"]["input"]["size"] == own["input"]["size"]
     assert printed["model"]["optimizer"] == own["optimizer"] | {"init_args": printed["model"]["optimizer"]["init_args"]}
     assert printed["model"]["optimizer"]["init_args"]["lr"] == own["optimizer"]["init_args"]["lr"]
     assert printed["data"]["download"]["enabled"] is True and printed["trainer"]["precision"] == "bf16-mixed"
@@ -137,11 +137,12 @@ def test_cpu_recipe_stacks_on_fit_yaml(capsys: pytest.CaptureFixture) -> None:
     configs = REPO / "configs"
     command = ["fit", "--config", str(configs / "fit.yaml"), "--config", str(configs / "cpu.yaml"), "--print_config"]
     printed = yaml.safe_load(run_cli(command, capsys))
-    assert printed["model"]["model_name_or_path"] is None and printed["model"]["model_config"]["model_type"] == "resnet"
+    network = printed["model"]["network"]
+    assert network["pretrained"] is None and network["architecture"]["model_type"] == "resnet"
     assert printed["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
     assert printed["model"]["scheduler"]["init_args"]["total_steps"] is None
     assert [c["class_path"].rsplit(".", 1)[-1] for c in printed["trainer"]["callbacks"]] == ["LearningRateMonitor"]
-    assert printed["trainer"]["precision"] == "bf16-mixed" and printed["model"]["image_size"] == 96
+    assert printed["trainer"]["precision"] == "bf16-mixed" and printed["model"]["input"]["size"] == 96
     assert printed["trainer"]["logger"]["init_args"]["name"] == "cpu"
     assert printed["data"]["download"]["enabled"] is True
     assert printed["data"]["download"]["md5"] == "f46e308c4d50d4bf32fedad2d3d62f3b"

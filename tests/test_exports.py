@@ -19,6 +19,7 @@ from transformers import AutoModelForImageClassification
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
 from eurosat_finetune.data.patches.description import DatasetDescription
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import NetworkOptions
 from eurosat_finetune.outputs.huggingface_export import export_huggingface
 from eurosat_finetune.outputs.model_card import data_section, usage
 from eurosat_finetune.outputs.onnx_export import ONNX_NAME, export_onnx
@@ -30,8 +31,9 @@ PIXELS = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torc
 
 def tiny_classifier(**options: object) -> ImageClassifier:
     torch.manual_seed(0)
-    config = {"model_type": "vit", **TINY_VIT}
-    return ImageClassifier(CLASSES, model_name_or_path=None, model_config=config, **options).eval()
+    return ImageClassifier(
+        CLASSES, network=NetworkOptions(pretrained=None, architecture={"model_type": "vit", **TINY_VIT}), **options
+    ).eval()
 
 
 def float32_probabilities(state_dict: dict[str, torch.Tensor]) -> np.ndarray:

@@ -27,6 +27,7 @@ from eurosat_finetune.data.patches.decode_cache import (
     status_path,
 )
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import InputOptions, NetworkOptions
 from eurosat_finetune.pixels import random_dihedral
 
 NO_WORKERS = LoaderOptions(num_workers=0)
@@ -59,7 +60,9 @@ def test_device_path_matches_the_imagefolder_pipeline(dataset: Path) -> None:
     dm = EuroSATDataModule(root=dataset.parent, loader=LoaderOptions(batch_size=200, num_workers=0))
     dm.prepare_data()
     dm.setup("fit")
-    model = ImageClassifier(class_names=dm.class_names, model_name_or_path=None, vit_config=TINY_VIT, image_size=224)
+    model = ImageClassifier(
+        dm.class_names, NetworkOptions(pretrained=None, architecture=TINY_VIT), input=InputOptions(size=224)
+    )
     by_path = {Path(p): i for i, (p, _) in enumerate(imagefolder.samples)}
     images, labels = next(iter(dm.val_dataloader()))
     ours = model.preprocess(images)

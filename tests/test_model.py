@@ -11,6 +11,7 @@ from transformers import ViTForImageClassification
 
 from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import InputOptions, NetworkOptions
 
 CLASSES = list(EUROSAT_CLASSES)
 
@@ -18,7 +19,7 @@ CLASSES = list(EUROSAT_CLASSES)
 def test_pretrained_backbone_is_loaded_and_head_is_new(tiny_vit_dir: Path) -> None:
     saved = ViTForImageClassification.from_pretrained(tiny_vit_dir).state_dict()
     assert saved["classifier.weight"].shape == (1000, 32)
-    model = ImageClassifier(class_names=CLASSES, model_name_or_path=str(tiny_vit_dir))
+    model = ImageClassifier(CLASSES, NetworkOptions(pretrained=str(tiny_vit_dir)))
     loaded = model.net.state_dict()
     backbone = [k for k in saved if not k.startswith("classifier.")]
     assert len(backbone) > 20
@@ -32,12 +33,14 @@ def test_pretrained_backbone_is_loaded_and_head_is_new(tiny_vit_dir: Path) -> No
     assert model.image_mean == [0.4, 0.5, 0.6] and model.image_std == [0.2, 0.25, 0.3]
     # the hyperparameters stay as given (hparams.yaml shows how the run started), while those a
     # checkpoint stores describe the network itself, so it rebuilds offline
-    assert model.hparams.model_name_or_path == str(tiny_vit_dir) and model.hparams.model_config is None
+    network = model.hparams.network
+    assert network["pretrained"] == str(tiny_vit_dir) and network["architecture"] is None
     checkpoint = {"hyper_parameters": dict(model.hparams)}
     model.on_save_checkpoint(checkpoint)
     saved_hparams = checkpoint["hyper_parameters"]
-    assert saved_hparams["model_name_or_path"] is None and saved_hparams["model_config"]["hidden_size"] == 32
-    assert saved_hparams["model_config"]["model_type"] == "vit" and saved_hparams["vit_config"] is None
+    saved_network = saved_hparams["network"]
+    assert saved_network["pretrained"] is None and saved_network["architecture"]["hidden_size"] == 32
+    assert saved_network["architecture"]["model_type"] == "vit" and saved_network["config_overrides"] is None
     assert checkpoint["pretrained_from"] == str(tiny_vit_dir)
     rebuilt = ImageClassifier(**{k: v for k, v in saved_hparams.items() if k != "optimizer"})
     rebuilt.load_state_dict(model.state_dict())
@@ -46,8 +49,8 @@ def test_pretrained_backbone_is_loaded_and_head_is_new(tiny_vit_dir: Path) -> No
     torch.testing.assert_close(rebuilt(images), model(images))
 
 
-def test_random_init_from_vit_config() -> None:
-    model = ImageClassifier(class_names=["a", "b", "c"], model_name_or_path=None, vit_config=TINY_VIT)
+def test_random_init_from_an_architecture() -> None:
+    model = ImageClassifier(["a", "b", "c"], NetworkOptions(pretrained=None, architecture=TINY_VIT))
     assert model.net.config.num_labels == 3 and model.net.config.id2label[2] == "c"
     assert model.image_size == 32
     optimizer = model.configure_optimizers()
@@ -57,7 +60,8 @@ def test_random_init_from_vit_config() -> None:
 @pytest.mark.parametrize("image_size", [32, 48, 64])
 def test_preprocessing_matches_the_pil_pipeline(image_size: int) -> None:
     """Device-side resize + scale + normalise equals torchvision's PIL Resize + ToTensor + Normalize."""
-    model = ImageClassifier(class_names=["a", "b"], model_name_or_path=None, vit_config=TINY_VIT, image_size=image_size)
+    network = NetworkOptions(pretrained=None, architecture=TINY_VIT)
+    model = ImageClassifier(["a", "b"], network, input=InputOptions(size=image_size))
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=generator)
     pil_transform = v2.Compose(
@@ -74,7 +78,7 @@ def test_preprocessing_matches_the_pil_pipeline(image_size: int) -> None:
 
 def test_empty_class_names_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"model\.class_names"):
-        ImageClassifier(class_names=[], model_name_or_path=None, vit_config=TINY_VIT)
+        ImageClassifier([], NetworkOptions(pretrained=None, architecture=TINY_VIT))
 
 
 def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tmp_path: Path) -> None:
@@ -89,7 +93,8 @@ def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tm
     from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
     from eurosat_finetune.data.scenes.windows import SceneWindows
 
-    model = ImageClassifier(CLASSES, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT}).eval()
+    model = ImageClassifier(CLASSES, NetworkOptions(pretrained=None, architecture={"model_type": "vit", **TINY_VIT}))
+    model.eval()
     jpegs = sorted((sample_root / "EuroSAT_RGB" / "Forest").iterdir())[:2]
     (tmp_path / "broken.jpg").write_bytes(b"not a JPEG")
     images = PredictionImages([*jpegs, tmp_path / "broken.jpg"])

@@ -22,6 +22,7 @@ from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.data.patches.published import EUROSAT_CLASS_SIZES
 from eurosat_finetune.data.patches.source import DownloadOptions
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import InputOptions, NetworkOptions
 
 CLASSES = ["Forest", "River", "SeaLake"]
 NO_WORKERS = LoaderOptions(num_workers=0)
@@ -39,8 +40,8 @@ def test_zero_initialised_new_channels_compute_what_the_rgb_network_did(family: 
     """With ``new_channels: zeros`` the 13-band network's output on a normalised input equals the
     pretrained RGB network's on that input's B04, B03 and B02 channels."""
     pretrained = str(save_tiny(family, tmp_path / family))
-    rgb = ImageClassifier(CLASSES, model_name_or_path=pretrained).eval()
-    ms = ImageClassifier(CLASSES, model_name_or_path=pretrained, input_bands=all_bands()).eval()
+    rgb = ImageClassifier(CLASSES, NetworkOptions(pretrained=pretrained)).eval()
+    ms = ImageClassifier(CLASSES, NetworkOptions(pretrained=pretrained), input_bands=all_bands()).eval()
     assert ms.net.config.num_channels == 13 and len(ms.image_mean) == 13
     # the new heads are drawn at random: give both the same one (every weight but the first layer's)
     rgb_state = rgb.net.state_dict()
@@ -56,8 +57,8 @@ def test_zero_initialised_new_channels_compute_what_the_rgb_network_did(family: 
 def test_mean_initialised_new_channels_start_from_the_mean_rgb_filter(tmp_path: Path) -> None:
     pretrained = str(save_tiny("vit", tmp_path / "vit"))
     bands = {"names": ["B08", "B04", "B03", "B02"], "mean": [0.0] * 4, "std": [1.0] * 4}
-    ms = ImageClassifier(CLASSES, model_name_or_path=pretrained, input_bands=bands, new_channels="mean")
-    rgb = ImageClassifier(CLASSES, model_name_or_path=pretrained)
+    ms = ImageClassifier(CLASSES, NetworkOptions(pretrained=pretrained, new_channels="mean"), input_bands=bands)
+    rgb = ImageClassifier(CLASSES, NetworkOptions(pretrained=pretrained))
     key = "vit.embeddings.patch_embeddings.projection.weight"
     stem, rgb_stem = ms.net.state_dict()[key], rgb.net.state_dict()[key]
     torch.testing.assert_close(stem[:, 1:], rgb_stem)  # B04, B03, B02: red, green, blue
@@ -68,8 +69,8 @@ def test_three_bands_in_another_order_get_their_own_filters(tmp_path: Path) -> N
     """B02, B03, B04 (blue first) on an RGB network: the filters swap, though the channel count is the same."""
     pretrained = str(save_tiny("vit", tmp_path / "vit"))
     bands = {"names": ["B02", "B03", "B04"], "mean": [0.0] * 3, "std": [1.0] * 3}
-    bgr = ImageClassifier(CLASSES, model_name_or_path=pretrained, input_bands=bands)
-    rgb = ImageClassifier(CLASSES, model_name_or_path=pretrained)
+    bgr = ImageClassifier(CLASSES, NetworkOptions(pretrained=pretrained), input_bands=bands)
+    rgb = ImageClassifier(CLASSES, NetworkOptions(pretrained=pretrained))
     key = "vit.embeddings.patch_embeddings.projection.weight"
     torch.testing.assert_close(bgr.net.state_dict()[key], rgb.net.state_dict()[key].flip(1))
 
@@ -95,7 +96,7 @@ def test_the_band_that_tells_the_classes_apart_is_learnt_only_when_chosen(
     saved = torch.load(fitted["signal"] / "checkpoints" / "best.ckpt", weights_only=True)
     own = EuroSATDataModule(root=ms_root, loader=NO_WORKERS, bands=["B08"]).input_bands  # a sample, not EuroSAT MS
     assert saved["hyper_parameters"]["input_bands"] == own and own["mean"] != [EUROSAT_MS_MEAN["B08"]]
-    assert saved["hyper_parameters"]["model_config"]["num_channels"] == 1
+    assert saved["hyper_parameters"]["network"]["architecture"]["num_channels"] == 1
 
 
 @pytest.mark.slow  # the two fits of `fitted`
@@ -308,16 +309,23 @@ def test_ms_yaml_stacks_on_fit_yaml_and_on_the_cpu_recipe(capsys: pytest.Capture
         assert printed["data"]["bands"] == "all" and printed["data"]["root"] == "data/ms"
         download = printed["data"]["download"]
         assert download["url"].endswith("EuroSAT_MS.zip?download=1") and download["enabled"] is True
-        assert printed["model"]["image_mean"] is None and printed["model"]["new_channels"] == "zeros"
-    assert printed["model"]["model_config"]["model_type"] == "resnet"  # the CPU recipe's network, on 13 bands
+        assert printed["model"]["input"]["mean"] is None and printed["model"]["network"]["new_channels"] == "zeros"
+    # the CPU recipe's network, on 13 bands
+    assert printed["model"]["network"]["architecture"]["model_type"] == "resnet"
 
 
 def test_normalisation_of_another_channel_count_is_one_line() -> None:
     from eurosat_finetune.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"model\.image_mean has 3 and model\.image_std 3 values for a network of 13"):
-        ImageClassifier(CLASSES, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT},
-                        input_bands=all_bands(), image_mean=[0.5] * 3, image_std=[0.5] * 3)  # fmt: skip
+    with pytest.raises(
+        ConfigError, match=r"model\.input\.mean has 3 and model\.input\.std 3 values for a network of 13"
+    ):
+        ImageClassifier(
+            CLASSES,
+            network=NetworkOptions(pretrained=None, architecture={"model_type": "vit", **TINY_VIT}),
+            input=InputOptions(mean=[0.5] * 3, std=[0.5] * 3),
+            input_bands=all_bands(),
+        )
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite

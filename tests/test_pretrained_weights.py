@@ -27,10 +27,13 @@ from conftest import FAST, cli_error, run_cli
 from eurosat_finetune.data.bands import ESA_BANDS, EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD, RGB_BANDS
 from eurosat_finetune.errors import ModelLoadError
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import InputOptions, NetworkOptions
+from eurosat_finetune.model.pretrained_weights import WeightsSpec
 from eurosat_finetune.model.sentinel2_weights import KNOWN_WEIGHTS
 
 CLASSES = ["Forest", "River", "SeaLake"]
-REFLECTANCE = {"weights_mean": [0.0] * 13, "weights_std": [10_000.0] * 13}
+REFLECTANCE = {"mean": (0.0,) * 13, "std": (10_000.0,) * 13}
+STARTS_NEW = NetworkOptions(pretrained=None)  # the network is the weights' timm model
 
 
 def state_dict_file(folder: Path, stem: str = "resnet18_sentinel2_test", seed: int = 0) -> Path:
@@ -74,12 +77,17 @@ def bands_of(names: list[str]) -> dict[str, list]:
     return {"names": names, "mean": [EUROSAT_MS_MEAN[b] for b in names], "std": [EUROSAT_MS_STD[b] for b in names]}
 
 
-def from_weights(location: str | Path, bands: list[str] | None, **options) -> ImageClassifier:
-    defaults = {"class_names": CLASSES, "model_name_or_path": None, "weights_model": "resnet18",
-                "weights_bands": list(ESA_BANDS), **REFLECTANCE}  # fmt: skip
-    return ImageClassifier(
-        **{**defaults, **options}, weights=str(location), input_bands=bands and bands_of(bands)
-    ).eval()
+def from_weights(
+    location: str | Path,
+    bands: list[str] | None,
+    timm_model: str = "resnet18",
+    network: NetworkOptions = STARTS_NEW,
+    image_size: int | None = None,
+) -> ImageClassifier:
+    """A classifier started from the state dict at ``location``: timm's ``timm_model`` for the 13 bands."""
+    weights = WeightsSpec(str(location), timm_model, ESA_BANDS, **REFLECTANCE)
+    input = InputOptions(size=image_size)
+    return ImageClassifier(CLASSES, network, weights, input, input_bands=bands and bands_of(bands)).eval()
 
 
 @pytest.fixture
@@ -194,11 +202,11 @@ def test_new_bands_start_as_new_channels_says(tmp_path: Path) -> None:
     """Weights of four bands on data of five: the filters of the four by name, the fifth new."""
     file = tmp_path / "four.pth"
     torch.save(timm.create_model("resnet18", in_chans=4, num_classes=0).state_dict(), file)
-    options = {"weights_bands": ["B2", "B3", "B4", "B8"], "weights_mean": [0.0] * 4, "weights_std": [1e4] * 4}
-    common = {"class_names": CLASSES, "model_name_or_path": None, "weights": str(file), "weights_model": "resnet18"}
+    weights = WeightsSpec(str(file), "resnet18", ("B2", "B3", "B4", "B8"), (0.0,) * 4, (1e4,) * 4)
     data = ["B08", "B11", "B04", "B03", "B02"]
     for new_channels in ("zeros", "mean"):
-        model = ImageClassifier(**common, **options, input_bands=bands_of(data), new_channels=new_channels)
+        network = NetworkOptions(pretrained=None, new_channels=new_channels)
+        model = ImageClassifier(CLASSES, network, weights, input_bands=bands_of(data))
         filters, pretrained = model.net.timm_model.conv1.weight, torch.load(file)["conv1.weight"]
         torch.testing.assert_close(filters[:, [0, 2, 3, 4]], pretrained[:, [3, 2, 1, 0]])
         new = torch.zeros_like(filters[:, 1]) if new_channels == "zeros" else pretrained.mean(dim=1)
@@ -213,7 +221,7 @@ def test_a_vit_without_its_final_norm_loads_as_timm_loads_it(tmp_path: Path) -> 
     state = timm.create_model("test_vit", in_chans=13, num_classes=0).state_dict()
     state = {key: value for key, value in state.items() if not key.startswith("norm.")}
     torch.save(state, tmp_path / "vit.pth")
-    model = from_weights(tmp_path / "vit.pth", list(EUROSAT_MS_BANDS), weights_model="test_vit")
+    model = from_weights(tmp_path / "vit.pth", list(EUROSAT_MS_BANDS), timm_model="test_vit")
     assert model.image_size == 160  # the weights' pretraining size (timm's pretrained_cfg)
     timm_net = timm.create_model("test_vit", in_chans=13, num_classes=len(CLASSES)).eval()
     timm_net.load_state_dict(state, strict=False)
@@ -227,32 +235,31 @@ def test_a_vit_without_its_final_norm_loads_as_timm_loads_it(tmp_path: Path) -> 
 
 def test_what_a_weights_file_lacks_is_one_line(tmp_path: Path) -> None:
     file = state_dict_file(tmp_path)
-    bare = {"class_names": CLASSES, "model_name_or_path": None, "weights": str(file)}
-    with pytest.raises(Exception, match=r"needs model.weights_model, model.weights_bands, model.weights_mean, "):
-        ImageClassifier(**bare)
+    with pytest.raises(Exception, match=r"a state dict of its own needs a spec, \{location: .*, timm_model: "):
+        ImageClassifier(CLASSES, STARTS_NEW, str(file))
     with pytest.raises(Exception, match=r"not a known name; known names are ResNet18_Weights.SENTINEL2_ALL_MOCO, "):
-        ImageClassifier(**{**bare, "weights": "ResNet50_Weights.SENTINEL2_ALL_MOKO"})
+        ImageClassifier(CLASSES, STARTS_NEW, "ResNet50_Weights.SENTINEL2_ALL_MOKO")
     with pytest.raises(ModelLoadError, match=r"does not fit timm.s resnet50 with 13 input channels: \d+ weights of"):
-        from_weights(file, None, weights_model="resnet50")
+        from_weights(file, None, timm_model="resnet50")
     with pytest.raises(Exception, match=r"both name the network to start from"):
-        from_weights(file, None, model_name_or_path="google/vit-base-patch16-224")
-    with pytest.raises(Exception, match=r"model.weights_model='resnet99' is not a timm model in timm "):
-        from_weights(file, None, weights_model="resnet99")
+        from_weights(file, None, network=NetworkOptions(pretrained="google/vit-base-patch16-224"))
+    with pytest.raises(Exception, match=r"model.weights.timm_model='resnet99' is not a timm model in timm "):
+        from_weights(file, None, timm_model="resnet99")
     with pytest.raises(Exception, match=r"give timm's architecture name \(e.g. resnet50\)"):
-        from_weights(file, None, weights_model="hf-hub:timm/resnet18.a1_in1k")
-    with pytest.raises(Exception, match=r"is known and brings its own model, bands and normalisation; drop model.w"):
+        from_weights(file, None, timm_model="hf-hub:timm/resnet18.a1_in1k")
+    with pytest.raises(Exception, match=r"is known and brings its own model, bands and normalisation: give it alone"):
         from_weights("ResNet18_Weights.SENTINEL2_ALL_MOCO", None)
+    overrides = NetworkOptions(pretrained=None, config_overrides={"model_type": "resnet", "depths": [1, 1, 1, 1]})
     with pytest.raises(Exception, match=r"model_type='resnet', but model.weights makes a timm network"):
-        from_weights(file, None, model_config={"model_type": "resnet", "depths": [1, 1, 1, 1]})
+        from_weights(file, None, network=overrides)
 
 
 def test_a_copy_of_a_known_file_is_recognised_by_its_name_and_checked(tmp_path: Path, torch_home: Path) -> None:
     """Given by path under its known name, it needs no other option, and its hash is the known file's."""
     known = KNOWN_WEIGHTS["ResNet18_Weights.SENTINEL2_ALL_MOCO"].url.rsplit("/", 1)[-1]
     copy = state_dict_file(tmp_path).rename(tmp_path / known)  # a timm ResNet-18 for 13 bands, not the real file
-    bare = {"class_names": CLASSES, "model_name_or_path": None, "weights": str(copy)}
     with pytest.raises(ModelLoadError, match=rf"{copy} has SHA-256 \w+\.\.\., not the 59bfdff9 its name says"):
-        ImageClassifier(**bare)
+        ImageClassifier(CLASSES, STARTS_NEW, str(copy))
     assert cached_files(torch_home) == []
 
 
@@ -275,7 +282,7 @@ def test_the_ssl4eo_config_stacks_on_fit_and_ms(capsys: pytest.CaptureFixture) -
     configs = ["--config=configs/fit.yaml", "--config=configs/ms.yaml", "--config=configs/ssl4eo.yaml"]
     printed = yaml.safe_load(run_cli(["fit", *configs, "--print_config"], capsys))
     assert printed["model"]["weights"] == "ResNet50_Weights.SENTINEL2_ALL_MOCO"
-    assert printed["model"]["model_name_or_path"] is None and printed["data"]["bands"] == "all"
+    assert printed["model"]["network"]["pretrained"] is None and printed["data"]["bands"] == "all"
 
 
 @pytest.mark.slow  # fit, test, predict and two exports of a ResNet-18
@@ -294,7 +301,7 @@ def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
     best = run / "checkpoints" / "best.ckpt"
     saved = torch.load(best, weights_only=False)
     assert saved["hyper_parameters"]["weights"] is None and saved["pretrained_from"].endswith(served.name)
-    assert saved["hyper_parameters"]["image_std"] == [10000.0] * 3
+    assert saved["hyper_parameters"]["input"]["std"] == [10000.0] * 3
 
     # offline: no server, no cache, the checkpoint alone
     server.stop()

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from eurosat_finetune.cli import build_cli
 from eurosat_finetune.model import ImageClassifier, optimization
+from eurosat_finetune.model.options import InputOptions, LossOptions, NetworkOptions, OptimizationOptions
 from eurosat_finetune.pixels import dihedral_views
 
 CLASSES = [f"class{i}" for i in range(4)]
@@ -25,7 +26,12 @@ TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.du
 
 def tiny(**options: object) -> ImageClassifier:
     torch.manual_seed(0)
-    return ImageClassifier(CLASSES, None, {"model_type": "vit", **TINY_VIT}, image_size=32, **options)
+    return ImageClassifier(
+        CLASSES,
+        network=NetworkOptions(pretrained=None, architecture={"model_type": "vit", **TINY_VIT}),
+        input=InputOptions(size=32),
+        **options,
+    )
 
 
 def csv_run(tmp_path: Path, name: str) -> list[str]:
@@ -48,7 +54,7 @@ def test_print_config_shows_every_recipe_option(capsys: pytest.CaptureFixture) -
 
 
 def test_training_loss_smooths_labels_and_weights_classes() -> None:
-    model = tiny(label_smoothing=0.2, class_weights=[1.0, 2.0, 0.5, 1.0])
+    model = tiny(loss=LossOptions(label_smoothing=0.2, class_weights=[1.0, 2.0, 0.5, 1.0]))
     logits = torch.randn(6, 4)
     labels = torch.tensor([0, 1, 2, 3, 1, 2])
     # by hand: each target keeps 1 - 0.2 and spreads 0.2 over the 4 classes; each image weighs its class's weight
@@ -75,8 +81,8 @@ def test_balanced_class_weights_come_from_the_training_split(
 
     message = cli_error([*args, "--model.class_weights=[1, 2]"], capsys)
     assert message == (
-        "eurosat: error: model.class_weights has 2 values; give 10 non-negative ones (one per class, in label order) "
-        "or 'balanced'\n"
+        "eurosat: error: model.loss.class_weights has 2 values; give 10 non-negative ones (one per class, in label "
+        "order) or 'balanced'\n"
     )
 
 
@@ -86,14 +92,14 @@ def test_mixup_blends_whole_images_and_cutmix_pastes_boxes() -> None:
     plain = tiny().preprocess(images)
 
     torch.manual_seed(1)
-    pixels, targets = tiny(mixup_alpha=1.0).training_inputs(images, labels)
+    pixels, targets = tiny(loss=LossOptions(mixup_alpha=1.0)).training_inputs(images, labels)
     lam = targets[0, 0]  # torchvision mixes each image with the one before it (a roll by 1)
     assert 0 < lam < 1 and targets.sum(-1) == pytest.approx(torch.ones(4))
     assert targets == pytest.approx(lam * torch.eye(4)[labels] + (1 - lam) * torch.eye(4)[labels.roll(1)])
     assert pixels == pytest.approx(lam * plain + (1 - lam) * plain.roll(1, 0), abs=1e-5)
 
     torch.manual_seed(2)
-    pixels, targets = tiny(cutmix_alpha=1.0).training_inputs(images, labels)
+    pixels, targets = tiny(loss=LossOptions(cutmix_alpha=1.0)).training_inputs(images, labels)
     own = (pixels == plain).all(dim=1)  # per pixel: from the image itself, else from the one before it
     assert ((pixels == plain.roll(1, 0)).all(dim=1) | own).all()
     assert own.float().mean(dim=(1, 2)) == pytest.approx(targets[range(4), labels], abs=1e-6)
@@ -152,7 +158,7 @@ def test_tta_given_at_test_time_applies_to_a_checkpoint_trained_without(sample_r
 
 
 def test_layer_decay_gives_each_layer_its_rate() -> None:
-    model = tiny(layer_decay=0.5)
+    model = tiny(optimization=OptimizationOptions(layer_decay=0.5))
     optimizer = optimization.configure(
         lambda groups: torch.optim.AdamW(groups, lr=1e-3), optimization.parameter_groups(model.net, 0.5),
         None, "step", 1, 0, 10,
@@ -175,7 +181,9 @@ def test_weight_decay_can_spare_norms_and_biases(layer_decay: float | None) -> N
     """One AdamW step with zero gradients is weight decay alone: it shrinks matrices and kernels by
     lr x weight_decay (each at its layer's rate), and leaves the 1-D parameters as they were when exempt."""
     adamw = partial(torch.optim.AdamW, lr=0.1, weight_decay=0.5)
-    model = tiny(layer_decay=layer_decay, decay_norms_and_biases=False, optimizer=adamw)
+    model = tiny(
+        optimization=OptimizationOptions(layer_decay=layer_decay, decay_norms_and_biases=False), optimizer=adamw
+    )
     optimizer = model.configure_optimizers()  # as Lightning builds it
     rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
     before = {name: p.detach().clone() for name, p in model.net.named_parameters()}
@@ -193,7 +201,7 @@ def test_weight_decay_can_spare_norms_and_biases(layer_decay: float | None) -> N
     assert rate[id(named["vit.layers.0.mlp.fc2.bias"])] == rate[id(named["vit.layers.0.mlp.fc2.weight"])]
     assert rate[id(named["vit.layers.0.mlp.fc2.bias"])] == pytest.approx(layer_0)
     # with decay on everything (the default), the same step shrinks a norm's scale too
-    model = tiny(layer_decay=layer_decay, optimizer=adamw)
+    model = tiny(optimization=OptimizationOptions(layer_decay=layer_decay), optimizer=adamw)
     optimizer = model.configure_optimizers()
     scale = model.net.vit.layernorm.weight
     scale.grad, start = torch.zeros_like(scale), scale.detach().clone()
@@ -210,13 +218,15 @@ def test_resuming_with_other_parameter_groups_is_one_line(
     common = [*FAST, *TINY_MODEL, "--model.optimizer=AdamW", f"--data.root={sample_root}", "--trainer.max_epochs=2"]
     run_cli(["fit", *common, *csv_run(tmp_path, "fit"), "--trainer.max_epochs=1"])
     checkpoint = torch.load(version_dir(tmp_path / "fit", 0) / "checkpoints" / "last.ckpt", weights_only=False)
-    del checkpoint["hyper_parameters"]["decay_norms_and_biases"]
+    del checkpoint["hyper_parameters"]["optimization"]["decay_norms_and_biases"]
     torch.save(checkpoint, tmp_path / "older.ckpt")
     resume = ["fit", *common, f"--ckpt_path={tmp_path / 'older.ckpt'}"]
-    message = cli_error([*resume, *csv_run(tmp_path, "refused"), "--model.decay_norms_and_biases=false"], capsys)
+    message = cli_error(
+        [*resume, *csv_run(tmp_path, "refused"), "--model.optimization.decay_norms_and_biases=false"], capsys
+    )
     assert message.count("\n") == 1, message
     assert "the checkpoint's optimizer state has parameter groups of [40] tensors" in message
-    assert "this run's options make [16, 24]: resume with the checkpoint's model.layer_decay" in message
+    assert "this run's options make [16, 24]: resume with the checkpoint's model.optimization.layer_decay" in message
     run_cli([*resume, *csv_run(tmp_path, "resumed")])  # without the option it resumes, with the default
     with open(version_dir(tmp_path / "resumed", 0) / "metrics.csv") as f:
         assert {row["epoch"] for row in csv.DictReader(f)} - {""} == {"1"}  # the second epoch only: resumed

@@ -70,11 +70,13 @@ def checkpoint(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_model_options_that_do_not_fit_the_checkpoint_are_one_line(
     checkpoint: Path, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """A checkpoint written before ``model_config`` (its network in ``vit_config``) evaluated with a model
-    group of another ViT: one line naming the option to drop, not a page of ``size mismatch`` lines."""
+    """A checkpoint written before ``model_config`` (its network in ``vit_config``, its options flat) evaluated
+    with options of another ViT: one line naming the option to drop, not a page of ``size mismatch`` lines."""
     saved = torch.load(checkpoint, weights_only=True)
     hparams = saved["hyper_parameters"]
-    hparams["vit_config"] = {k: v for k, v in hparams.pop("model_config").items() if k != "model_type"}
+    architecture = hparams.pop("network")["architecture"]
+    hparams["model_name_or_path"] = None
+    hparams["vit_config"] = {k: v for k, v in architecture.items() if k != "model_type"}
     old = tmp_path / "old.ckpt"
     torch.save(saved, old)
     wider = json.dumps({**TINY_VIT, "hidden_size": 48})
@@ -82,8 +84,9 @@ def test_model_options_that_do_not_fit_the_checkpoint_are_one_line(
             f"--trainer.default_root_dir={tmp_path}"]  # fmt: skip
     assert one_line(cli_error(args, capsys)) == (
         "eurosat: error: the checkpoint's network does not fit the one the model options build (37 tensors differ, "
-        "e.g. net.vit.embeddings.cls_token: [1, 1, 32] in the checkpoint, [1, 1, 48] here); model.model_config differs "
-        "from the checkpoint's: drop it (and any config's model group) to take the checkpoint's\n"
+        "e.g. net.vit.embeddings.cls_token: [1, 1, 32] in the checkpoint, [1, 1, 48] here); "
+        "model.network.config_overrides differs from the checkpoint's: drop it (and any config's model group) to take "
+        "the checkpoint's\n"
     )
     run_cli([*args[:-3], f"--ckpt_path={old}", f"--trainer.default_root_dir={tmp_path}"])  # without it: works
 
@@ -107,7 +110,7 @@ def test_model_that_cannot_be_loaded_offline(sample_root: Path, tmp_path: Path, 
     message = one_line(
         cli_error(["fit", *FAST, f"--data.root={sample_root}", f"--model.model_name_or_path={missing}"], capsys)
     )
-    assert f"cannot load model.model_name_or_path='{missing}'" in message and "save_pretrained" in message
+    assert f"cannot load model.network.pretrained='{missing}'" in message and "save_pretrained" in message
 
     env = {**os.environ, "HF_HOME": str(tmp_path / "empty-hf"), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "eurosat_finetune", "fit", *FAST, f"--data.root={sample_root}"]
@@ -115,7 +118,7 @@ def test_model_that_cannot_be_loaded_offline(sample_root: Path, tmp_path: Path, 
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("eurosat: error: cannot load model.model_name_or_path='google/vit-base-patch16-224'")
+    assert last.startswith("eurosat: error: cannot load model.network.pretrained='google/vit-base-patch16-224'")
     assert "local directory" in last and "Traceback" not in result.stderr
 
 

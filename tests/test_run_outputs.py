@@ -32,7 +32,7 @@ def test_console_script_and_module_enter_the_same_cli_with_its_help() -> None:
     module = [sys.executable, "-m", "eurosat_finetune", "fit", "--help"]
     fit_help = subprocess.run(module, capture_output=True, text=True, timeout=120)
     assert fit_help.returncode == 0, fit_help.stderr[-2000:]
-    assert "--data.split.seed" in fit_help.stdout and "--model.model_name_or_path" in fit_help.stdout
+    assert "--data.split.seed" in fit_help.stdout and "--model.network.pretrained" in fit_help.stdout
 
 
 def test_stratified_pick_shows_every_class_and_the_same_images() -> None:
@@ -165,6 +165,7 @@ def test_export_outside_the_cli_describes_the_data_it_was_trained_on(
 
     from eurosat_finetune.data.datamodule import EuroSATDataModule
     from eurosat_finetune.model import ImageClassifier
+    from eurosat_finetune.model.options import NetworkOptions, OptimizationOptions
     from eurosat_finetune.outputs.huggingface_export import HuggingFaceExport
 
     images = tmp_path / "data" / folder
@@ -172,9 +173,11 @@ def test_export_outside_the_cli_describes_the_data_it_was_trained_on(
         shutil.copytree(sample_root / "EuroSAT_RGB" / name, images / name)
     data = EuroSATDataModule(root=images, loader=LoaderOptions(batch_size=16, num_workers=0))
     model = ImageClassifier(
-        data.class_names, model_name_or_path=None, model_config={"model_type": "vit", **TINY_VIT},
-        optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05), decay_norms_and_biases=folder == "fields",
-    )  # fmt: skip
+        data.class_names,
+        network=NetworkOptions(pretrained=None, architecture={"model_type": "vit", **TINY_VIT}),
+        optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05),
+        optimization=OptimizationOptions(decay_norms_and_biases=folder == "fields"),
+    )
     export = HuggingFaceExport(dirpath=tmp_path / "export")
     trainer = Trainer(max_epochs=1, accelerator="cpu", callbacks=[export], logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip

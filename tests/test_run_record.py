@@ -17,6 +17,7 @@ from transformers import AutoModelForImageClassification
 from eurosat_finetune.data.datamodule import EuroSATDataModule
 from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.options import NetworkOptions, OptimizationOptions
 from eurosat_finetune.outputs.huggingface_export import HuggingFaceExport
 from eurosat_finetune.outputs.run_record import RunRecord, best_checkpoint, figures
 
@@ -55,11 +56,10 @@ def test_best_checkpoint_is_found_by_what_it_is_in_any_callback_order(sample_roo
     data = EuroSATDataModule(root=sample_root, loader=LoaderOptions(batch_size=16, num_workers=0))
     model = ImageClassifier(
         data.class_names,
-        None,
-        {"model_type": "vit", **TINY_VIT},
+        network=NetworkOptions(pretrained=None, architecture={"model_type": "vit", **TINY_VIT}),
         optimizer={"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.01}},
         scheduler=lambda optimizer: torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=30),
-        scheduler_interval="step",
+        optimization=OptimizationOptions(scheduler_interval="step"),
     )
     folder = str(tmp_path / "checkpoints")
     last = ModelCheckpoint(folder, filename="last", enable_version_counter=False)

@@ -48,14 +48,14 @@ def load_pretrained(model_name_or_path: str, overrides: dict[str, Any], class_na
         )
     except ImportError as err:  # e.g. a timm model without timm installed
         raise ModelLoadError(
-            f"cannot load model.model_name_or_path={model_name_or_path!r} ({first_line(err)}); timm models need "
+            f"cannot load model.network.pretrained={model_name_or_path!r} ({first_line(err)}); timm models need "
             "`pip install 'eurosat-finetune[timm]'`"
         ) from err
     except (OSError, ValueError) as err:
         raise ModelLoadError(
-            f"cannot load model.model_name_or_path={model_name_or_path!r} as an image classifier "
+            f"cannot load model.network.pretrained={model_name_or_path!r} as an image classifier "
             f"({first_line(err)}). "
-            "Without network access, point model.model_name_or_path at a local directory written by "
+            "Without network access, point model.network.pretrained at a local directory written by "
             "save_pretrained (or at a model already in the Hugging Face cache)"
         ) from err
     if getattr(model.config, "label_names", None) is not None:  # timm's wrapper saves these, not id2label
@@ -69,7 +69,7 @@ def build_from_config(model_config: dict[str, Any], class_names: list[str]) -> P
     model_type = fields.pop("model_type", "vit")
     if model_type not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
         raise ConfigError(
-            f"model.model_config has model_type={model_type!r}, which transformers has no image classifier "
+            f"model.network.architecture has model_type={model_type!r}, which transformers has no image classifier "
             f"for; use one of {', '.join(sorted(MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES))}"
         )
     config = AutoConfig.for_model(model_type, **fields, **labels_of(class_names))
@@ -80,7 +80,7 @@ def build_from_config(model_config: dict[str, Any], class_names: list[str]) -> P
 
 
 def architecture_of(model: PreTrainedModel) -> dict[str, Any]:
-    """The model's config as a ``model_config`` dict that rebuilds it offline (labels are set apart)."""
+    """The model's config as a ``model.network.architecture`` dict that rebuilds it offline (labels are set apart)."""
     architecture = model.config.to_diff_dict()
     for key in NON_ARCHITECTURE_KEYS:
         architecture.pop(key, None)
@@ -173,21 +173,18 @@ def check_input_size(model: PreTrainedModel, size: int, native: int) -> None:
         smallest = smallest_windowed_size(model.config)
         valid = f"sizes from {smallest} up work, {native} is native" if smallest else f"its native size is {native}"
         raise ConfigError(
-            f"model.image_size={size} does not work with this {model.config.model_type} model ({first_line(err)}); "
-            f"{valid} (image_size: null uses the native size)"
+            f"model.input.size={size} does not work with this {model.config.model_type} model ({first_line(err)}); "
+            f"{valid} (size: null uses the native size)"
         ) from None
     finally:
         model.train(training)
 
 
-def class_names_of(
-    class_names: list[str] | None, architectures: tuple[dict[str, Any] | None, ...], pretrained: str | None
-) -> list[str]:
-    """``class_names``, else the labels ``id2label`` holds in the first of ``architectures`` that has
-    them (a checkpoint's ``model_config``, or the ``vit_config`` of one written before it, whose run's
-    config.yaml may give a ``model_config`` without labels), else those of the ``pretrained`` classifier
-    (e.g. an export of this package, predicting new images without a checkpoint)."""
-    labelled = [a["id2label"] for a in architectures if a and "id2label" in a]
+def class_names_of(class_names: list[str] | None, config: dict[str, Any] | None, pretrained: str | None) -> list[str]:
+    """``class_names``, else the labels ``id2label`` holds in the network's starting ``config`` (a checkpoint's
+    architecture; a run's config.yaml may give one without labels), else those of the ``pretrained``
+    classifier (e.g. an export of this package, predicting new images without a checkpoint)."""
+    labelled = [config["id2label"]] if config and "id2label" in config else []
     if not class_names and not labelled and pretrained is not None:
         try:
             config = AutoConfig.from_pretrained(pretrained)
@@ -211,6 +208,6 @@ def check_normalisation(mean: list[float], std: list[float], channels: int) -> N
     """One mean and one std per input channel, or a one-line error before any work."""
     if len(mean) != channels or len(std) != channels:
         raise ConfigError(
-            f"model.image_mean has {len(mean)} and model.image_std {len(std)} values for a network of {channels} "
+            f"model.input.mean has {len(mean)} and model.input.std {len(std)} values for a network of {channels} "
             "input channels; give one per channel (band), or null to take the data's or the model's own"
         )

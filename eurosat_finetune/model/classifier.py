@@ -2,29 +2,41 @@
 The hub (or a local directory) is needed once, when fine-tuning starts: checkpoints rebuild their
 network offline from what they hold (:class:`.self_describing.SelfDescribingCheckpoint`)."""
 
-from functools import partial
-from typing import Any, Literal
+from pathlib import Path
+from typing import IO, Any
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch.nn import functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from eurosat_finetune.errors import ConfigError
-from eurosat_finetune.model import backbones, losses, optimization
-from eurosat_finetune.model.band_channels import NewChannels
+from eurosat_finetune.model import backbones, losses
 from eurosat_finetune.model.metrics import EpochPredictions, stage_metrics
-from eurosat_finetune.model.pretrained_weights import weights_spec
-from eurosat_finetune.model.self_describing import SelfDescribingCheckpoint
+from eurosat_finetune.model.optimization import check_options, check_resumable, configure_module, factory
+from eurosat_finetune.model.options import (
+    InputOptions,
+    LossOptions,
+    ModelOptions,
+    NetworkOptions,
+    OptimizationOptions,
+    plain,
+)
+from eurosat_finetune.model.pretrained_weights import WeightsSpec, weights_spec
+from eurosat_finetune.model.self_describing import SelfDescribingCheckpoint, saved_hparams
 from eurosat_finetune.model.starting_network import starting_network
 from eurosat_finetune.pixels import dihedral_views, to_model_input
-
-DEFAULT_MODEL = "google/vit-base-patch16-224"
+from eurosat_finetune.renamed_options import renamed_section
 
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-4}}
 """Adam at 1e-4, as a class_path spec so ``--print_config`` shows it and its arguments."""
+
+# each group's defaults (frozen, so one instance serves every call)
+DEFAULT_NETWORK = NetworkOptions()
+DEFAULT_INPUT = InputOptions()
+DEFAULT_OPTIMIZATION = OptimizationOptions()
+DEFAULT_LOSS = LossOptions()
 
 
 class ImageClassifier(SelfDescribingCheckpoint):
@@ -33,128 +45,105 @@ class ImageClassifier(SelfDescribingCheckpoint):
 
     Args:
         class_names: Class names in label order; linked from ``data.class_names`` by the CLI. They
-            become the model config's ``id2label``/``label2id``. Null takes them from
-            ``model_config["id2label"]`` (checkpoints carry it, so predicting needs no labelled data).
-        model_name_or_path: Hub id (e.g. ``microsoft/swin-tiny-patch4-window7-224``,
-            ``timm/convnext_tiny.fb_in1k``) or local ``save_pretrained`` directory of the pretrained
-            image classifier whose backbone is fine-tuned (its head is replaced). Null builds a
-            randomly initialised network from ``model_config`` instead.
-        model_config: Config fields: overrides for the pretrained config, or the whole architecture
-            when ``model_name_or_path`` is null, with its ``model_type`` (``vit`` if none given).
-        vit_config: The name ``model_config`` had before commit d5a0566 (a ViT's fields); read when
-            ``model_config`` is null, so older configs and checkpoints keep working.
-        image_size: Side length images are resized to on the device; null uses the model's native
-            size (its image processor's). ViT-style models interpolate their position embeddings,
-            convolutional ones and Swin take any size; a size the model cannot take is refused.
-        image_mean: Per-channel normalisation mean; null takes it from the model's image processor.
-        image_std: Per-channel normalisation std; null takes it from the model's image processor.
-        freeze_backbone: Train only the new classification head (a linear probe); the backbone
-            stays as loaded, runs without gradients and costs a third of the compute.
-        torch_compile: Compile the network with ``torch.compile`` when training starts (faster steps
-            on GPUs after a compile of a minute or so; checkpoints are unchanged).
+            become the model config's ``id2label``/``label2id``. Null takes them from the network's
+            ``id2label`` (checkpoints carry it, so predicting needs no labelled data).
+        network: The network fine-tuned: a pretrained classifier, or a new one built from an architecture.
+        weights: Start from Sentinel-2 pretrained weights (a timm network) instead of
+            ``network.pretrained`` (set that to null): a known name such as
+            ``ResNet50_Weights.SENTINEL2_ALL_MOCO`` (TorchGeo's; see docs/backbones.md), or a spec of a
+            state dict, ``{location: <URL or path>, timm_model: resnet50, bands: [...], mean: [...],
+            std: [...]}``. Its normalisation is used unless ``input.mean``/``input.std`` are given.
+        input: The input size and normalisation the images are brought to on the device.
         optimizer: Optimizer factory, e.g. ``--model.optimizer AdamW --model.optimizer.lr 3e-4``.
         scheduler: Optional LR scheduler factory; ReduceLROnPlateau monitors ``val_loss``.
-        scheduler_interval: When the scheduler steps: after every ``epoch``, or after every optimizer
-            ``step`` (size it in steps then, e.g. ``CosineAnnealingLR`` with ``T_max`` = total steps).
-        scheduler_frequency: Step the scheduler every this many epochs or optimizer steps.
-        warmup_steps: Raise the learning rate linearly over the first this many optimizer steps (from
-            lr / warmup_steps to lr), then hand over to ``scheduler``, which must then step per
-            ``step``.
-        layer_decay: Layer-wise learning-rate decay: each backbone layer learns at this factor times
-            the rate of the layer above it (the head and the last layer at the full rate; e.g. 0.75);
-            null turns it off. Needs a backbone of numbered layers (transformers, ConvNeXt stages).
-        decay_norms_and_biases: Apply the optimizer's weight decay to the normalisation layers'
-            weights and all biases (the 1-D parameters) too; false exempts them (weight decay 0).
-        label_smoothing: Training targets put this much probability mass evenly on all classes.
-        class_weights: Weight of each class in the training loss (label order), or ``balanced``:
-            inversely proportional to the class's count in the training split.
-        mixup_alpha: MixUp of training batches on the device (torchvision v2), with this Beta
-            parameter (e.g. 0.2); 0 turns it off.
-        cutmix_alpha: CutMix of training batches on the device (torchvision v2), with this Beta
-            parameter (e.g. 1.0); 0 turns it off. With both set, each batch gets one of the two.
+        optimization: How the optimizer and scheduler are applied: the scheduler's steps, warmup, layer-wise
+            learning-rate decay and which parameters take weight decay.
+        loss: The training loss: label smoothing, class weights, MixUp and CutMix.
         tta: Test-time augmentation in test and predict: average the class probabilities of the 8
             flips and 90-degree rotations of each image (8 times the compute).
         input_bands: The bands of multispectral data (``names``) and their statistics (``mean``,
             ``std``, in stored units); linked from ``data.input_bands``, null for RGB images.
-        new_channels: How a pretrained network's first layer starts on data bands it was not trained
-            on (it keeps the filters of those it was, by name): ``zeros`` or the ``mean`` of its filters.
-        weights: Start from Sentinel-2 pretrained weights (a timm network) instead of
-            ``model_name_or_path`` (set that to null): a known name such as
-            ``ResNet50_Weights.SENTINEL2_ALL_MOCO`` (TorchGeo's; see docs/backbones.md), or the URL
-            or path of a state dict (``.pth``, ``.safetensors``) described by the four options below.
-            Its normalisation is used unless ``image_mean``/``image_std`` are given.
-        weights_model: The timm model name of a state dict given by URL or path (e.g. ``resnet50``).
-        weights_bands: Its input bands in order, by name (e.g. ``[B01, ..., B08, B8A, B09, ...]``).
-        weights_mean: Its normalisation per band (same order), in stored units (reflectance x 10,000).
-        weights_std: Likewise, its std per band (10000 for weights that take reflectance).
     """
 
     def __init__(
         self,
         class_names: list[str] | None = None,
-        model_name_or_path: str | None = DEFAULT_MODEL,
-        model_config: dict[str, Any] | None = None,
-        vit_config: dict[str, Any] | None = None,
-        image_size: int | None = None,
-        image_mean: list[float] | None = None,
-        image_std: list[float] | None = None,
-        freeze_backbone: bool = False,
-        torch_compile: bool = False,
+        network: NetworkOptions = DEFAULT_NETWORK,
+        weights: str | WeightsSpec | None = None,
+        input: InputOptions = DEFAULT_INPUT,
         optimizer: OptimizerCallable = DEFAULT_OPTIMIZER,  # type: ignore[assignment]
         scheduler: LRSchedulerCallable | None = None,
-        scheduler_interval: Literal["epoch", "step"] = "epoch",
-        scheduler_frequency: int = 1,
-        warmup_steps: int = 0,
-        layer_decay: float | None = None,
-        decay_norms_and_biases: bool = True,
-        label_smoothing: float = 0.0,
-        class_weights: list[float] | Literal["balanced"] | None = None,
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
+        optimization: OptimizationOptions = DEFAULT_OPTIMIZATION,
+        loss: LossOptions = DEFAULT_LOSS,
         tta: bool = False,
         input_bands: dict[str, list] | None = None,
-        new_channels: NewChannels = "zeros",
-        weights: str | None = None,
-        weights_model: str | None = None,
-        weights_bands: list[str] | None = None,
-        weights_mean: list[float] | None = None,
-        weights_std: list[float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # as given, so hparams.yaml shows what the run was started with
-        self.architecture = model_config if model_config is not None else vit_config
-        self.class_names = backbones.class_names_of(class_names, (self.architecture, vit_config), model_name_or_path)
-        self.pretrained_from = weights or model_name_or_path
-        # the signature default is a class_path spec (so --print_config shows it); Python callers get a factory
-        self.optimizer = partial(instantiate_class, init=optimizer) if isinstance(optimizer, dict) else optimizer
-        self.scheduler = scheduler
-        if warmup_steps > 0 and scheduler is not None and scheduler_interval != "step":
-            raise ConfigError(optimization.WARMUP_NEEDS_STEPS)
+        # the groups as plain dicts (a Python call gives dataclasses), as checkpoints load with weights_only
+        self.save_hyperparameters(plain(dict(self.hparams)))
+        # a checkpoint restored by load_from_checkpoint gives its groups as dicts
+        self.options = ModelOptions.given(network, weights, input, optimization, loss)
+        starting_config = self.options.network.starting_config()
+        self.class_names = backbones.class_names_of(class_names, starting_config, self.options.network.pretrained)
+        self.pretrained_from = self.options.starts_from
+        # the signature's defaults are class_path specs (so --print_config shows them); Python callers get factories
+        self.optimizer = factory(optimizer)
+        self.scheduler = None if scheduler is None else factory(scheduler)
+        check_options(self.optimizer, self.scheduler, self.options.optimization)
         self.configure_network()
         self.configure_losses()
         self.configure_metrics()
 
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path | IO,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> "ImageClassifier":
+        """Lightning's, for checkpoints written before the options were grouped too: their hyperparameters'
+        old names are translated (one :class:`RenamedOptionWarning` each) before Lightning instantiates the
+        module, which would otherwise drop them unread."""
+        saved = saved_hparams(checkpoint_path)
+        translated = renamed_section("model", saved)
+        if translated is not saved:
+            # the new groups as arguments (the old keys, unknown to the signature, are left out); the checkpoint's
+            # instantiator parses the hyperparameters as saved, so the module is built from these instead
+            kwargs = {**translated, "_instantiator": None, **kwargs}
+        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
+
     def configure_network(self) -> None:
         """The network, pretrained or not, with a new head labelled with the class names; the input
         size and normalisation it expects."""
-        hp = self.hparams
-        self.input_bands = hp.input_bands
-        spec = weights_spec(hp.weights, hp.weights_model, hp.weights_bands, hp.weights_mean, hp.weights_std)
+        network = self.options.network
+        self.input_bands = self.hparams.input_bands
         start = starting_network(
-            hp.model_name_or_path, self.architecture, spec, hp.input_bands, hp.new_channels, self.class_names
+            network.pretrained,
+            network.starting_config(),
+            weights_spec(self.options.weights),
+            self.input_bands,
+            network.new_channels,
+            self.class_names,
         )
         self.net = start.net
-        if hp.freeze_backbone:
+        if network.freeze_backbone:
             backbones.freeze_backbone(self.net)
-        self.image_size, self.image_mean, self.image_std = start.input(hp.image_size, hp.image_mean, hp.image_std)
+        given = start.input(self.options.input)
+        self.image_size = given.size
+        self.image_mean = given.mean
+        self.image_std = given.std
         self.interpolates = backbones.takes_interpolation(self.net)
 
     def configure_losses(self) -> None:
         """The training loss's label smoothing, class weights and batch mixing; validation and test
         losses stay plain cross-entropy, comparable across recipes."""
         num_classes = len(self.class_names)
-        self.mixer = losses.batch_mixer(self.hparams.mixup_alpha, self.hparams.cutmix_alpha, num_classes)
-        weights = self.hparams.class_weights
+        loss = self.options.loss
+        self.mixer = losses.batch_mixer(loss.mixup_alpha, loss.cutmix_alpha, num_classes)
+        weights = loss.class_weights
         # "balanced" needs the training split, known in setup("fit")
         given = losses.class_weights_of(weights, None, num_classes) if isinstance(weights, list) else None
         # a buffer moves to the device with the module, once; not persistent: checkpoints stay as they were
@@ -167,7 +156,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
         """Cross-entropy with the configured smoothing and class weights; ``targets`` are labels, or
         class probabilities after MixUp/CutMix."""
         weight = None if self.class_weights is None else self.class_weights.float()  # bf16-true casts buffers
-        smoothing = self.hparams.label_smoothing
+        smoothing = self.options.loss.label_smoothing
         return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=smoothing)
 
     def configure_metrics(self) -> None:
@@ -272,7 +261,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
         the network): channels last in memory, as its input (see :func:`to_model_input`), and compiled
         there, in place, so state dict keys stay the same."""
         self.net.to(memory_format=torch.channels_last)
-        if self.hparams.torch_compile and not getattr(self, "_compiled", False):
+        if self.options.network.torch_compile and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True
 
@@ -281,18 +270,18 @@ class ImageClassifier(SelfDescribingCheckpoint):
         Balanced class weights from the training split's counts."""
         if self.trainer.accelerator.__class__.__name__ == "CUDAAccelerator":
             torch.set_float32_matmul_precision("high")
-        if stage == "fit" and self.hparams.class_weights == "balanced":
+        if stage == "fit" and self.options.loss.class_weights == "balanced":
             labels = getattr(getattr(self.trainer.datamodule, "train_dataset", None), "labels", None)
             self.class_weights = torch.tensor(losses.class_weights_of("balanced", labels, len(self.class_names)))
 
     def on_train_epoch_start(self) -> None:
         """A frozen backbone stays in eval mode (its dropout, if any, off), as in a linear probe."""
-        if self.hparams.freeze_backbone:
+        if self.options.network.freeze_backbone:
             backbones.backbone_of(self.net).eval()
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
-        return optimization.configure_module(self)
+        return configure_module(self)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        optimization.check_resumable(self, checkpoint)
+        check_resumable(self, checkpoint)

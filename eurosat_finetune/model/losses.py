@@ -29,12 +29,14 @@ def class_weights_of(class_weights: ClassWeights, train_labels: Sequence[int] | 
     class's count in the training split (scikit-learn's ``compute_class_weight``)."""
     if class_weights == "balanced":
         if train_labels is None:
-            raise ConfigError("model.class_weights=balanced needs the training split's labels; fit with a datamodule")
+            raise ConfigError(
+                "model.loss.class_weights=balanced needs the training split's labels; fit with a datamodule"
+            )
         labels = np.asarray(train_labels)
         present = np.unique(labels)
         if len(present) != num_classes:
             raise ConfigError(
-                f"model.class_weights=balanced: the training split holds {len(present)} of the {num_classes} "
+                f"model.loss.class_weights=balanced: the training split holds {len(present)} of the {num_classes} "
                 "classes; give the weights as a list instead"
             )
         weights = compute_class_weight("balanced", classes=np.arange(num_classes), y=labels)
@@ -43,7 +45,7 @@ def class_weights_of(class_weights: ClassWeights, train_labels: Sequence[int] | 
     assert class_weights is not None
     if len(class_weights) != num_classes or min(class_weights) < 0:
         raise ConfigError(
-            f"model.class_weights has {len(class_weights)} values; give {num_classes} non-negative ones "
+            f"model.loss.class_weights has {len(class_weights)} values; give {num_classes} non-negative ones "
             "(one per class, in label order) or 'balanced'"
         )
     return [float(w) for w in class_weights]
@@ -53,7 +55,7 @@ def batch_mixer(mixup_alpha: float, cutmix_alpha: float, num_classes: int) -> nn
     """torchvision's MixUp and/or CutMix (one of the two, drawn per batch, when both are set); None if
     neither. They turn integer labels into mixed one-hot targets."""
     if mixup_alpha < 0 or cutmix_alpha < 0:
-        raise ConfigError("model.mixup_alpha and model.cutmix_alpha must be >= 0 (0 turns each off)")
+        raise ConfigError("model.loss.mixup_alpha and model.loss.cutmix_alpha must be >= 0 (0 turns each off)")
     mixers = []
     if mixup_alpha > 0:
         mixers.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))

@@ -4,12 +4,13 @@ configured scheduler, stepped per epoch or per optimizer step, after an optional
 import inspect
 import math
 import re
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
@@ -18,12 +19,39 @@ from torch.optim.lr_scheduler import CyclicLR, LambdaLR, OneCycleLR, ReduceLROnP
 
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import backbones
+from eurosat_finetune.model.options import OptimizationOptions
 
 WARMUP_NEEDS_STEPS = (
-    "model.warmup_steps hands over to model.scheduler after that many optimizer steps, so the scheduler must "
-    "step per step: set model.scheduler_interval=step (and size it in steps), with a scheduler other than "
-    "ReduceLROnPlateau"
+    "model.optimization.warmup_steps hands over to model.scheduler after that many optimizer steps, so the "
+    "scheduler must step per step: set model.optimization.scheduler_interval=step (and size it in steps), with a "
+    "scheduler other than ReduceLROnPlateau"
 )
+
+
+def factory(spec: Callable | dict[str, Any]) -> Callable:
+    """An optimizer's or scheduler's factory: as given, or from its class_path spec (the signature's default,
+    and what a checkpoint restored without Lightning's instantiator holds)."""
+    return partial(instantiate_class, init=spec) if isinstance(spec, dict) else spec
+
+
+def learning_rate_of(optimizer_factory: Callable) -> float | None:
+    """The ``lr`` an optimizer factory was given, if any (a number)."""
+    given = optimizer_factory.keywords if isinstance(optimizer_factory, partial) else {}
+    lr = given.get("init", {}).get("init_args", {}).get("lr") if "init" in given else given.get("lr")
+    return lr if isinstance(lr, int | float) else None
+
+
+def check_options(
+    optimizer_factory: Callable, scheduler_factory: Callable | None, options: OptimizationOptions
+) -> None:
+    """Refuse in one line, before the network is built: a negative learning rate (the optimizer's arguments are
+    Lightning's OptimizerCallable, which the parser takes as they are), or a warmup handing over to a scheduler
+    that steps per epoch."""
+    lr = learning_rate_of(optimizer_factory)
+    if lr is not None and lr < 0:
+        raise ConfigError(f"model.optimizer.lr={lr} is negative: give a learning rate of 0 or more (e.g. 1e-4)")
+    if options.warmup_steps > 0 and scheduler_factory is not None and options.scheduler_interval != "step":
+        raise ConfigError(WARMUP_NEEDS_STEPS)
 
 
 # a numbered block of a transformer (or stage of a hierarchical) backbone: ViT/DeiT/BEiT/DINOv2
@@ -55,15 +83,15 @@ def parameter_groups(
     if layer_decay is None:
         return exempt_from_decay([{"params": [p for _, p in trainable], "lr_scale": 1.0}], decay_norms_and_biases)
     if not 0 < layer_decay <= 1:
-        raise ConfigError(f"model.layer_decay={layer_decay} must be in (0, 1]; null turns it off")
+        raise ConfigError(f"model.optimization.layer_decay={layer_decay} must be in (0, 1]; null turns it off")
     backbone = backbones.backbone_of(net)
     in_backbone = {id(p) for p in backbone.parameters()}
     prefix = next((f"{n}." for n, m in net.named_children() if m is backbone), "")
     layers = {int(m.group(1)) for name, _ in trainable if (m := NUMBERED_LAYER.search(name.removeprefix(prefix)))}
     if not layers:
         raise ConfigError(
-            f"model.layer_decay: {type(net).__name__} has no numbered layers (encoder.layer.N, blocks.N, "
-            "stages.N) to decay over; set model.layer_decay=null"
+            f"model.optimization.layer_decay: {type(net).__name__} has no numbered layers (encoder.layer.N, "
+            "blocks.N, stages.N) to decay over; set model.optimization.layer_decay=null"
         )
     num_layers = max(layers) + 1
     groups: dict[int, list[nn.Parameter]] = {}
@@ -136,22 +164,22 @@ def configure(
 def configure_module(module: LightningModule) -> OptimizerLRScheduler:
     """:func:`configure` for an :class:`ImageClassifier`, from its options (``hparams``), network (``net``)
     and factories (``optimizer``, ``scheduler``)."""
-    hp = module.hparams
-    length = run_length(module, hp.scheduler_interval, hp.warmup_steps)
+    options = module.options.optimization
     return configure(
         module.optimizer,
         groups_of(module),
         module.scheduler,
-        interval=hp.scheduler_interval,
-        frequency=hp.scheduler_frequency,
-        warmup_steps=hp.warmup_steps,
-        run_length=length,
+        interval=options.scheduler_interval,
+        frequency=options.scheduler_frequency,
+        warmup_steps=options.warmup_steps,
+        run_length=run_length(module, options.scheduler_interval, options.warmup_steps),
         fuse=may_fuse(module),
     )
 
 
 def groups_of(module: LightningModule) -> list[dict[str, Any]]:
-    return parameter_groups(module.net, module.hparams.layer_decay, module.hparams.decay_norms_and_biases)
+    options = module.options.optimization
+    return parameter_groups(module.net, options.layer_decay, options.decay_norms_and_biases)
 
 
 def check_resumable(module: LightningModule, checkpoint: dict[str, Any]) -> None:
@@ -169,8 +197,9 @@ def check_resumable(module: LightningModule, checkpoint: dict[str, Any]) -> None
     if saved != own:
         raise ConfigError(
             f"the checkpoint's optimizer state has parameter groups of {saved} tensors, this run's options make "
-            f"{own}: resume with the checkpoint's model.layer_decay and model.decay_norms_and_biases "
-            f"({module.hparams.layer_decay} and {module.hparams.decay_norms_and_biases} here)"
+            f"{own}: resume with the checkpoint's model.optimization.layer_decay and decay_norms_and_biases "
+            f"({module.options.optimization.layer_decay} and {module.options.optimization.decay_norms_and_biases} "
+            "here)"
         )
 
 

@@ -4,13 +4,15 @@
 The network is timm's, inside transformers' timm wrapper, so checkpoints, the Hugging Face export and
 the ONNX export treat it as any other classifier here. Its input channels are the data's bands, matched
 to the weights' by name (:mod:`.band_channels`), and its normalisation is the weights', per band,
-unless ``model.image_mean``/``image_std`` say otherwise.
+unless ``model.input.mean``/``std`` say otherwise.
 """
 
+import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from jsonargparse.typing import PositiveFloat, PositiveInt
 from transformers import PreTrainedModel, TimmWrapperConfig, TimmWrapperForImageClassification
 
 from eurosat_finetune.data.bands import ESA_BANDS
@@ -29,16 +31,26 @@ TRUE_COLOUR_STORED_UNITS = 2_000.0
 
 @dataclass(frozen=True)
 class WeightsSpec:
-    """Where a state dict is and what its network expects: timm model, input bands in order,
-    normalisation per band in stored units (reflectance x 10,000), native input size (None: timm's)."""
+    """A Sentinel-2 state dict given by URL or path, and what its network expects.
+
+    Args:
+        location: The URL or path of the state dict (``.pth``, ``.safetensors``).
+        timm_model: Its timm model name (e.g. ``resnet50``).
+        bands: Its input bands in order, by name (e.g. ``[B01, ..., B08, B8A, B09, ...]``).
+        mean: Its normalisation per band (same order), in stored units (reflectance x 10,000).
+        std: Likewise, its std per band (10000 for weights that take reflectance).
+        input_size: Its native input size; null takes timm's for the model.
+        sha256_prefix: The first hex digits of the file's SHA-256, checked (a local copy of a known file is
+            checked as its download would be).
+    """
 
     location: str
     timm_model: str
     bands: tuple[str, ...]
     mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_size: int | None = None
-    sha256_prefix: str | None = None  # a local copy of a known file is checked as its download would be
+    std: tuple[PositiveFloat, ...]
+    input_size: PositiveInt | None = None
+    sha256_prefix: str | None = None
 
 
 def is_weights_source(source: str) -> bool:
@@ -53,69 +65,79 @@ def sentinel2_band(name: str) -> str:
     return f"B0{name[1:]}" if len(name) == 2 and name[1:].isdigit() else name
 
 
-def weights_spec(
-    weights: str | None,
-    timm_model: str | None,
-    bands: list[str] | None,
-    mean: list[float] | None,
-    std: list[float] | None,
-) -> WeightsSpec | None:
-    """A known name's entry, or a URL's or path's spec from the options that describe it (None without
-    ``weights``); what is missing or wrong is a one-line error that names the option."""
+def weights_spec(weights: str | WeightsSpec | dict | None) -> WeightsSpec | None:
+    """``model.weights`` as a spec: a known name's entry, or the spec given (as the command's parser makes it,
+    or as the plain dict a checkpoint holds) checked; None without weights. What is wrong is a one-line error
+    that names the option."""
     if weights is None:
         return None
-    described = {
-        "model.weights_model": timm_model,
-        "model.weights_bands": bands,
-        "model.weights_mean": mean,
-        "model.weights_std": std,
-    }
-    known = KNOWN_WEIGHTS.get(weights) or KNOWN_FILES.get(Path(weights).name)
-    if known is not None:
-        given = [option for option, value in described.items() if value is not None]
-        if given:
-            raise ConfigError(
-                f"model.weights={weights!r} is known and brings its own model, bands and normalisation; drop "
-                f"{', '.join(given)} (they describe a state dict given by URL or path)"
-            )
-        local = weights if weights not in KNOWN_WEIGHTS else None  # a copy of a known file, by its name
-        prefix = HASH_IN_NAME.search(Path(known.url).name)
-        return WeightsSpec(
-            local or known.url,
-            known.timm_model,
-            known.bands,
-            known.mean,
-            known.std,
-            known.input_size,
-            sha256_prefix=prefix.group(1) if local and prefix else None,
-        )
-    if "_Weights." in weights or not (is_url(weights) or "/" in weights or "." in weights):
+    if isinstance(weights, str):
+        return known_weights(weights)
+    spec = weights if isinstance(weights, WeightsSpec) else spec_of(weights)
+    if spec.location in KNOWN_WEIGHTS or Path(spec.location).name in KNOWN_FILES:
         raise ConfigError(
-            f"model.weights={weights!r} is not a known name; known names are {', '.join(KNOWN_WEIGHTS)} "
-            "(or give a URL or path of a state dict with model.weights_model and model.weights_bands)"
+            f"model.weights.location={spec.location!r} is known and brings its own model, bands and normalisation: "
+            f"give it alone, as model.weights={spec.location!r} (a spec describes a state dict of its own)"
         )
-    if timm_model is not None and timm_model.startswith("hf-hub:"):
+    if spec.timm_model.startswith("hf-hub:"):
         raise ConfigError(
-            f"model.weights_model={timm_model!r}: give timm's architecture name (e.g. resnet50); the weights are "
-            "model.weights, and the hub cannot be reached from every machine"
+            f"model.weights.timm_model={spec.timm_model!r}: give timm's architecture name (e.g. resnet50); the weights "
+            "are model.weights.location, and the hub cannot be reached from every machine"
         )
-    missing = [option for option, value in described.items() if value is None]
-    if missing:
-        raise ConfigError(
-            f"model.weights={weights!r} needs {', '.join(missing)}: its timm model name, its input bands in "
-            "order, and each band's mean and std in stored units (reflectance x 10,000; e.g. 0 and 10000 "
-            "for weights that take reflectance)"
-        )
-    names = tuple(sentinel2_band(band) for band in bands)
+    names = tuple(sentinel2_band(band) for band in spec.bands)
     unknown = [band for band in names if band not in ESA_BANDS]
     if unknown or len(set(names)) != len(names):
         raise ConfigError(
-            f"model.weights_bands={list(bands)}: name each Sentinel-2 band once, from {', '.join(ESA_BANDS)}"
+            f"model.weights.bands={list(spec.bands)}: name each Sentinel-2 band once, from {', '.join(ESA_BANDS)}"
         )
-    for option, values in (("model.weights_mean", mean), ("model.weights_std", std)):
+    for option, values in (("model.weights.mean", spec.mean), ("model.weights.std", spec.std)):
         if len(values) != len(names):
-            raise ConfigError(f"{option} has {len(values)} values for {len(names)} weights_bands; give one per band")
-    return WeightsSpec(weights, timm_model, names, tuple(mean), tuple(std))
+            raise ConfigError(f"{option} has {len(values)} values for {len(names)} bands; give one per band")
+    # the parser's restricted numbers (PositiveFloat ...) as floats: the normalisation goes into checkpoints
+    input_size = None if spec.input_size is None else int(spec.input_size)
+    mean, std = tuple(float(x) for x in spec.mean), tuple(float(x) for x in spec.std)
+    return replace(spec, bands=names, mean=mean, std=std, input_size=input_size)
+
+
+def known_weights(name: str) -> WeightsSpec:
+    """The spec of a known name, or of a local copy of a known file (checked against the hash in its name)."""
+    known = KNOWN_WEIGHTS.get(name) or KNOWN_FILES.get(Path(name).name)
+    if known is None:
+        described = is_url(name) or "/" in name or ("." in name and "_Weights." not in name)
+        raise ConfigError(
+            f"model.weights={name!r}: a state dict of its own needs a spec, {{location: {name}, timm_model: ..., "
+            "bands: [...], mean: [...], std: [...]}: its timm model name, its input bands in order, and each band's "
+            "mean and std in stored units (reflectance x 10,000; e.g. 0 and 10000 for weights that take reflectance)"
+            if described
+            else f"model.weights={name!r} is not a known name; known names are {', '.join(KNOWN_WEIGHTS)} (or give "
+            "a spec of a state dict: {location: <URL or path>, timm_model: ..., bands: [...], mean: [...], std: [...]})"
+        )
+    copy = name not in KNOWN_WEIGHTS  # a local copy of a known file, by its name
+    prefix = HASH_IN_NAME.search(Path(known.url).name)
+    return WeightsSpec(
+        location=name if copy else known.url,
+        timm_model=known.timm_model,
+        bands=known.bands,
+        mean=known.mean,
+        std=known.std,
+        input_size=known.input_size,
+        sha256_prefix=prefix.group(1) if copy and prefix else None,
+    )
+
+
+def spec_of(values: dict) -> WeightsSpec:
+    """A spec from its plain dict (a checkpoint's, or a Python caller's); a field it lacks or does not have
+    is one line."""
+    fields = [field.name for field in dataclasses.fields(WeightsSpec)]
+    required = [field.name for field in dataclasses.fields(WeightsSpec) if field.default is dataclasses.MISSING]
+    missing = [name for name in required if values.get(name) is None]
+    unknown = sorted(set(values) - set(fields))
+    if missing or unknown:
+        raise ConfigError(
+            f"model.weights {'needs ' + ', '.join(missing) if missing else 'has no ' + ', '.join(unknown)}: a spec "
+            f"of a state dict has {', '.join(fields)} (the last two optional)"
+        )
+    return WeightsSpec(**values)
 
 
 def network(
@@ -135,8 +157,9 @@ def network(
         )
     if overrides.get("model_type", "timm_wrapper") != "timm_wrapper":
         raise ConfigError(
-            f"model.model_config has model_type={overrides['model_type']!r}, but model.weights makes a timm network: "
-            "drop model.model_config (or keep only fields of transformers' TimmWrapperConfig, e.g. model_args)"
+            f"model.network.config_overrides has model_type={overrides['model_type']!r}, but model.weights makes a "
+            "timm network: drop model.network.config_overrides (or keep only fields of transformers' "
+            "TimmWrapperConfig, e.g. model_args)"
         )
     try:
         import timm  # an extra (transformers' wrapper needs it too), so imported only here
@@ -145,7 +168,7 @@ def network(
 
     if not timm.is_model(spec.timm_model):
         raise ConfigError(
-            f"model.weights_model={spec.timm_model!r} is not a timm model in timm {timm.__version__} "
+            f"model.weights.timm_model={spec.timm_model!r} is not a timm model in timm {timm.__version__} "
             "(e.g. resnet50, vit_small_patch16_224; timm.list_models() lists them)"
         )
     model_args = {**overrides.get("model_args", {}), "in_chans": len(spec.bands)}
@@ -174,8 +197,8 @@ def load_weights(net: TimmWrapperForImageClassification, state: dict, spec: Weig
         raise ModelLoadError(
             f"model.weights={spec.location!r} does not fit timm's {spec.timm_model} with {len(spec.bands)} input "
             f"channels: {len(other_shape)} weights of another shape (e.g. {other_shape[:2]}), {len(missing)} missing "
-            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); check model.weights_model "
-            "and model.weights_bands, and that the file is the network's state dict alone"
+            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); check "
+            "model.weights.timm_model and model.weights.bands, and that the file is the network's state dict alone"
         )
     if left:
         log.info("model.weights has no %s: they start as timm initialises them", ", ".join(left))

@@ -1,6 +1,6 @@
 """Progressive resizing: the first training epochs on smaller images, whose steps cost less, growing to
-``model.image_size`` by a given epoch (as FFCV's ImageNet recipes and fast.ai's do). Validation, test
-and predict always run at ``model.image_size``, which checkpoints and exports keep.
+``model.input.size`` by a given epoch (as FFCV's ImageNet recipes and fast.ai's do). Validation, test
+and predict always run at ``model.input.size``, which checkpoints and exports keep.
 
 For convolutional networks, which take any input size; a ViT would interpolate its position
 embeddings at every step.
@@ -18,7 +18,7 @@ class ProgressiveResizing(Callback):
         """
         Args:
             min_size: Side length of the training images up to ``start_epoch``.
-            end_epoch: First epoch trained at ``model.image_size``; the size grows linearly (in steps of
+            end_epoch: First epoch trained at ``model.input.size``; the size grows linearly (in steps of
                 8 pixels) from ``start_epoch`` to it.
             start_epoch: Last epoch trained at ``min_size``.
         """
@@ -42,7 +42,7 @@ class ProgressiveResizing(Callback):
         pl_module.image_size = self.size_at(trainer.current_epoch, self.full_size)
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.state.fn == TrainerFn.FITTING:  # (`eurosat validate` runs at model.image_size as it is)
+        if trainer.state.fn == TrainerFn.FITTING:  # (`eurosat validate` runs at model.input.size as it is)
             pl_module.image_size = self.full_size
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

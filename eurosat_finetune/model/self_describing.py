@@ -1,17 +1,27 @@
 """Checkpoints that describe their network, so they restore offline: what :class:`ImageClassifier`
 stores in and reads from a Lightning checkpoint."""
 
-from typing import Any
+import warnings
+from pathlib import Path
+from typing import IO, Any
 
+import torch
 from lightning.pytorch import LightningModule
 
 from eurosat_finetune.errors import CheckpointError, ClassMismatchError
 from eurosat_finetune.model import backbones
+from eurosat_finetune.renamed_options import RenamedOptionWarning, renamed_section
 
-# The hyperparameters that shape the network; the checkpoint's rebuild it (see resolved_hparams).
-NETWORK_OPTIONS = ("model_name_or_path", "model_config", "vit_config", "weights", "image_size", "input_bands")
-# Where the weights came from: provenance once trained (the checkpoint holds the weights themselves).
-WEIGHTS_OPTIONS = ("weights", "weights_model", "weights_bands", "weights_mean", "weights_std")
+# The hyperparameters that shape the network, by their place in the model's groups; the checkpoint's rebuild it
+# (see resolved_hparams).
+NETWORK_OPTIONS = (
+    "network.pretrained",
+    "network.architecture",
+    "network.config_overrides",
+    "weights",
+    "input.size",
+    "input_bands",
+)
 
 
 class SelfDescribingCheckpoint(LightningModule):
@@ -21,19 +31,17 @@ class SelfDescribingCheckpoint(LightningModule):
     ``image_std``, ``input_bands`` and ``pretrained_from``."""
 
     def resolved_hparams(self) -> dict[str, Any]:
-        """The hyperparameters that rebuild this network with no hub and no directory: the
-        architecture as a ``model_config`` (labels included), input size and normalisation."""
+        """The hyperparameters that rebuild this network with no hub and no directory: the network group
+        with the architecture (labels included, overrides applied) and nothing pretrained, no weights (the
+        checkpoint holds them), the input size and normalisation."""
         architecture = backbones.architecture_of(self.net)
         architecture["id2label"] = {str(i): name for i, name in enumerate(self.class_names)}
+        network = {**self.hparams["network"], "pretrained": None, "architecture": architecture}
         return {
-            "model_name_or_path": None,
-            "model_config": architecture,
-            "vit_config": None,
-            "image_size": self.image_size,
-            "image_mean": self.image_mean,
-            "image_std": self.image_std,
+            "network": {**network, "config_overrides": None},
+            "weights": None,
+            "input": {"size": self.image_size, "mean": self.image_mean, "std": self.image_std},
             "input_bands": self.input_bands,
-            **dict.fromkeys(WEIGHTS_OPTIONS),
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -75,8 +83,10 @@ class SelfDescribingCheckpoint(LightningModule):
         if not differing:
             return
         first = differing[0]
-        hparams = checkpoint.get("hyper_parameters", {})
-        options = [f"model.{k}" for k in NETWORK_OPTIONS if hparams.get(k) != self.hparams.get(k)]
+        with warnings.catch_warnings():  # said when the command read the checkpoint's options
+            warnings.simplefilter("ignore", RenamedOptionWarning)
+            hparams = renamed_section("model", checkpoint.get("hyper_parameters", {}))
+        options = [f"model.{k}" for k in NETWORK_OPTIONS if option(hparams, k) != option(self.hparams, k)]
         raise CheckpointError(
             f"the checkpoint's network does not fit the one the model options build ({len(differing)} tensors "
             f"differ, e.g. {first}: {list(saved[first].shape)} in the checkpoint, {list(own[first].shape)} here); "
@@ -84,3 +94,20 @@ class SelfDescribingCheckpoint(LightningModule):
             f"checkpoint's: drop {'it' if len(options) == 1 else 'them'} (and any config's model group) to take the "
             "checkpoint's"
         )
+
+
+def option(hparams: dict[str, Any], dotted: str) -> Any:
+    """The value at a dotted place (``network.architecture``) in hyperparameters; None where it is missing."""
+    value: Any = hparams
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def saved_hparams(checkpoint_path: str | Path | IO) -> dict[str, Any]:
+    """The model hyperparameters a checkpoint file holds (read without its tensors); none for a file object or
+    a remote path, which Lightning reads itself."""
+    if not isinstance(checkpoint_path, str | Path) or not Path(checkpoint_path).is_file():
+        return {}
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+    return dict(checkpoint.get("hyper_parameters", {}))

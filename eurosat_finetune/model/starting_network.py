@@ -1,6 +1,6 @@
 """The network a run starts from, and the input it expects: a pretrained Hugging Face classifier
-(``model.model_name_or_path``), a timm network with Sentinel-2 weights (``model.weights``), or a new
-one built from ``model.model_config`` (as every checkpoint rebuilds its own, offline)."""
+(``model.network.pretrained``), a timm network with Sentinel-2 weights (``model.weights``), or a new
+one built from ``model.network.architecture`` (as every checkpoint rebuilds its own, offline)."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +11,7 @@ from eurosat_finetune.data.bands import RGB_BANDS
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import backbones, pretrained_weights
 from eurosat_finetune.model.band_channels import NewChannels, for_bands
+from eurosat_finetune.model.options import InputOptions
 from eurosat_finetune.model.pretrained_weights import WeightsSpec
 
 
@@ -23,49 +24,51 @@ class StartingNetwork:
     mean: list[float]
     std: list[float]
 
-    def input(
-        self, size: int | None, mean: list[float] | None, std: list[float] | None
-    ) -> tuple[int, list[float], list[float]]:
+    def input(self, given: InputOptions) -> InputOptions:
         """The input size and normalisation the options give (None: the network's own), checked against
         the network now, in one line, rather than by a traceback after the data is read."""
-        size, mean, std = size or self.native_size, list(mean or self.mean), list(std or self.std)
+        size = given.size or self.native_size
+        mean = list(given.mean or self.mean)
+        std = list(given.std or self.std)
         backbones.check_normalisation(mean, std, getattr(self.net.config, "num_channels", 3))
         if size != self.native_size:
             backbones.check_input_size(self.net, size, self.native_size)
-        return size, mean, std
+        return InputOptions(size=size, mean=mean, std=std)
 
 
 def starting_network(
-    model_name_or_path: str | None,
-    architecture: dict[str, Any] | None,
+    pretrained: str | None,
+    config: dict[str, Any] | None,
     weights: WeightsSpec | None,
     input_bands: dict[str, list] | None,
     new_channels: NewChannels,
     class_names: list[str],
 ) -> StartingNetwork:
-    """The network for ``class_names`` and the data's bands (``input_bands``; None for RGB images).
+    """The network for ``class_names`` and the data's bands (``input_bands``; None for RGB images), from the
+    ``pretrained`` classifier, the ``weights``, or new; ``config`` holds the fields its config starts from
+    (a new network's whole architecture, or overrides).
     Multispectral data is normalised with its bands' own statistics, unless the weights expect others."""
     bands = input_bands["names"] if input_bands else None
     statistics = (list(input_bands["mean"]), list(input_bands["std"])) if input_bands else None
     if weights is not None:
-        if model_name_or_path is not None:
+        if pretrained is not None:
             raise ConfigError(
-                f"model.weights and model.model_name_or_path={model_name_or_path!r} both name the network to start "
-                "from; give one (--model.model_name_or_path null to start from model.weights)"
+                f"model.weights and model.network.pretrained={pretrained!r} both name the network to start "
+                "from; give one (--model.network.pretrained null to start from model.weights)"
             )
         data_bands = bands or list(RGB_BANDS)  # RGB images are B04, B03, B02
-        net = pretrained_weights.network(weights, architecture or {}, data_bands, new_channels, class_names)
+        net = pretrained_weights.network(weights, config or {}, data_bands, new_channels, class_names)
         size = weights.input_size or int(net.timm_model.pretrained_cfg["input_size"][-1])
         return StartingNetwork(net, size, *pretrained_weights.normalisation(weights, data_bands, statistics))
-    if model_name_or_path is None:
+    if pretrained is None:
         channels = {"num_channels": len(bands)} if bands else {}
-        net = backbones.build_from_config({**(architecture or {}), **channels}, class_names)
+        net = backbones.build_from_config({**(config or {}), **channels}, class_names)
         processor = None
     else:
-        net = backbones.load_pretrained(model_name_or_path, architecture or {}, class_names)
+        net = backbones.load_pretrained(pretrained, config or {}, class_names)
         if bands:
             net = for_bands(net, bands, new_channels)
-        processor = backbones.load_image_processor(model_name_or_path)
+        processor = backbones.load_image_processor(pretrained)
     size, mean, std = backbones.native_input(processor, net.config)
     if statistics:  # in stored units (see pixels.to_model_input)
         mean, std = statistics

@@ -18,7 +18,6 @@ from eurosat_finetune.outputs.run_record import record_of
 def training_settings(pl_module: LightningModule, trainer: Trainer, data: DatasetDescription | None) -> list[str]:
     """The settings that shaped the weights, as read from the optimizer, scheduler, data and model."""
     optimizer = trainer.optimizers[0] if trainer.optimizers else None
-    hparams = pl_module.hparams
     lines = []
     if optimizer is not None:
         group = optimizer.param_groups[-1]  # the head's group: the full rate under layer-wise decay
@@ -35,9 +34,12 @@ def training_settings(pl_module: LightningModule, trainer: Trainer, data: Datase
     lines.append(f"{trainer.current_epoch} epoch(s), {trainer.global_step} optimizer steps{batch}")
     lines.append(f"input {pl_module.image_size} x {pl_module.image_size} px, precision {trainer.precision}")
     recipe = {"augment": data.augment} if data is not None else {}
-    for key in ("label_smoothing", "class_weights", "mixup_alpha", "cutmix_alpha", "layer_decay", "warmup_steps"):
-        recipe[key] = hparams[key]
-    recipe["freeze_backbone"] = hparams.freeze_backbone
+    options = pl_module.options
+    for key in ("label_smoothing", "class_weights", "mixup_alpha", "cutmix_alpha"):
+        recipe[key] = getattr(options.loss, key)
+    recipe["layer_decay"] = options.optimization.layer_decay
+    recipe["warmup_steps"] = options.optimization.warmup_steps
+    recipe["freeze_backbone"] = options.network.freeze_backbone
     lines.append(", ".join(f"{key} {value}" for key, value in recipe.items()))
     return lines
 
