@@ -51,7 +51,7 @@ def test_print_config_shows_the_model_in_named_groups(capsys: pytest.CaptureFixt
         ("loss.cutmix_alpha", "-1", "NonNegativeFloat: -1 does not conform to restriction v>=0"),
         ("optimization.scheduler_frequency", "0", "PositiveInt: 0 does not conform to restriction v>0"),
         ("optimization.warmup_steps", "-5", "NonNegativeInt: -5 does not conform to restriction v>=0"),
-        ("optimization.layer_decay", "1.5", "LayerDecay"),
+        ("optimization.layer_decay", "1.5", "UpToOne"),
         ("input.size", "0", "PositiveInt: does not conform to restriction v>0"),  # or null
     ],
 )

@@ -15,14 +15,12 @@ from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat,
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model.band_channels import NewChannels
 from eurosat_finetune.model.pretrained_weights import WeightsSpec
+from eurosat_finetune.tools.option_types import UpToOne
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
 
 LabelSmoothing = restricted_number_type("LabelSmoothing", float, [(">=", 0), ("<", 1)])
 """A share of probability mass, from 0 up to (not including) 1."""
-
-LayerDecay = restricted_number_type("LayerDecay", float, [(">", 0), ("<=", 1)])
-"""A factor in (0, 1]: 1 is no decay."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,7 @@ class OptimizationOptions:
     scheduler_interval: Literal["epoch", "step"] = "epoch"
     scheduler_frequency: PositiveInt = 1
     warmup_steps: NonNegativeInt = 0
-    layer_decay: LayerDecay | None = None
+    layer_decay: UpToOne | None = None  # 1 is no decay
     decay_norms_and_biases: bool = True
 
 

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from jsonargparse.typing import NonNegativeInt, OpenUnitInterval, PositiveInt, restricted_number_type
+from jsonargparse.typing import NonNegativeInt, OpenUnitInterval, PositiveInt
 
 from eurosat_finetune.data.patches.splits import (
     Split,
@@ -18,9 +18,7 @@ from eurosat_finetune.data.patches.splits import (
     stratified_subset,
 )
 from eurosat_finetune.errors import ConfigError
-
-TrainingFraction = restricted_number_type("TrainingFraction", float, [(">", 0), ("<=", 1)])
-"""A fraction of the training images, in (0, 1]."""
+from eurosat_finetune.tools.option_types import UpToOne
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class SplitChoice:
     test_fraction: OpenUnitInterval = 0.2
     seed: NonNegativeInt = 0
     files: dict[str, str] | None = None
-    train_size: PositiveInt | TrainingFraction | None = None
+    train_size: PositiveInt | UpToOne | None = None
     allow_change: bool = False
 
     def __post_init__(self) -> None:
