@@ -139,7 +139,16 @@ class RenamedOptionWarning(DeprecationWarning):
     """An option given by its name before the options were grouped; shown by the ``eurosat`` command."""
 
 
+warned_in_command: set[str] | None = None
+"""The old names a command has warned of, while it parses (a config and a checkpoint may both hold one):
+set by the CLI for one command; None elsewhere, where each translation warns."""
+
+
 def warn_renamed(old: str, new: str) -> None:
+    if warned_in_command is not None:
+        if old in warned_in_command:
+            return
+        warned_in_command.add(old)
     warnings.warn(f"{old} is now {new}; the old name still works but will be removed", RenamedOptionWarning, 3)
 
 

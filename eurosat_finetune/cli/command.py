@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from eurosat_finetune import __version__
+from eurosat_finetune import __version__, renamed_options
 from eurosat_finetune.cli import preflight
 from eurosat_finetune.cli.parser import EuroSATArgumentParser
 from eurosat_finetune.cli.resume import (
@@ -90,7 +90,9 @@ class EuroSATCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Check ``--ckpt_path`` before LightningCLI reads the model's options from it, and note the
         command's evaluation options, which that would replace with the checkpoint's."""
-        # options given by their names before the groups are translated, each with a warning
+        # options given by their names before the groups are translated, each with one warning: here, in
+        # the configs and in the --ckpt_path's hyperparameters, which LightningCLI parses after this hook
+        renamed_options.warned_in_command = set()
         given = sys.argv[1:] if args is None else args
         translated = renamed_args(list(given)) if isinstance(given, list) else renamed_config(dict(given))
         with warnings.catch_warnings():
@@ -120,6 +122,7 @@ class EuroSATCLI(LightningCLI):
         well they would grow with the scenes mapped. A fit resumed from a run's own checkpoint
         continues that run (see :mod:`.resume`); any other gets a run folder of its own (see
         :mod:`.run_claim`)."""
+        renamed_options.warned_in_command = None  # the command's options are all parsed
         config = self.command_config(self.config)
         for key, value in self.evaluation_options.items():
             config.model[key] = value
@@ -257,6 +260,8 @@ def main(args: ArgsType = None) -> None:
         release_unused_claims()
         sys.stderr.write(f"eurosat: error: {one_line(err)}\n")
         raise SystemExit(2) from None
+    finally:
+        renamed_options.warned_in_command = None  # a command stopped while parsing leaves no dedup behind
 
 
 def one_line(err: UserError) -> str:
