@@ -36,11 +36,11 @@ def run(root: Path, batches: int, workers: int, augment: bool, workdir: Path, de
     """One `eurosat fit` of ``batches`` training batches; its wall time and images/s."""
     command = [
         sys.executable, "-m", "eurosat_finetune", "fit", "--config", "configs/fit.yaml", "--config", "configs/cpu.yaml",
-        f"--data.root={root}", f"--data.num_workers={workers}", f"--data.augment={str(augment).lower()}",
+        f"--data.root={root}", f"--data.loader.num_workers={workers}", f"--data.augment={str(augment).lower()}",
         "--trainer.max_epochs=1", f"--trainer.limit_train_batches={batches}", "--trainer.limit_val_batches=0",
         "--throughput.window_size=10", "--export.after_fit=false", "--trainer.enable_progress_bar=false",
         f"--trainer.logger.init_args.save_dir={workdir}", f"--trainer.default_root_dir={workdir}",
-        *([f"--model.model_config.depths={depths}"] if depths else []),
+        *([f"--model.network.architecture.depths={depths}"] if depths else []),
     ]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -56,7 +56,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=60, help="training batches of 128 per run")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 0])
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--depths", help="model.model_config.depths, e.g. [2,2,2,2] (the recipe's until 2026-12-01)")
+    parser.add_argument(
+        "--depths", help="model.network.architecture.depths, e.g. [2,2,2,2] (the recipe's until 2026-12-01)"
+    )
     args = parser.parse_args()
     results = []
     variants = [(workers, True) for workers in args.workers] + [(min(args.workers), False)]

@@ -18,7 +18,7 @@ together (proportional set sizes sampled from /proc: shared pages count once). `
 the product there and reuses it in later runs (writing it takes minutes).
 
 On a GPU, map with a real model and a bigger batch (the script prints this too), e.g.
-    eurosat predict --ckpt_path best.ckpt --data.predict_root scenes/ --data.batch_size 1024 --data.num_workers 8
+    eurosat predict --ckpt_path best.ckpt --data.predict_root scenes/ --data.loader.batch_size 1024 --data.loader.num_workers 8
 """
 
 import argparse
@@ -113,9 +113,14 @@ def product_benchmark(args: argparse.Namespace) -> dict:
             product = write_product(products, native_bands(sample_product_bands(args.size, args.size)), "L2A")
         written = time.perf_counter() - start
         write_multispectral_sample(work / "ms")
-        fit = ["fit", "--model.model_name_or_path=null", f"--model.model_config={TINY}", f"--data.root={work / 'ms'}"]
+        fit = [
+            "fit",
+            "--model.network.pretrained=null",
+            f"--model.network.architecture={TINY}",
+            f"--data.root={work / 'ms'}",
+        ]
         fit += [f"--data.bands=[{','.join(bands)}]", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
-        fit += ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--data.num_workers=0"]
+        fit += ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--data.loader.num_workers=0"]
         run([*eurosat, *fit], work)
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
@@ -127,8 +132,8 @@ def product_benchmark(args: argparse.Namespace) -> dict:
                 source.read(1)
         decode = time.perf_counter() - start
         predict = ["predict", f"--ckpt_path={checkpoint}", f"--data.predict_root={product}"]
-        predict += [f"--data.tile_size={args.tile_size}", f"--data.batch_size={args.batch_size}"]
-        predict += [f"--data.num_workers={args.workers}", "--trainer.enable_progress_bar=false"]
+        predict += [f"--data.maps.window={args.tile_size}", f"--data.loader.batch_size={args.batch_size}"]
+        predict += [f"--data.loader.num_workers={args.workers}", "--trainer.enable_progress_bar=false"]
         seconds, peak, largest = run_sampled([*eurosat, *predict], work)
     return {
         "product_px": args.size,
@@ -166,9 +171,14 @@ def main() -> None:
         work = Path(tmp)
         (work / "scenes").mkdir()
         write_scene(work / "scenes" / "tile.tif", args.size)
-        fit = ["fit", "--model.model_name_or_path=null", f"--model.model_config={TINY}", "--data.root=data/sample"]
-        fit += ["--data.sample_images_per_class=20", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
-        fit += ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--data.num_workers=0"]
+        fit = [
+            "fit",
+            "--model.network.pretrained=null",
+            f"--model.network.architecture={TINY}",
+            "--data.root=data/sample",
+        ]
+        fit += ["--data.synthetic_images_per_class=20", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
+        fit += ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--data.loader.num_workers=0"]
         run([*eurosat, *fit], work)
         checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
 
@@ -181,8 +191,8 @@ def main() -> None:
         reading = count / (time.perf_counter() - start)
 
         predict = ["predict", f"--ckpt_path={checkpoint}", "--data.predict_root=scenes"]
-        predict += [f"--data.tile_size={args.tile_size}", f"--data.batch_size={args.batch_size}"]
-        predict += [f"--data.num_workers={args.workers}", "--trainer.enable_progress_bar=false"]
+        predict += [f"--data.maps.window={args.tile_size}", f"--data.loader.batch_size={args.batch_size}"]
+        predict += [f"--data.loader.num_workers={args.workers}", "--trainer.enable_progress_bar=false"]
         (work / "one").mkdir()  # the fixed cost (start-up, loading the model), on one image of one window
         write_scene(work / "one" / "one.tif", args.tile_size)
         fixed = run([*eurosat, *predict, "--data.predict_root=one"], work)
@@ -202,7 +212,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     print("On a GPU, with a real model: eurosat predict --ckpt_path best.ckpt --data.predict_root scenes/ "
-          "--data.batch_size 1024 --data.num_workers 8")  # fmt: skip
+          "--data.loader.batch_size 1024 --data.loader.num_workers 8")  # fmt: skip
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))
 
