@@ -18,7 +18,8 @@ together (proportional set sizes sampled from /proc: shared pages count once). `
 the product there and reuses it in later runs (writing it takes minutes).
 
 On a GPU, map with a real model and a bigger batch (the script prints this too), e.g.
-    eurosat predict --ckpt_path best.ckpt --data.predict_root scenes/ --data.loader.batch_size 1024 --data.loader.num_workers 8
+    eurosat predict --ckpt_path best.ckpt --data.predict_root scenes/ \
+        --data.loader.batch_size 1024 --data.loader.num_workers 8
 """
 
 import argparse
