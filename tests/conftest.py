@@ -52,8 +52,8 @@ FAST = [
     "--trainer.devices=1",
     "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false",
-    "--data.num_workers=0",
-    "--data.batch_size=16",
+    "--data.loader.num_workers=0",
+    "--data.loader.batch_size=16",
 ]
 
 

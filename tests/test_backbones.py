@@ -109,7 +109,7 @@ def test_family_fine_tunes_restores_offline_and_exports(family: str, sample_root
     logs = tmp_path / "logs"
     config = write_config(tmp_path / "run.yaml", sample_root, logs, max_epochs=1, limit_train_batches=3)
     run_cli(
-        ["fit", "--config", str(config), *FAST, f"--model.model_name_or_path={pretrained}", "--trainer.max_epochs=1"]
+        ["fit", "--config", str(config), *FAST, f"--model.network.pretrained={pretrained}", "--trainer.max_epochs=1"]
     )
     run = version_dir(logs, 0)
     best = run / "checkpoints" / "best.ckpt"
@@ -243,10 +243,10 @@ def test_a_timm_model_without_timm_says_what_to_install(sample_root: Path, tmp_p
         "importlib.util.find_spec = lambda name, *a, **k: None if name == 'timm' else find(name, *a, **k); "
         "from eurosat_finetune.cli import main; main(sys.argv[1:])"
     )
-    command = [sys.executable, "-c", hide_timm, "fit", f"--model.model_name_or_path={pretrained}"]
+    command = [sys.executable, "-c", hide_timm, "fit", f"--model.network.pretrained={pretrained}"]
     command += [f"--data.root={sample_root}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.splitlines()[-1]
-    assert last.startswith(f"eurosat: error: cannot load model.model_name_or_path='{pretrained}' (")
+    assert last.startswith(f"eurosat: error: cannot load model.network.pretrained='{pretrained}' (")
     assert last.endswith("timm models need `pip install 'eurosat-finetune[timm]'`")

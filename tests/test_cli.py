@@ -14,7 +14,7 @@ import torch
 import yaml
 from conftest import FAST, REPO, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, write_config
 
-TINY_MODEL = ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
+TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 
 
 @pytest.mark.slow  # four CLI runs
@@ -167,7 +167,7 @@ def test_fine_tune_from_a_deleted_directory_restores_offline(
     pretrained = shutil.copytree(tiny_vit_dir, tmp_path / "pretrained")
     logs = tmp_path / "logs"
     config = write_config(tmp_path / "run.yaml", sample_root, logs, max_epochs=1)
-    run_cli(["fit", "--config", str(config), *FAST, f"--model.model_name_or_path={pretrained}"])
+    run_cli(["fit", "--config", str(config), *FAST, f"--model.network.pretrained={pretrained}"])
     best = version_dir(logs, 0) / "checkpoints" / "best.ckpt"
     assert torch.load(best, weights_only=True)["pretrained_from"] == str(pretrained)
     shutil.rmtree(pretrained)
@@ -200,16 +200,16 @@ def test_fit_yaml_downloads_and_fine_tunes(
     archive = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
     monkeypatch.chdir(tmp_path)
     overrides = [
-        f"--data.url={serve_dir(archive.parent)}/EuroSAT_RGB.zip",
-        f"--model.model_name_or_path={tiny_vit_dir}",
-        "--model.image_size=32",
+        f"--data.download.url={serve_dir(archive.parent)}/EuroSAT_RGB.zip",
+        f"--model.network.pretrained={tiny_vit_dir}",
+        "--model.input.size=32",
         "--trainer.max_epochs=1",
     ]
     fit = ["fit", "--config", str(REPO / "configs" / "fit.yaml"), *FAST, *overrides]
     # fit.yaml checks the md5 published for the real archive: this stand-in is refused and removed
     assert "not f46e308c4d50d4bf32fedad2d3d62f3b; the file was removed" in cli_error(fit, capsys)
     assert list(tmp_path.rglob("*.zip")) == [archive]  # only the served one
-    run_cli([*fit, f"--data.md5={hashlib.md5(archive.read_bytes()).hexdigest()}"])
+    run_cli([*fit, f"--data.download.md5={hashlib.md5(archive.read_bytes()).hexdigest()}"])
     assert len(list((tmp_path / "data" / "EuroSAT_RGB").rglob("*.jpg"))) == 200
     checkpoints = tmp_path / "runs" / "eurosat" / "version_0" / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
@@ -233,7 +233,7 @@ def test_freeze_backbone_trains_only_the_head(sample_root: Path, tiny_vit_dir: P
     from transformers import ViTForImageClassification
 
     config = write_config(tmp_path / "run.yaml", sample_root, tmp_path, max_epochs=1, limit_train_batches=3)
-    model = [f"--model.model_name_or_path={tiny_vit_dir}", "--model.freeze_backbone=true"]
+    model = [f"--model.network.pretrained={tiny_vit_dir}", "--model.network.freeze_backbone=true"]
     run_cli(["fit", "--config", str(config), *FAST, *model, "--data.augment=true"])
     saved = torch.load(version_dir(tmp_path, 0) / "checkpoints" / "last.ckpt", weights_only=True)
     assert len(saved["optimizer_states"][0]["param_groups"][0]["params"]) == 2  # classifier weight and bias
@@ -261,8 +261,12 @@ def test_schedules_per_step_with_warmup_and_per_epoch(
     common = [*FAST, *TINY_MODEL, *monitor, "--trainer.log_every_n_steps=1", "--model.optimizer=AdamW"]
     common += ["--model.optimizer.lr=0.01", f"--data.root={sample_root}", "--trainer.logger=CSVLogger"]
 
-    per_step = ["--model.scheduler=CosineAnnealingLR", "--model.scheduler.T_max=15", "--model.warmup_steps=3"]
-    per_step += ["--model.scheduler_interval=step", f"--trainer.logger.save_dir={tmp_path / 'step'}"]
+    per_step = [
+        "--model.scheduler=CosineAnnealingLR",
+        "--model.scheduler.T_max=15",
+        "--model.optimization.warmup_steps=3",
+    ]
+    per_step += ["--model.optimization.scheduler_interval=step", f"--trainer.logger.save_dir={tmp_path / 'step'}"]
     run_cli(["fit", *common, *per_step, "--trainer.max_epochs=2"])
     used = learning_rates(version_dir(tmp_path / "step", 0))
     warmup = [0.01 * (t + 1) / 3 for t in range(3)]
@@ -275,7 +279,12 @@ def test_schedules_per_step_with_warmup_and_per_epoch(
 
     data = tmp_path / "data"  # refused before the images are decoded
     shutil.copytree(sample_root / "EuroSAT_RGB", data / "EuroSAT_RGB", ignore=shutil.ignore_patterns(".*"))
-    refused = [*common, *per_epoch, "--model.warmup_steps=3", f"--trainer.logger.save_dir={tmp_path / 'no'}"]
+    refused = [
+        *common,
+        *per_epoch,
+        "--model.optimization.warmup_steps=3",
+        f"--trainer.logger.save_dir={tmp_path / 'no'}",
+    ]
     message = cli_error(["fit", *refused, f"--data.root={data}"], capsys).splitlines()[-1]
     assert message.startswith("eurosat: error: model.warmup_steps hands over to model.scheduler")
     assert not list((data / "EuroSAT_RGB").glob(".*"))

@@ -12,7 +12,11 @@ from conftest import FAST, TINY_VIT, run_cli
 from eurosat_finetune.data.patches.decode_cache import CACHE_PREFIX, damage_of, status_path
 
 FIT = ["fit", *FAST, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
-FIT += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}", "--export.after_fit=false"]
+FIT += [
+    "--model.network.pretrained=null",
+    f"--model.network.architecture={json.dumps(TINY_VIT)}",
+    "--export.after_fit=false",
+]
 
 
 def cut(path: Path, keep: float) -> None:

@@ -22,7 +22,7 @@ from eurosat_finetune.data.patches.synthetic import write_sample_dataset
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.tools.download import DownloadError, md5sum
 
-TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 ONE_STEP = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]  # if accepted
 
 

@@ -38,8 +38,8 @@ def run(sample_root: Path, tiny_vit_dir: Path, tmp_path_factory: pytest.TempPath
             ],
         },
         "model": {
-            "model_name_or_path": str(tiny_vit_dir),
-            "image_size": 48,
+            "network": {"pretrained": str(tiny_vit_dir)},
+            "input": {"size": 48},
             "optimizer": {"class_path": "AdamW", "init_args": {"lr": 0.003}},
         },
         "data": {"root": str(sample_root)},

@@ -84,7 +84,7 @@ def test_exports_of_a_bf16_network_are_float32(weights: str, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_exports_of_a_compiled_network_carry_the_checkpoint_s_weights(tmp_path: Path) -> None:
-    """With `--model.torch_compile true` the network is compiled in place; the export must not call the
+    """With `--model.network.torch_compile true` the network is compiled in place; the export must not call the
     compiled original (which holds the last weights) but the checkpoint's weights."""
     model = tiny_classifier()
     checkpoint = checkpoint_then_other_weights(model)
@@ -140,7 +140,7 @@ def test_a_eurosat_ms_model_s_card_names_its_bands_and_its_code_runs_on_13_bands
     monkeypatch.setattr(
         EuroSATDataModule, "description", lambda data: replace(described(data), name="EuroSAT MS", is_eurosat=True)
     )
-    model = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+    model = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
     data = [f"--data.root={ms_root}", "--data.bands=[B08,B04,B03]"]
     run_cli(["fit", *FAST, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", *model, *data,
              f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip

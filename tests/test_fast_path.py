@@ -144,7 +144,7 @@ def test_a_cache_dir_where_no_file_can_be_created_is_refused(
     mount or in another user's folder, creating a file there fails); refused before any image is decoded."""
     (tmp_path / "a-file").write_text("")
     cache_dir = tmp_path / "a-file" / "cache"
-    args = ["fit", *FAST, f"--model.vit_config={json.dumps(TINY_VIT)}", "--model.model_name_or_path=null"]
+    args = ["fit", *FAST, f"--model.network.architecture={json.dumps(TINY_VIT)}", "--model.network.pretrained=null"]
     message = cli_error([*args, f"--data.root={sample_root}", f"--data.cache.dir={cache_dir}"], capsys)
     assert message.splitlines()[-1] == (
         f"eurosat: error: cannot write the decode cache to data.cache.dir='{cache_dir}'; give a writable "
@@ -159,8 +159,8 @@ def test_corrupt_images_are_named_or_skipped(
     broken = [dataset / "Forest" / "Forest_3.jpg", dataset / "SeaLake" / "SeaLake_9.jpg"]
     broken[0].write_bytes(broken[0].read_bytes()[:300])  # truncated
     broken[1].write_bytes(b"not a jpeg at all")
-    options = [f"--data.root={dataset.parent}", f"--data.decode_cache={str(decode_cache).lower()}"]
-    options += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}", *FAST]
+    options = [f"--data.root={dataset.parent}", f"--data.cache.enabled={str(decode_cache).lower()}"]
+    options += ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}", *FAST]
     options += ["--trainer.max_epochs=1", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"]
     message = cli_error(["fit", *options], capsys)
     assert message.count("\n") == 1
@@ -217,8 +217,8 @@ def test_dataloader_workers(dataset: Path, tmp_path: Path, capsys: pytest.Captur
     inside a worker (no cache) is still one line naming it."""
     from conftest import run_cli
 
-    workers = [*FAST, "--data.num_workers=2", "--trainer.max_epochs=1", "--trainer.logger=CSVLogger"]
-    workers += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
+    workers = [*FAST, "--data.loader.num_workers=2", "--trainer.max_epochs=1", "--trainer.logger=CSVLogger"]
+    workers += ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
     run_cli(["fit", *workers, f"--data.root={dataset.parent}", f"--trainer.logger.save_dir={tmp_path / 'logs'}"])
     files = list_images(dataset).files
     cache, status = load_cache(files, dataset)
@@ -236,7 +236,7 @@ def test_dataloader_workers(dataset: Path, tmp_path: Path, capsys: pytest.Captur
 
     broken = dataset / "Forest" / "Forest_7.jpg"
     broken.write_bytes(b"not a jpeg")
-    no_cache = [*workers, f"--data.root={dataset.parent}", "--data.decode_cache=false"]
+    no_cache = [*workers, f"--data.root={dataset.parent}", "--data.cache.enabled=false"]
     message = cli_error(["fit", *no_cache, f"--trainer.logger.save_dir={tmp_path / 'logs2'}"], capsys)
     assert message.startswith(f"eurosat: error: cannot read {broken}") and message.count("\n") == 1, message
     assert "data.skip_unreadable=true" in message

@@ -36,7 +36,7 @@ def run(command: list[str], cwd: Path, env: dict[str, str] = OFFLINE) -> str:
 
 
 def test_torchrun_writes_the_sample_data_once(tmp_path: Path) -> None:
-    demo = ["--config", str(REPO / "configs" / "demo.yaml"), "--data.sample_images_per_class=30"]
+    demo = ["--config", str(REPO / "configs" / "demo.yaml"), "--data.synthetic_images_per_class=30"]
     output = run([*TORCHRUN, "-m", "eurosat_finetune", "fit", *demo, *DDP_ON_CPU, *QUICK], cwd=tmp_path)
     assert output.count("Writing a synthetic sample dataset") == 1, output[-4000:]
     assert output.count("Decoding 300 images once") == 1
@@ -51,14 +51,17 @@ def test_torchrun_writes_the_sample_data_once(tmp_path: Path) -> None:
 def test_torchrun_downloads_once(sample_root: Path, tmp_path: Path, serve_dir) -> None:
     archive = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
     configs = ["--config", str(REPO / "configs" / "fit.yaml"), "--config", str(REPO / "configs" / "tiny_vit.yaml")]
-    download = [f"--data.url={serve_dir(archive.parent)}/EuroSAT_RGB.zip", f"--data.md5={md5sum(archive)}"]
+    download = [
+        f"--data.download.url={serve_dir(archive.parent)}/EuroSAT_RGB.zip",
+        f"--data.download.md5={md5sum(archive)}",
+    ]
     work = tmp_path / "fresh"
     work.mkdir()
     command = [*TORCHRUN, "-m", "eurosat_finetune", "fit", *configs, *download, *DDP_ON_CPU, *QUICK]
     online = {
         k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"
     }  # it stops every download (tiny_vit is local)
-    output = run([*command, "--data.num_workers=0", "--data.batch_size=16"], cwd=work, env=online)
+    output = run([*command, "--data.loader.num_workers=0", "--data.loader.batch_size=16"], cwd=work, env=online)
     assert output.count("Downloading http://127.0.0.1") == 1, output[-4000:]
     assert output.count("Decoding 200 images once") == 1
     data = work / "data"
@@ -103,7 +106,7 @@ def test_three_fits_started_together_in_one_folder_get_three_runs(tmp_path: Path
     shutil.copytree(REPO / "configs", tmp_path / "configs")
     logs = [tmp_path / f"job_{i}.log" for i in range(3)]
     command = [sys.executable, "-m", "eurosat_finetune", "fit", "--config", "configs/demo.yaml"]
-    command += ["--data.sample_images_per_class=20", "--trainer.accelerator=cpu", *QUICK]
+    command += ["--data.synthetic_images_per_class=20", "--trainer.accelerator=cpu", *QUICK]
     jobs = []
     for log in logs:
         with open(log, "w") as out:

@@ -22,7 +22,7 @@ from rasterio.transform import from_origin
 from eurosat_finetune.data.patches.splits import stratified_split
 from eurosat_finetune.model import ImageClassifier
 
-TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 ORIGIN = from_origin(500_000, 5_000_000, 10, 10)  # UTM 32N, 10 m pixels as Sentinel-2's RGB bands
 
 
@@ -75,7 +75,7 @@ def test_map_of_a_mosaic_of_real_tiles_equals_each_tile_classified_alone(checkpo
     copy(root / "mosaic.tif", root / "T32TMT_20240601T103031_TCI_10m.jp2", driver="JP2OpenJPEG", REVERSIBLE="YES",
          QUALITY=100)  # fmt: skip
 
-    run = predict(checkpoint, root, tmp_path / "logs", "--data.tile_size=64")
+    run = predict(checkpoint, root, tmp_path / "logs", "--data.maps.window=64")
     with open(run / "predictions.csv") as f:
         alone = {Path(row["path"]).stem: row["predicted_class"] for row in csv.DictReader(f)}
     assert len(alone) == 64 and "mosaic" not in alone  # the GeoTIFF was mapped, not classified whole
@@ -104,7 +104,7 @@ def test_overlapping_windows_average_into_each_cell(checkpoint: Path, tmp_path: 
     pixels = np.random.default_rng(1).integers(0, 256, (3, 96, 128), dtype=np.uint8)
     (tmp_path / "scenes").mkdir()
     write_raster(tmp_path / "scenes" / "s.tif", pixels)
-    overlapping = ["--data.tile_stride=16", "--maps.probabilities=true"]
+    overlapping = ["--data.maps.stride=16", "--maps.probabilities=true"]
     run = predict(checkpoint, tmp_path / "scenes", tmp_path / "logs", *overlapping)
     with rasterio.open(run / "maps" / "s.probabilities.tif") as source:
         probs = source.read()
@@ -130,7 +130,7 @@ def test_mapping_progress_counts_windows(
     (tmp_path / "scenes").mkdir()
     write_raster(tmp_path / "scenes" / "s.tif", np.zeros((3, 96, 128), np.uint8))
     capsys.readouterr()
-    predict(checkpoint, tmp_path / "scenes", tmp_path / "logs", "--data.tile_stride=16")
+    predict(checkpoint, tmp_path / "scenes", tmp_path / "logs", "--data.maps.stride=16")
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("INFO: Mapping")]
     assert lines[0].startswith("INFO: Mapping 1 scene(s): 0% (0 of 35 windows, ")
     assert lines[-1].startswith("INFO: Mapping 1 scene(s): 100% (35 of 35 windows, ") and len(lines) <= 3
@@ -153,7 +153,7 @@ def test_16_bit_reflectance_band_order_and_one_band(checkpoint: Path, tmp_path: 
     stacked = np.stack([reflectance[2], reflectance[1], reflectance[0], reflectance[0] // 2])
     (tmp_path / "b").mkdir()
     write_raster(tmp_path / "b" / "s2.tif", stacked)
-    run = predict(checkpoint, tmp_path / "b", tmp_path / "lb", "--data.scene_bands=[3, 2, 1]")
+    run = predict(checkpoint, tmp_path / "b", tmp_path / "lb", "--data.maps.raster_bands=[3, 2, 1]")
     assert (read_band(run / "maps" / "s2.classes.tif") == reference).all()
 
     (tmp_path / "c").mkdir()
@@ -237,8 +237,13 @@ def test_maps_on_two_processes_equal_one(checkpoint: Path, tmp_path: Path) -> No
     pixels = np.random.default_rng(4).integers(0, 256, (3, 80, 112), dtype=np.uint8)
     (tmp_path / "scenes").mkdir()
     write_raster(tmp_path / "scenes" / "s.tif", pixels)
-    common = [f"--ckpt_path={checkpoint}", f"--data.predict_root={tmp_path / 'scenes'}", "--data.tile_stride=16"]
-    common += ["--maps.probabilities=true", "--data.num_workers=0", "--data.batch_size=4", "--trainer.accelerator=cpu"]
+    common = [f"--ckpt_path={checkpoint}", f"--data.predict_root={tmp_path / 'scenes'}", "--data.maps.stride=16"]
+    common += [
+        "--maps.probabilities=true",
+        "--data.loader.num_workers=0",
+        "--data.loader.batch_size=4",
+        "--trainer.accelerator=cpu",
+    ]
     common += ["--trainer.enable_progress_bar=false", "--trainer.logger=CSVLogger"]
     ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", f"--trainer.logger.save_dir={tmp_path / 'ddp'}"]
     command = [sys.executable, "-m", "eurosat_finetune", "predict", *common, *ddp]
@@ -261,7 +266,7 @@ def test_which_files_are_scenes(checkpoint: Path, tmp_path: Path) -> None:
     Image.fromarray(pixels.transpose(1, 2, 0)).save(root / "photo.png")
     Image.fromarray(pixels[:, :32, :32].transpose(1, 2, 0)).save(root / "tile.png")  # one window: never a scene
     for mode, mapped in (("auto", ["geo"]), ("all", ["geo", "photo", "plain"]), ("none", [])):
-        run = predict(checkpoint, root, tmp_path / mode, f"--data.map_scenes={mode}")
+        run = predict(checkpoint, root, tmp_path / mode, f"--data.maps.scenes={mode}")
         with open(run / "predictions.csv") as f:
             whole = sorted(Path(row["path"]).stem for row in csv.DictReader(f))
         assert whole == sorted({"geo", "photo", "plain", "tile"} - set(mapped)), mode
@@ -301,7 +306,7 @@ def test_maps_cover_the_whole_scene(stride: int, checkpoint: Path, tmp_path: Pat
     (tmp_path / "s").mkdir()
     write_raster(tmp_path / "s" / "odd.tif", pixels)
     run = predict(
-        checkpoint, tmp_path / "s", tmp_path / "logs", f"--data.tile_stride={stride}", "--maps.probabilities=true"
+        checkpoint, tmp_path / "s", tmp_path / "logs", f"--data.maps.stride={stride}", "--maps.probabilities=true"
     )
     with rasterio.open(run / "maps" / "odd.probabilities.tif") as source:
         probs = source.read()
@@ -348,8 +353,8 @@ def test_predict_reads_only_the_checkpoint_and_predict_root(
     scenes.mkdir()
     write_raster(scenes / "scene.tif", np.full((3, 64, 64), 90, np.uint8))
     empty = tmp_path / "empty"
-    run = predict(checkpoint, scenes, tmp_path / "logs", f"--data.root={empty}", "--data.download=true",
-                  f"--data.url={closed}")  # fmt: skip
+    run = predict(checkpoint, scenes, tmp_path / "logs", f"--data.root={empty}", "--data.download.enabled=true",
+                  f"--data.download.url={closed}")  # fmt: skip
     assert (run / "maps" / "scene.classes.tif").is_file()
     assert not empty.exists()  # nothing downloaded or written there
     data = tmp_path / "data"  # labelled data at hand: not decoded either (no cache beside it)
@@ -373,7 +378,7 @@ def test_predict_without_a_checkpoint_takes_an_exported_classifiers_labels_or_as
     rows = {}
     for name, model in (
         ("checkpoint", [f"--ckpt_path={checkpoint}"]),
-        ("export", [f"--model.model_name_or_path={export}"]),
+        ("export", [f"--model.network.pretrained={export}"]),
     ):
         run_cli(["predict", *FAST, *model, *nowhere, f"--predictions.output={tmp_path / name}.csv",
                  f"--trainer.default_root_dir={tmp_path / name}"])  # fmt: skip

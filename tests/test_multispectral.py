@@ -26,7 +26,7 @@ from eurosat_finetune.model.options import InputOptions, NetworkOptions
 
 CLASSES = ["Forest", "River", "SeaLake"]
 NO_WORKERS = LoaderOptions(num_workers=0)
-TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 LEARN = [*FAST, *TINY_MODEL, "--model.optimizer.lr=0.001", "--trainer.max_epochs=20", "--export.after_fit=false"]
 
 
@@ -108,7 +108,7 @@ def test_a_checkpoint_predicts_new_patches_with_its_own_bands(
     for name in CLASSES:
         shutil.copytree(ms_root / "EuroSAT_MS" / name, patches / name)
     best = fitted["signal"] / "checkpoints" / "best.ckpt"
-    args = [f"--data.root={tmp_path / 'none'}", f"--data.predict_root={patches}", "--data.map_scenes=none"]
+    args = [f"--data.root={tmp_path / 'none'}", f"--data.predict_root={patches}", "--data.maps.scenes=none"]
     run_cli(["predict", *FAST, f"--ckpt_path={best}", *args, f"--trainer.default_root_dir={tmp_path}"])
     with open(tmp_path / "lightning_logs" / "version_0" / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
@@ -186,7 +186,12 @@ def test_every_recipe_option_and_the_sample_grid_take_any_band_count(ms_root: Pa
     """Dihedral augmentation, MixUp/CutMix, TTA and the TensorBoard grid of validation samples, on 13 bands."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    recipe = ["--data.augment=true", "--model.mixup_alpha=0.2", "--model.cutmix_alpha=1.0", "--trainer.max_epochs=2"]
+    recipe = [
+        "--data.augment=true",
+        "--model.loss.mixup_alpha=0.2",
+        "--model.loss.cutmix_alpha=1.0",
+        "--trainer.max_epochs=2",
+    ]
     run_cli(["fit", *FAST, *TINY_MODEL, *recipe, f"--data.root={ms_root}", f"--trainer.default_root_dir={tmp_path}",
              "--val_samples.num_images=6"])  # fmt: skip
     run = tmp_path / "lightning_logs" / "version_0"
@@ -260,13 +265,13 @@ def test_a_13_band_scene_maps_as_its_tiles_are_classified(
     for i, tile in enumerate(tiles):
         shutil.copy(tile, each / f"{i}.tif")
     run_cli(
-        [*common, f"--data.predict_root={each}", "--data.map_scenes=none", f"--trainer.default_root_dir={tmp_path}"]
+        [*common, f"--data.predict_root={each}", "--data.maps.scenes=none", f"--trainer.default_root_dir={tmp_path}"]
     )
     with open(tmp_path / "lightning_logs" / "version_0" / "predictions.csv") as f:
         alone = {Path(row["path"]).stem: CLASSES.index(row["predicted_class"]) for row in csv.DictReader(f)}
     expected = np.array([alone[str(i)] for i in range(6)]).reshape(2, 3)
-    eurosat_order = f"--data.scene_bands=[{','.join(EUROSAT_MS_BANDS)}]"
-    offset = ["--data.scene_offset=1000", eurosat_order]
+    eurosat_order = f"--data.maps.raster_bands=[{','.join(EUROSAT_MS_BANDS)}]"
+    offset = ["--data.maps.raster_offset=1000", eurosat_order]
     run_cli([*common, f"--data.predict_root={scenes}", *offset, f"--trainer.default_root_dir={tmp_path}"])
     maps = tmp_path / "lightning_logs" / "version_1" / "maps"
     with rasterio.open(maps / "described.classes.tif") as source:
@@ -289,7 +294,7 @@ def test_a_13_band_scene_maps_as_its_tiles_are_classified(
                 "name them in file order with data.maps.raster_bands, e.g. [B01,B02,B03,B04,B05,B06,B07,B08,B09,B10,"
                 "B11,B12,B8A] (EuroSAT MS's order) or [B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12] (ESA's)"
             )
-            named = [*common, f"--data.predict_root={bad}", "--data.scene_bands=[B01,B02,B03,B08]"]
+            named = [*common, f"--data.predict_root={bad}", "--data.maps.raster_bands=[B01,B02,B03,B08]"]
             run_cli([*named, f"--trainer.default_root_dir={bad}"])  # named on the command line: mapped
         else:
             assert message == (
@@ -343,7 +348,7 @@ def test_the_export_on_a_13_band_array_gives_what_predict_gives(ms_root: Path, t
     patches.mkdir()
     for file in files:
         shutil.copy(file, patches / file.name)
-    args = [f"--data.root={ms_root}", f"--data.predict_root={patches}", "--data.map_scenes=none", runs]
+    args = [f"--data.root={ms_root}", f"--data.predict_root={patches}", "--data.maps.scenes=none", runs]
     run_cli(["predict", *FAST, f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}", *args])
     with open(tmp_path / "lightning_logs" / "version_1" / "predictions.csv") as f:
         predicted = {Path(row["path"]).name: row for row in csv.DictReader(f)}

@@ -15,7 +15,7 @@ from test_backbones import FAMILIES, save_tiny
 
 from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 
-TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 QUICK = [*FAST, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--export.onnx=true"]
 
 
@@ -51,7 +51,7 @@ def predict_and_run_onnx(run: Path, images: list[Path], tmp_path: Path) -> None:
 @pytest.mark.slow  # an end-to-end run: the full suite
 def test_every_family_exports_raw_pixels_to_probabilities(family: str, sample_root: Path, tmp_path: Path) -> None:
     pretrained = save_tiny(family, tmp_path / "pretrained")
-    run_cli(["fit", *QUICK, f"--model.model_name_or_path={pretrained}", f"--data.root={sample_root}",
+    run_cli(["fit", *QUICK, f"--model.network.pretrained={pretrained}", f"--data.root={sample_root}",
              f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     run = tmp_path / "lightning_logs" / "version_0"
     images = sorted((sample_root / "EuroSAT_RGB").rglob("*.jpg"))[::6][:33]  # 1 + 7 + 25
@@ -66,7 +66,7 @@ def test_every_family_exports_raw_pixels_to_probabilities(family: str, sample_ro
 @pytest.mark.slow
 def test_a_model_trained_at_another_size_resizes_inside_the_graph(sample_root: Path, tmp_path: Path) -> None:
     """Trained on 32 px images at model.image_size 48: the graph takes the 32 px pixels and resizes them."""
-    run_cli(["fit", *QUICK, *TINY_MODEL, "--model.image_size=48", f"--data.root={sample_root}",
+    run_cli(["fit", *QUICK, *TINY_MODEL, "--model.input.size=48", f"--data.root={sample_root}",
              f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     run = tmp_path / "lightning_logs" / "version_0"
     exported = onnx.load(run / "huggingface" / "model.onnx")
@@ -127,7 +127,7 @@ def test_a_multispectral_model_takes_its_bands_as_stored(ms_root: Path, tmp_path
     for file in files:
         (patches / file.name).write_bytes(file.read_bytes())
     output = tmp_path / "predictions.csv"
-    args = [f"--data.predict_root={patches}", "--data.map_scenes=none", f"--predictions.output={output}"]
+    args = [f"--data.predict_root={patches}", "--data.maps.scenes=none", f"--predictions.output={output}"]
     run_cli(
         [
             "predict",

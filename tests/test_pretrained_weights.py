@@ -291,11 +291,11 @@ def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
 ) -> None:
     served = state_dict_file(tmp_path / "served")
     server = Server(served.parent)
-    weights = [f"--model.weights={server.url}/{served.name}", "--model.model_name_or_path=null",
+    weights = [f"--model.weights={server.url}/{served.name}", "--model.network.pretrained=null",
                "--model.weights_model=resnet18", f"--model.weights_bands={list(ESA_BANDS)}",
                f"--model.weights_mean={[0] * 13}", f"--model.weights_std={[10000] * 13}"]  # fmt: skip
     runs = f"--trainer.default_root_dir={tmp_path}"
-    run_cli(["fit", *FAST, *weights, "--model.image_size=32", "--trainer.max_epochs=2", "--export.onnx=true",
+    run_cli(["fit", *FAST, *weights, "--model.input.size=32", "--trainer.max_epochs=2", "--export.onnx=true",
              f"--data.root={ms_root}", "--data.bands=[B8A,B04,B08]", runs])  # fmt: skip
     run = tmp_path / "lightning_logs" / "version_0"
     best = run / "checkpoints" / "best.ckpt"
@@ -307,7 +307,7 @@ def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
     server.stop()
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-cache"))
     # resumed as `last` with the command that started it: the network from the checkpoint, not fetched
-    run_cli(["fit", *FAST, *weights, "--model.image_size=32", "--trainer.max_epochs=3", "--export.onnx=true",
+    run_cli(["fit", *FAST, *weights, "--model.input.size=32", "--trainer.max_epochs=3", "--export.onnx=true",
              f"--data.root={ms_root}", "--data.bands=[B8A,B04,B08]", runs, "--ckpt_path=last"])  # fmt: skip
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
     run_cli(["test", *FAST, f"--ckpt_path={best}", f"--data.root={ms_root}", runs])
@@ -319,7 +319,7 @@ def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
     for file in files:
         shutil.copy(file, patches / file.name)
     output = tmp_path / "predictions.csv"
-    run_cli(["predict", *FAST, f"--ckpt_path={best}", f"--data.predict_root={patches}", "--data.map_scenes=none",
+    run_cli(["predict", *FAST, f"--ckpt_path={best}", f"--data.predict_root={patches}", "--data.maps.scenes=none",
              f"--predictions.output={output}", runs])  # fmt: skip
     rows = {Path(row["path"]).name: row for row in csv.DictReader(output.open())}
     assert not (tmp_path / "no-cache").exists()  # nothing was fetched

@@ -21,7 +21,7 @@ from eurosat_finetune.data.scenes.sentinel2_products import read_product
 from eurosat_finetune.errors import UnreadableImageError
 from eurosat_finetune.model import ImageClassifier
 
-TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 NO_B10 = [band for band in EUROSAT_MS_BANDS if band != "B10"]
 ORIGIN = (499980.0, 5400000.0)  # the products' upper-left corner (UTM 32N)
 SIZE = 192  # px at 10 m: 12 x 12 windows of the 16 px the multispectral sample was trained at
@@ -166,13 +166,13 @@ def test_clouds_of_the_scene_classification_are_masked_on_request(ms12: Path, tm
     product = write_product(tmp_path / "in", native, "L2A", scl=scl, blocksize=64)
     clear = classes_and_tags(next(predict(ms12, product, tmp_path / "a").glob("*.classes.tif")))[0]
     masked, tags = classes_and_tags(
-        next(predict(ms12, product, tmp_path / "b", "--data.mask_clouds=true").glob("*.tif"))
+        next(predict(ms12, product, tmp_path / "b", "--data.maps.mask_clouds=true").glob("*.tif"))
     )
     assert (clear < 3).all() and (masked[:, 6:] == 255).all() and (masked[:, :6] == clear[:, :6]).all()
     assert tags["cloud_masked"] == "true"
     l1c = write_product(tmp_path / "l1c", native, "L1C", blocksize=64)
-    error = cli_error(["predict", *FAST, f"--ckpt_path={ms12}", f"--data.predict_root={l1c}", "--data.mask_clouds=true",
-                       f"--trainer.default_root_dir={tmp_path / 'runs'}"], capsys)  # fmt: skip
+    args = ["predict", *FAST, f"--ckpt_path={ms12}", f"--data.predict_root={l1c}", "--data.maps.mask_clouds=true"]
+    error = cli_error([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"], capsys)
     assert error.strip().splitlines()[-1] == (
         f"eurosat: error: data.maps.mask_clouds needs the scene classification (SCL) of an L2A product; {l1c} is "
         "L1C without one: drop data.maps.mask_clouds"
@@ -315,9 +315,10 @@ def test_two_processes_with_two_workers_each_decode_a_product_about_once(ms12: P
                             blocksize=128)  # fmt: skip
     (tmp_path / "spy").mkdir()
     (tmp_path / "spy.py").write_text(SPY)
-    command = [sys.executable, str(tmp_path / "spy.py"), "predict", f"--ckpt_path={ms12}", "--data.num_workers=2",
+    command = [sys.executable, str(tmp_path / "spy.py"), "predict", f"--ckpt_path={ms12}",
+               "--data.loader.num_workers=2",
                f"--data.predict_root={product}", "--trainer.accelerator=cpu", "--trainer.strategy=ddp",
-               "--trainer.devices=2", "--data.batch_size=256", "--trainer.enable_progress_bar=false",
+               "--trainer.devices=2", "--data.loader.batch_size=256", "--trainer.enable_progress_bar=false",
                f"--trainer.default_root_dir={tmp_path}"]  # fmt: skip
     env = {**__import__("os").environ, "SPY_DIR": str(tmp_path / "spy")}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
@@ -366,7 +367,9 @@ def test_alpha_bands_internal_masks_and_undescribed_13_band_stacks(
     args = ["predict", *FAST, f"--ckpt_path={ms12}", f"--data.predict_root={tmp_path / 'u'}"]
     error = cli_error([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"], capsys).strip().splitlines()[-1]
     assert error.startswith(f"eurosat: error: {tmp_path / 'u' / 'stack.tif'} has 13 band(s) whose descriptions name no")
-    ordered = predict(ms12, tmp_path / "u", tmp_path / "named", f"--data.scene_bands=[{','.join(EUROSAT_MS_BANDS)}]")
+    ordered = predict(
+        ms12, tmp_path / "u", tmp_path / "named", f"--data.maps.raster_bands=[{','.join(EUROSAT_MS_BANDS)}]"
+    )
     assert (classes_and_tags(ordered / "stack.classes.tif")[0] < 3).all()
 
 

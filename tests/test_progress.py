@@ -32,9 +32,10 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def fit_command(root: Path, url: str, logs: Path) -> list[str]:
     return [sys.executable, "-m", "eurosat_finetune", "fit", "--trainer.accelerator=cpu", "--trainer.max_epochs=1",
             "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
-            "--trainer.enable_model_summary=false", "--data.num_workers=0", "--data.batch_size=16",
-            f"--data.root={root}", "--data.download=true", f"--data.url={url}", "--data.md5=null",
-            "--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}",
+            "--trainer.enable_model_summary=false", "--data.loader.num_workers=0", "--data.loader.batch_size=16",
+            f"--data.root={root}", "--data.download.enabled=true", f"--data.download.url={url}",
+            "--data.download.md5=null",
+            "--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}",
             "--export.after_fit=false", "--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={logs}"]  # fmt: skip
 
 

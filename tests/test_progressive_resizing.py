@@ -13,9 +13,9 @@ from eurosat_finetune.model.progressive_resizing import ProgressiveResizing
 
 SEEN: list[tuple[str, int, int]] = []
 
-TINY_RESNET = ["--model.model_name_or_path=null", "--model.model_config.model_type=resnet",
-               "--model.model_config.embedding_size=8", "--model.model_config.hidden_sizes=[8,8]",
-               "--model.model_config.depths=[1,1]", "--model.image_size=32"]  # fmt: skip
+TINY_RESNET = ["--model.network.pretrained=null", "--model.network.architecture.model_type=resnet",
+               "--model.network.architecture.embedding_size=8", "--model.network.architecture.hidden_sizes=[8,8]",
+               "--model.network.architecture.depths=[1,1]", "--model.input.size=32"]  # fmt: skip
 
 
 class SizeRecorder(Callback):

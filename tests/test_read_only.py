@@ -21,8 +21,12 @@ NOBODY = 65534
 WITHOUT_OVERRIDES = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
 READ_ONLY_MOUNT = ["unshare", "--mount", "--map-root-user", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"']
 FIT = ["fit", "--trainer.accelerator=cpu", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
-FIT += ["--trainer.enable_progress_bar=false", "--data.num_workers=0", "--data.batch_size=16"]
-FIT += ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}", "--export.after_fit=false"]
+FIT += ["--trainer.enable_progress_bar=false", "--data.loader.num_workers=0", "--data.loader.batch_size=16"]
+FIT += [
+    "--model.network.pretrained=null",
+    f"--model.network.architecture={json.dumps(TINY_VIT)}",
+    "--export.after_fit=false",
+]
 
 
 def copy_of_images(sample_root: Path, folder: Path) -> Path:
@@ -114,14 +118,14 @@ def test_read_only_mount(sample_root: Path, tmp_path: Path) -> None:
 
     # a cache_dir given on the read-only data is refused before any image is decoded (the same check as for a folder
     # the user may not write to: creating a file there is tried)
-    refused = eurosat(mounted, [*args, f"--data.cache_dir={data / 'cache'}"], env)
+    refused = eurosat(mounted, [*args, f"--data.cache.dir={data / 'cache'}"], env)
     assert refused.returncode == 2
     assert refused.stderr.splitlines()[-1] == (
         f"eurosat: error: cannot write the decode cache to data.cache.dir='{data / 'cache'}'; give a writable "
         "folder (or leave it unset), or set data.cache.enabled=false to decode images every epoch"
     )
     # data that must first be written (here the sample dataset) onto a read-only mount: one line too
-    sample = eurosat(mounted, [*args, f"--data.root={data / 'new'}", "--data.sample_images_per_class=5"], env)
+    sample = eurosat(mounted, [*args, f"--data.root={data / 'new'}", "--data.synthetic_images_per_class=5"], env)
     assert sample.returncode == 2
     assert sample.stderr.splitlines()[-1] == (
         f"eurosat: error: cannot write to data.root='{data / 'new'}' (Read-only file system); point data.root "
@@ -152,6 +156,6 @@ def test_a_damaged_cache_beside_read_only_data_is_one_line(sample_root: Path, tm
         f"header promises {size:,}) and its folder is read-only: delete it and {status} there, or set "
         "data.cache.dir to a writable folder"
     )
-    elsewhere = eurosat(WITHOUT_OVERRIDES, [*args, f"--data.cache_dir={tmp_path / 'cache'}"], env)
+    elsewhere = eurosat(WITHOUT_OVERRIDES, [*args, f"--data.cache.dir={tmp_path / 'cache'}"], env)
     assert elsewhere.returncode == 0, elsewhere.stderr[-3000:]
     assert cache.stat().st_size == size // 2  # the owner's file is left as it was

@@ -21,7 +21,7 @@ from eurosat_finetune.model.options import InputOptions, LossOptions, NetworkOpt
 from eurosat_finetune.pixels import dihedral_views
 
 CLASSES = [f"class{i}" for i in range(4)]
-TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 
 
 def tiny(**options: object) -> ImageClassifier:
@@ -74,12 +74,12 @@ def test_balanced_class_weights_come_from_the_training_split(
     for image in sorted((data / "Forest").iterdir())[:12]:  # 8 Forest images against 20 of each other class
         image.unlink()
     args = ["fit", *FAST, *TINY_MODEL, f"--data.root={data.parent}", *csv_run(tmp_path, "logs")]
-    cli = build_cli([*args, "--model.class_weights=balanced", "--trainer.max_epochs=1"])
+    cli = build_cli([*args, "--model.loss.class_weights=balanced", "--trainer.max_epochs=1"])
     counts = np.bincount(cli.datamodule.train_dataset.labels, minlength=10)
     assert counts.argmin() == cli.datamodule.class_names.index("Forest")
     assert cli.model.class_weights == pytest.approx(list(counts.sum() / (10 * counts)))
 
-    message = cli_error([*args, "--model.class_weights=[1, 2]"], capsys)
+    message = cli_error([*args, "--model.loss.class_weights=[1, 2]"], capsys)
     assert message == (
         "eurosat: error: model.loss.class_weights has 2 values; give 10 non-negative ones (one per class, in label "
         "order) or 'balanced'\n"
@@ -107,7 +107,7 @@ def test_mixup_blends_whole_images_and_cutmix_pastes_boxes() -> None:
 
 
 def test_mixing_runs_in_fit_for_training_only(sample_root: Path, tmp_path: Path) -> None:
-    mixing = ["--model.mixup_alpha=0.2", "--model.cutmix_alpha=1.0", "--model.label_smoothing=0.1"]
+    mixing = ["--model.loss.mixup_alpha=0.2", "--model.loss.cutmix_alpha=1.0", "--model.loss.label_smoothing=0.1"]
     cli = build_cli(
         [
             "fit",
@@ -234,9 +234,13 @@ def test_resuming_with_other_parameter_groups_is_one_line(
 
 def test_layer_decay_and_one_cycle_sized_to_the_run(sample_root: Path, tmp_path: Path) -> None:
     """The rates the optimizer used, per group, at each of the 18 steps (9 an epoch, 2 epochs)."""
-    schedule = ["--model.scheduler=OneCycleLR", "--model.scheduler.max_lr=0.01", "--model.scheduler_interval=step"]
+    schedule = [
+        "--model.scheduler=OneCycleLR",
+        "--model.scheduler.max_lr=0.01",
+        "--model.optimization.scheduler_interval=step",
+    ]
     monitor = ["--trainer.callbacks+=LearningRateMonitor", "--trainer.callbacks.logging_interval=step"]
-    args = [*FAST, *TINY_MODEL, *schedule, *monitor, "--model.optimizer=AdamW", "--model.layer_decay=0.5"]
+    args = [*FAST, *TINY_MODEL, *schedule, *monitor, "--model.optimizer=AdamW", "--model.optimization.layer_decay=0.5"]
     args.append("--trainer.max_epochs=2")
     run_cli(["fit", *args, "--trainer.log_every_n_steps=1", f"--data.root={sample_root}", *csv_run(tmp_path, "logs")])
     with open(version_dir(tmp_path / "logs", 0) / "metrics.csv") as f:

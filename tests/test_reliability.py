@@ -16,7 +16,7 @@ from conftest import FAST, REPO, TINY_VIT, cli_error, read_metrics, run_cli, ver
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-TINY_MODEL = ["--model.model_name_or_path=null", f"--model.vit_config={json.dumps(TINY_VIT)}"]
+TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 
 
 def one_line(message: str) -> str:
@@ -98,7 +98,7 @@ def test_checkpoint_with_other_classes_is_refused(
     for name in ("Forest", "River", "SeaLake"):
         shutil.copytree(sample_root / "EuroSAT_RGB" / name, other / name)
     (other / "River").rename(other / "Wetland")
-    args = ["test", *FAST, f"--data.root={other}", "--data.allow_split_change=true", "--ckpt_path", str(checkpoint)]
+    args = ["test", *FAST, f"--data.root={other}", "--data.split.allow_change=true", "--ckpt_path", str(checkpoint)]
     message = one_line(cli_error(args, capsys))
     assert "['AnnualCrop', 'Forest'" in message and "['Forest', 'SeaLake', 'Wetland']" in message
     assert not list(other.glob(".*"))  # refused before the images were decoded into a cache
@@ -108,13 +108,13 @@ def test_checkpoint_with_other_classes_is_refused(
 def test_model_that_cannot_be_loaded_offline(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     missing = tmp_path / "no-such-model"
     message = one_line(
-        cli_error(["fit", *FAST, f"--data.root={sample_root}", f"--model.model_name_or_path={missing}"], capsys)
+        cli_error(["fit", *FAST, f"--data.root={sample_root}", f"--model.network.pretrained={missing}"], capsys)
     )
     assert f"cannot load model.network.pretrained='{missing}'" in message and "save_pretrained" in message
 
     env = {**os.environ, "HF_HOME": str(tmp_path / "empty-hf"), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "eurosat_finetune", "fit", *FAST, f"--data.root={sample_root}"]
-    command += ["--model.model_name_or_path=google/vit-base-patch16-224", f"--trainer.default_root_dir={tmp_path}"]
+    command += ["--model.network.pretrained=google/vit-base-patch16-224", f"--trainer.default_root_dir={tmp_path}"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
@@ -272,7 +272,7 @@ def test_killed_fit_resumes_into_its_own_run(sample_root: Path, tmp_path: Path) 
     flips, MixUp and CutMix included (each batch draws its own, wherever the run restarted)."""
     # the learning rate jumps 30x after epoch 2, so val_loss is lowest at epoch 2 and worse after
     common = [*FAST, *TINY_MODEL, "--seed_everything=7", "--trainer.deterministic=true", "--data.augment=true"]
-    common += ["--model.mixup_alpha=0.2", "--model.cutmix_alpha=1.0"]  # one of the two per batch
+    common += ["--model.loss.mixup_alpha=0.2", "--model.loss.cutmix_alpha=1.0"]  # one of the two per batch
     common += ["--model.optimizer=AdamW", "--model.optimizer.lr=0.01", "--model.scheduler=StepLR"]
     common += ["--model.scheduler.step_size=3", "--model.scheduler.gamma=30", "--trainer.logger=TensorBoardLogger"]
     fit = [sys.executable, "-m", "eurosat_finetune", "fit", f"--data.root={sample_root}", "--trainer.max_epochs=5"]
@@ -329,8 +329,8 @@ def tensorboard_scalars(run: Path, tag: str) -> list[float]:
 def test_ddp_on_two_cpu_processes_counts_every_image_once(sample_root: Path, tmp_path: Path) -> None:
     """Fit, test and predict on 2 CPU processes with val and test sets of 21 images (odd, and uneven
     batches: 11 + 10 images in batches of 5): the metrics equal one process's, nothing counts twice."""
-    data = [f"--data.root={sample_root}", "--data.val_fraction=0.105", "--data.test_fraction=0.105"]
-    data += ["--data.num_workers=0", "--data.batch_size=5"]
+    data = [f"--data.root={sample_root}", "--data.split.val_fraction=0.105", "--data.split.test_fraction=0.105"]
+    data += ["--data.loader.num_workers=0", "--data.loader.batch_size=5"]
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 
     def logged(name: str) -> list[str]:

@@ -59,8 +59,8 @@ def fitted(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("outputs")
     config = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp / "runs")
-    config["model"] = {"model_name_or_path": None, "model_config": {"model_type": "vit", **TINY_VIT}}
-    config["data"] = {"root": str(sample_root), "batch_size": 16, "num_workers": 0}
+    config["model"] = {"network": {"pretrained": None, "architecture": {"model_type": "vit", **TINY_VIT}}}
+    config["data"] = {"root": str(sample_root), "loader": {"batch_size": 16, "num_workers": 0}}
     config["trainer"]["max_epochs"] = 3
     (tmp / "run.yaml").write_text(yaml.safe_dump(config))
     printed = run_cli(["fit", "--config", str(tmp / "run.yaml"), *FAST[:4]], CaptureOut())

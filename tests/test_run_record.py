@@ -21,7 +21,7 @@ from eurosat_finetune.model.options import NetworkOptions, OptimizationOptions
 from eurosat_finetune.outputs.huggingface_export import HuggingFaceExport
 from eurosat_finetune.outputs.run_record import RunRecord, best_checkpoint, figures
 
-TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 
 
 def validations(run: Path) -> list[dict[str, float]]:
@@ -40,7 +40,7 @@ def test_summary_gives_the_best_validation_not_the_epoch_s_last(
     args += ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path}", "--trainer.max_epochs=1"]
     args += ["--trainer.val_check_interval=0.5", "--model.optimizer=AdamW", "--model.optimizer.lr=0.01"]
     args += ["--model.scheduler=StepLR", "--model.scheduler.step_size=4", "--model.scheduler.gamma=30"]
-    printed = run_cli([*args, "--model.scheduler_interval=step"], capsys)
+    printed = run_cli([*args, "--model.optimization.scheduler_interval=step"], capsys)
     run = version_dir(tmp_path, 0)
     first, last = validations(run)
     assert first["val_loss"] < last["val_loss"], (first, last)

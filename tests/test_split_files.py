@@ -12,7 +12,7 @@ from eurosat_finetune.data.patches.datasets import list_images
 from eurosat_finetune.data.patches.splits import listed_split
 from eurosat_finetune.errors import ConfigError
 
-TINY_MODEL = ["--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
+TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 
 
 def write_lists(folder: Path, data: Path, sizes: dict[str, int], style: str = "torchgeo") -> dict[str, Path]:

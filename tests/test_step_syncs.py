@@ -102,8 +102,13 @@ def test_the_cpu_recipe_training_step_reads_nothing_back(sample_root: Path, tmp_
     smoothing), with balanced class weights and every default callback, between logging steps."""
     monkeypatch.chdir(tmp_path)
     args = ["fit", "--config", str(REPO / "configs/fit.yaml"), "--config", str(REPO / "configs/cpu.yaml"), *FAST]
-    args += [f"--data.root={sample_root}", "--data.download=false", "--data.batch_size=8", "--model.image_size=32"]
-    args += ["--model.class_weights=balanced", "--trainer.max_epochs=1", "--trainer.log_every_n_steps=1000"]
+    args += [
+        f"--data.root={sample_root}",
+        "--data.download.enabled=false",
+        "--data.loader.batch_size=8",
+        "--model.input.size=32",
+    ]
+    args += ["--model.loss.class_weights=balanced", "--trainer.max_epochs=1", "--trainer.log_every_n_steps=1000"]
     args += ["--throughput.window_size=5", "--trainer.precision=bf16-mixed"]
     cli = build_cli([*args, "--trainer.callbacks+=test_step_syncs.CountPerStep"])
     counter = next(c for c in cli.trainer.callbacks if isinstance(c, CountPerStep))
@@ -119,8 +124,8 @@ def test_throughput_reads_the_clock_once_per_window(sample_root: Path, tmp_path:
     reads = []
     clock = throughput.synchronized_clock
     monkeypatch.setattr(throughput, "synchronized_clock", lambda trainer: reads.append(1) or clock(trainer))
-    args = ["fit", *FAST, "--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
-    args += [f"--data.root={sample_root}", "--data.batch_size=8", "--trainer.max_epochs=1"]
+    args = ["fit", *FAST, "--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
+    args += [f"--data.root={sample_root}", "--data.loader.batch_size=8", "--trainer.max_epochs=1"]
     args += ["--throughput.window_size=4", "--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path}"]
     build_cli(args)
     # 17 training batches: the epoch's start and the end of each of 4 windows of 4 (which starts the
@@ -134,9 +139,13 @@ def test_a_compiled_network_keeps_its_graphs_through_an_epoch(sample_root: Path,
     graph compiles once; validation and the sample grid add theirs in the first epoch only."""
     torch._dynamo.reset()
     dynamo_counters().clear()
-    args = ["fit", *FAST, "--model.model_name_or_path=null", f"--model.model_config={json.dumps(TINY_VIT)}"]
-    args += [f"--data.root={sample_root}", "--data.batch_size=8", "--trainer.max_epochs=2"]
-    args += ["--model.torch_compile=true", "--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path}"]
+    args = ["fit", *FAST, "--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
+    args += [f"--data.root={sample_root}", "--data.loader.batch_size=8", "--trainer.max_epochs=2"]
+    args += [
+        "--model.network.torch_compile=true",
+        "--trainer.logger=CSVLogger",
+        f"--trainer.logger.save_dir={tmp_path}",
+    ]
     cli = build_cli([*args, "--trainer.callbacks+=test_step_syncs.GraphsPerBatch"])
     seen = next(c for c in cli.trainer.callbacks if isinstance(c, GraphsPerBatch))
     first_epoch_training = {graphs for epoch, batch, graphs in seen.graphs if epoch == 0 and batch >= 0}
