@@ -133,10 +133,13 @@ class ProductScene(SceneSource):
                 f"{product.path} lacks the file of band {', '.join(missing)} (GRANULE/*/IMG_DATA); download it again"
             )
         for band in bands:
-            resolution = product.band_files[band][1]
-            if resolution > NATIVE_RESOLUTION[band]:
+            file_resolution = product.band_files[band][1]
+            if file_resolution > NATIVE_RESOLUTION[band]:
                 log.warning(
-                    "%s: band %s read from its %d m file (the finer one is missing)", product.path, band, resolution
+                    "%s: band %s read from its %d m file (the finer one is missing)",
+                    product.path,
+                    band,
+                    file_resolution,
                 )
         if mask_clouds and product.scl_file is None:
             raise ConfigError(
