@@ -50,7 +50,7 @@ def test_print_config_shows_the_data_groups(capsys: pytest.CaptureFixture) -> No
     ("option", "refusal"),
     [
         ("--data.loader.batch_size=0", 'Parser key "data.loader.batch_size": Not of type PositiveInt: 0 does not'),
-        ("--data.split.val_fraction=1.5", 'Parser key "data.split.val_fraction": Not of type OpenUnitInterval'),
+        ("--data.split.val_fraction=1.5", 'Parser key "data.split.val_fraction": Not of type BelowOne'),
         ("--data.loader.num_workers=-1", 'Parser key "data.loader.num_workers": Not of type NonNegativeInt'),
         ("--data.maps.window=0", 'Parser key "data.maps.window": Does not validate against any of the Union'),
         ("--data.maps.raster_bands=[4,3]", 'Parser key "data.maps.raster_bands": Does not validate against any'),

@@ -46,7 +46,7 @@ def test_print_config_shows_the_model_in_named_groups(capsys: pytest.CaptureFixt
 @pytest.mark.parametrize(
     ("option", "value", "says"),
     [
-        ("loss.label_smoothing", "1.0", "LabelSmoothing: 1.0 does not conform to restriction v>=0 and v<1"),
+        ("loss.label_smoothing", "1.0", "BelowOne: 1.0 does not conform to restriction v>=0 and v<1"),
         ("loss.mixup_alpha", "-0.2", "NonNegativeFloat: -0.2 does not conform to restriction v>=0"),
         ("loss.cutmix_alpha", "-1", "NonNegativeFloat: -1 does not conform to restriction v>=0"),
         ("optimization.scheduler_frequency", "0", "PositiveInt: 0 does not conform to restriction v>0"),

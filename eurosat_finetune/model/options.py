@@ -10,17 +10,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model.band_channels import NewChannels
 from eurosat_finetune.model.pretrained_weights import WeightsSpec
-from eurosat_finetune.tools.option_types import UpToOne
+from eurosat_finetune.tools.option_types import BelowOne, UpToOne
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
-
-LabelSmoothing = restricted_number_type("LabelSmoothing", float, [(">=", 0), ("<", 1)])
-"""A share of probability mass, from 0 up to (not including) 1."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +122,7 @@ class LossOptions:
             1.0); 0 turns it off. With both set, each batch gets one of the two.
     """
 
-    label_smoothing: LabelSmoothing = 0.0
+    label_smoothing: BelowOne = 0.0
     class_weights: list[NonNegativeFloat] | Literal["balanced"] | None = None
     mixup_alpha: NonNegativeFloat = 0.0
     cutmix_alpha: NonNegativeFloat = 0.0

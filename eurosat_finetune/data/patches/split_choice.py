@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from jsonargparse.typing import NonNegativeInt, OpenUnitInterval, PositiveInt
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 
 from eurosat_finetune.data.patches.splits import (
     Split,
@@ -18,7 +18,7 @@ from eurosat_finetune.data.patches.splits import (
     stratified_subset,
 )
 from eurosat_finetune.errors import ConfigError
-from eurosat_finetune.tools.option_types import UpToOne
+from eurosat_finetune.tools.option_types import BelowOne, UpToOne
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class SplitChoice:
             trained with (by default that is refused: test images might have been trained on).
     """
 
-    val_fraction: OpenUnitInterval = 0.1
-    test_fraction: OpenUnitInterval = 0.2
+    val_fraction: BelowOne = 0.1  # 0: no validation split
+    test_fraction: BelowOne = 0.2  # 0: no test split
     seed: NonNegativeInt = 0
     files: dict[str, str] | None = None
     train_size: PositiveInt | UpToOne | None = None
