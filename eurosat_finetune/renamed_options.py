@@ -7,8 +7,10 @@ One table, read by every route an option arrives by: the command line and config
 """
 
 import copy
+import json
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -155,6 +157,7 @@ def warn_renamed(old: str, new: str) -> None:
 def renamed_args(args: list[str]) -> list[str]:
     """Command-line arguments with old option names (``--data.batch_size 64``, ``--data.batch_size=64``)
     replaced by their new ones."""
+    args = _inline_old_group_args(args)
     translated = []
     for i, arg in enumerate(args):
         key, equals, value = arg[2:].partition("=")
@@ -182,9 +185,12 @@ def _is_new_group(old: str, value: Any) -> bool:
     return RENAMED[old].startswith(f"{old}.") and isinstance(value, dict | str)
 
 
-def renamed_config(config: dict[str, Any]) -> dict[str, Any]:
+def renamed_config(config: dict[str, Any], folder: Path | None = None) -> dict[str, Any]:
     """A copy of a config (a subcommand's, ``{data: ..., model: ...}``, or the whole command's,
-    ``{fit: {data: ...}}``) with old keys moved to their new places; the config itself if it has none."""
+    ``{fit: {data: ...}}``) with old keys moved to their new places; the config itself if it has none.
+    A section given as a file (``model: models/tiny_vit.yaml``, relative to ``folder``, the config's) is
+    read in where it holds old keys."""
+    config = _inline_old_groups(config, folder)
     if not any(_has_old_keys(section) for section in _subcommand_configs(config)):
         return config
     config = copy.deepcopy(config)
@@ -196,6 +202,50 @@ def renamed_config(config: dict[str, Any]) -> dict[str, Any]:
 def renamed_section(name: str, values: dict[str, Any]) -> dict[str, Any]:
     """One section's values (e.g. a checkpoint's model hyperparameters) with old keys moved to their new places."""
     return renamed_config({name: values})[name]
+
+
+SECTIONS = ("data", "model")
+
+
+def _section_file_or_text(value: str, folder: Path | None) -> Any:
+    """A section given as a string: the YAML file it names (relative to ``folder``), or YAML text."""
+    path = folder / value if folder is not None and not Path(value).is_absolute() else Path(value)
+    try:
+        return yaml.safe_load(path.read_text()) if path.is_file() else yaml.safe_load(value)
+    except (OSError, ValueError, yaml.YAMLError):  # not a file, and not YAML: the parser says what it is
+        return None
+
+
+def _inline_old_groups(config: dict[str, Any], folder: Path | None) -> dict[str, Any]:
+    """``config`` with each section given as a file or YAML text that holds old keys read in: jsonargparse
+    reads such a section itself, past the parser's translation. ``config`` itself where there is none."""
+    if not any(isinstance(section.get(name), str) for section in _subcommand_configs(config) for name in SECTIONS):
+        return config
+    inlined, changed = copy.deepcopy(config), False
+    for section in _subcommand_configs(inlined):
+        for name in SECTIONS:
+            loaded = _section_file_or_text(section[name], folder) if isinstance(section.get(name), str) else None
+            if isinstance(loaded, dict) and _has_old_keys({name: loaded}):
+                section[name], changed = loaded, True
+    return inlined if changed else config
+
+
+def _inline_old_group_args(args: list[str]) -> list[str]:
+    """``--model file.yaml``, ``--data '{batch_size: 8}'``: a section given whole on the command line, with
+    old keys, given translated instead (as JSON, which the parser reads as YAML)."""
+    inlined = list(args)
+    for i, arg in enumerate(args):
+        for name in SECTIONS:
+            if arg == f"--{name}" and i + 1 < len(args):
+                at, value, prefix = i + 1, args[i + 1], ""
+            elif arg.startswith(f"--{name}="):
+                at, value, prefix = i, arg.partition("=")[2], f"--{name}="
+            else:
+                continue
+            loaded = _section_file_or_text(value, None)
+            if isinstance(loaded, dict) and _has_old_keys({name: loaded}):
+                inlined[at] = prefix + json.dumps(renamed_section(name, loaded))
+    return inlined
 
 
 def _subcommand_configs(config: dict[str, Any]) -> list[dict[str, Any]]:

@@ -59,3 +59,48 @@ def test_the_config_and_checkpoint_of_b96ce77_test_and_predict(
         rows = list(csv.DictReader(f))
     assert [row["path"] for row in rows] == sorted(str(p) for p in forest.iterdir() if p.suffix == ".jpg")
     assert all(row["predicted_class"] in EUROSAT_CLASSES for row in rows)
+
+
+# configs/demo.yaml and configs/models/tiny_vit.yaml as they were at b96ce77: the model section in a file of its own
+OLD_DEMO = """
+data:
+  root: data/demo
+  sample_images_per_class: 20
+  batch_size: 16
+  num_workers: 0
+model: models/tiny_vit.yaml
+"""
+OLD_TINY_VIT = """
+model_name_or_path: null
+image_size: 32
+model_config:
+  model_type: vit
+  image_size: 32
+  patch_size: 8
+  hidden_size: 32
+  num_hidden_layers: 2
+  num_attention_heads: 2
+  intermediate_size: 64
+"""
+
+
+def test_a_section_in_a_file_of_its_own_is_translated_too(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """jsonargparse reads a section given as a file (``model: models/tiny_vit.yaml``, relative to the config) or
+    given whole on the command line (``--model file``, ``--data '{...}'``) itself: those are translated too."""
+    import yaml
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny_vit.yaml").write_text(OLD_TINY_VIT)
+    (tmp_path / "demo.yaml").write_text(OLD_DEMO)
+    expected = {"pretrained": None, "architecture": yaml.safe_load(OLD_TINY_VIT)["model_config"]}
+    with pytest.warns(RenamedOptionWarning, match=r"^model\.model_config is now model\.network\.architecture;"):
+        printed = yaml.safe_load(run_cli(["fit", "--config", str(tmp_path / "demo.yaml"), "--print_config"], capsys))
+    assert {k: printed["model"]["network"][k] for k in expected} == expected
+    assert printed["model"]["input"]["size"] == 32 and printed["data"]["loader"]["batch_size"] == 16
+    assert printed["data"]["synthetic_images_per_class"] == 20
+
+    args = ["fit", "--model", str(tmp_path / "models" / "tiny_vit.yaml"), "--data", "{batch_size: 8, root: x}"]
+    with pytest.warns(RenamedOptionWarning, match=r"^data\.batch_size is now data\.loader\.batch_size;"):
+        printed = yaml.safe_load(run_cli([*args, "--print_config"], capsys))
+    assert {k: printed["model"]["network"][k] for k in expected} == expected
+    assert printed["data"]["loader"]["batch_size"] == 8 and printed["data"]["root"] == "x"

@@ -244,8 +244,22 @@ def show_progress_messages() -> None:
         logger.addHandler(PROGRESS_HANDLER)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-    # Python hides DeprecationWarnings outside __main__: users of an old option name should see its new one
+    # Python hides DeprecationWarnings outside __main__: users of an old option name should see its new one,
+    # in one line, as the command's other messages (not the line of this package that noticed it)
     warnings.simplefilter("default", RenamedOptionWarning)
+    warnings.formatwarning = one_line_warning
+
+
+FORMAT_WARNING = warnings.formatwarning  # Python's, for every other warning
+
+
+def one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """``warnings.formatwarning`` that writes a renamed option as ``eurosat: warning: ...``, others as before."""
+    if issubclass(category, RenamedOptionWarning):
+        return f"eurosat: warning: {message}\n"
+    return FORMAT_WARNING(message, category, filename, lineno, line)
 
 
 def main(args: ArgsType = None) -> None:

@@ -3,6 +3,7 @@ written with the options' old names (:mod:`eurosat_finetune.renamed_options`), a
 one line."""
 
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
@@ -22,7 +23,9 @@ class EuroSATArgumentParser(LightningArgumentParser):
         except yaml.YAMLError:
             loaded = None  # jsonargparse says what is wrong with it
         if isinstance(loaded, dict):
-            translated = renamed_config(loaded)
+            path = args[0] if args else kwargs.get("path", "")
+            # a section given as a file is relative to this config's folder, as jsonargparse reads it
+            translated = renamed_config(loaded, Path(path).parent if path else None)
             if translated is not loaded:
                 content = yaml.safe_dump(translated, sort_keys=False)
         return super().parse_string(content, *args, **kwargs)
