@@ -159,6 +159,29 @@ def test_a_checkpoint_maps_a_product_in_its_own_bands_with_or_without_a_config(m
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite
+def test_predict_from_python_reads_the_bands_of_the_checkpoint_it_runs(ms12: Path, tmp_path: Path) -> None:
+    """Without the command, which gives the checkpoint's bands as ``data.bands``, ``Trainer.predict`` with a
+    checkpoint reads the bands of the model it runs: the same classes as ``eurosat predict`` maps."""
+    from lightning.pytorch import Trainer
+
+    from eurosat_finetune.data.datamodule import EuroSATDataModule
+    from eurosat_finetune.data.loaders import LoaderOptions
+
+    product = write_product(tmp_path / "in", native_bands(sample_product_bands(SIZE, SIZE, seed=5)), "L2A",
+                            blocksize=64)  # fmt: skip
+    data = EuroSATDataModule(predict_root=product, loader=LoaderOptions(batch_size=64, num_workers=0))
+    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    batches = trainer.predict(ImageClassifier.load_from_checkpoint(ms12), datamodule=data, ckpt_path=ms12)
+    classes = {
+        (int(r), int(c)): int(p.argmax())
+        for b in batches
+        for r, c, p in zip(b["row"], b["col"], b["probs"], strict=True)
+    }
+    mapped = classes_and_tags(next(predict(ms12, product, tmp_path / "cli").glob("*.classes.tif")))[0]
+    assert classes == {(r, c): int(mapped[r, c]) for r, c in classes}
+
+
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_clouds_of_the_scene_classification_are_masked_on_request(ms12: Path, tmp_path: Path, capsys) -> None:
     native = native_bands(sample_product_bands(SIZE, SIZE, seed=3))
     scl = np.full((SIZE // 2, SIZE // 2), 4, np.uint8)  # vegetation, at 20 m

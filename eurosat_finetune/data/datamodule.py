@@ -149,9 +149,13 @@ class EuroSATDataModule(LightningDataModule):
     @property
     def band_names(self) -> list[str] | None:
         """The bands trained on, by name; None for RGB images, trained on as stored. Predicting new files,
-        the model's: ``bands`` as given (``eurosat predict --ckpt_path`` gives the checkpoint's)."""
+        the model's: ``bands`` as given (``eurosat predict --ckpt_path`` gives the checkpoint's), else, from
+        Python (``Trainer.predict(model, datamodule, ckpt_path=...)``), those of the model being run."""
         if not self._uses_labelled_data():
-            return None if self.bands is None else chosen_bands(self.bands, EUROSAT_MS_BANDS, "EuroSAT MS")
+            bands = self.bands
+            if bands is None and self.trainer is not None:
+                bands = (self.trainer.lightning_module.input_bands or {}).get("names")
+            return None if bands is None else chosen_bands(bands, EUROSAT_MS_BANDS, "EuroSAT MS")
         return trained_bands(self.bands, self.multispectral, self.listing.folder)
 
     @property
