@@ -188,7 +188,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--precision", default="32-true", help="the package's trainer.precision (bf16-mixed on GPUs)")
     parser.add_argument("--tutorial-precision", default="32-true")
-    parser.add_argument("--compile", action="store_true", help="the package with model.torch_compile=true")
+    parser.add_argument("--compile", action="store_true", help="the package with model.network.torch_compile=true")
     parser.add_argument("--skip-tutorial", action="store_true")
     parser.add_argument("--skip-package", action="store_true")
     parser.add_argument("--data", type=Path, default=None, help="an EuroSAT-layout folder (default: the real data)")

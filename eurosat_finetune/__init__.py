@@ -2,8 +2,10 @@
 
 The code is layered; each layer imports only from those before it:
 
-- ``errors``, ``pixels`` (the pixel contract shared by training and export);
-- ``data``: where images come from, how they are read, cached, split and batched;
+- ``errors``, ``pixels`` (the pixel contract shared by training and export), ``renamed_options`` (the
+  options' old names) and ``tools`` (downloads, locks, progress, seeds);
+- ``data``: what training and mapping share, and its two rooms: ``data.patches`` (the labelled images:
+  found or downloaded, decoded once, split and served) and ``data.scenes`` (scenes cut into windows);
 - ``model``: the LightningModule and what builds, restores and optimises it;
 - ``outputs``: callbacks that write a run's results into its run folder;
 - ``cli``: the ``eurosat`` command, and ``learning_curve``, which drives it.

@@ -1,12 +1,13 @@
 """EuroSAT RGB (or any folder of ``<class>/<image>`` files) as a LightningDataModule.
 
-A thin layer over :mod:`.source`, :mod:`.datasets` and :mod:`.splits`. Batches cross the bus as
+A thin layer that composes the training patches (:mod:`eurosat_finetune.data.patches`) and the scenes to
+map (:mod:`eurosat_finetune.data.scenes`), handing each options group to what it configures. Batches cross the bus as
 compact uint8 at the images' own size; training batches are augmented on the device here, and the
 model resizes and normalises them on the device too."""
 
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import replace
 from functools import cached_property
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from jsonargparse.typing import NonNegativeInt
@@ -45,23 +46,7 @@ from eurosat_finetune.data.scenes.predict_inputs import PredictInputs
 from eurosat_finetune.errors import SplitMismatchError
 from eurosat_finetune.pixels import random_dihedral
 from eurosat_finetune.tools.batch_seeds import global_seed
-
-
-def plain(value: Any) -> Any:
-    """``value`` in the plain types a checkpoint loads with ``weights_only=True``: an options group as a
-    dict, a restricted number (``PositiveInt``, a subclass) as an int or float, a tuple as a list, a path
-    as a string."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {field.name: plain(getattr(value, field.name)) for field in fields(value)}
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value) if isinstance(value, int) else float(value)
-    return value
+from eurosat_finetune.tools.plain_values import plain
 
 
 class EuroSATDataModule(LightningDataModule):

@@ -8,7 +8,7 @@ that ``predict_step`` returns unchanged beside the class probabilities (``probs`
   ``(3, H, W)`` tensors (their sizes may differ), ``paths`` their files, and ``unreadable`` the files
   of the batch that could not be read;
 - ``kind: "scene_windows"``, windows of scenes (the land-cover maps), batched by their dataset
-  (:class:`.scene_windows.SceneWindows`): ``images`` a uint8 (RGB) or int32 (multispectral)
+  (:class:`eurosat_finetune.data.scenes.windows.SceneWindows`): ``images`` a uint8 (RGB) or int32 (multispectral)
   ``(B, C, t, t)`` tensor, and per window its ``scene`` (index), ``row``, ``col`` and ``valid`` (false
   for a window less than half of which holds data).
 """

@@ -16,6 +16,7 @@ from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model.band_channels import NewChannels
 from eurosat_finetune.model.pretrained_weights import WeightsSpec
 from eurosat_finetune.tools.option_types import BelowOne, UpToOne
+from eurosat_finetune.tools.plain_values import plain
 
 DEFAULT_MODEL = "google/vit-base-patch16-224"
 
@@ -181,19 +182,3 @@ def group(kind: type[Group], value: Group | dict[str, Any] | None, name: str) ->
     if unknown:
         raise ConfigError(f"model.{name} has no {', '.join(unknown)}; its options are {', '.join(sorted(fields))}")
     return kind(**values)
-
-
-def plain(value: Any) -> Any:
-    """``value`` as checkpoints (loaded with ``weights_only``) and hparams.yaml store it: dataclasses as dicts,
-    tuples as lists, the parser's restricted numbers (``PositiveInt`` ...) as ints and floats."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return value

@@ -40,7 +40,7 @@ def published_dataset(listing: ImageListing) -> PublishedDataset | None:
         return None
     suffix = ".tif" if listing.multispectral else ".jpg"
     expected = {f"{name}/{name}_{n}{suffix}" for name, size in EUROSAT_CLASS_SIZES.items() for n in range(1, size + 1)}
-    # nor a synthetic sample (data.sample_images_per_class): its classes are of one size, EuroSAT's are not
+    # nor a synthetic sample (data.synthetic_images_per_class): its classes are of one size, EuroSAT's are not
     if {path.relative_to(listing.folder).as_posix() for path in listing.files} != expected:
         return None
     if first_image_size(listing.files, listing.multispectral) != EUROSAT_IMAGE_SIZE:

@@ -45,7 +45,7 @@ class PredictInputs:
         world_size: int = 1,
     ) -> list[DataLoader]:
         """The images classified whole (``band_indices`` of multispectral ones, as in training), then the
-        windows of the scenes (see :meth:`SceneOptions.scenes`), those of this process of ``world_size``."""
+        windows of the scenes (see :meth:`SceneOptions.scenes_among`), those of this process of ``world_size``."""
         scenes, images = options.scenes_among(self.root, self.products, self.files, trained)
         loaders = []
         if images:

@@ -97,7 +97,7 @@ class SceneSource(ABC):
 
     def deal_rows(self) -> int:
         """Grid rows under a tile row of its coarsest file that is not 60 m: where readers' shares should
-        not meet (see :func:`.scene_windows.dealt`; the 60 m files are small)."""
+        not meet (see :func:`eurosat_finetune.data.scenes.windows.dealt`; the 60 m files are small)."""
         return self.block_rows()
 
     @abstractmethod
