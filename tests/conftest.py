@@ -2,7 +2,9 @@
 
 import functools
 import http.server
+import os
 import shutil
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -13,6 +15,22 @@ import yaml
 
 # torch, transformers and the package are imported where they are used, not here: pytest-xdist's
 # controller loads this file too, and importing them there adds about 10 s to every run of the suite
+
+# Hermetic: the suite's downloads come from servers on 127.0.0.1 (nothing reaches the internet), which
+# huggingface_hub's offline mode, set on offline clusters, refuses. The variables are dropped here, before
+# huggingface_hub reads them at its import, in this process, pytest-xdist's workers and every subprocess
+# a test starts; the tests of offline mode set it themselves.
+for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.pop(variable, None)
+if "huggingface_hub.constants" in sys.modules:  # imported already (by a plugin): it has read them
+    sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = False
+
+# pytest-xdist's workers share the cores: each worker's torch (and each process a test starts) gets its
+# share of threads. Left at one thread a core, 2 workers on 2 cores spend about half their CPU time in
+# OpenMP's spin-waits (the quick suite: 184 s of CPU instead of 96). Read by torch when it is imported.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ZIP = REPO.parent / "shared" / "data" / "EuroSAT_RGB.zip"
@@ -142,6 +160,23 @@ def read_metrics(log_dir: Path) -> dict[str, float]:
         for row in csv.DictReader(f):
             values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
     return values
+
+
+def accuracy_on_test_split(checkpoint: Path, root: Path, **data_options: object) -> float:
+    """The accuracy of ``checkpoint``'s model on the test split of ``root``, computed here without Lightning."""
+    import torch
+
+    from eurosat_finetune.data.datamodule import EuroSATDataModule
+    from eurosat_finetune.data.loaders import LoaderOptions
+    from eurosat_finetune.model import ImageClassifier
+
+    model = ImageClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    data = EuroSATDataModule(root=root, loader=LoaderOptions(num_workers=0), **data_options)
+    data.setup("test")
+    images = torch.stack([data.test_dataset[i][0] for i in range(len(data.test_dataset))])
+    with torch.no_grad():
+        predicted = model(images).argmax(dim=-1)
+    return (predicted == torch.tensor(data.test_dataset.labels)).float().mean().item()
 
 
 def write_config(path: Path, data_root: Path, log_dir: Path, **trainer: object) -> Path:

@@ -202,7 +202,9 @@ def test_learning_curve_drives_the_cli(sample_root: Path, tmp_path: Path) -> Non
     with open(out / "learning_curve.csv") as f:
         written = list(csv.DictReader(f))
     assert [int(r["train_images"]) for r in written] == [10, 140] == [r["train_images"] for r in rows]
-    assert all(0 <= float(r["test_acc"]) <= 1 for r in written)
+    for size, row in zip(("10", "all"), written, strict=True):  # as each size's own test report (scikit-learn's)
+        report = out / f"train_size_{size}" / "version_0" / "classification_report.json"
+        assert float(row["test_acc"]) == pytest.approx(json.loads(report.read_text())["accuracy"], abs=1e-6), size
     with Image.open(out / "learning_curve.png") as image:
         image.verify()
     assert (out / "train_size_10" / "version_0" / "confusion_matrix.png").is_file()

@@ -3,7 +3,6 @@ name, the network following the bands, and every bad input refused in one line."
 
 import csv
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -12,14 +11,13 @@ import pytest
 import rasterio
 import torch
 from conftest import FAST, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, zip_dataset
-from fakes.multispectral import write_multispectral_sample
+from fakes.multispectral import link_published_layout, write_multispectral_sample
 from PIL import Image
 from test_backbones import FAMILIES, save_tiny
 
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, EUROSAT_MS_MEAN, EUROSAT_MS_STD
 from eurosat_finetune.data.datamodule import EuroSATDataModule
 from eurosat_finetune.data.loaders import LoaderOptions
-from eurosat_finetune.data.patches.published import EUROSAT_CLASS_SIZES
 from eurosat_finetune.data.patches.source import DownloadOptions
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.model.options import InputOptions, NetworkOptions
@@ -94,8 +92,11 @@ def test_the_band_that_tells_the_classes_apart_is_learnt_only_when_chosen(
     signal, rgb = read_metrics(fitted["signal"])["val_acc"], read_metrics(fitted["rgb"])["val_acc"]
     assert signal == 1.0 and rgb < 0.7, (signal, rgb)  # 6 validation images, 3 classes
     saved = torch.load(fitted["signal"] / "checkpoints" / "best.ckpt", weights_only=True)
-    own = EuroSATDataModule(root=ms_root, loader=NO_WORKERS, bands=["B08"]).input_bands  # a sample, not EuroSAT MS
-    assert saved["hyper_parameters"]["input_bands"] == own and own["mean"] != [EUROSAT_MS_MEAN["B08"]]
+    data = EuroSATDataModule(root=ms_root, loader=NO_WORKERS, bands=["B08"])
+    data.setup("fit")
+    assert saved["hyper_parameters"]["input_bands"] == data.input_bands
+    # a sample, not EuroSAT MS: the statistics of its training split's B08 (stored 8th), not the published ones
+    assert data.input_bands["mean"] == pytest.approx(band_means(data.train_dataset.files, [8]), rel=1e-6)
     assert saved["hyper_parameters"]["network"]["architecture"]["num_channels"] == 1
 
 
@@ -130,13 +131,22 @@ def test_both_published_zip_layouts_download_and_are_found(layout: str, tmp_path
     data.prepare_data()
     data.setup("fit")
     pixels, _ = data.train_dataset[0]
-    with_all = EuroSATDataModule(root=tmp_path / "data", loader=NO_WORKERS)
-    with_all.setup("fit")
-    stored = with_all.train_dataset[0][0]
-    assert pixels.dtype == torch.int32 and torch.equal(pixels, stored[[12, 1]])  # B8A is stored last
-    assert data.published is None  # a sample in the published layout: its own statistics
-    published = [EUROSAT_MS_MEAN["B8A"], EUROSAT_MS_MEAN["B02"]]
-    assert data.input_bands["names"] == ["B8A", "B02"] and data.input_bands["mean"] != published
+    # EuroSAT MS stores B01, B02, ..., B12 and then B8A: B8A is the file's 13th band, B02 its 2nd
+    with rasterio.open(data.train_dataset.files[0]) as source:
+        stored = torch.from_numpy(source.read([13, 2]).astype(np.int32))
+    assert pixels.dtype == torch.int32 and torch.equal(pixels, stored)
+    assert data.published is None  # a sample in the published layout: its own statistics, of its training split
+    assert data.input_bands["names"] == ["B8A", "B02"]
+    assert data.input_bands["mean"] == pytest.approx(band_means(data.train_dataset.files, [13, 2]), rel=1e-6)
+
+
+def band_means(files: list[Path], indexes: list[int]) -> list[float]:
+    """The mean of each of the bands ``indexes`` (rasterio's: from 1, in storage order) over all pixels of ``files``."""
+    stacked = []
+    for file in files:
+        with rasterio.open(file) as source:
+            stacked.append(source.read(indexes).astype(np.float64))
+    return np.stack(stacked).mean(axis=(0, 2, 3)).tolist()
 
 
 def test_other_multispectral_data_gets_its_own_statistics(ms_root: Path, tmp_path: Path) -> None:
@@ -404,11 +414,7 @@ def test_eurosat_is_recognised_by_its_files_not_by_its_folders_name(kind: str, m
             dst.write(np.full((13, 64, 64), 1000, np.uint16))
     else:
         Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(one)
-    copy = tmp_path / "my_copy"
-    for name, size in EUROSAT_CLASS_SIZES.items():
-        (copy / name).mkdir(parents=True)
-        for n in range(1, size + 1):
-            os.link(one, copy / name / f"{name}_{n}{one.suffix}")  # 27,000 names of one real image
+    copy = link_published_layout(tmp_path / "my_copy", one)  # 27,000 names of one real image
     data = EuroSATDataModule(root=copy, loader=NO_WORKERS, bands=["B02", "B8A"] if kind == "EuroSAT MS" else None)
     assert data.published == kind
     if kind == "EuroSAT MS":

@@ -151,10 +151,23 @@ def test_tta_given_at_test_time_applies_to_a_checkpoint_trained_without(sample_r
     plain = build_cli(["test", *common, *csv_run(tmp_path, "plain"), f"--ckpt_path={best}"])
     tta = build_cli(["test", *common, *csv_run(tmp_path, "tta"), f"--ckpt_path={best}", "--model.tta=true"])
     assert not plain.model.hparams.tta and tta.model.hparams.tta
-    plain_loss = read_metrics(version_dir(tmp_path / "plain", 0))["test_loss"]
-    # without TTA the same weights on the same images give the same loss to the bit; after one epoch the
-    # tiny model is near uniform, so TTA may move it by less than 1e-4
-    assert read_metrics(version_dir(tmp_path / "tta", 0))["test_loss"] != plain_loss
+    # the losses by hand, from the checkpoint's weights: of the images as they are, and of the mean of the
+    # probabilities of their eight views (four quarter turns, each also mirrored)
+    model = ImageClassifier.load_from_checkpoint(best).eval()
+    logits, averaged, labels = [], [], []
+    with torch.no_grad():
+        for images, batch_labels in tta.datamodule.test_dataloader():
+            turns = [images.rot90(k, (-2, -1)) for k in range(4)]
+            views = turns + [turn.flip(-1) for turn in turns]
+            logits.append(model(images))
+            averaged.append(torch.stack([model(view).softmax(-1) for view in views]).mean(0))
+            labels.append(batch_labels)
+    labels = torch.cat(labels)
+    plain_loss = torch.nn.functional.cross_entropy(torch.cat(logits), labels).item()
+    tta_loss = torch.nn.functional.nll_loss(torch.cat(averaged).log(), labels).item()
+    assert abs(tta_loss - plain_loss) > 1e-5 * plain_loss  # the two can be told apart at the tolerance below
+    assert read_metrics(version_dir(tmp_path / "plain", 0))["test_loss"] == pytest.approx(plain_loss, rel=1e-6)
+    assert read_metrics(version_dir(tmp_path / "tta", 0))["test_loss"] == pytest.approx(tta_loss, rel=1e-6)
 
 
 def test_layer_decay_gives_each_layer_its_rate() -> None:
@@ -225,8 +238,14 @@ def test_resuming_with_other_parameter_groups_is_one_line(
         [*resume, *csv_run(tmp_path, "refused"), "--model.optimization.decay_norms_and_biases=false"], capsys
     )
     assert message.count("\n") == 1, message
-    assert "the checkpoint's optimizer state has parameter groups of [40] tensors" in message
-    assert "this run's options make [16, 24]: resume with the checkpoint's model.optimization.layer_decay" in message
+    # the tiny ViT's parameters: the embeddings' class token, positions and patch projection (weight and bias), and
+    # 16 a layer (query, key, value, attention output, MLP in and out: a weight and a bias each; two norms of 2),
+    # the final norm's 2 and the head's weight and bias; norms and biases: 10 a layer, 4 outside the layers
+    layers = TINY_VIT["num_hidden_layers"]
+    every, exempt = 4 + 16 * layers + 2 + 2, 10 * layers + 1 + 2 + 1
+    assert f"the checkpoint's optimizer state has parameter groups of [{every}] tensors" in message
+    resume = "resume with the checkpoint's model.optimization.layer_decay"
+    assert f"this run's options make [{every - exempt}, {exempt}]: {resume}" in message
     run_cli([*resume, *csv_run(tmp_path, "resumed")])  # without the option it resumes, with the default
     with open(version_dir(tmp_path / "resumed", 0) / "metrics.csv") as f:
         assert {row["epoch"] for row in csv.DictReader(f)} - {""} == {"1"}  # the second epoch only: resumed
