@@ -299,7 +299,7 @@ def test_schedules_per_step_with_warmup_and_per_epoch(
         f"--trainer.logger.save_dir={tmp_path / 'no'}",
     ]
     message = cli_error(["fit", *refused, f"--data.root={data}"], capsys).splitlines()[-1]
-    assert message.startswith("eurosat: error: model.warmup_steps hands over to model.scheduler")
+    assert message.startswith("eurosat: error: model.optimization.warmup_steps hands over to model.scheduler")
     assert not list((data / "EuroSAT_RGB").glob(".*"))
 
 

@@ -244,8 +244,8 @@ def test_resuming_with_other_parameter_groups_is_one_line(
     layers = TINY_VIT["num_hidden_layers"]
     every, exempt = 4 + 16 * layers + 2 + 2, 10 * layers + 1 + 2 + 1
     assert f"the checkpoint's optimizer state has parameter groups of [{every}] tensors" in message
-    resume = "resume with the checkpoint's model.optimization.layer_decay"
-    assert f"this run's options make [{every - exempt}, {exempt}]: {resume}" in message
+    advice = "resume with the checkpoint's model.optimization.layer_decay"
+    assert f"this run's options make [{every - exempt}, {exempt}]: {advice}" in message
     run_cli([*resume, *csv_run(tmp_path, "resumed")])  # without the option it resumes, with the default
     with open(version_dir(tmp_path / "resumed", 0) / "metrics.csv") as f:
         assert {row["epoch"] for row in csv.DictReader(f)} - {""} == {"1"}  # the second epoch only: resumed
