@@ -150,7 +150,7 @@ def product_benchmark(args: argparse.Namespace) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=10980, help="scene side, px (a Sentinel-2 tile: 10980)")
     parser.add_argument("--tile-size", type=int, default=64)
@@ -159,7 +159,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--product", action="store_true", help="map a synthetic L2A product instead of a GeoTIFF")
     parser.add_argument("--products", type=Path, default=None, help="with --product: keep (or reuse) it here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.product:
         result = product_benchmark(args)
         print(json.dumps(result, indent=2))

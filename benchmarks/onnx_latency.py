@@ -39,7 +39,7 @@ def median_ms_per_image(run: Callable[[np.ndarray], object], batch: np.ndarray, 
     return 1000 * statistics.median(times) / len(batch)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=sorted(MODELS), default="vit-b16")
     parser.add_argument("--image-size", type=int, default=224, help="the model's input size")
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     config = {**MODELS[args.model], "image_size": args.image_size}
     model = ImageClassifier(list(EUROSAT_CLASSES), NetworkOptions(pretrained=None, architecture=config)).eval()
     with tempfile.TemporaryDirectory() as tmp:

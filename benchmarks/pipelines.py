@@ -178,7 +178,7 @@ def run_tutorial(args: argparse.Namespace, folder: Path, workdir: Path) -> dict:
     return measured(Path(logger.log_dir))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=sorted(MODELS), default="small")
     parser.add_argument("--image-size", type=int, default=224)
@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument("--skip-package", action="store_true")
     parser.add_argument("--data", type=Path, default=None, help="an EuroSAT-layout folder (default: the real data)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.steps <= args.window:
         parser.error("--steps must exceed --window (the rates are averaged over the last --window steps)")
 

@@ -206,7 +206,7 @@ def measure_imagefolder(args: argparse.Namespace, folder: Path, device: torch.de
     return results
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=None, help="folder of <class>/<image> files")
     parser.add_argument("--model", choices=sorted(MODELS), default=None, help="default: vit-b16 on GPU, small on CPU")
@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the project model")
     parser.add_argument("--skip-imagefolder", action="store_true", help="measure only the project's pipeline")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device.type == "cuda"

@@ -101,6 +101,22 @@ def tiny_vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """huggingface_hub offline, with an empty cache of the test's own: what HF_HUB_OFFLINE=1 and an empty
+    HF_HOME give a fresh process, set in this one through the constants huggingface_hub read them into
+    when it was imported (transformers asks it at each call). Returns that HF_HOME."""
+    from huggingface_hub import constants
+
+    home = tmp_path / "empty-hf-home"
+    home.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_ASSETS_CACHE", str(home / "assets"))
+    return home
+
+
+@pytest.fixture
 def serve_dir() -> Iterator:
     """Serve a directory over HTTP on 127.0.0.1; yields a function ``dir -> base url``."""
     servers = []

@@ -1,24 +1,34 @@
-"""The benchmark scripts run as documented (their timings are not checked: they belong to benchmarks/)."""
+"""The benchmark scripts run as documented (their timings are not checked: they belong to benchmarks/).
 
+One runs as a script (``python benchmarks/maps.py --product``); the others' ``main`` runs in this process, with
+the arguments their command lines take (a process costs 10 s of imports).
+"""
+
+import importlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import REPO
 
-pytestmark = pytest.mark.slow  # every test here runs a benchmark script (most in a subprocess)
+pytestmark = pytest.mark.slow  # every test here runs a benchmark script
 
 
-def run_benchmark(script: str, data: Path, options: list[str], out: Path) -> tuple[dict, str]:
-    """Run ``benchmarks/<script>`` on ``data`` without workers; return its JSON result and what it printed."""
-    command = [sys.executable, str(REPO / "benchmarks" / script), "--data", str(data), *options]
-    command += ["--workers", "0", "--json", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(out.read_text()), result.stdout
+@pytest.fixture
+def benchmark(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Callable[..., tuple[dict, str]]:
+    """``run(script, options, out)``: ``python benchmarks/<script> <options> --json <out>``, as its ``main`` in
+    this process; the JSON result and what it printed."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # as running a script puts its folder first
+
+    def run(script: str, options: list[str], out: Path) -> tuple[dict, str]:
+        importlib.import_module(script.removesuffix(".py")).main([*options, "--json", str(out)])
+        return json.loads(out.read_text()), capsys.readouterr().out
+
+    return run
 
 
 def tiny_vit_training_flops(classes: int = 10) -> float:
@@ -31,31 +41,29 @@ def tiny_vit_training_flops(classes: int = 10) -> float:
     return 3 * forward
 
 
-def test_throughput_benchmark_runs_both_pipelines(sample_root: Path, tmp_path: Path) -> None:
+def test_throughput_benchmark_runs_both_pipelines(sample_root: Path, tmp_path: Path, benchmark) -> None:
     options = ["--model", "tiny", "--image-size", "32", "--batch-size", "8", "--steps", "1", "--warmup", "1"]
-    measured, printed = run_benchmark("throughput.py", sample_root / "EuroSAT_RGB", options, tmp_path / "out.json")
+    options += ["--data", str(sample_root / "EuroSAT_RGB"), "--workers", "0"]
+    measured, printed = benchmark("throughput.py", options, tmp_path / "out.json")
     for key in ("imagefolder_data_img_s", "imagefolder_train_img_s", "project_data_img_s", "project_train_img_s"):
         assert measured[key] > 0, key
     assert measured["train_gflop_per_image"] * 1e9 == pytest.approx(tiny_vit_training_flops())
     assert "ratio_train" in printed and "project_data_over_train" in printed
 
 
-def test_pipelines_benchmark_measures_both_under_the_trainer(sample_root: Path, tmp_path: Path) -> None:
+def test_pipelines_benchmark_measures_both_under_the_trainer(sample_root: Path, tmp_path: Path, benchmark) -> None:
     options = ["--model", "tiny", "--image-size", "32", "--batch-size", "8", "--steps", "6", "--window", "3"]
-    measured, _ = run_benchmark("pipelines.py", sample_root / "EuroSAT_RGB", options, tmp_path / "out.json")
+    options += ["--data", str(sample_root / "EuroSAT_RGB"), "--workers", "0"]
+    measured, _ = benchmark("pipelines.py", options, tmp_path / "out.json")
     for run in ("package", "tutorial"):  # what each run's ThroughputMonitor logged: the same network's FLOPs
         assert measured[run]["img_s"] > 0, run
         assert measured[run]["flop_s"] / measured[run]["img_s"] == pytest.approx(tiny_vit_training_flops()), run
     assert "ratio" in measured
 
 
-def test_maps_benchmark_maps_a_scene(tmp_path: Path) -> None:
-    options = ["--size", "300", "--tile-size", "64", "--batch-size", "16"]
-    command = [sys.executable, str(REPO / "benchmarks" / "maps.py"), *options, "--workers", "0"]
-    command += ["--json", str(tmp_path / "out.json")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    measured = json.loads((tmp_path / "out.json").read_text())
+def test_maps_benchmark_maps_a_scene(tmp_path: Path, benchmark) -> None:
+    options = ["--size", "300", "--tile-size", "64", "--batch-size", "16", "--workers", "0"]
+    measured, _ = benchmark("maps.py", options, tmp_path / "out.json")  # it maps in a child process of its own
     assert measured["windows"] == 25 and measured["maps"] == ["tile.classes.tif", "tile.preview.png"]
     assert measured["windows_per_s"] > 0 and measured["peak_rss_gib"] > 0
 
@@ -74,40 +82,39 @@ def test_maps_benchmark_maps_a_product_and_times_decoding(tmp_path: Path) -> Non
     assert len(list((tmp_path / "kept").glob("S2A_MSIL2A_*.SAFE"))) == 1  # kept for the next run
 
 
-def test_bands_benchmark_measures_3_and_13_bands(tmp_path: Path) -> None:
-    options = ["--images-per-class", "10", "--steps", "3", "--window", "2", "--batch-size", "8"]
-    command = [sys.executable, str(REPO / "benchmarks" / "bands.py"), *options, "--workers", "0"]
-    result = subprocess.run(
-        [*command, "--json", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    measured = json.loads((tmp_path / "out.json").read_text())
+def test_bands_benchmark_measures_3_and_13_bands(tmp_path: Path, benchmark) -> None:
+    options = ["--images-per-class", "10", "--steps", "3", "--window", "2", "--batch-size", "8", "--workers", "0"]
+    measured, _ = benchmark("bands.py", options, tmp_path / "out.json")
     assert measured["images"] == 100 and measured["cache_kb_per_image"] == pytest.approx(
         13 * 64 * 64 * 2 / 1000, rel=0.01
     )
     assert measured["train_img_s_rgb_3_bands"] > 0 and measured["train_img_s_all_13_bands"] > 0
 
 
-def test_onnx_latency_benchmark_times_both_runtimes(tmp_path: Path) -> None:
-    options = ["--model", "tiny", "--image-size", "32", "--input-size", "16", "--batch-sizes", "1", "3"]
-    command = [sys.executable, str(REPO / "benchmarks" / "onnx_latency.py"), *options, "--repeats", "2"]
-    result = subprocess.run(
-        [*command, "--json", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    measured = json.loads((tmp_path / "out.json").read_text())
+def test_onnx_latency_benchmark_times_both_runtimes(tmp_path: Path, benchmark) -> None:
+    options = [
+        "--model",
+        "tiny",
+        "--image-size",
+        "32",
+        "--input-size",
+        "16",
+        "--batch-sizes",
+        "1",
+        "3",
+        "--repeats",
+        "2",
+    ]
+    measured, _ = benchmark("onnx_latency.py", options, tmp_path / "out.json")
     assert measured["onnx_mb"] > 0
     for runtime in ("onnxruntime", "torch"):
         assert measured[f"{runtime}_ms_per_image_batch_1"] > 0 and measured[f"{runtime}_ms_per_image_batch_3"] > 0
 
 
-def test_profile_step_times_each_variant_and_profiles_the_shipped_step(tmp_path: Path) -> None:
+def test_profile_step_times_each_variant_and_profiles_the_shipped_step(tmp_path: Path, benchmark) -> None:
     options = ["--model", "tiny", "--image-size", "32", "--batch-size", "8", "--warmup", "2", "--steps", "3"]
-    options += ["--profile-steps", "2", "--top", "200", "--by-shape", "--json", str(tmp_path / "out.json")]
-    command = [sys.executable, str(REPO / "benchmarks" / "profile_step.py"), *options]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    measured = json.loads((tmp_path / "out.json").read_text())
+    options += ["--profile-steps", "2", "--top", "200", "--by-shape"]
+    measured, printed = benchmark("profile_step.py", options, tmp_path / "out.json")
     variants = measured["variants"]
     assert len(variants) == 8 and next(iter(variants)) == "package (as shipped)"
     for name, row in variants.items():
@@ -115,9 +122,9 @@ def test_profile_step_times_each_variant_and_profiles_the_shipped_step(tmp_path:
     # the GPU's idle share of the profiled steps, where the benchmark ran on one
     idle = measured["gpu_idle_fraction"]
     assert measured["profiled"] is True and (idle is None if not torch.cuda.is_available() else 0 <= idle <= 1)
-    assert "Self CPU time total" in result.stdout  # torch.profiler's table of the top kernels
-    assert "Input Shapes" in result.stdout and "[8, 3, 32, 32]" in result.stdout  # by layer (--by-shape)
-    assert "| package (as shipped) |" in result.stdout
+    assert "Self CPU time total" in printed  # torch.profiler's table of the top kernels
+    assert "Input Shapes" in printed and "[8, 3, 32, 32]" in printed  # by layer (--by-shape)
+    assert "| package (as shipped) |" in printed
 
 
 def test_profile_step_without_the_profile(

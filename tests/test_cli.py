@@ -3,9 +3,7 @@
 import hashlib
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -174,8 +172,10 @@ def test_optimizer_from_the_command_line(flag: str, sample_root: Path, tmp_path:
 
 @pytest.mark.slow
 def test_fine_tune_from_a_deleted_directory_restores_offline(
-    sample_root: Path, tiny_vit_dir: Path, tmp_path: Path
+    sample_root: Path, tiny_vit_dir: Path, tmp_path: Path, offline_hub: Path
 ) -> None:
+    """The checkpoint alone, offline with an empty Hugging Face cache (in this process: test_backbones.py
+    restores one family in a fresh one)."""
     pretrained = shutil.copytree(tiny_vit_dir, tmp_path / "pretrained")
     logs = tmp_path / "logs"
     config = write_config(tmp_path / "run.yaml", sample_root, logs, max_epochs=1)
@@ -184,14 +184,10 @@ def test_fine_tune_from_a_deleted_directory_restores_offline(
     assert torch.load(best, weights_only=True)["pretrained_from"] == str(pretrained)
     shutil.rmtree(pretrained)
 
-    hf_home = tmp_path / "empty-hf-home"
-    hf_home.mkdir()
-    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    hf_home = offline_hub
     out = tmp_path / "offline"
-    command = [sys.executable, "-m", "eurosat_finetune", "test", *FAST, f"--data.root={sample_root}"]
-    command += ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={out}", "--ckpt_path", str(best)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    test = ["test", *FAST, f"--data.root={sample_root}", "--trainer.logger=CSVLogger"]
+    run_cli([*test, f"--trainer.logger.save_dir={out}", "--ckpt_path", str(best)])
     metrics = read_metrics(version_dir(out, 0))
     assert metrics["test_acc"] == pytest.approx(accuracy_on_test_split(best, sample_root), abs=1e-6)
     assert not (hf_home / "hub").exists()

@@ -106,10 +106,10 @@ class ArchiveServer:
         self.httpd.server_close()
 
 
-@pytest.fixture
-def archive(sample_root: Path, tmp_path: Path) -> bytes:
+@pytest.fixture(scope="module")  # bytes: no test can change them
+def archive(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The sample dataset zipped, with 24 MB of incompressible bytes stored beside its class folders."""
-    path = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
+    path = zip_dataset(sample_root, tmp_path_factory.mktemp("served") / "EuroSAT_RGB.zip")
     with zipfile.ZipFile(path, "a") as zf:
         zf.writestr("EuroSAT_RGB/.padding", os.urandom(24 * MB), compress_type=zipfile.ZIP_STORED)
     return path.read_bytes()
@@ -286,6 +286,8 @@ def test_a_changed_file_or_no_checksum_starts_over(tmp_path: Path, server: Archi
 
 def test_a_local_file_url_is_copied(tmp_path: Path, archive: bytes) -> None:
     served = tmp_path / "served" / "EuroSAT_RGB.zip"
+    served.parent.mkdir()
+    served.write_bytes(archive)
     root = tmp_path / "data"
     md5 = hashlib.md5(archive).hexdigest()
     downloading(root, served.as_uri(), md5).prepare_data()

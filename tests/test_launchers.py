@@ -35,20 +35,10 @@ def run(command: list[str], cwd: Path, env: dict[str, str] = OFFLINE) -> str:
     return output
 
 
-def test_torchrun_writes_the_sample_data_once(tmp_path: Path) -> None:
-    demo = ["--config", str(REPO / "configs" / "demo.yaml"), "--data.synthetic_images_per_class=30"]
-    output = run([*TORCHRUN, "-m", "eurosat_finetune", "fit", *demo, *DDP_ON_CPU, *QUICK], cwd=tmp_path)
-    assert output.count("Writing a synthetic sample dataset") == 1, output[-4000:]
-    assert output.count("Decoding 300 images once") == 1
-    data = tmp_path / "data" / "demo"
-    assert len(list((data / "EuroSAT_RGB").rglob("*.jpg"))) == 300
-    assert sorted(p.name for p in data.iterdir()) == [LOCK_NAME, "EuroSAT_RGB"]  # no temporary folder left
-    runs = tmp_path / "runs" / "demo"
-    assert [p.name for p in runs.iterdir()] == ["version_0"]
-    assert sorted(p.name for p in (runs / "version_0" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
-
-
 def test_torchrun_downloads_once(sample_root: Path, tmp_path: Path, serve_dir) -> None:
+    """torchrun's two ranks: one downloads, extracts and decodes, the other waits and reads; one run folder.
+    (The sample dataset, written instead of downloaded, is written once by processes started together in
+    test_three_fits_started_together_in_one_folder_get_three_runs: the same lock, taken by separate jobs.)"""
     archive = zip_dataset(sample_root, tmp_path / "served" / "EuroSAT_RGB.zip")
     configs = ["--config", str(REPO / "configs" / "fit.yaml"), "--config", str(REPO / "configs" / "tiny_vit.yaml")]
     download = [
@@ -68,7 +58,10 @@ def test_torchrun_downloads_once(sample_root: Path, tmp_path: Path, serve_dir) -
     assert (data / "EuroSAT_RGB.zip").read_bytes() == archive.read_bytes()
     assert len(list((data / "EuroSAT_RGB").rglob("*.jpg"))) == 200
     assert sorted(p.name for p in data.iterdir()) == [LOCK_NAME, "EuroSAT_RGB", "EuroSAT_RGB.zip"]
-    assert (work / "runs" / "eurosat" / "version_0" / "huggingface" / "config.json").is_file()
+    runs = work / "runs" / "eurosat"
+    assert [p.name for p in runs.iterdir()] == ["version_0"]  # rank 1 made no run folder of its own
+    assert sorted(p.name for p in (runs / "version_0" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert (runs / "version_0" / "huggingface" / "config.json").is_file()
 
 
 PROVIDE = """
@@ -116,7 +109,9 @@ def test_three_fits_started_together_in_one_folder_get_three_runs(tmp_path: Path
     output = "".join(log.read_text() for log in logs)
     assert output.count("Writing a synthetic sample dataset") == 1, output[-4000:]
     assert output.count("Decoding 200 images once") == 1
-    assert len(list((tmp_path / "data" / "demo" / "EuroSAT_RGB").rglob("*.jpg"))) == 200
+    data = tmp_path / "data" / "demo"
+    assert len(list((data / "EuroSAT_RGB").rglob("*.jpg"))) == 200
+    assert sorted(p.name for p in data.iterdir()) == [LOCK_NAME, "EuroSAT_RGB"]  # no temporary folder left
     runs = tmp_path / "runs" / "demo"
     assert sorted(p.name for p in runs.iterdir()) == ["version_0", "version_1", "version_2"]
     for run in runs.iterdir():

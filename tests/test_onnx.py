@@ -45,10 +45,9 @@ def predict_and_run_onnx(run: Path, images: list[Path], tmp_path: Path) -> None:
         start += size
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # the quick suite exports the ViT, the full suite every family
     "family", [pytest.param(name, marks=[] if name == "vit" else pytest.mark.slow) for name in FAMILIES]
 )
-@pytest.mark.slow  # an end-to-end run: the full suite
 def test_every_family_exports_raw_pixels_to_probabilities(family: str, sample_root: Path, tmp_path: Path) -> None:
     pretrained = save_tiny(family, tmp_path / "pretrained")
     run_cli(["fit", *QUICK, f"--model.network.pretrained={pretrained}", f"--data.root={sample_root}",

@@ -62,10 +62,12 @@ def finest(level: str, band: str, native: dict[str, np.ndarray]) -> tuple[np.nda
     return native[band], NATIVE_RESOLUTION[band]
 
 
-def stacked_reference(folder: Path, level: str, native: dict[str, np.ndarray], offset: int, bands: list[str]) -> Path:
-    """The product's pixels as one described 10 m GeoTIFF without offset: each band's finest file enlarged
-    onto the 10 m grid whole, by GDAL's cubic spline resampling read (rasterio); DN 0 is no data, and so
-    is every pixel whose kernel reaches it (NaN in, NaN out)."""
+def stacked_reference(
+    folder: Path, level: str, native: dict[str, np.ndarray], offset: int, bands: list[str], quantification: int
+) -> Path:
+    """The product's pixels as one described 10 m GeoTIFF in EuroSAT MS's units (reflectance x 10,000, no
+    offset): each band's finest file enlarged onto the 10 m grid whole, by GDAL's cubic spline resampling
+    read (rasterio); DN 0 is no data, and so is every pixel whose kernel reaches it (NaN in, NaN out)."""
     stack = []
     for band in bands:
         pixels, _ = finest(level, band, native)
@@ -73,7 +75,7 @@ def stacked_reference(folder: Path, level: str, native: dict[str, np.ndarray], o
         with MemoryFile() as memory, memory.open(**profile, nodata=np.nan) as source:
             source.write(np.where(pixels > 0, pixels, np.nan).astype(np.float32)[None])
             out = source.read(1, out_shape=(SIZE, SIZE), resampling=Resampling.cubic_spline)
-        reflectance = np.clip(np.rint(np.nan_to_num(out) - offset), 1, 65535)
+        reflectance = np.clip(np.rint((np.nan_to_num(out) - offset) * 10_000 / quantification), 1, 65535)
         stack.append(np.where(np.isnan(out), 0, reflectance).astype(np.uint16))
     folder.mkdir(parents=True)
     path = folder / "stack.tif"
@@ -86,25 +88,26 @@ def stacked_reference(folder: Path, level: str, native: dict[str, np.ndarray], o
 
 
 @pytest.mark.parametrize(
-    ("level", "baseline", "as_zip"),
+    ("level", "baseline", "as_zip", "quantification"),
     [
-        pytest.param("L1C", "02.07", False, marks=pytest.mark.slow),
-        pytest.param("L1C", "05.09", True, marks=pytest.mark.slow),
-        ("L2A", "05.09", False),
-        pytest.param("L2A", "02.07", True, marks=pytest.mark.slow),
+        pytest.param("L1C", "02.07", False, 10_000, marks=pytest.mark.slow),
+        pytest.param("L1C", "05.09", True, 10_000, marks=pytest.mark.slow),
+        ("L2A", "05.09", False, 5_000),  # the quick suite's: an offset, and a quantification other than 10,000
+        pytest.param("L2A", "02.07", True, 10_000, marks=pytest.mark.slow),
     ],
 )
-@pytest.mark.slow  # an end-to-end run: the full suite
 def test_a_product_maps_as_its_pixels_stacked_on_the_10_m_grid(
-    level: str, baseline: str, as_zip: bool, ms12: Path, tmp_path: Path
+    level: str, baseline: str, as_zip: bool, quantification: int, ms12: Path, tmp_path: Path
 ) -> None:
-    offset = 1000 if baseline >= "04.00" else 0  # DN = reflectance x 10,000 + 1000 since baseline 04.00
-    stack = sample_product_bands(SIZE, SIZE, seed=1, offset=offset)
-    for band in stack.values():
-        band[:48, :48] = 0  # outside the swath: no data
+    offset = 1000 if baseline >= "04.00" else 0  # DN = reflectance x quantification + 1000 since baseline 04.00
+    stack = sample_product_bands(SIZE, SIZE, seed=1, offset=offset)  # at a quantification of 10,000
+    for band, pixels in stack.items():
+        stack[band] = ((pixels.astype(np.int64) - offset) * quantification // 10_000 + offset).astype(np.uint16)
+        stack[band][:48, :48] = 0  # outside the swath: no data
     native = native_bands(stack)
-    product = write_product(tmp_path / "in", native, level, baseline, as_zip=as_zip, origin=ORIGIN, blocksize=64)
-    stacked_reference(tmp_path / "stack", level, native, offset, NO_B10)
+    product = write_product(tmp_path / "in", native, level, baseline, as_zip=as_zip, origin=ORIGIN, blocksize=64,
+                            quantification=quantification)  # fmt: skip
+    stacked_reference(tmp_path / "stack", level, native, offset, NO_B10, quantification)
 
     maps = predict(ms12, product, tmp_path / "l-product")
     name = product.name.split(".")[0]
@@ -116,6 +119,7 @@ def test_a_product_maps_as_its_pixels_stacked_on_the_10_m_grid(
     assert (cells[:3, :3] == 255).all() and (cells[4:] < 3).all() and (cells[:, 4:] < 3).all()
     assert tags["product"] == name and tags["processing_level"] == level and tags["processing_baseline"] == baseline
     assert json.loads(tags["offsets_applied"]) == dict.fromkeys(NO_B10, -offset)
+    assert float(tags["quantification_value"]) == quantification
     assert json.loads(tags["bands"]) == NO_B10
     with rasterio.open(maps / f"{name}.classes.tif") as source:
         assert source.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"

@@ -1,8 +1,8 @@
 """What a user sees of a download, an extraction and the decode cache being built: tqdm's bars (bytes
 and a total) on a terminal, a few log lines when the output goes to a file.
 
-A real ``eurosat fit`` in a subprocess, its output on a pseudo-terminal or on pipes, fetching the
-sample dataset from 127.0.0.1. ``TQDM_DELAY=0`` shows these steps, which on a dataset this small end
+A real ``eurosat fit``, its output on a pseudo-terminal (in a subprocess) or not (in this process),
+fetching the sample dataset from 127.0.0.1. ``TQDM_DELAY=0`` shows these steps, which on a dataset this small end
 well within the 2 s after which a step shows its progress.
 """
 
@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import TINY_VIT, zip_dataset
+from conftest import TINY_VIT, run_cli, zip_dataset
 from tqdm import tqdm
 
 from eurosat_finetune.tools import progress
@@ -86,14 +86,20 @@ def test_a_terminal_shows_bars_with_counts_and_totals(served: tuple[str, int, in
     assert "INFO: EuroSAT_RGB.zip" not in output  # bars, not log lines
 
 
-@pytest.mark.slow  # a fresh Python process
-def test_a_log_file_gets_a_few_lines_per_step(served: tuple[str, int, int], tmp_path: Path) -> None:
+@pytest.mark.slow  # an end-to-end run: the full suite
+def test_a_log_file_gets_a_few_lines_per_step(
+    served: tuple[str, int, int], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: what decides is whether stderr is a terminal (here pytest's capture, as a pipe or a
+    file is not), which the terminal's own test needs a process for."""
     url, size, files = served
-    result = subprocess.run(fit_command(tmp_path / "data", url, tmp_path / "logs"), env=environment(),
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "\r" not in result.stderr
-    lines = result.stderr.splitlines()
+    monkeypatch.setenv("TQDM_DELAY", "0")
+    run_cli(
+        fit_command(tmp_path / "data", url, tmp_path / "logs")[3:]
+    )  # the arguments after `python -m eurosat_finetune`
+    stderr = capsys.readouterr().err
+    assert "\r" not in stderr
+    lines = stderr.splitlines()
     for step, total in [("EuroSAT_RGB.zip", f"{size / 1000:.0f}kB"), ("Extracting EuroSAT_RGB.zip", f"{files} files"),
                         ("Decoding 200 images", "200 images")]:  # fmt: skip
         progress = [line for line in lines if line.startswith(f"INFO: {step}: ")]

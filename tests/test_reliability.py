@@ -107,22 +107,24 @@ def test_checkpoint_with_other_classes_is_refused(
     assert not list(other.glob(".*"))  # refused before the images were decoded into a cache
 
 
-@pytest.mark.slow
-def test_model_that_cannot_be_loaded_offline(sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.slow  # the full suite
+def test_model_that_cannot_be_loaded_offline(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, offline_hub: Path
+) -> None:
+    """A folder that is not there, and a hub name offline with an empty cache (in this process, through
+    huggingface_hub's constants: test_backbones.py restores a model in a fresh offline process)."""
     missing = tmp_path / "no-such-model"
     message = one_line(
         cli_error(["fit", *FAST, f"--data.root={sample_root}", f"--model.network.pretrained={missing}"], capsys)
     )
     assert f"cannot load model.network.pretrained='{missing}'" in message and "save_pretrained" in message
 
-    env = {**os.environ, "HF_HOME": str(tmp_path / "empty-hf"), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "eurosat_finetune", "fit", *FAST, f"--data.root={sample_root}"]
-    command += ["--model.network.pretrained=google/vit-base-patch16-224", f"--trainer.default_root_dir={tmp_path}"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
+    command = ["fit", *FAST, f"--data.root={sample_root}", f"--trainer.default_root_dir={tmp_path}"]
+    stderr = cli_error([*command, "--model.network.pretrained=google/vit-base-patch16-224"], capsys)
+    last = one_line(stderr).strip()
     assert last.startswith("eurosat: error: cannot load model.network.pretrained='google/vit-base-patch16-224'")
-    assert "local directory" in last and "Traceback" not in result.stderr
+    assert "local directory" in last and "Traceback" not in stderr
+    assert not (offline_hub / "hub").exists()
 
 
 def test_config_typos_and_wrong_types_reach_the_user(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -20,19 +20,18 @@ from eurosat_finetune.outputs.validation_samples import WRONG, sample_grid, stra
 
 
 @pytest.mark.slow
-def test_console_script_and_module_enter_the_same_cli_with_its_help() -> None:
-    """The two ways in, each in a fresh process: the console script's help says what the command does
-    (not Lightning's generic line), and ``python -m`` reaches the same parser's subcommands."""
+def test_console_script_and_module_enter_the_same_cli_with_its_help(capsys: pytest.CaptureFixture) -> None:
+    """The console script, in a fresh process: its help says what the command does (not Lightning's generic
+    line); the subcommands are the same parser's (here in-process, as ``python -m`` is in test_cli's
+    test_python_m_enters_the_cli_in_process: a process costs 10 s of imports)."""
     script = Path(sys.executable).with_name("eurosat")
     shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "Lightning Trainer command line tool" not in shown.stdout
     assert "Fine-tune a pretrained image classifier" in shown.stdout
     assert "configs/demo.yaml" in shown.stdout and "docs/" in shown.stdout
-    module = [sys.executable, "-m", "eurosat_finetune", "fit", "--help"]
-    fit_help = subprocess.run(module, capture_output=True, text=True, timeout=120)
-    assert fit_help.returncode == 0, fit_help.stderr[-2000:]
-    assert "--data.split.seed" in fit_help.stdout and "--model.network.pretrained" in fit_help.stdout
+    fit_help = run_cli(["fit", "--help"], capsys)
+    assert "--data.split.seed" in fit_help and "--model.network.pretrained" in fit_help
 
 
 def test_stratified_pick_shows_every_class_and_the_same_images() -> None:

@@ -52,9 +52,14 @@ def _earth_sun_factor(moment: dt.datetime) -> float:
 
 
 def user_product_xml(
-    names: ProductNames, image_files: list[str], footprint: str, scl_percent: dict[str, float] | None
+    names: ProductNames,
+    image_files: list[str],
+    footprint: str,
+    scl_percent: dict[str, float] | None,
+    quantification: int = QUANTIFICATION,
 ) -> ET.Element:
-    """MTD_MSIL1C.xml or MTD_MSIL2A.xml, listing ``image_files``; L2A's quality indicators from ``scl_percent``."""
+    """MTD_MSIL1C.xml or MTD_MSIL2A.xml, listing ``image_files``, with ``quantification``; L2A's quality
+    indicators from ``scl_percent``."""
     level = names.level
     schema = f"User_Product_Level-{level[1:]}.xsd"
     root = psd_root(f"Level-{level[1:]}_User_Product", schema)
@@ -98,11 +103,11 @@ def user_product_xml(
     for channel, band_id in (("RED", 3), ("GREEN", 2), ("BLUE", 1)):
         sub_element(order, f"{channel}_CHANNEL", band_id)
     if level == "L1C":
-        sub_element(characteristics, "QUANTIFICATION_VALUE", QUANTIFICATION, unit="none")
+        sub_element(characteristics, "QUANTIFICATION_VALUE", quantification, unit="none")
         offsets, offset_tag = ("Radiometric_Offset_List", "RADIO_ADD_OFFSET")
     else:
         values = sub_element(characteristics, "QUANTIFICATION_VALUES_LIST")
-        sub_element(values, "BOA_QUANTIFICATION_VALUE", QUANTIFICATION, unit="none")
+        sub_element(values, "BOA_QUANTIFICATION_VALUE", quantification, unit="none")
         sub_element(values, "AOT_QUANTIFICATION_VALUE", "1000.0", unit="none")
         sub_element(values, "WVP_QUANTIFICATION_VALUE", "1000.0", unit="cm")
         offsets, offset_tag = ("BOA_ADD_OFFSET_VALUES_LIST", "BOA_ADD_OFFSET")

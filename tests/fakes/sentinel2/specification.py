@@ -15,7 +15,7 @@ SCL_CLASSES: tuple[str, ...] = (
 """L2A scene classification: the class of value ``i`` is ``SC_<SCL_CLASSES[i]>``."""
 
 QUANTIFICATION = 10000
-"""Reflectance = (DN + offset) / QUANTIFICATION."""
+"""Reflectance = (DN + offset) / QUANTIFICATION: the quantification of every product so far, and the default."""
 
 BASELINE_OFFSET = -1000
 """The radiometric offset of every band since processing baseline 04.00 (none before)."""

@@ -16,6 +16,7 @@ from fakes.sentinel2.image_files import ten_metre_grid, write_image_files
 from fakes.sentinel2.manifest import manifest_xml
 from fakes.sentinel2.naming import ProductNames
 from fakes.sentinel2.product_metadata import lat_lon_footprint, user_product_xml
+from fakes.sentinel2.specification import QUANTIFICATION
 from fakes.sentinel2.tile_metadata import datastrip_xml, tile_xml
 from fakes.sentinel2.xml_elements import write_xml
 
@@ -27,6 +28,7 @@ def _write_safe(
     scl: np.ndarray | None,
     origin: tuple[float, float],
     blocksize: int,
+    quantification: int,
 ) -> None:
     """Every file of the product into the (empty) folder ``safe``."""
     height, width = ten_metre_grid(native)
@@ -37,7 +39,8 @@ def _write_safe(
     image_files, scl_percent = write_image_files(safe, names, native, scl, origin, blocksize)
 
     footprint = lat_lon_footprint(names, origin, height, width)
-    write_xml(safe / f"MTD_MSI{names.level}.xml", user_product_xml(names, image_files, footprint, scl_percent))
+    product_xml = user_product_xml(names, image_files, footprint, scl_percent, quantification)
+    write_xml(safe / f"MTD_MSI{names.level}.xml", product_xml)
     write_xml(granule / "MTD_TL.xml", tile_xml(names, origin, height, width, scl_percent))
     write_xml(safe / "DATASTRIP" / names.datastrip_dir / "MTD_DS.xml", datastrip_xml(names))
     # last: the manifest lists every other file with its size and checksum
@@ -76,6 +79,7 @@ def write_product(
     sensing: str = "20230615T103031",
     origin: tuple[float, float] = (499980.0, 5400000.0),
     blocksize: int = 1024,
+    quantification: int = QUANTIFICATION,
 ) -> Path:
     """Write a Sentinel-2 ``level`` product from ``native`` (band -> uint16 DN at the band's native resolution,
     offset included) into ``root``; return its ``.SAFE`` folder, or with ``as_zip`` its ``.zip`` (no folder).
@@ -83,7 +87,9 @@ def write_product(
     L1C: every given band in ``IMG_DATA/`` plus TCI. L2A: ``IMG_DATA/R10m|R20m|R60m/`` as ESA lays them out
     (bands resampled by block means, B01 at 20 m by repetition; no B10), TCI, constant AOT and WVP, SCL
     (``scl`` at 20 m, or one from NDVI; 60 m by block mode) and the cloud/snow probability masks. Baselines from
-    04.00 list the -1000 offset of every band. Bands missing from ``native`` are not written. JPEG 2000 files are
+    04.00 list the -1000 offset of every band; the metadata gives ``quantification`` (DN per unit of reflectance:
+    10,000 in every product so far), which ``native`` must have been made with. Bands missing from ``native`` are
+    not written. JPEG 2000 files are
     lossless, tiled ``blocksize`` (at most the raster). A full 10980 x 10980 L2A product is ~1.4 GB. The product is
     built under a temporary name and renamed, so an interrupted write never leaves one that looks complete;
     an existing product of the same name is replaced."""
@@ -109,7 +115,7 @@ def write_product(
     staging = Path(tempfile.mkdtemp(prefix=f"{names.product}.SAFE.tmp", dir=root))
     try:
         with rasterio.Env(GDAL_NUM_THREADS=os.environ.get("GDAL_NUM_THREADS", "ALL_CPUS")):  # JPEG 2000 encoding
-            _write_safe(staging, names, native, scl, origin, blocksize)
+            _write_safe(staging, names, native, scl, origin, blocksize, quantification)
         if as_zip:
             target = root / f"{names.product}.zip"
             handle, partial = tempfile.mkstemp(prefix=f"{names.product}.zip.tmp", dir=root)
