@@ -297,7 +297,8 @@ def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
                "--model.weights_model=resnet18", f"--model.weights_bands={list(ESA_BANDS)}",
                f"--model.weights_mean={[0] * 13}", f"--model.weights_std={[10000] * 13}"]  # fmt: skip
     runs = f"--trainer.default_root_dir={tmp_path}"
-    run_cli(["fit", *FAST, *weights, "--model.input.size=32", "--trainer.max_epochs=2", "--export.onnx=true",
+    # the ONNX export is checked below, the resumed run's: the first run's Hugging Face export alone here
+    run_cli(["fit", *FAST, *weights, "--model.input.size=32", "--trainer.max_epochs=2",
              f"--data.root={ms_root}", "--data.bands=[B8A,B04,B08]", runs])  # fmt: skip
     run = tmp_path / "lightning_logs" / "version_0"
     best = run / "checkpoints" / "best.ckpt"
@@ -308,7 +309,8 @@ def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
     # offline: no server, no cache, the checkpoint alone
     server.stop()
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-cache"))
-    # resumed as `last` with the command that started it: the network from the checkpoint, not fetched
+    # resumed as `last` with the command that started it, and the ONNX export: the network from the checkpoint,
+    # not fetched
     run_cli(["fit", *FAST, *weights, "--model.input.size=32", "--trainer.max_epochs=3", "--export.onnx=true",
              f"--data.root={ms_root}", "--data.bands=[B8A,B04,B08]", runs, "--ckpt_path=last"])  # fmt: skip
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
