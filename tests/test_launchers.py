@@ -85,7 +85,7 @@ def test_a_process_killed_while_writing_blocks_nothing(tmp_path: Path) -> None:
     assert list(partial.glob("*/*.jpg")) and (root / LOCK_NAME).is_file()  # a half-written sample, a lock file
 
     # the next to ask (in this process, which held nothing: as a new process would) takes the lock over
-    assert DatasetSource(root, False, "", None, 20).image_folder() == root / "EuroSAT_RGB"
+    assert DatasetSource(root, synthetic_images_per_class=20).image_folder() == root / "EuroSAT_RGB"
     assert len(list((root / "EuroSAT_RGB").rglob("*.jpg"))) == 200
     assert not partial.exists()
 
