@@ -33,13 +33,18 @@ CLASSES = ["Forest", "River", "SeaLake"]
 REFLECTANCE = {"weights_mean": [0.0] * 13, "weights_std": [10_000.0] * 13}
 
 
+@functools.cache  # the same seed makes the same tensors: drawn once (0.7 s), saved by every test that asks
+def resnet18_state(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return timm.create_model("resnet18", in_chans=13, num_classes=0).state_dict()
+
+
 def state_dict_file(folder: Path, stem: str = "resnet18_sentinel2_test", seed: int = 0) -> Path:
     """A timm ResNet-18 state dict for 13 bands, saved as ``<stem>-<first 8 hex of its SHA-256>.pth``."""
-    torch.manual_seed(seed)
-    state = timm.create_model("resnet18", in_chans=13, num_classes=0).state_dict()
     folder.mkdir(parents=True, exist_ok=True)
     raw = folder / "raw.pth"
-    torch.save(state, raw)
+    torch.save(resnet18_state(seed), raw)
+    torch.manual_seed(seed)  # and what the test draws next is the same on every run, cached or not
     digest = hashlib.sha256(raw.read_bytes()).hexdigest()
     return raw.rename(folder / f"{stem}-{digest[:8]}.pth")
 
