@@ -8,6 +8,7 @@ import functools
 import hashlib
 import http.server
 import json
+import logging
 import shutil
 import threading
 import time
@@ -130,20 +131,24 @@ def test_a_download_that_does_not_match_its_hash_is_refused_and_leaves_nothing(
         from_weights(f"http://127.0.0.1:9/{wrong.name}", None)
 
 
-def test_ranks_starting_together_download_once(tmp_path: Path, torch_home: Path) -> None:
+def test_ranks_starting_together_download_once(
+    tmp_path: Path, torch_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """As the ranks of torchrun or SLURM do: both ask for the weights at once, one downloads (a slow
     server makes them overlap), the other waits for it and reads the same file. Two threads stand in for
     the two processes: the lock is flock's, held by an open file, which another file opened in the same
     process waits for as another process's would (test_launchers.py starts the processes themselves)."""
     served = state_dict_file(tmp_path / "served")
-    server = Server(served.parent, delay=2)
+    server = Server(served.parent, delay=0.5)  # long enough for the second to find the first holding the lock
     url = f"{server.url}/{served.name}"
+    caplog.set_level(logging.INFO, logger="eurosat_finetune")
     try:
         with ThreadPoolExecutor(2) as ranks:
             outputs = list(ranks.map(lambda _: downloaded(url, "model.weights"), range(2)))
     finally:
         server.stop()
     assert server.requests == [f"/{served.name}"]
+    assert sum("Waiting for another process to finish downloading" in m for m in caplog.messages) == 1
     assert outputs[0] == outputs[1] == torch_home / served.name and outputs[0].read_bytes() == served.read_bytes()
 
 
