@@ -26,8 +26,9 @@ if "huggingface_hub.constants" in sys.modules:  # imported already (by a plugin)
     sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = False
 
 # pytest-xdist's workers share the cores: each worker's torch (and each process a test starts) gets its
-# share of threads. Left at one thread a core, 2 workers on 2 cores spend about half their CPU time in
-# OpenMP's spin-waits (the quick suite: 184 s of CPU instead of 96). Read by torch when it is imported.
+# share of threads. Left at one thread a core, 2 workers on 2 cores spin in OpenMP's waits for each other's
+# cores: the quick suite took 125 s of CPU and 70 s instead of 105 s and 62 s, and 184 s of CPU where other
+# jobs shared the machine. Read by torch when it is imported.
 if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     os.environ["OMP_NUM_THREADS"] = str(max(1, cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))

@@ -5,6 +5,7 @@ processor, saved with ``save_pretrained`` as a hub checkpoint would be.
 """
 
 import csv
+import json
 import os
 import shutil
 import socket
@@ -13,6 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnx
+import onnxruntime
 import pytest
 import torch
 from conftest import FAST, REPO, cli_error, run_cli, version_dir, write_config
@@ -108,9 +112,7 @@ def test_family_fine_tunes_restores_offline_and_exports(family: str, sample_root
 
     logs = tmp_path / "logs"
     config = write_config(tmp_path / "run.yaml", sample_root, logs, max_epochs=1, limit_train_batches=3)
-    run_cli(
-        ["fit", "--config", str(config), *FAST, f"--model.network.pretrained={pretrained}", "--trainer.max_epochs=1"]
-    )
+    run_cli(["fit", "--config", str(config), *FAST, f"--model.network.pretrained={pretrained}", "--export.onnx=true"])
     run = version_dir(logs, 0)
     best = run / "checkpoints" / "best.ckpt"
     shutil.rmtree(pretrained)
@@ -141,12 +143,32 @@ def test_family_fine_tunes_restores_offline_and_exports(family: str, sample_root
     ]
     run_cli(predict)
     with open(predictions, newline="") as f:
-        rows = list(csv.DictReader(f))[:8]
+        rows = list(csv.DictReader(f))
     classify = pipeline("image-classification", model=str(run / "huggingface"), device="cpu")
-    for row in rows:
+    for row in rows[:8]:
         top = classify(Image.open(row["path"]), top_k=1)[0]
         assert top["label"] == row["predicted_class"], (row["path"], top, row)
         assert top["score"] == pytest.approx(float(row["probability"]), abs=1e-4)
+    exports_raw_pixels_to_what_predict_gave(run / "huggingface" / "model.onnx", rows[:33])
+
+
+def exports_raw_pixels_to_what_predict_gave(path: Path, rows: list[dict[str, str]]) -> None:
+    """The ONNX export takes uint8 pixels as stored, in batches of 1, 7 and 25 (33 rows), and gives the
+    probabilities `eurosat predict` wrote for them (within 1e-4); its metadata names the classes and input.
+    (test_onnx.py checks the ViT's in the quick suite, and what else the export does.)"""
+    exported = onnx.load(path)
+    metadata = {prop.key: json.loads(prop.value) for prop in exported.metadata_props}
+    assert metadata["class_names"] == list(EUROSAT_CLASSES)
+    assert metadata["input"] == {"name": "pixels", "dtype": "uint8", "shape": ["N", 3, 32, 32]}
+    session = onnxruntime.InferenceSession(path)
+    pixels = np.stack([np.asarray(Image.open(row["path"]).convert("RGB")).transpose(2, 0, 1) for row in rows])
+    start = 0
+    for size in (1, 7, 25):
+        probs = session.run(None, {"pixels": pixels[start : start + size]})[0]
+        for row, image_probs in zip(rows[start : start + size], probs, strict=True):
+            assert EUROSAT_CLASSES[int(image_probs.argmax())] == row["predicted_class"], row["path"]
+            np.testing.assert_allclose(image_probs, [float(row[name]) for name in EUROSAT_CLASSES], atol=1e-4)
+        start += size
 
 
 def test_a_size_the_model_cannot_take_is_one_line(
@@ -181,7 +203,7 @@ def test_a_checkpoint_of_version_0_1_0_restores(sample_root: Path, tmp_path: Pat
         "label"
     ]
     with torch.no_grad():
-        logits = model.eval()(torch.from_numpy(__import__("numpy").asarray(Image.open(image))).permute(2, 0, 1)[None])
+        logits = model.eval()(torch.from_numpy(np.asarray(Image.open(image))).permute(2, 0, 1)[None])
     assert label == model.class_names[int(logits.argmax())]
 
 

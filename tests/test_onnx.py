@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import FAST, TINY_VIT, cli_error, run_cli
 from PIL import Image
-from test_backbones import FAMILIES, save_tiny
+from test_backbones import save_tiny
 
 from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 
@@ -45,11 +45,10 @@ def predict_and_run_onnx(run: Path, images: list[Path], tmp_path: Path) -> None:
         start += size
 
 
-@pytest.mark.parametrize(  # the quick suite exports the ViT, the full suite every family
-    "family", [pytest.param(name, marks=[] if name == "vit" else pytest.mark.slow) for name in FAMILIES]
-)
-def test_every_family_exports_raw_pixels_to_probabilities(family: str, sample_root: Path, tmp_path: Path) -> None:
-    pretrained = save_tiny(family, tmp_path / "pretrained")
+def test_a_vit_exports_raw_pixels_to_probabilities(sample_root: Path, tmp_path: Path) -> None:
+    """The quick suite's export end to end; the full suite exports every family in test_backbones.py's
+    test_family_fine_tunes_restores_offline_and_exports, whose fit and predict it shares."""
+    pretrained = save_tiny("vit", tmp_path / "pretrained")
     run_cli(["fit", *QUICK, f"--model.network.pretrained={pretrained}", f"--data.root={sample_root}",
              f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     run = tmp_path / "lightning_logs" / "version_0"

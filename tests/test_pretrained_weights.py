@@ -8,6 +8,7 @@ import functools
 import hashlib
 import http.server
 import json
+import logging
 import shutil
 import threading
 import time
@@ -36,13 +37,18 @@ REFLECTANCE = {"mean": (0.0,) * 13, "std": (10_000.0,) * 13}
 STARTS_NEW = NetworkOptions(pretrained=None)  # the network is the weights' timm model
 
 
+@functools.cache  # the same seed makes the same tensors: drawn once (0.7 s), saved by every test that asks
+def resnet18_state(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return timm.create_model("resnet18", in_chans=13, num_classes=0).state_dict()
+
+
 def state_dict_file(folder: Path, stem: str = "resnet18_sentinel2_test", seed: int = 0) -> Path:
     """A timm ResNet-18 state dict for 13 bands, saved as ``<stem>-<first 8 hex of its SHA-256>.pth``."""
-    torch.manual_seed(seed)
-    state = timm.create_model("resnet18", in_chans=13, num_classes=0).state_dict()
     folder.mkdir(parents=True, exist_ok=True)
     raw = folder / "raw.pth"
-    torch.save(state, raw)
+    torch.save(resnet18_state(seed), raw)
+    torch.manual_seed(seed)  # and what the test draws next is the same on every run, cached or not
     digest = hashlib.sha256(raw.read_bytes()).hexdigest()
     return raw.rename(folder / f"{stem}-{digest[:8]}.pth")
 
@@ -133,20 +139,24 @@ def test_a_download_that_does_not_match_its_hash_is_refused_and_leaves_nothing(
         from_weights(f"http://127.0.0.1:9/{wrong.name}", None)
 
 
-def test_ranks_starting_together_download_once(tmp_path: Path, torch_home: Path) -> None:
+def test_ranks_starting_together_download_once(
+    tmp_path: Path, torch_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """As the ranks of torchrun or SLURM do: both ask for the weights at once, one downloads (a slow
     server makes them overlap), the other waits for it and reads the same file. Two threads stand in for
     the two processes: the lock is flock's, held by an open file, which another file opened in the same
     process waits for as another process's would (test_launchers.py starts the processes themselves)."""
     served = state_dict_file(tmp_path / "served")
-    server = Server(served.parent, delay=2)
+    server = Server(served.parent, delay=0.5)  # long enough for the second to find the first holding the lock
     url = f"{server.url}/{served.name}"
+    caplog.set_level(logging.INFO, logger="eurosat_finetune")
     try:
         with ThreadPoolExecutor(2) as ranks:
             outputs = list(ranks.map(lambda _: downloaded(url, "model.weights"), range(2)))
     finally:
         server.stop()
     assert server.requests == [f"/{served.name}"]
+    assert sum("Waiting for another process to finish downloading" in m for m in caplog.messages) == 1
     assert outputs[0] == outputs[1] == torch_home / served.name and outputs[0].read_bytes() == served.read_bytes()
 
 

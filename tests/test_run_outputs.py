@@ -52,15 +52,18 @@ def test_sample_grid_titles_and_frames() -> None:
     assert frames == [1, 3, 1] and axes[1].title.get_color() == WRONG
 
 
+EPOCHS = 2  # of the module's fit: each validates, and the best may be either
+
+
 @pytest.fixture(scope="module")
 def fitted(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """`eurosat fit` with the demo's TensorBoard logger (no default hp_metric), 3 epochs, tiny ViT."""
+    """`eurosat fit` with the demo's TensorBoard logger (no default hp_metric), 2 epochs, tiny ViT."""
     tmp = tmp_path_factory.mktemp("outputs")
     config = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp / "runs")
     config["model"] = {"network": {"pretrained": None, "architecture": {"model_type": "vit", **TINY_VIT}}}
     config["data"] = {"root": str(sample_root), "loader": {"batch_size": 16, "num_workers": 0}}
-    config["trainer"]["max_epochs"] = 3
+    config["trainer"]["max_epochs"] = EPOCHS
     (tmp / "run.yaml").write_text(yaml.safe_dump(config))
     printed = run_cli(["fit", "--config", str(tmp / "run.yaml"), *FAST[:4]], CaptureOut())
     return {"tmp": tmp, "run": tmp / "runs" / "demo" / "version_0", "printed": printed}
@@ -109,7 +112,7 @@ def test_fit_summary_names_the_best_checkpoint_and_the_command(fitted: dict) -> 
 
 def test_validation_samples_and_hparams_figures(fitted: dict) -> None:
     events = EventAccumulator(str(fitted["run"])).Reload()
-    assert len(events.Images("val/samples")) == 3  # one grid per epoch, none in the sanity check
+    assert len(events.Images("val/samples")) == EPOCHS  # one grid per epoch, none in the sanity check
     tags = events.Tags()["scalars"]
     assert "hp_metric" not in tags  # the default -1 is off
     best = torch.load(fitted["run"] / "checkpoints" / "best.ckpt", weights_only=True)
