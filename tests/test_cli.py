@@ -80,6 +80,25 @@ def test_print_config_round_trips(capsys: pytest.CaptureFixture, tmp_path: Path)
     assert run_cli(["fit", "--config", str(saved), "--print_config"], capsys) == printed
 
 
+def test_commands_in_one_process_each_parse_on_a_parser_of_their_own(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The parser is built once per process (cli/parser_once.py) and each command takes a copy: two commands
+    never share one, and a ``--print_config`` refused while parsing is not printed by the next command."""
+    from eurosat_finetune.cli.command import build_cli
+
+    data = [f"--data.root={sample_root}", *TINY_MODEL]
+    first, second = (build_cli([*data, f"--data.loader.batch_size={size}"], run=False) for size in (3, 5))
+    assert first.parser is not second.parser
+    assert (first.config.data.loader.batch_size, second.config.data.loader.batch_size) == (3, 5)
+    assert first.parser.dump(second.config) == second.parser.dump(second.config)
+
+    assert "batch_size" in cli_error(["fit", "--print_config", "--data.loader.batch_size=0"], capsys)
+    logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path}", "--trainer.fast_dev_run=true"]
+    printed = run_cli(["fit", *FAST, *TINY_MODEL, f"--data.root={sample_root}", *logs], capsys)
+    assert "seed_everything:" not in printed and "Run folder: " in printed  # it ran, printing no config
+
+
 # the quick suite parses the configs a CPU runs; the full suite every config
 QUICK_CONFIGS = {"demo.yaml", "fit.yaml", "cpu.yaml", "ms.yaml", "tiny_vit.yaml"}
 assert {path.name for path in (REPO / "configs").glob("*.yaml")} >= QUICK_CONFIGS, "a quick config was renamed"

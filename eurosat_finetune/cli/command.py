@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from eurosat_finetune import __version__, renamed_options
 from eurosat_finetune.cli import preflight
 from eurosat_finetune.cli.parser import EuroSATArgumentParser
+from eurosat_finetune.cli.parser_once import set_up_once
 from eurosat_finetune.cli.resume import (
     continue_resumed_run,
     keep_earlier_metrics,
@@ -84,8 +85,16 @@ class EuroSATCLI(LightningCLI):
     def setup_parser(
         self, add_subcommands: bool, main_kwargs: dict[str, Any], subparser_kwargs: dict[str, Any]
     ) -> None:
-        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
-        self.parser.add_argument("--version", action="version", version=f"eurosat-finetune {__version__}")
+        def set_up() -> None:
+            super(EuroSATCLI, self).setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+            self.parser.add_argument("--version", action="version", version=f"eurosat-finetune {__version__}")
+
+        # what the parser is built from: LightningCLI's arguments (the callbacks are not in the parser)
+        defaults = {key: value for key, value in self.trainer_defaults.items() if key != "callbacks"}
+        built_from = (type(self), add_subcommands, main_kwargs, subparser_kwargs, self.model_class, defaults)
+        built_from += (self.datamodule_class, self.trainer_class, self.parser_class, self.seed_everything_default)
+        built_from += (self.subclass_mode_model, self.subclass_mode_data, self.auto_configure_optimizers)
+        set_up_once(self, repr(built_from), set_up)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Check ``--ckpt_path`` before LightningCLI reads the model's options from it, and note the
