@@ -37,6 +37,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from torch.utils.data import DataLoader
 
+from eurosat_finetune.cli import main as eurosat_main
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
 from eurosat_finetune.data.scenes.windows import SceneWindows
@@ -68,6 +69,13 @@ def run(command: list[str], cwd: Path) -> float:
     if result.returncode != 0:
         raise SystemExit(result.stderr[-3000:])
     return time.perf_counter() - start
+
+
+def fitted(fit: list[str], work: Path) -> Path:
+    """``eurosat <fit>`` in this process (it is not timed: any weights map at the same speed), writing its run
+    under ``work``; the best checkpoint."""
+    eurosat_main([*fit, f"--trainer.default_root_dir={work}"])
+    return next(work.glob("lightning_logs/**/best.ckpt"))
 
 
 def tree_memory(pid: int) -> tuple[int, int]:
@@ -122,8 +130,7 @@ def product_benchmark(args: argparse.Namespace) -> dict:
         ]
         fit += [f"--data.bands=[{','.join(bands)}]", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
         fit += ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--data.loader.num_workers=0"]
-        run([*eurosat, *fit], work)
-        checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
+        checkpoint = fitted(fit, work)
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
         (scene,), _ = options.scenes_among(products, [product], [], TrainedOn(16, bands, 10.0))
         files = [scene.source.product.band_files[band][0] for band in bands]
@@ -176,12 +183,11 @@ def main(argv: list[str] | None = None) -> None:
             "fit",
             "--model.network.pretrained=null",
             f"--model.network.architecture={TINY}",
-            "--data.root=data/sample",
+            f"--data.root={work / 'sample'}",
         ]
         fit += ["--data.synthetic_images_per_class=20", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
         fit += ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--data.loader.num_workers=0"]
-        run([*eurosat, *fit], work)
-        checkpoint = next(work.glob("lightning_logs/**/best.ckpt"))
+        checkpoint = fitted(fit, work)
 
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
         scenes, _ = options.scenes_among(work / "scenes", [], [work / "scenes" / "tile.tif"], TrainedOn())

@@ -94,8 +94,9 @@ def test_commands_in_one_process_each_parse_on_a_parser_of_their_own(
     assert first.parser.dump(second.config) == second.parser.dump(second.config)
 
     assert "batch_size" in cli_error(["fit", "--print_config", "--data.loader.batch_size=0"], capsys)
-    logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path}", "--trainer.fast_dev_run=true"]
-    printed = run_cli(["fit", *FAST, *TINY_MODEL, f"--data.root={sample_root}", *logs], capsys)
+    logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path}", "--export.after_fit=false"]
+    short = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]
+    printed = run_cli(["fit", *FAST, *TINY_MODEL, f"--data.root={sample_root}", *logs, *short], capsys)
     assert "seed_everything:" not in printed and "Run folder: " in printed  # it ran, printing no config
 
 

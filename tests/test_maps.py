@@ -5,8 +5,6 @@ import io
 import json
 import shutil
 import socket
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -229,31 +227,6 @@ def test_bad_scenes_are_refused_or_listed(checkpoint: Path, tmp_path: Path, caps
     assert refused(mixed, maps) == (
         f"eurosat: error: {run / 'maps'} already holds files; choose another --maps.dirpath or move them"
     )
-
-
-@pytest.mark.slow
-def test_maps_on_two_processes_equal_one(checkpoint: Path, tmp_path: Path) -> None:
-    """Under DDP each process maps its share of the windows; rank 0 adds them up (Lightning's spawner)."""
-    pixels = np.random.default_rng(4).integers(0, 256, (3, 80, 112), dtype=np.uint8)
-    (tmp_path / "scenes").mkdir()
-    write_raster(tmp_path / "scenes" / "s.tif", pixels)
-    common = [f"--ckpt_path={checkpoint}", f"--data.predict_root={tmp_path / 'scenes'}", "--data.maps.stride=16"]
-    common += [
-        "--maps.probabilities=true",
-        "--data.loader.num_workers=0",
-        "--data.loader.batch_size=4",
-        "--trainer.accelerator=cpu",
-    ]
-    common += ["--trainer.enable_progress_bar=false", "--trainer.logger=CSVLogger"]
-    ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", f"--trainer.logger.save_dir={tmp_path / 'ddp'}"]
-    command = [sys.executable, "-m", "eurosat_finetune", "predict", *common, *ddp]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_cli(["predict", *common, f"--trainer.logger.save_dir={tmp_path / 'single'}"])
-    maps = [version_dir(tmp_path / name, 0) / "maps" for name in ("ddp", "single")]
-    with rasterio.open(maps[0] / "s.probabilities.tif") as two, rasterio.open(maps[1] / "s.probabilities.tif") as one:
-        assert two.read() == pytest.approx(one.read(), abs=1e-6)
-    assert sorted(p.name for p in maps[0].iterdir()) == sorted(p.name for p in maps[1].iterdir())  # no parts left
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite

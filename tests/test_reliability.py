@@ -332,8 +332,9 @@ def tensorboard_scalars(run: Path, tag: str) -> list[float]:
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_counts_every_image_once(sample_root: Path, tmp_path: Path) -> None:
-    """Fit, test and predict on 2 CPU processes with val and test sets of 21 images (odd, and uneven
-    batches: 11 + 10 images in batches of 5): the metrics equal one process's, nothing counts twice."""
+    """Test and predict on 2 CPU processes (Lightning's spawner) with a test set of 21 images (odd, and uneven
+    batches: 11 + 10 images in batches of 5): the metrics equal one process's, nothing counts twice.
+    (Validation logs its metrics as testing does; test_launchers.py fits on two ranks, under torchrun.)"""
     data = [f"--data.root={sample_root}", "--data.split.val_fraction=0.105", "--data.split.test_fraction=0.105"]
     data += ["--data.loader.num_workers=0", "--data.loader.batch_size=5"]
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
@@ -341,11 +342,11 @@ def test_ddp_on_two_cpu_processes_counts_every_image_once(sample_root: Path, tmp
     def logged(name: str) -> list[str]:
         return ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path / name}", *data, *quiet]
 
+    run_cli(["fit", "--trainer.accelerator=cpu", "--trainer.max_epochs=1", *TINY_MODEL, *logged("single")])
+    best = version_dir(tmp_path / "single", 0) / "checkpoints" / "best.ckpt"
     ddp = ["--config", str(REPO / "configs" / "ddp.yaml"), "--trainer.accelerator=cpu", "--trainer.devices=2"]
-    best = version_dir(tmp_path / "ddp", 0) / "checkpoints" / "best.ckpt"
     predictions = tmp_path / "predictions.csv"
     for args in (
-        ["fit", "--trainer.max_epochs=1", *TINY_MODEL],
         ["test", "--ckpt_path", str(best)],
         ["predict", "--ckpt_path", str(best), f"--predictions.output={predictions}"],
     ):
@@ -353,20 +354,16 @@ def test_ddp_on_two_cpu_processes_counts_every_image_once(sample_root: Path, tmp
         result = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted((tmp_path / "ddp" / "lightning_logs").iterdir())
-    assert [d.name for d in runs] == ["version_0", "version_1", "version_2"]  # rank 1 wrote no run folders
-    assert (runs[1] / "confusion_matrix.png").is_file() and (runs[0] / "huggingface").is_dir()
+    assert [d.name for d in runs] == ["version_0", "version_1"]  # rank 1 wrote no run folders
+    assert (runs[0] / "confusion_matrix.png").is_file()
 
-    run_cli(["validate", "--trainer.accelerator=cpu", "--ckpt_path", str(best), *logged("single")])
     run_cli(["test", "--trainer.accelerator=cpu", "--ckpt_path", str(best), *logged("single")])
-    fit, test = read_metrics(runs[0]), read_metrics(runs[1])
-    single_val, single_test = (read_metrics(version_dir(tmp_path / "single", n)) for n in (0, 1))
+    test, single_test = read_metrics(runs[0]), read_metrics(version_dir(tmp_path / "single", 1))
     test_keys = [key for key in single_test if key.startswith("test_")]
     assert len(test_keys) == 4 + 10  # loss, acc, macro_acc, macro_f1 and a per-class accuracy per class
     for key in test_keys:
         assert test[key] == pytest.approx(single_test[key], rel=1e-6, abs=1e-7), key
-    for key in ("val_loss", "val_acc", "val_macro_acc", "val_macro_f1"):
-        assert fit[key] == pytest.approx(single_val[key], rel=1e-6, abs=1e-7), key
-    report = json.loads((runs[1] / "classification_report.json").read_text())
+    report = json.loads((runs[0] / "classification_report.json").read_text())
     assert report["macro avg"]["support"] == 21  # the confusion matrix counts each test image once
 
     with open(predictions, newline="") as f:
