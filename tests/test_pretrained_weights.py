@@ -303,9 +303,9 @@ def test_fit_test_predict_and_export_from_served_weights_then_restore_offline(
 ) -> None:
     served = state_dict_file(tmp_path / "served")
     server = Server(served.parent)
-    weights = [f"--model.weights={server.url}/{served.name}", "--model.network.pretrained=null",
-               "--model.weights_model=resnet18", f"--model.weights_bands={list(ESA_BANDS)}",
-               f"--model.weights_mean={[0] * 13}", f"--model.weights_std={[10000] * 13}"]  # fmt: skip
+    spec = {"location": f"{server.url}/{served.name}", "timm_model": "resnet18", "bands": list(ESA_BANDS),
+            "mean": [0] * 13, "std": [10000] * 13}  # fmt: skip
+    weights = [f"--model.weights={json.dumps(spec)}", "--model.network.pretrained=null"]
     runs = f"--trainer.default_root_dir={tmp_path}"
     # the ONNX export is checked below, the resumed run's: the first run's Hugging Face export alone here
     run_cli(["fit", *FAST, *weights, "--model.input.size=32", "--trainer.max_epochs=2",
