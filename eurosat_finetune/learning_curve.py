@@ -15,7 +15,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from eurosat_finetune.cli import build_cli
+from eurosat_finetune.cli import build_cli, show_progress_messages
 
 DEFAULT_SIZES = ("10", "32", "100", "320", "1000", "3200", "all")
 
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     parser.add_argument("--out", type=Path, default=Path("runs/learning_curve"), help="output folder")
     parser.add_argument("--title", default="EuroSAT RGB: test accuracy vs training images")
     args, cli_args = parser.parse_known_args(argv)
+    show_progress_messages()  # as `eurosat` does: its progress, and a warning for each old option name
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / "learning_curve.csv"
     if csv_path.exists():

@@ -6,6 +6,7 @@ import math
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -84,8 +85,11 @@ def test_commands_in_one_process_each_parse_on_a_parser_of_their_own(
     sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """The parser is built once per process (cli/parser_once.py) and each command takes a copy: two commands
-    never share one, and a ``--print_config`` refused while parsing is not printed by the next command."""
-    from eurosat_finetune.cli.command import build_cli
+    never share one, a ``--print_config`` refused while parsing is not printed by a later command, and a
+    CLI class defined again (a notebook's cell run twice) gets a parser of its own."""
+    from eurosat_finetune.cli.command import EuroSATCLI, build_cli
+    from eurosat_finetune.data.datamodule import EuroSATDataModule
+    from eurosat_finetune.model import ImageClassifier
 
     data = [f"--data.root={sample_root}", *TINY_MODEL]
     first, second = (build_cli([*data, f"--data.loader.batch_size={size}"], run=False) for size in (3, 5))
@@ -93,11 +97,24 @@ def test_commands_in_one_process_each_parse_on_a_parser_of_their_own(
     assert (first.config.data.loader.batch_size, second.config.data.loader.batch_size) == (3, 5)
     assert first.parser.dump(second.config) == second.parser.dump(second.config)
 
+    assert "batch_size: 32" in run_cli(["fit", "--print_config"], capsys)  # the parser is built by now
     assert "batch_size" in cli_error(["fit", "--print_config", "--data.loader.batch_size=0"], capsys)
     logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path}", "--export.after_fit=false"]
     short = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]
     printed = run_cli(["fit", *FAST, *TINY_MODEL, f"--data.root={sample_root}", *logs, *short], capsys)
     assert "seed_everything:" not in printed and "Run folder: " in printed  # it ran, printing no config
+
+    def defined(note: str) -> type[EuroSATCLI]:
+        class NotebookCLI(EuroSATCLI):  # the same name each time, as a cell run again defines it
+            def add_arguments_to_parser(self, parser: Any) -> None:
+                super().add_arguments_to_parser(parser)
+                parser.add_argument("--note", default=note)
+
+        return NotebookCLI
+
+    for note in ("first", "second"):
+        cli = defined(note)(ImageClassifier, EuroSATDataModule, args=data, run=False)
+        assert cli.config.note == note
 
 
 # the quick suite parses the configs a CPU runs; the full suite every config

@@ -231,5 +231,6 @@ def test_real_eurosat_rgb_through_the_download_path(tmp_path: Path, serve_dir) -
     assert listing.class_names == list(EUROSAT_CLASSES) == sorted(listing.class_names)
     assert Counter(listing.labels)[listing.class_names.index("Pasture")] == 2000
     assert (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)) == (18_900, 2_700, 5_400)
-    image, _ = dm.test_dataset[0]
-    assert image.shape == (3, 64, 64) and image.dtype == torch.uint8
+    for index in range(0, 5_400, 54):  # 100 images spread over the test split (ordered by class): every class
+        image, _ = dm.test_dataset[index]
+        assert image.shape == (3, 64, 64) and image.dtype == torch.uint8

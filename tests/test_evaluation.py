@@ -4,6 +4,7 @@ import csv
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.data.patches.split_choice import SplitChoice
 from eurosat_finetune.data.patches.splits import stratified_split
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.renamed_options import RenamedOptionWarning
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +201,8 @@ def test_learning_curve_drives_the_cli(sample_root: Path, tmp_path: Path) -> Non
     configs = ["--config", str(REPO / "configs" / "fit.yaml"), "--config", str(REPO / "configs" / "tiny_vit.yaml")]
     data = [f"--data.root={sample_root}", *FAST]
     rows = learning_curve.main(["--sizes", "10", "all", "--out", str(out), *configs, *data])
+    # its old option names are warned about where users see them, as by `eurosat` (Python hides DeprecationWarnings)
+    assert ("default", None, RenamedOptionWarning, None, 0) in warnings.filters
     with open(out / "learning_curve.csv") as f:
         written = list(csv.DictReader(f))
     assert [int(r["train_images"]) for r in written] == [10, 140] == [r["train_images"] for r in rows]

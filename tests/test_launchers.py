@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, zip_dataset
+from conftest import REPO, read_metrics, run_cli, zip_dataset
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from eurosat_finetune.data.patches.source import LOCK_NAME, DatasetSource
 from eurosat_finetune.data.patches.synthetic import SAMPLE_TMP_NAME
@@ -62,6 +63,16 @@ def test_torchrun_downloads_once(sample_root: Path, tmp_path: Path, serve_dir) -
     assert [p.name for p in runs.iterdir()] == ["version_0"]  # rank 1 made no run folder of its own
     assert sorted(p.name for p in (runs / "version_0" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert (runs / "version_0" / "huggingface" / "config.json").is_file()
+
+    # the validation the two ranks logged (20 images, 10 a rank) is what one process gives for the checkpoint
+    best = runs / "version_0" / "checkpoints" / "best.ckpt"
+    single = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path / 'single'}", f"--ckpt_path={best}"]
+    run_cli(["validate", *configs, f"--data.root={data}", "--trainer.accelerator=cpu", *QUICK, *single])
+    validated = read_metrics(next((tmp_path / "single").rglob("metrics.csv")).parent)
+    events = EventAccumulator(str(runs / "version_0")).Reload()
+    for key in ("val_loss", "val_acc", "val_macro_acc", "val_macro_f1"):
+        (logged,) = events.Scalars(key)  # one epoch
+        assert logged.value == pytest.approx(validated[key], rel=1e-6, abs=1e-7), key
 
 
 PROVIDE = """

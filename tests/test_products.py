@@ -332,8 +332,8 @@ sys.exit(main())
 @pytest.mark.slow
 def test_two_processes_with_two_workers_each_decode_a_product_about_once(ms12: Path, tmp_path: Path) -> None:
     """Under DDP (Lightning's spawner, 2 processes) with 2 DataLoader workers each, every window is read by
-    exactly one process and worker, the band files' pixels decoded in all add up to about one decode, and
-    the map rank 0 adds up from the processes' shares is the one a single process makes."""
+    exactly one process and worker, and the band files' pixels decoded in all add up to about one decode.
+    (test_reliability.py's DDP test compares a map of overlapping windows with one process's.)"""
     import subprocess
     import sys
     from collections import Counter
@@ -347,7 +347,7 @@ def test_two_processes_with_two_workers_each_decode_a_product_about_once(ms12: P
                "--data.loader.num_workers=2",
                f"--data.predict_root={product}", "--trainer.accelerator=cpu", "--trainer.strategy=ddp",
                "--trainer.devices=2", "--data.loader.batch_size=256", "--trainer.enable_progress_bar=false",
-               f"--trainer.default_root_dir={tmp_path}", "--maps.probabilities=true"]  # fmt: skip
+               f"--trainer.default_root_dir={tmp_path}"]  # fmt: skip
     env = {**__import__("os").environ, "SPY_DIR": str(tmp_path / "spy")}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -372,11 +372,6 @@ def test_two_processes_with_two_workers_each_decode_a_product_about_once(ms12: P
     assert sum(decoded.values()) <= 1.3 * sum(pixels.values())  # 20 m files: one tile row more per reader boundary
     maps = next(tmp_path.glob("lightning_logs/version_*/maps"))
     assert (classes_and_tags(next(maps.glob("*.classes.tif")))[0] < 3).all()
-    single = predict(ms12, product, tmp_path / "single", "--maps.probabilities=true", "--data.loader.batch_size=256")
-    assert sorted(p.name for p in maps.iterdir()) == sorted(p.name for p in single.iterdir())  # no parts left
-    (two,), (one,) = maps.glob("*.probabilities.tif"), single.glob("*.probabilities.tif")
-    with rasterio.open(two) as two, rasterio.open(one) as one:
-        assert two.read() == pytest.approx(one.read(), abs=1e-6)
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite

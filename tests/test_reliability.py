@@ -9,10 +9,13 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 import torch
 import yaml
 from conftest import FAST, REPO, TINY_VIT, cli_error, read_metrics, run_cli, version_dir, write_config
+from rasterio.transform import from_origin
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -332,9 +335,10 @@ def tensorboard_scalars(run: Path, tag: str) -> list[float]:
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_counts_every_image_once(sample_root: Path, tmp_path: Path) -> None:
-    """Test and predict on 2 CPU processes (Lightning's spawner) with a test set of 21 images (odd, and uneven
-    batches: 11 + 10 images in batches of 5): the metrics equal one process's, nothing counts twice.
-    (Validation logs its metrics as testing does; test_launchers.py fits on two ranks, under torchrun.)"""
+    """Test and predict on 2 CPU processes (Lightning's spawner): the test metrics of 21 images (odd, and
+    uneven batches: 11 + 10 images in batches of 5) equal one process's; new images are each classified once
+    and a scene's map, of overlapping windows and an edge no window fits, is the one a single process makes.
+    (test_launchers.py fits on two ranks under torchrun and compares their validation with one process's.)"""
     data = [f"--data.root={sample_root}", "--data.split.val_fraction=0.105", "--data.split.test_fraction=0.105"]
     data += ["--data.loader.num_workers=0", "--data.loader.batch_size=5"]
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
@@ -344,11 +348,20 @@ def test_ddp_on_two_cpu_processes_counts_every_image_once(sample_root: Path, tmp
 
     run_cli(["fit", "--trainer.accelerator=cpu", "--trainer.max_epochs=1", *TINY_MODEL, *logged("single")])
     best = version_dir(tmp_path / "single", 0) / "checkpoints" / "best.ckpt"
+    new = tmp_path / "new"
+    new.mkdir()
+    for image in sorted((sample_root / "EuroSAT_RGB").rglob("*.jpg"))[::9][:21]:
+        shutil.copy(image, new / f"{image.parent.name}_{image.name}")
+    pixels = np.random.default_rng(4).integers(0, 256, (3, 80, 112), dtype=np.uint8)  # 2.5 x 3.5 windows
+    profile = {"driver": "GTiff", "height": 80, "width": 112, "count": 3, "dtype": "uint8", "crs": "EPSG:32632"}
+    with rasterio.open(new / "s.tif", "w", transform=from_origin(500_000, 5_000_000, 10, 10), **profile) as dst:
+        dst.write(pixels)
+    scenes = [f"--data.predict_root={new}", "--data.maps.stride=16", "--maps.probabilities=true"]
+
     ddp = ["--config", str(REPO / "configs" / "ddp.yaml"), "--trainer.accelerator=cpu", "--trainer.devices=2"]
-    predictions = tmp_path / "predictions.csv"
     for args in (
         ["test", "--ckpt_path", str(best)],
-        ["predict", "--ckpt_path", str(best), f"--predictions.output={predictions}"],
+        ["predict", "--ckpt_path", str(best), *scenes, f"--predictions.output={tmp_path / 'ddp.csv'}"],
     ):
         command = [sys.executable, "-m", "eurosat_finetune", *args, *ddp, *logged("ddp")]
         result = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
@@ -366,6 +379,17 @@ def test_ddp_on_two_cpu_processes_counts_every_image_once(sample_root: Path, tmp
     report = json.loads((runs[0] / "classification_report.json").read_text())
     assert report["macro avg"]["support"] == 21  # the confusion matrix counts each test image once
 
-    with open(predictions, newline="") as f:
-        paths = [row["path"] for row in csv.DictReader(f)]
-    assert len(paths) == len(set(paths)) == 21
+    predict = ["predict", "--trainer.accelerator=cpu", "--ckpt_path", str(best), *scenes, *logged("single")]
+    run_cli([*predict, f"--predictions.output={tmp_path / 'single.csv'}"])
+    rows = {
+        name: sorted(csv.DictReader((tmp_path / f"{name}.csv").read_text().splitlines()), key=lambda r: r["path"])
+        for name in ("ddp", "single")
+    }
+    assert len(rows["ddp"]) == len({row["path"] for row in rows["ddp"]}) == 21
+    for two, one in zip(rows["ddp"], rows["single"], strict=True):
+        assert two["path"] == one["path"] and two["predicted_class"] == one["predicted_class"]
+        assert float(two["probability"]) == pytest.approx(float(one["probability"]), abs=1e-6)
+    maps = [runs[1] / "maps", version_dir(tmp_path / "single", 2) / "maps"]
+    with rasterio.open(maps[0] / "s.probabilities.tif") as two, rasterio.open(maps[1] / "s.probabilities.tif") as one:
+        assert two.read() == pytest.approx(one.read(), abs=1e-6)
+    assert sorted(p.name for p in maps[0].iterdir()) == sorted(p.name for p in maps[1].iterdir())  # no parts left

@@ -21,15 +21,23 @@ from eurosat_finetune.outputs.validation_samples import WRONG, sample_grid, stra
 
 @pytest.mark.slow
 def test_console_script_and_module_enter_the_same_cli_with_its_help(capsys: pytest.CaptureFixture) -> None:
-    """The console script, in a fresh process: its help says what the command does (not Lightning's generic
-    line); the subcommands are the same parser's (here in-process, as ``python -m`` is in test_cli's
-    test_python_m_enters_the_cli_in_process: a process costs 10 s of imports)."""
+    """The console script, in a fresh process (where Python hides DeprecationWarnings): a documented command
+    line with an option's old name runs, with one line saying its new name. The help says what the command
+    does (not Lightning's generic line), in-process as ``python -m`` is in test_cli's
+    test_python_m_enters_the_cli_in_process (a process costs 10 s of imports)."""
     script = Path(sys.executable).with_name("eurosat")
-    shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    command = [str(script), "fit", "--config", str(REPO / "configs" / "demo.yaml"), "--data.batch_size", "8"]
+    shown = subprocess.run([*command, "--print_config"], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-2000:]
-    assert "Lightning Trainer command line tool" not in shown.stdout
-    assert "Fine-tune a pretrained image classifier" in shown.stdout
-    assert "configs/demo.yaml" in shown.stdout and "docs/" in shown.stdout
+    assert yaml.safe_load(shown.stdout)["data"]["loader"]["batch_size"] == 8
+    warned = [line for line in shown.stderr.splitlines() if "warning" in line.lower()]
+    assert len(warned) == 1 and warned[0].startswith(
+        "eurosat: warning: data.batch_size is now data.loader.batch_size;"
+    ), shown.stderr
+    top_help = run_cli(["--help"], capsys)
+    assert "Lightning Trainer command line tool" not in top_help
+    assert "Fine-tune a pretrained image classifier" in top_help
+    assert "configs/demo.yaml" in top_help and "docs/" in top_help
     fit_help = run_cli(["fit", "--help"], capsys)
     assert "--data.split.seed" in fit_help and "--model.network.pretrained" in fit_help
 

@@ -4,6 +4,7 @@ extended through its public hooks only (``add_arguments_to_parser``, ``parse_arg
 ``trainer_defaults``, ``parser_kwargs``, ``save_config_kwargs``)."""
 
 import logging
+import os
 import sys
 import warnings
 from typing import Any
@@ -89,12 +90,15 @@ class EuroSATCLI(LightningCLI):
             super(EuroSATCLI, self).setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
             self.parser.add_argument("--version", action="version", version=f"eurosat-finetune {__version__}")
 
-        # what the parser is built from: LightningCLI's arguments (the callbacks are not in the parser)
+        # what the parser is built from: the classes themselves (one redefined in a notebook is another
+        # class), LightningCLI's other arguments (the callbacks are not in the parser) and jsonargparse's
+        # environment variables, read when a parser is made
+        classes = (type(self), self.model_class, self.datamodule_class, self.trainer_class, self.parser_class)
         defaults = {key: value for key, value in self.trainer_defaults.items() if key != "callbacks"}
-        built_from = (type(self), add_subcommands, main_kwargs, subparser_kwargs, self.model_class, defaults)
-        built_from += (self.datamodule_class, self.trainer_class, self.parser_class, self.seed_everything_default)
-        built_from += (self.subclass_mode_model, self.subclass_mode_data, self.auto_configure_optimizers)
-        set_up_once(self, repr(built_from), set_up)
+        options = (add_subcommands, main_kwargs, subparser_kwargs, defaults, self.seed_everything_default)
+        options += (self.subclass_mode_model, self.subclass_mode_data, self.auto_configure_optimizers)
+        environment = sorted((key, value) for key, value in os.environ.items() if key.startswith("JSONARGPARSE_"))
+        set_up_once(self, (classes, repr(options), tuple(environment)), set_up)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Check ``--ckpt_path`` before LightningCLI reads the model's options from it, and note the

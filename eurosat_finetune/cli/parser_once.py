@@ -4,7 +4,8 @@ Building LightningCLI's parser reads every class signature: about 0.4 s on 2 CPU
 and often longer than the rest of a short command. Commands run from Python in one process (a notebook, the
 learning curve's points, the tests) build it once; each later command gets a deep copy (about 20 ms), so
 nothing a command leaves on its parser reaches the next (jsonargparse keeps a ``--print_config`` request on
-the parser until it prints, and a command refused while parsing never prints it).
+the parser until it prints, and a command refused while parsing never prints it). A parser is reused only
+for the same classes (a class redefined in a notebook is a new one) and jsonargparse settings.
 """
 
 import copy
