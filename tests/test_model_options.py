@@ -3,7 +3,9 @@ names they had before the groups (command lines, configs, checkpoints) translate
 
 import csv
 import json
+import re
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from conftest import FAST, REPO, TINY_VIT, cli_error, run_cli, version_dir, writ
 from PIL import Image
 
 from eurosat_finetune.data.patches.synthetic import EUROSAT_CLASSES
+from eurosat_finetune.errors import ConfigError
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.model.options import LossOptions, NetworkOptions, OptimizationOptions
 from eurosat_finetune.renamed_options import RENAMED, RenamedOptionWarning, renamed_section
@@ -64,16 +67,19 @@ def test_a_bad_value_is_refused_when_parsed_in_one_line(
     assert message.endswith("(see eurosat fit --help)\n")
 
 
-def test_a_negative_learning_rate_is_one_line_before_the_network_is_built(
-    sample_root: Path, capsys: pytest.CaptureFixture
+def test_a_negative_learning_rate_is_one_line_before_anything_is_built(
+    tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """The optimizer's arguments are Lightning's OptimizerCallable, taken as given by the parser: the module
-    refuses a negative rate when it is built, before its network (the default ViT-B/16 would be downloaded)."""
-    args = ["fit", *FAST, f"--data.root={sample_root}", "--model.optimizer=AdamW", "--model.optimizer.lr=-0.1"]
-    message = cli_error(args, capsys)
-    assert message == (
-        "eurosat: error: model.optimizer.lr=-0.1 is negative: give a learning rate of 0 or more (e.g. 1e-4)\n"
-    )
+    """The optimizer's arguments are Lightning's OptimizerCallable, taken as given by the parser: the command
+    refuses a negative rate before the data is provided (here the synthetic sample would be written) or the
+    network built (the default ViT-B/16 would be downloaded); the module, built from Python, refuses it too."""
+    data = [f"--data.root={tmp_path / 'data'}", "--data.synthetic_images_per_class=5"]
+    message = cli_error(["fit", *FAST, *data, "--model.optimizer=AdamW", "--model.optimizer.lr=-0.1"], capsys)
+    said = "model.optimizer.lr=-0.1 is negative: give a learning rate of 0 or more (e.g. 1e-4)"
+    assert message == f"eurosat: error: {said}\n"
+    assert not (tmp_path / "data").exists()
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        ImageClassifier(list(EUROSAT_CLASSES), optimizer=partial(torch.optim.AdamW, lr=-0.1))
 
 
 def test_an_architecture_with_a_pretrained_network_is_one_line(

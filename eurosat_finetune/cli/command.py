@@ -30,6 +30,7 @@ from eurosat_finetune.cli.run_claim import claim_run_folders, release_unused_cla
 from eurosat_finetune.data.datamodule import EuroSATDataModule
 from eurosat_finetune.errors import UserError
 from eurosat_finetune.model import ImageClassifier
+from eurosat_finetune.model.optimization import refuse_negative_learning_rate
 from eurosat_finetune.outputs.huggingface_export import HuggingFaceExport
 from eurosat_finetune.outputs.land_cover_maps import LandCoverMaps
 from eurosat_finetune.outputs.predictions_csv import PredictionWriter
@@ -137,6 +138,11 @@ class EuroSATCLI(LightningCLI):
         :mod:`.run_claim`)."""
         renamed_options.warned_in_command = None  # the command's options are all parsed
         config = self.command_config(self.config)
+        # before the data is provided: the model, built after it (it takes the data's class names), would refuse
+        # it only then
+        optimizer = config.model.get("optimizer")
+        if isinstance(optimizer, Namespace) and isinstance(optimizer.get("init_args"), Namespace):
+            refuse_negative_learning_rate(optimizer.init_args.get("lr"))
         for key, value in self.evaluation_options.items():
             config.model[key] = value
         self.checkpoint_bands(config)

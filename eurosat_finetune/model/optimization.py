@@ -41,15 +41,20 @@ def learning_rate_of(optimizer_factory: Callable) -> float | None:
     return lr if isinstance(lr, int | float) else None
 
 
+def refuse_negative_learning_rate(lr: object) -> None:
+    """A negative ``model.optimizer.lr`` in one line (the command checks its config with this before anything is
+    built; the module, built from Python, when it is)."""
+    if isinstance(lr, int | float) and lr < 0:
+        raise ConfigError(f"model.optimizer.lr={lr} is negative: give a learning rate of 0 or more (e.g. 1e-4)")
+
+
 def check_options(
     optimizer_factory: Callable, scheduler_factory: Callable | None, options: OptimizationOptions
 ) -> None:
     """Refuse in one line, before the network is built: a negative learning rate (the optimizer's arguments are
     Lightning's OptimizerCallable, which the parser takes as they are), or a warmup handing over to a scheduler
     that steps per epoch."""
-    lr = learning_rate_of(optimizer_factory)
-    if lr is not None and lr < 0:
-        raise ConfigError(f"model.optimizer.lr={lr} is negative: give a learning rate of 0 or more (e.g. 1e-4)")
+    refuse_negative_learning_rate(learning_rate_of(optimizer_factory))
     if options.warmup_steps > 0 and scheduler_factory is not None and options.scheduler_interval != "step":
         raise ConfigError(WARMUP_NEEDS_STEPS)
 
