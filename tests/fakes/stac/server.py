@@ -55,7 +55,7 @@ class StacServer:
         handler = type("Handler", (_Handler,), {"stac": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()  # quick to shut down
 
     def file_url(self, relative: str) -> str:
         return f"{self.url}/{FILES}/{relative}"
