@@ -33,10 +33,21 @@ def write_cog(path: Path, pixels: np.ndarray, resolution: float, origin: tuple[f
     return path
 
 
+# a lake's surface reflectance x 10,000 per band (clear water: some blue and green, next to no infrared)
+WATER = {"B01": 350, "B02": 450, "B03": 380, "B04": 200, "B05": 150, "B06": 80, "B07": 70, "B08": 60, "B8A": 50,
+         "B09": 30, "B10": 5, "B11": 20, "B12": 15}  # fmt: skip
+LAKE = (slice(120, 168), slice(24, 96))  # rows and columns of the 10 m grid: 9 % of the scene
+
+
 def scene_pixels(seed: int, offset: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """A scene's L2A bands at their native resolutions, as reflectance x 10,000 (never below 1) and as its
-    files hold them, ``offset`` (0 or 1000) added: what a correct reader must turn back into the first."""
-    reflectance = native_bands({b: p for b, p in sample_product_bands(SIZE, SIZE, seed, offset=0).items()})
+    files hold them, ``offset`` (0 or 1000) added: what a correct reader must turn back into the first. A
+    lake (``LAKE``) is the dark surface that shows whether the files hold the offset."""
+    stack = sample_product_bands(SIZE, SIZE, seed, offset=0)
+    noise = np.random.default_rng([seed, 39]).integers(0, 30, stack["B02"][LAKE].shape)
+    for band, value in WATER.items():
+        stack[band][LAKE] = value + noise
+    reflectance = native_bands(stack)
     reflectance = {band: pixels for band, pixels in reflectance.items() if band in L2A_BANDS}
     stored = {band: (pixels + offset).astype(np.uint16) for band, pixels in reflectance.items()}
     return reflectance, stored
