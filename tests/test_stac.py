@@ -3,6 +3,7 @@ served by a STAC API on 127.0.0.1, mapped as their pixels stacked on the 10 m gr
 
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -146,7 +147,7 @@ def test_items_searches_and_item_collections_are_read_with_pystac(
     publish(server, "earth-search", 3, 0, boa_offset_applied=True, date="20230710")
     item = load_items(first)
     assert [i.id for i in item.items] == ["S2A_32UMU_20230615_0_L2A"] and item.bbox is None
-    assert {v: __import__("os").environ[v] for v in HTTP_DEFAULTS} == HTTP_DEFAULTS | {"GDAL_HTTP_MAX_RETRY": "7"}
+    assert {v: os.environ[v] for v in HTTP_DEFAULTS} == HTTP_DEFAULTS | {"GDAL_HTTP_MAX_RETRY": "7"}
     west, south, east, north = lon_lat_bbox()
     bbox = f"{west + 0.005},{south + 0.005},{east - 0.005},{north - 0.005}"
     june = load_items(f"{server.url}/search?collections=sentinel-2-l2a&bbox={bbox}&datetime=2023-06-01/2023-06-30")
@@ -257,7 +258,7 @@ def test_each_catalogues_item_maps_as_its_pixels_stacked_without_offset(
 @pytest.mark.slow  # end-to-end runs: the full suite
 def test_a_search_and_an_item_collection_map_each_item(ms12: Path, server: StacServer, tmp_path: Path) -> None:
     """A search with a bbox: one map per item, of the bbox alone; the same items saved as an
-    ItemCollection file: one map per item, of the whole scene."""
+    ItemCollection file: one map per item, of the whole scene, read by two DataLoader workers."""
     urls = [publish(server, "earth-search", 1, 0, boa_offset_applied=True)[0]]
     urls.append(publish(server, "planetary-computer", 2, 1000, sensing="20230620T103031")[0])
     west, south, east, north = lon_lat_bbox()
@@ -275,7 +276,7 @@ def test_a_search_and_an_item_collection_map_each_item(ms12: Path, server: StacS
     saved = tmp_path / "items.json"
     items = load_items(search).items
     saved.write_text(json.dumps({"type": "FeatureCollection", "features": [item.to_dict() for item in items]}))
-    whole = predict(ms12, saved, tmp_path / "l-collection")
+    whole = predict(ms12, saved, tmp_path / "l-collection", "--data.loader.num_workers=2")  # read in workers
     for name in names:
         with rasterio.open(whole / name) as source:
             assert source.shape == (SIZE // 16, SIZE // 16) and "area_bbox" not in source.tags()
