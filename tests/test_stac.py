@@ -87,7 +87,9 @@ def test_bands_are_found_by_name_in_each_catalogues_layout(tmp_path: Path) -> No
         band_assets(only_copies, ["B04"])
 
 
-def test_the_offset_is_decided_by_the_metadata_and_checked_against_the_pixels(tmp_path: Path, caplog) -> None:
+def test_the_offset_is_decided_by_the_metadata_and_checked_against_the_pixels(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Earth Search's flag, the Planetary Computer's baseline and product-metadata; the pixels win where they
     disagree, in one warning; raster:bands' -0.1 is never used."""
     cases = {
@@ -167,7 +169,7 @@ def test_items_searches_and_item_collections_are_read_with_pystac(
     assert [i.id for i in load_items(one).items] == ["S2A_32UMU_20230615_0_L2A"]
 
 
-def test_failures_are_one_line_naming_the_url(server: StacServer, monkeypatch) -> None:
+def test_failures_are_one_line_naming_the_url(server: StacServer, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = f"{server.url}/collections/sentinel-2-l2a/items/S2A_32UMU_20990101_0_L2A"
     with pytest.raises(CatalogueError) as not_there:
         load_items(missing)
@@ -211,6 +213,19 @@ def test_a_search_maps_its_bbox_alone_with_the_whole_scenes_pixels(server: StacS
     assert server.partial > 0  # the COGs were read by range requests
 
 
+def test_clouds_are_masked_by_the_items_scene_classification(server: StacServer) -> None:
+    """``data.maps.mask_clouds``: the item's ``scl`` asset (20 m) read onto the grid, clouds no data."""
+    _, stored = scene_pixels(1, 0)
+    classes = np.full((SIZE // 2, SIZE // 2), 4, np.uint8)
+    classes[:, SIZE // 4 :] = 9  # cloud, high probability: the right half
+    server.add_item(earth_search_item(server.files, server.file_url("").rstrip("/"), stored, True, scl=classes))
+    items = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
+    (clear,), (masked,) = (item_scenes(items, SceneOptions(mask_clouds=m), TRAINED) for m in (False, True))
+    assert clear.source.read_rows(0, SIZE)[1].all() and masked.tags()["cloud_masked"] == "true"
+    valid = masked.source.read_rows(0, SIZE)[1]
+    assert valid[:, : SIZE // 2].all() and not valid[:, SIZE // 2 :].any()
+
+
 def test_an_earth_search_item_maps_as_its_pixels_stacked_without_offset(
     ms12: Path, server: StacServer, tmp_path: Path
 ) -> None:
@@ -236,7 +251,13 @@ def test_an_earth_search_item_maps_as_its_pixels_stacked_without_offset(
     ],
 )
 def test_each_catalogues_item_maps_as_its_pixels_stacked_without_offset(
-    catalogue: str, in_pixels: int, options: dict, decided_by: str, ms12: Path, tmp_path: Path, caplog
+    catalogue: str,
+    in_pixels: int,
+    options: dict,
+    decided_by: str,
+    ms12: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = StacServer(tmp_path / "files")
     try:
@@ -283,7 +304,9 @@ def test_a_search_and_an_item_collection_map_each_item(ms12: Path, server: StacS
 
 
 @pytest.mark.slow  # end-to-end runs: the full suite
-def test_a_missing_band_item_or_catalogue_is_one_line(ms12: Path, server: StacServer, tmp_path: Path, capsys) -> None:
+def test_a_missing_band_item_or_catalogue_is_one_line(
+    ms12: Path, server: StacServer, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     _, stored = scene_pixels(1, 0)
     del stored["B05"]
     url = server.add_item(earth_search_item(server.files, server.file_url("").rstrip("/"), stored, True))

@@ -174,7 +174,8 @@ def rows_onto(
     own = rows.grid
     if own.transform == grid.transform and own.width == grid.width:
         return rows.read(top, bottom)  # as stored
-    resampling = resampling or (Resampling.cubic_spline if grid.resolution < own.resolution else Resampling.average)
+    if resampling is None:  # not ``or``: Resampling.nearest is 0, which ``or`` would turn into cubic spline
+        resampling = Resampling.cubic_spline if grid.resolution < own.resolution else Resampling.average
     factor = enlarged_by(own, grid)
     if factor is not None:
         return enlarged_rows(rows, factor, grid.width, top, bottom, resampling)
