@@ -6,6 +6,7 @@ file sent counted."""
 import datetime as dt
 import json
 import re
+import sys
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,15 @@ def _meets(item: dict[str, Any], bbox: list[float]) -> bool:
     return west <= bbox[2] and bbox[0] <= east and south <= bbox[3] and bbox[1] <= north
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Quiet when a client hangs up (GDAL's curl closes kept-alive connections as it likes)."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class StacServer:
     """Serves ``files`` (a folder) under ``/files/`` and the items added with :meth:`add_item`. ``url`` is its
     root; :attr:`bytes_sent` counts the file bytes sent per path, :attr:`partial` the 206 answers."""
@@ -53,7 +63,7 @@ class StacServer:
         self.partial = 0
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"stac": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()  # quick to shut down
 
