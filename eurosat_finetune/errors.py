@@ -60,3 +60,7 @@ class ExportError(UserError, RuntimeError):
 
 class CacheError(UserError, OSError):
     """A damaged decode cache that cannot be rebuilt where it lies."""
+
+
+class CatalogueError(UserError, OSError):
+    """A STAC catalogue, item or search that cannot be reached or read, or the ``stac`` extra not installed."""

@@ -43,6 +43,7 @@ from eurosat_finetune.data.prediction_images import PredictionImages
 from eurosat_finetune.data.samplers import EpochSeededSampler, flips_generator
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
 from eurosat_finetune.data.scenes.predict_inputs import PredictInputs
+from eurosat_finetune.data.scenes.stac_items import as_location
 from eurosat_finetune.errors import SplitMismatchError
 from eurosat_finetune.pixels import random_dihedral
 from eurosat_finetune.tools.batch_seeds import global_seed
@@ -72,7 +73,10 @@ class EuroSATDataModule(LightningDataModule):
             instead of stopping with an error that lists them.
         predict_root: Folder of images and scenes (searched recursively; any file rasterio opens with a
             CRS counts, e.g. ``.jp2``, ``.vrt``), or a Sentinel-2 product, for ``predict``; null: the test
-            split. A product (a ``.SAFE`` folder, or a ``.zip`` holding one; L1C or L2A) is one scene.
+            split. A product (a ``.SAFE`` folder, or a ``.zip`` holding one; L1C or L2A) is one scene. Or STAC
+            items (the ``stac`` extra): an item (URL or ``.json`` file), an ItemCollection ``.json`` file, or
+            a STAC API search URL, ``<root>/search?collections=...&bbox=w,s,e,n&datetime=a/b`` (``ids``,
+            ``limit`` too): each item one scene, a search's bbox the area mapped.
         maps: Which ``predict_root`` files are scenes, and how they are cut into windows and read.
         augment: Random flips and 90-degree rotations of training images, on the device (training only).
         loader: Batch size and DataLoader worker processes.
@@ -101,7 +105,7 @@ class EuroSATDataModule(LightningDataModule):
         self.split_choice = split
         self.cache = cache
         self.skip_unreadable = skip_unreadable
-        self.predict_root = Path(predict_root) if predict_root is not None else None
+        self.predict_root = as_location(predict_root) if predict_root is not None else None
         self.maps = maps
         self.trained = TrainedOn()  # its image size and resolution restored from a checkpoint, for predict
         self.augment = augment

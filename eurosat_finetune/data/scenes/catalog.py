@@ -145,12 +145,7 @@ class SceneOptions:
         """The scenes to map (every product, and the ``files`` that are scenes, see :func:`is_scene`), each
         read as the model was ``trained`` (its image size, bands and metres per pixel) and with its grid of
         windows; and the other files, classified whole. Map names are relative to ``root``."""
-        tile = self.window or trained.image_size or 64
-        stride = self.stride or tile
-        if tile < 1 or stride < 1 or tile % stride:
-            raise ConfigError(
-                f"data.maps.stride={stride} must divide data.maps.window={tile} (each map cell is one stride step)"
-            )
+        tile, stride = self.window_sizes(trained)
         rasters = [path for path in files if is_scene(path, self.scenes, tile)]
         images = sorted(set(files) - set(rasters))
         paths = products + rasters
@@ -160,6 +155,16 @@ class SceneOptions:
             self.source(path, name, path in products, trained, units) for path, name in zip(paths, names, strict=True)
         ]
         return [self.scene(source, tile, stride) for source in sources], images
+
+    def window_sizes(self, trained: TrainedOn) -> tuple[int, int]:
+        """The windows' side and stride, px: ``window`` (else the image size trained on) and ``stride``."""
+        tile = self.window or trained.image_size or 64
+        stride = self.stride or tile
+        if tile < 1 or stride < 1 or tile % stride:
+            raise ConfigError(
+                f"data.maps.stride={stride} must divide data.maps.window={tile} (each map cell is one stride step)"
+            )
+        return tile, stride
 
     def source(self, path: Path, name: str, product: bool, trained: TrainedOn, units: ModelUnits) -> SceneSource:
         trained_bands, resolution = trained.bands, trained.resolution

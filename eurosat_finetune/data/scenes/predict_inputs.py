@@ -1,4 +1,5 @@
-"""What ``eurosat predict`` reads: the files and Sentinel-2 products under ``data.predict_root``, as loaders."""
+"""What ``eurosat predict`` reads: the files and Sentinel-2 products under ``data.predict_root``, or the STAC
+items it names (see :mod:`.stac_items`), as loaders."""
 
 import logging
 import os
@@ -13,6 +14,8 @@ from eurosat_finetune.data.predict_batches import collate_images
 from eurosat_finetune.data.prediction_images import PredictionImages
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn, georeferenced
 from eurosat_finetune.data.scenes.sentinel2_products import is_product
+from eurosat_finetune.data.scenes.stac_items import StacItems, is_stac, load_items
+from eurosat_finetune.data.scenes.stac_scenes import item_scenes
 from eurosat_finetune.data.scenes.windows import SceneWindows
 from eurosat_finetune.errors import DataNotFoundError
 
@@ -21,14 +24,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PredictInputs:
-    """The Sentinel-2 products and other files (images, rasters) found under ``root``."""
+    """The Sentinel-2 products and other files (images, rasters) found under ``root``, or the STAC items
+    ``root`` names (a URL or a ``.json`` file)."""
 
-    root: Path
+    root: Path | str
     products: list[Path]
     files: list[Path]
+    stac: StacItems | None = None
 
     @classmethod
-    def find(cls, root: Path) -> "PredictInputs":
+    def find(cls, root: Path | str) -> "PredictInputs":
+        if is_stac(root):
+            return cls(root, [], [], load_items(root))
+        root = Path(root)
         products, files = found_under(root)
         if not products and not files:
             raise DataNotFoundError(f"data.predict_root={str(root)!r} holds no images")
@@ -45,8 +53,12 @@ class PredictInputs:
         world_size: int = 1,
     ) -> list[DataLoader]:
         """The images classified whole (``band_indices`` of multispectral ones, as in training), then the
-        windows of the scenes (see :meth:`SceneOptions.scenes_among`), those of this process of ``world_size``."""
-        scenes, images = options.scenes_among(self.root, self.products, self.files, trained)
+        windows of the scenes (see :meth:`SceneOptions.scenes_among`; STAC items: :func:`item_scenes`), those of
+        this process of ``world_size``."""
+        if self.stac is not None:
+            scenes, images = item_scenes(self.stac, options, trained), []
+        else:
+            scenes, images = options.scenes_among(Path(self.root), self.products, self.files, trained)
         loaders = []
         if images:
             whole = PredictionImages(images, band_indices)

@@ -19,7 +19,7 @@ from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 from rasterio.transform import Affine
-from rasterio.warp import reproject
+from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
 from eurosat_finetune.errors import UnreadableImageError
@@ -50,6 +50,16 @@ class Grid:
         factor = resolution / self.resolution
         size = (max(1, round(self.height / factor)), max(1, round(self.width / factor)))
         return Grid(self.crs, self.transform @ Affine.scale(factor), *size)
+
+    def window_over(self, bounds: tuple[float, float, float, float], crs: Any) -> Window:
+        """The grid's whole pixels covering ``bounds`` (left, bottom, right, top in ``crs``), within the grid;
+        empty where they do not meet."""
+        left, bottom, right, top = transform_bounds(crs, self.crs, *bounds, densify_pts=21)
+        inverse = ~self.transform
+        (x0, y0), (x1, y1) = inverse * (left, top), inverse * (right, bottom)
+        col0, row0 = max(0, math.floor(min(x0, x1) + 1e-9)), max(0, math.floor(min(y0, y1) + 1e-9))
+        col1, row1 = min(self.width, math.ceil(max(x0, x1) - 1e-9)), min(self.height, math.ceil(max(y0, y1) - 1e-9))
+        return Window(col0, row0, max(0, col1 - col0), max(0, row1 - row0))
 
 
 def grid_of(source: Any) -> Grid:
@@ -164,7 +174,8 @@ def rows_onto(
     own = rows.grid
     if own.transform == grid.transform and own.width == grid.width:
         return rows.read(top, bottom)  # as stored
-    resampling = resampling or (Resampling.cubic_spline if grid.resolution < own.resolution else Resampling.average)
+    if resampling is None:  # not ``or``: Resampling.nearest is 0, which ``or`` would turn into cubic spline
+        resampling = Resampling.cubic_spline if grid.resolution < own.resolution else Resampling.average
     factor = enlarged_by(own, grid)
     if factor is not None:
         return enlarged_rows(rows, factor, grid.width, top, bottom, resampling)

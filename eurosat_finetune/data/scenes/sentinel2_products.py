@@ -30,7 +30,7 @@ IMAGE_FILE = re.compile(r"GRANULE/[^/]+/IMG_DATA/(?:R(10|20|60)m/)?[^/]+_(B\d\d|
 class Sentinel2Product:
     """What a product holds and how its digital numbers become reflectance x 10,000 (EuroSAT MS units)."""
 
-    path: Path  # the .SAFE folder or the .zip
+    path: Path | str  # the .SAFE folder or the .zip (a STAC item: its URL or file)
     name: str  # the product's name, without .SAFE or .zip
     level: str  # "L1C" or "L2A"
     baseline: str  # PROCESSING_BASELINE, e.g. "05.09"
@@ -92,18 +92,7 @@ def read_product(path: Path) -> Sentinel2Product:
     except (ET.ParseError, OSError, KeyError) as err:
         raise UnreadableImageError(f"cannot read {METADATA[level]} of {path} ({err}); download it again") from None
     values = {_local(element.tag): (element.text or "").strip() for element in metadata.iter()}
-    quantification = values.get("QUANTIFICATION_VALUE" if level == "L1C" else "BOA_QUANTIFICATION_VALUE")
-    if not quantification:
-        raise UnreadableImageError(f"{METADATA[level]} of {path} has no quantification value; download it again")
-    offset_tag = "RADIO_ADD_OFFSET" if level == "L1C" else "BOA_ADD_OFFSET"
-    try:
-        offsets = {  # band_id counts the bands in ESA's order; no list (baselines before 04.00): no offset
-            ESA_BANDS[int(element.get("band_id", ""))]: int(float(element.text or 0))
-            for element in metadata.iter()
-            if _local(element.tag) == offset_tag
-        }
-    except (ValueError, IndexError):
-        raise UnreadableImageError(f"{offset_tag} in {METADATA[level]} of {path} has no valid band_id") from None
+    quantification, offsets = metadata_radiometry(metadata, level, f"{METADATA[level]} of {path}")
     files: dict[str, tuple[str, int]] = {}
     scl: tuple[str, int] | None = None
     for entry in sorted(entries):
@@ -125,12 +114,32 @@ def read_product(path: Path) -> Sentinel2Product:
         name=safe.removesuffix(".SAFE"),  # the product's own name, whatever its zip is called
         level=level,
         baseline=values.get("PROCESSING_BASELINE", "unknown"),
-        quantification=float(quantification),
+        quantification=quantification,
         offsets=offsets,
         nodata=_nodata(metadata),
         band_files=files,
         scl_file=scl[0] if scl is not None else None,
     )
+
+
+def metadata_radiometry(metadata: ET.Element, level: str, where: str) -> tuple[float, dict[str, int]]:
+    """The quantification value and per-band add-offsets (by band name) of a product's metadata
+    (``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml``, read from a product or a catalogue's ``product-metadata``);
+    ``where`` names it in the one-line errors."""
+    values = {_local(element.tag): (element.text or "").strip() for element in metadata.iter()}
+    quantification = values.get("QUANTIFICATION_VALUE" if level == "L1C" else "BOA_QUANTIFICATION_VALUE")
+    if not quantification:
+        raise UnreadableImageError(f"{where} has no quantification value; download it again")
+    offset_tag = "RADIO_ADD_OFFSET" if level == "L1C" else "BOA_ADD_OFFSET"
+    try:
+        offsets = {  # band_id counts the bands in ESA's order; no list (baselines before 04.00): no offset
+            ESA_BANDS[int(element.get("band_id", ""))]: int(float(element.text or 0))
+            for element in metadata.iter()
+            if _local(element.tag) == offset_tag
+        }
+    except (ValueError, IndexError):
+        raise UnreadableImageError(f"{offset_tag} in {where} has no valid band_id") from None
+    return float(quantification), offsets
 
 
 def _entries(path: Path) -> tuple[set[str], str, str]:

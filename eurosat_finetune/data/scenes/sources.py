@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.transform import Affine
+from rasterio.windows import Window, from_bounds
 
 from eurosat_finetune.data.bands import NATIVE_RESOLUTION, RGB_BANDS
 from eurosat_finetune.data.scenes.raster_rows import Grid, RasterRows, grid_of, rows_onto
@@ -67,7 +69,7 @@ class ModelUnits:
 class SceneSource(ABC):
     """A scene: its map name, the grid it is mapped on, and its rows as the model takes them."""
 
-    def __init__(self, name: str, path: Path, grid: Grid, channels: tuple[str, ...], units: ModelUnits) -> None:
+    def __init__(self, name: str, path: Path | str, grid: Grid, channels: tuple[str, ...], units: ModelUnits) -> None:
         self.name, self.path, self.grid, self.channels, self.units = name, path, grid, channels, units
 
     @property
@@ -109,7 +111,9 @@ class ProductScene(SceneSource):
     """A Sentinel-2 product: each band from its finest file, resampled onto the grid of its finest
     bands (10 m; the model's training resolution if that is known and another), DN made reflectance x
     10,000 with the product's quantification and offsets; DN 0 (NODATA) and, with ``mask_clouds``, L2A's
-    cloud, cloud-shadow and cirrus classes are no data."""
+    cloud, cloud-shadow and cirrus classes are no data. ``area`` (west, south, east, north in degrees, a
+    STAC search's bbox): only the grid's pixels that cover it are mapped, read as the whole grid's rows
+    cut to its columns, so they are the same pixels."""
 
     def __init__(
         self,
@@ -119,6 +123,7 @@ class ProductScene(SceneSource):
         units: ModelUnits,
         resolution: float | None,
         mask_clouds: bool,
+        area: tuple[float, float, float, float] | None = None,
     ) -> None:
         bands = list(trained_bands or RGB_BANDS)
         never = [band for band in bands if band == "B10" and product.level == "L2A"]  # removed by L2A processing
@@ -154,30 +159,46 @@ class ProductScene(SceneSource):
             grid = grid_of(source)
         if resolution is not None and abs(resolution - grid.resolution) > 1e-6 * resolution:
             grid = grid.scaled_to(resolution)
+        self.whole, self.area = grid, Window(0, 0, grid.width, grid.height)
+        if area is not None:
+            self.area = window = grid.window_over(area, "EPSG:4326")
+            if not window.width or not window.height:
+                raise ConfigError(f"{product.path} does not cover the area {list(area)} (west, south, east, north)")
+            offset = Affine.translation(window.col_off, window.row_off)
+            grid = Grid(grid.crs, grid.transform @ offset, window.height, window.width)
         super().__init__(name, product.path, grid, tuple(bands), units)
 
     def read_rows(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
         pixels = np.empty((len(self.bands), bottom - top, self.width), self.units.dtype)
         valid = np.ones((bottom - top, self.width), bool)
+        # the area's rows are the whole grid's rows, cut to its columns: the same pixels as mapping it all
+        row, columns = self.area.row_off, slice(self.area.col_off, self.area.col_off + self.width)
         for channel, band in enumerate(self.bands):
-            data, band_valid = rows_onto(self.readers[band], self.grid, top, bottom)
+            data, band_valid = rows_onto(self.readers[band], self.whole, top + row, bottom + row)
             scale, shift = self.product.to_eurosat_units(band)
             # band files are integers: float32 is fresh from resampling, free to reuse
-            self.units.convert(data[0], scale, shift, pixels[channel], owned=data.dtype == np.float32)
-            valid &= band_valid
+            self.units.convert(data[0][:, columns], scale, shift, pixels[channel], owned=data.dtype == np.float32)
+            valid &= band_valid[:, columns]
         if self.scl is not None:
-            classes, _ = rows_onto(self.scl, self.grid, top, bottom, Resampling.nearest)
-            valid &= ~np.isin(classes[0], CLOUD_CLASSES)
+            classes, _ = rows_onto(self.scl, self.whole, top + row, bottom + row, Resampling.nearest)
+            valid &= ~np.isin(classes[0][:, columns], CLOUD_CLASSES)
         return pixels, valid
 
     def preview(self, height: int, width: int) -> np.ndarray:
         bands = []
         for band in RGB_BANDS if all(b in self.product.band_files for b in RGB_BANDS) else [self.bands[0]] * 3:
             with rasterio.open(self.product.band_files[band][0]) as source:  # JPEG 2000 decodes a lower level
-                pixels = source.read(1, out_shape=(height, width), resampling=Resampling.average)
+                window = None if self.grid == self.whole else from_bounds(*self.bounds, source.transform)
+                pixels = source.read(1, window=window, out_shape=(height, width), resampling=Resampling.average)
             scale, shift = self.product.to_eurosat_units(band)
             bands.append(np.where(pixels > 0, pixels * scale + shift, 0))
         return np.stack(bands)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """The grid's left, bottom, right, top, in its CRS."""
+        (left, top), (right, bottom) = self.grid.transform * (0, 0), self.grid.transform * (self.width, self.height)
+        return left, bottom, right, top
 
     def tags(self) -> dict[str, str]:
         product = self.product

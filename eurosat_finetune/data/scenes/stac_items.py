@@ -1,0 +1,143 @@
+"""STAC items as ``data.predict_root``: an item (URL or JSON file), an ItemCollection JSON file, or a STAC API
+item search in its GET form, ``<root>/search?collections=...&bbox=w,s,e,n&datetime=a/b`` (and ``ids``,
+``limit``). Each item is one scene; a search's bbox is the area mapped.
+
+Read through pystac (items, item collections) and pystac-client (searches), the optional ``stac`` extra;
+pixels are read later by GDAL, whose HTTP settings for cloud-optimised GeoTIFFs are set here as defaults
+(what the user set is kept).
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from eurosat_finetune.errors import CatalogueError, DataNotFoundError, first_line
+
+if TYPE_CHECKING:
+    import pystac
+
+log = logging.getLogger(__name__)
+
+INSTALL = "pip install 'eurosat-finetune[stac]'"
+SEARCH_PARAMETERS = ("collections", "bbox", "datetime", "ids", "limit")
+# GDAL's settings for reading COGs over HTTP: no directory listing on open (one request, not a crawl of
+# the bucket), consecutive ranges in one request, and retries of 429/5xx answers
+HTTP_DEFAULTS = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+}
+
+BBox = tuple[float, float, float, float]
+
+
+def is_url(location: str | Path) -> bool:
+    return isinstance(location, str) and location.lower().startswith(("http://", "https://"))
+
+
+def as_location(root: str | Path) -> str | Path:
+    """``data.predict_root`` as given: a URL stays a string (a ``Path`` would fold its ``//``), the rest a path."""
+    return root if is_url(root) else Path(root)
+
+
+def is_stac(root: str | Path) -> bool:
+    """Whether ``root`` names STAC items: a URL, or a ``.json`` file (an item or an item collection)."""
+    return is_url(root) or (Path(root).suffix.lower() == ".json" and Path(root).is_file())
+
+
+def stac_libraries() -> tuple[ModuleType, ModuleType]:
+    """pystac and pystac_client, or a one-line error saying how to install them."""
+    try:
+        import pystac
+        import pystac_client
+    except ImportError:
+        raise CatalogueError(f"reading STAC items needs pystac and pystac-client: {INSTALL}") from None
+    return pystac, pystac_client
+
+
+@dataclass
+class StacItems:
+    """The items a ``data.predict_root`` names, and the area (a search's bbox, EPSG:4326) to map, if any."""
+
+    location: str
+    items: list["pystac.Item"]
+    bbox: BBox | None = None
+
+
+def load_items(root: str | Path) -> StacItems:
+    """The items at ``root`` (see the module's docstring). A URL that does not answer, or answers with
+    an error, is a one-line error naming it; so is a search that finds nothing."""
+    location = str(root)
+    pystac, _ = stac_libraries()
+    for variable, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(variable, value)  # read by GDAL here and in the DataLoader workers started later
+    if is_url(location) and urlsplit(location).path.rstrip("/").endswith("/search"):
+        found = search(location)
+    else:
+        try:
+            try:
+                found = StacItems(location, [pystac.Item.from_file(location)])
+            except pystac.STACTypeError:  # not an item: an item collection (as ``stac-client search --save`` writes)
+                found = StacItems(location, list(pystac.ItemCollection.from_file(location)))
+        except Exception as err:  # pystac raises bare Exceptions for HTTP errors: any failure is the location's
+            raise CatalogueError(unreadable(location, err)) from None
+    if not found.items:
+        raise DataNotFoundError(f"data.predict_root={location!r} holds no STAC items; widen the search or the file")
+    return found
+
+
+def unreadable(location: str, err: BaseException) -> str:
+    """One line naming ``location``, what went wrong (the deepest cause: the HTTP status, the refused
+    connection) and what to do."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    what = "check the URL and that the catalogue is up" if is_url(location) else "check the file"
+    return f"cannot read the STAC item(s) at {location} ({first_line(err)}); {what}"
+
+
+def search_parameters(url: str) -> tuple[str, dict[str, Any]]:
+    """The API root and pystac-client search arguments of a GET item-search URL; ``limit`` is also the
+    most items mapped."""
+    parts = urlsplit(url)
+    root = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/").removesuffix("/search"), "", ""))
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = sorted(set(query) - set(SEARCH_PARAMETERS))
+    if unknown:
+        raise CatalogueError(
+            f"{url}: unknown search parameter(s) {', '.join(unknown)}; give {', '.join(SEARCH_PARAMETERS)}"
+        )
+    arguments: dict[str, Any] = {}
+    for key in ("collections", "ids"):
+        if key in query:
+            arguments[key] = [value for value in query[key].split(",") if value]
+    try:
+        if "bbox" in query:
+            bbox = tuple(float(value) for value in query["bbox"].split(","))
+            if len(bbox) != 4:
+                raise ValueError
+            arguments["bbox"] = bbox
+        if "limit" in query:
+            arguments["limit"] = arguments["max_items"] = int(query["limit"])
+    except ValueError:
+        raise CatalogueError(f"{url}: bbox is west,south,east,north in degrees and limit a whole number") from None
+    if "datetime" in query:
+        arguments["datetime"] = query["datetime"]
+    return root, arguments
+
+
+def search(url: str) -> StacItems:
+    """The items of a GET item-search URL, through pystac-client, with its bbox as the area mapped."""
+    _, pystac_client = stac_libraries()
+    root, arguments = search_parameters(url)
+    try:
+        client = pystac_client.Client.open(root)
+        items = list(client.search(method="GET", **arguments).items())
+    except Exception as err:  # requests' and pystac-client's errors alike: the catalogue did not answer
+        raise CatalogueError(unreadable(url, err)) from None
+    log.info("%s: %d STAC item(s) found", url, len(items))
+    return StacItems(url, items, arguments.get("bbox"))

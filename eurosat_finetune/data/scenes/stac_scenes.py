@@ -1,0 +1,86 @@
+"""STAC items as scenes: each item read as a Sentinel-2 product is, through the same :class:`ProductScene`
+(its band files are the item's COG assets, opened by GDAL path; 20 m and 60 m bands put onto the 10 m grid
+by the same code), with the offset of :mod:`.stac_radiometry` and, for a search, cropped to its bbox. The
+map's tags add the item, its date and how its offset was decided."""
+
+import json
+from typing import TYPE_CHECKING
+
+from eurosat_finetune.data.bands import RGB_BANDS
+from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
+from eurosat_finetune.data.scenes.sentinel2_products import Sentinel2Product
+from eurosat_finetune.data.scenes.sources import ModelUnits, ProductScene
+from eurosat_finetune.data.scenes.stac_assets import band_assets
+from eurosat_finetune.data.scenes.stac_items import BBox, StacItems
+from eurosat_finetune.data.scenes.stac_radiometry import Radiometry, decide
+from eurosat_finetune.data.scenes.windows import Scene
+from eurosat_finetune.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pystac
+
+
+def item_product(item: "pystac.Item", bands: list[str], mask_clouds: bool) -> tuple[Sentinel2Product, Radiometry]:
+    """The item as a product: its bands' assets (a missing one refused before any pixel is read), its
+    radiometry decided and checked, its scene classification when clouds are masked."""
+    wanted = [*bands, *(["SCL"] if mask_clouds else [])]
+    assets = band_assets(item, wanted)
+    radiometry = decide(item, {band: asset for band, asset in assets.items() if band != "SCL"})
+    product = Sentinel2Product(
+        path=item.get_self_href() or item.id,
+        name=item.id,
+        level="L2A",  # the catalogues' Sentinel-2 collections read here are L2A
+        baseline=str(item.properties.get("s2:processing_baseline", "unknown")),
+        quantification=radiometry.quantification,
+        offsets=radiometry.offsets,
+        nodata=0,  # every catalogue's Sentinel-2 COGs: DN 0 is no data
+        band_files={band: (asset.gdal_path, asset.resolution) for band, asset in assets.items() if band != "SCL"},
+        scl_file=assets["SCL"].gdal_path if "SCL" in assets else None,
+    )
+    return product, radiometry
+
+
+class ItemScene(ProductScene):
+    """A STAC item mapped as a Sentinel-2 product (see :class:`ProductScene`), over ``area`` if given."""
+
+    def __init__(
+        self,
+        name: str,
+        item: "pystac.Item",
+        trained_bands: list[str] | None,
+        units: ModelUnits,
+        resolution: float | None,
+        mask_clouds: bool,
+        area: BBox | None,
+    ) -> None:
+        product, radiometry = item_product(item, list(trained_bands or RGB_BANDS), mask_clouds)
+        super().__init__(name, product, trained_bands, units, resolution, mask_clouds, area)
+        when = item.datetime.isoformat() if item.datetime is not None else str(item.properties.get("start_datetime"))
+        self.item_tags = {
+            "stac_item": item.id,
+            "stac_collection": str(item.collection_id),
+            "datetime": when,
+            "offset_decided_by": radiometry.decided_by,
+            "offset_metadata": radiometry.metadata_said,
+            "offset_pixels": radiometry.pixels_showed,
+        }
+        if area is not None:
+            self.item_tags["area_bbox"] = json.dumps(list(area))
+
+    def tags(self) -> dict[str, str]:
+        return super().tags() | self.item_tags
+
+
+def item_scenes(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> list[Scene]:
+    """One scene per item, named by its id (unique, or a one-line error), with its grid of windows."""
+    tile, stride = options.window_sizes(trained)
+    names = [item.id for item in stac.items]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"{stac.location} lists item {', '.join(twice)} more than once; each item is one map")
+    units = ModelUnits(trained.bands is not None, options.rgb_scale_max)
+    scenes = []
+    for item in stac.items:
+        source = ItemScene(item.id, item, trained.bands, units, trained.resolution, options.mask_clouds, stac.bbox)
+        scenes.append(options.scene(source, tile, stride))
+    return scenes

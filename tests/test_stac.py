@@ -1,0 +1,328 @@
+"""STAC items as ``data.predict_root``: Earth Search and Planetary Computer items (as each publishes them)
+served by a STAC API on 127.0.0.1, mapped as their pixels stacked on the 10 m grid without offset are."""
+
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+from conftest import FAST, cli_error
+from fakes.stac import ORIGIN, SIZE, StacServer, earth_search_item, lon_lat_bbox, planetary_computer_item, scene_pixels
+from rasterio.warp import transform_bounds
+from test_products import NO_B10, classes_and_tags, fit, predict, stacked_reference
+
+from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
+from eurosat_finetune.data.scenes.stac_assets import band_assets
+from eurosat_finetune.data.scenes.stac_items import HTTP_DEFAULTS, load_items, search_parameters
+from eurosat_finetune.data.scenes.stac_radiometry import decide, pixels_offset
+from eurosat_finetune.data.scenes.stac_scenes import item_scenes
+from eurosat_finetune.errors import BandError, CatalogueError, DataNotFoundError
+
+TRAINED = TrainedOn(image_size=16, bands=NO_B10, resolution=10.0)
+
+
+@pytest.fixture(scope="module")
+def ms12(ms_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ViT trained on 12 bands of the multispectral sample (no B10, as L2A items have)."""
+    return fit(ms_root, tmp_path_factory.mktemp("ms12"), f"--data.bands=[{','.join(NO_B10)}]")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[StacServer]:
+    stac = StacServer(tmp_path / "files")
+    yield stac
+    stac.close()
+
+
+def publish(server: StacServer, catalogue: str, seed: int, in_pixels: int, **options: object) -> tuple[str, dict]:
+    """An item of ``catalogue`` whose files hold the offset ``in_pixels`` (0 or 1000), on ``server``: its
+    URL and the DN its files hold."""
+    _, stored = scene_pixels(seed, in_pixels)
+    make = earth_search_item if catalogue == "earth-search" else planetary_computer_item
+    return server.add_item(make(server.files, server.file_url("").rstrip("/"), stored, **options)), stored
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_bands_are_found_by_name_in_each_catalogues_layout(tmp_path: Path) -> None:
+    """Earth Search's common-name keys (never its -jp2 copies or visual), the Planetary Computer's band keys,
+    another catalogue's eo:bands names; a band the item lacks named in one line before any pixel is read."""
+    _, stored = scene_pixels(1, 0)
+    earth = pystac.Item.from_dict(earth_search_item(tmp_path / "es", "https://cogs.example", stored, True))
+    found = band_assets(earth, [*NO_B10, "SCL"])
+    assert {band: asset.key for band, asset in found.items()} == {
+        "B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1", "B06": "rededge2",
+        "B07": "rededge3", "B08": "nir", "B09": "nir09", "B11": "swir16", "B12": "swir22", "B8A": "nir08", "SCL": "scl",
+    }  # fmt: skip
+    assert found["B8A"].gdal_path.startswith("/vsicurl/https://cogs.example/") and found["B8A"].resolution == 20
+    assert found["B01"].resolution == 60 and found["B02"].resolution == 10
+    computer = pystac.Item.from_dict(planetary_computer_item(tmp_path / "pc", "https://blob.example", stored))
+    assert {band: asset.key for band, asset in band_assets(computer, NO_B10).items()} == {b: b for b in NO_B10}
+    # a third catalogue: its own keys, bands named in eo:bands; a lone common name ("rededge") finds nothing
+    other = earth.clone()
+    for key in list(other.assets):
+        other.assets[key.upper() + "_COG" if not key.endswith("-jp2") else key] = other.assets.pop(key)
+    assert band_assets(other, ["B8A"])["B8A"].key == "NIR08_COG"
+    other.assets["REDEDGE1_COG"].extra_fields["eo:bands"] = [{"common_name": "rededge", "name": "rededge"}]
+    with pytest.raises(BandError) as refused:
+        band_assets(other, ["B04", "B05"])
+    assert str(refused.value).startswith(
+        f"STAC item {earth.id} has no cloud-optimised GeoTIFF asset of band B05, which the model reads (assets: "
+    )
+    only_copies = earth.clone()
+    del only_copies.assets["red"]  # left: red-jp2 (S3, JPEG 2000) and visual (eo:bands red, green, blue)
+    with pytest.raises(BandError, match="of band B04,"):
+        band_assets(only_copies, ["B04"])
+
+
+def test_the_offset_is_decided_by_the_metadata_and_checked_against_the_pixels(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Earth Search's flag, the Planetary Computer's baseline and product-metadata; the pixels win where they
+    disagree, in one warning; raster:bands' -0.1 is never used."""
+    cases = {
+        "earth-true": (earth_search_item, 0, {"boa_offset_applied": True}),  # raster:bands still say -0.1
+        "computer": (planetary_computer_item, 1000, {"baseline": "05.10"}),
+        "earth-wrong": (earth_search_item, 0, {"boa_offset_applied": False}),  # flag false, no offset in pixels
+        "earth-old": (earth_search_item, 0, {"boa_offset_applied": False, "baseline": "03.01"}),
+    }
+    decided = {}
+    for name, (make, in_pixels, options) in cases.items():
+        _, stored = scene_pixels(1, in_pixels)
+        item = pystac.Item.from_dict(make(tmp_path / name, str(tmp_path / name), stored, **options))
+        with caplog.at_level(logging.WARNING):
+            decided[name] = decide(item, band_assets(item, NO_B10))
+    assert {name: (r.offset, r.decided_by) for name, r in decided.items()} == {
+        "earth-true": (0, "metadata"),
+        "computer": (-1000, "metadata"),
+        "earth-wrong": (0, "pixels"),
+        "earth-old": (0, "metadata"),
+    }
+    assert decided["computer"].metadata_said == "baseline 05.10, product-metadata's BOA_ADD_OFFSET"
+    assert decided["computer"].pixels_showed.endswith(": the offset")
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith(
+        "STAC item S2A_32UMU_20230615_0_L2A: its metadata says earthsearch:boa_offset_applied"
+    )
+    assert "but its pixels show B08: " in warnings[0] and warnings[0].endswith("no offset; offset 0 applied")
+    # a scene without dark surfaces cannot disprove an offset: the metadata decides
+    bright = np.random.default_rng(0).integers(2000, 5000, (64, 64), dtype=np.uint16)
+    shown, showed = pixels_offset(bright)
+    assert shown is None and showed == "0.0% of valid DNs below 1000, 0.0% in [1000, 1100): no dark surface to tell"
+    assert pixels_offset(np.zeros((8, 8), np.uint16)) == (None, "no valid pixel")
+
+
+def test_a_search_url_becomes_pystac_clients_search() -> None:
+    root, arguments = search_parameters(
+        "https://earth-search.aws.element84.com/v1/search?collections=sentinel-2-l2a&bbox=8.9,48.7,9.1,48.8"
+        "&datetime=2023-06-01/2023-06-30&ids=a,b&limit=5"
+    )
+    assert root == "https://earth-search.aws.element84.com/v1"
+    assert arguments == {"collections": ["sentinel-2-l2a"], "ids": ["a", "b"], "bbox": (8.9, 48.7, 9.1, 48.8),
+                         "limit": 5, "max_items": 5, "datetime": "2023-06-01/2023-06-30"}  # fmt: skip
+    with pytest.raises(CatalogueError, match="unknown search parameter"):
+        search_parameters("https://x.example/v1/search?collection=sentinel-2-l2a")
+    with pytest.raises(CatalogueError, match="bbox is west,south,east,north"):
+        search_parameters("https://x.example/v1/search?bbox=1,2,3")
+
+
+def test_items_searches_and_item_collections_are_read_with_pystac(
+    server: StacServer, tmp_path: Path, monkeypatch
+) -> None:
+    for variable in HTTP_DEFAULTS:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "7")  # the user's setting stays
+    first, _ = publish(server, "earth-search", 1, 0, boa_offset_applied=True)
+    publish(server, "earth-search", 2, 0, boa_offset_applied=True, date="20230620")
+    publish(server, "earth-search", 3, 0, boa_offset_applied=True, date="20230710")
+    item = load_items(first)
+    assert [i.id for i in item.items] == ["S2A_32UMU_20230615_0_L2A"] and item.bbox is None
+    assert {v: os.environ[v] for v in HTTP_DEFAULTS} == HTTP_DEFAULTS | {"GDAL_HTTP_MAX_RETRY": "7"}
+    west, south, east, north = lon_lat_bbox()
+    bbox = f"{west + 0.005},{south + 0.005},{east - 0.005},{north - 0.005}"
+    june = load_items(f"{server.url}/search?collections=sentinel-2-l2a&bbox={bbox}&datetime=2023-06-01/2023-06-30")
+    assert [i.id for i in june.items] == ["S2A_32UMU_20230615_0_L2A", "S2A_32UMU_20230620_0_L2A"]
+    assert june.bbox == tuple(float(v) for v in bbox.split(","))
+    assert len(load_items(f"{server.url}/search?collections=sentinel-2-l2a&limit=2").items) == 2
+    assert [i.id for i in load_items(f"{server.url}/search?ids=S2A_32UMU_20230710_0_L2A").items] == [
+        "S2A_32UMU_20230710_0_L2A"
+    ]
+    with pytest.raises(DataNotFoundError, match="holds no STAC items"):
+        load_items(f"{server.url}/search?collections=sentinel-2-l2a&datetime=2024-01-01/2024-12-31")
+    saved = tmp_path / "june.json"  # as `stac-client search ... --save` writes it
+    saved.write_text(json.dumps({"type": "FeatureCollection", "features": [i.to_dict() for i in june.items]}))
+    assert [i.id for i in load_items(saved).items] == [i.id for i in june.items]
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(item.items[0].to_dict()))
+    assert [i.id for i in load_items(one).items] == ["S2A_32UMU_20230615_0_L2A"]
+
+
+def test_failures_are_one_line_naming_the_url(server: StacServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = f"{server.url}/collections/sentinel-2-l2a/items/S2A_32UMU_20990101_0_L2A"
+    with pytest.raises(CatalogueError) as not_there:
+        load_items(missing)
+    assert str(not_there.value) == (
+        f"cannot read the STAC item(s) at {missing} (HTTP Error 404: Not Found); check the URL and that the "
+        "catalogue is up"
+    )
+    down = f"http://127.0.0.1:{closed_port()}/v1/search?collections=sentinel-2-l2a"
+    with pytest.raises(CatalogueError) as no_answer:
+        load_items(down)
+    assert str(no_answer.value).startswith(f"cannot read the STAC item(s) at {down} (") and "refused" in str(
+        no_answer.value
+    )
+    monkeypatch.setitem(sys.modules, "pystac", None)  # the stac extra not installed: its import fails
+    with pytest.raises(CatalogueError, match=r"pip install 'eurosat-finetune\[stac\]'"):
+        load_items(missing)
+
+
+def test_a_search_maps_its_bbox_alone_with_the_whole_scenes_pixels(server: StacServer) -> None:
+    """The bbox, in the item's CRS, snapped outwards to its 10 m grid: the cropped scene's pixels are the
+    whole scene's there, 20 m and 60 m bands resampled as for the whole scene."""
+    publish(server, "earth-search", 1, 0, boa_offset_applied=True)
+    west, south, east, north = lon_lat_bbox()
+    bbox = (west + 0.004, south + 0.003, east - 0.006, north - 0.005)
+    area = load_items(f"{server.url}/search?bbox={','.join(map(str, bbox))}")
+    whole = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
+    (cropped,), (scene,) = item_scenes(area, SceneOptions(), TRAINED), item_scenes(whole, SceneOptions(), TRAINED)
+    left, bottom, right, top = transform_bounds("EPSG:4326", "EPSG:32632", *bbox, densify_pts=21)
+    grid = cropped.source.grid
+    x0, y0 = grid.transform.c, grid.transform.f
+    assert (x0 - ORIGIN[0]) % 10 == 0 and (ORIGIN[1] - y0) % 10 == 0  # on the scene's 10 m grid
+    assert left - 10 < x0 <= left and top <= y0 < top + 10  # covering the bbox, no more
+    assert right <= x0 + 10 * grid.width < right + 10 and bottom - 10 < y0 - 10 * grid.height <= bottom
+    row, col = round((ORIGIN[1] - y0) / 10), round((x0 - ORIGIN[0]) / 10)
+    pixels, valid = cropped.source.read_rows(0, grid.height)
+    all_pixels, all_valid = scene.source.read_rows(0, SIZE)
+    np.testing.assert_array_equal(pixels, all_pixels[:, row : row + grid.height, col : col + grid.width])
+    np.testing.assert_array_equal(valid, all_valid[row : row + grid.height, col : col + grid.width])
+    tags = cropped.tags()
+    assert json.loads(tags["area_bbox"]) == list(bbox) and tags["stac_item"] == "S2A_32UMU_20230615_0_L2A"
+    # by range requests, each COG fetched once (GDAL keeps what it fetched): the offset check's overview, the
+    # area's rows and the whole scene's together cost the files' bytes
+    sizes = {path.relative_to(server.files).as_posix(): path.stat().st_size for path in server.files.rglob("*.tif")}
+    assert server.partial > 0 and sum(server.bytes_sent.values()) <= 1.1 * sum(sizes[f] for f in server.bytes_sent)
+
+
+def test_clouds_are_masked_by_the_items_scene_classification(server: StacServer) -> None:
+    """``data.maps.mask_clouds``: the item's ``scl`` asset (20 m) read onto the grid, clouds no data."""
+    _, stored = scene_pixels(1, 0)
+    classes = np.full((SIZE // 2, SIZE // 2), 4, np.uint8)
+    classes[:, SIZE // 4 :] = 9  # cloud, high probability: the right half
+    server.add_item(earth_search_item(server.files, server.file_url("").rstrip("/"), stored, True, scl=classes))
+    items = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
+    (clear,), (masked,) = (item_scenes(items, SceneOptions(mask_clouds=m), TRAINED) for m in (False, True))
+    assert clear.source.read_rows(0, SIZE)[1].all() and masked.tags()["cloud_masked"] == "true"
+    valid = masked.source.read_rows(0, SIZE)[1]
+    assert valid[:, : SIZE // 2].all() and not valid[:, SIZE // 2 :].any()
+
+
+def test_an_earth_search_item_maps_as_its_pixels_stacked_without_offset(
+    ms12: Path, server: StacServer, tmp_path: Path
+) -> None:
+    """The quick suite's end-to-end case: flag true, pixels without offset, raster:bands still saying -0.1."""
+    url, stored = publish(server, "earth-search", 1, 0, boa_offset_applied=True)
+    stack = stacked_reference(tmp_path / "stack", "L1C", stored, 0, NO_B10, 10_000)
+    cells, tags = classes_and_tags(predict(ms12, url, tmp_path / "l-item") / "S2A_32UMU_20230615_0_L2A.classes.tif")
+    reference, _ = classes_and_tags(predict(ms12, stack.parent, tmp_path / "l-stack") / "stack.classes.tif")
+    np.testing.assert_array_equal(cells, reference)
+    assert tags["stac_item"] == tags["product"] == "S2A_32UMU_20230615_0_L2A" and tags["processing_level"] == "L2A"
+    assert tags["datetime"] == "2023-06-15T10:30:31.024000+00:00" and tags["processing_baseline"] == "05.10"
+    assert json.loads(tags["offsets_applied"]) == dict.fromkeys(NO_B10, 0) and tags["offset_decided_by"] == "metadata"
+    assert tags["offset_metadata"].startswith("earthsearch:boa_offset_applied true")
+
+
+@pytest.mark.slow  # two end-to-end runs each: the full suite
+@pytest.mark.parametrize(
+    ("catalogue", "in_pixels", "options", "decided_by"),
+    [
+        ("planetary-computer", 1000, {"baseline": "05.10"}, "metadata"),
+        ("earth-search", 0, {"boa_offset_applied": False}, "pixels"),  # the flag contradicts the pixels
+        ("earth-search", 1000, {"boa_offset_applied": True}, "pixels"),  # ... the other way
+    ],
+)
+def test_each_catalogues_item_maps_as_its_pixels_stacked_without_offset(
+    catalogue: str,
+    in_pixels: int,
+    options: dict,
+    decided_by: str,
+    ms12: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = StacServer(tmp_path / "files")
+    try:
+        url, stored = publish(server, catalogue, 2, in_pixels, **options)
+        stack = stacked_reference(tmp_path / "stack", "L1C", stored, in_pixels, NO_B10, 10_000)
+        with caplog.at_level(logging.WARNING):
+            maps = predict(ms12, url, tmp_path / "l-item")
+    finally:
+        server.close()
+    cells, tags = classes_and_tags(next(maps.glob("*.classes.tif")))
+    reference, _ = classes_and_tags(predict(ms12, stack.parent, tmp_path / "l-stack") / "stack.classes.tif")
+    np.testing.assert_array_equal(cells, reference)
+    assert json.loads(tags["offsets_applied"]) == dict.fromkeys(NO_B10, -in_pixels)
+    assert tags["offset_decided_by"] == decided_by
+    warned = [r.getMessage() for r in caplog.records if "its metadata says" in r.getMessage()]
+    assert len(warned) == (decided_by == "pixels") and all("\n" not in w for w in warned)
+
+
+@pytest.mark.slow  # end-to-end runs: the full suite
+def test_a_search_and_an_item_collection_map_each_item(ms12: Path, server: StacServer, tmp_path: Path) -> None:
+    """A search with a bbox: one map per item, of the bbox alone; the same items saved as an
+    ItemCollection file: one map per item, of the whole scene, read by two DataLoader workers."""
+    urls = [publish(server, "earth-search", 1, 0, boa_offset_applied=True)[0]]
+    urls.append(publish(server, "planetary-computer", 2, 1000, sensing="20230620T103031")[0])
+    west, south, east, north = lon_lat_bbox()
+    bbox = (west + 0.004, south + 0.003, east - 0.006, north - 0.005)
+    search = f"{server.url}/search?collections=sentinel-2-l2a&bbox={','.join(map(str, bbox))}"
+    maps = predict(ms12, f"{search}&datetime=2023-06-01/2023-06-30", tmp_path / "l-search")
+    names = sorted(path.name for path in maps.glob("*.classes.tif"))
+    assert names == [f"{url.rsplit('/', 1)[1]}.classes.tif" for url in urls]  # the items' ids
+    left, bottom, right, top = transform_bounds("EPSG:4326", "EPSG:32632", *bbox, densify_pts=21)
+    for name in names:
+        with rasterio.open(maps / name) as source:
+            mapped = source.bounds  # whole map cells (160 m) from the bbox's corner on the 10 m grid
+        assert left - 10 < mapped.left <= left and top <= mapped.top < top + 10
+        assert right <= mapped.right < right + 160 and bottom - 160 < mapped.bottom <= bottom
+    saved = tmp_path / "items.json"
+    items = load_items(search).items
+    saved.write_text(json.dumps({"type": "FeatureCollection", "features": [item.to_dict() for item in items]}))
+    whole = predict(ms12, saved, tmp_path / "l-collection", "--data.loader.num_workers=2")  # read in workers
+    for name in names:
+        with rasterio.open(whole / name) as source:
+            assert source.shape == (SIZE // 16, SIZE // 16) and "area_bbox" not in source.tags()
+
+
+@pytest.mark.slow  # end-to-end runs: the full suite
+def test_a_missing_band_item_or_catalogue_is_one_line(
+    ms12: Path, server: StacServer, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    _, stored = scene_pixels(1, 0)
+    del stored["B05"]
+    url = server.add_item(earth_search_item(server.files, server.file_url("").rstrip("/"), stored, True))
+    missing = f"{server.url}/collections/sentinel-2-l2a/items/S2A_32UMU_20990101_0_L2A"
+    down = f"http://127.0.0.1:{closed_port()}/v1/search?collections=sentinel-2-l2a"
+    expected = {
+        url: "eurosat: error: STAC item S2A_32UMU_20230615_0_L2A has no cloud-optimised GeoTIFF asset of band B05",
+        missing: f"eurosat: error: cannot read the STAC item(s) at {missing} (HTTP Error 404: Not Found)",
+        down: f"eurosat: error: cannot read the STAC item(s) at {down} ([Errno 111] Connection refused)",
+    }
+    for root, start in expected.items():
+        error = cli_error(["predict", *FAST, f"--ckpt_path={ms12}", f"--data.predict_root={root}",
+                           f"--trainer.default_root_dir={tmp_path / 'runs'}"], capsys)  # fmt: skip
+        assert "Traceback" not in error and len(error.strip().splitlines()) == 1, error
+        assert error.startswith(start), error
