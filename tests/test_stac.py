@@ -6,8 +6,11 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pystac
@@ -20,7 +23,13 @@ from test_products import NO_B10, classes_and_tags, fit, predict, stacked_refere
 
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
 from eurosat_finetune.data.scenes.stac_assets import band_assets
-from eurosat_finetune.data.scenes.stac_items import HTTP_DEFAULTS, load_items, search_parameters
+from eurosat_finetune.data.scenes.stac_items import (
+    HTTP_DEFAULTS,
+    PLANETARY_COMPUTER,
+    is_planetary_computer,
+    load_items,
+    search_parameters,
+)
 from eurosat_finetune.data.scenes.stac_radiometry import decide, pixels_offset
 from eurosat_finetune.data.scenes.stac_scenes import item_scenes
 from eurosat_finetune.errors import BandError, CatalogueError, DataNotFoundError
@@ -187,6 +196,67 @@ def test_failures_are_one_line_naming_the_url(server: StacServer, monkeypatch: p
     monkeypatch.setitem(sys.modules, "pystac", None)  # the stac extra not installed: its import fails
     with pytest.raises(CatalogueError, match=r"pip install 'eurosat-finetune\[stac\]'"):
         load_items(missing)
+
+
+TOKEN = "st=2026-12-05T00%3A00%3A00Z&se=2099-01-01T00%3A00%3A00Z&sp=rl&sv=2021-06-08&sr=c&sig=test"
+
+
+class _Tokens(BaseHTTPRequestHandler):
+    """The Planetary Computer's SAS token endpoint, ``<sas_url>/<account>/<container>``, on 127.0.0.1."""
+
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).asked.append(self.path)
+        body = json.dumps({"msft:expiry": "2099-01-01T00:00:00Z", "token": TOKEN}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_planetary_computer_items_are_signed_and_others_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its blobs refuse unsigned requests: the Planetary Computer's items (by the host of the URL, or of a saved
+    item's own link) have their hrefs signed by its package, with a token per blob container from its SAS
+    endpoint (here one on 127.0.0.1: no network); Earth Search's are read as published."""
+    import planetary_computer
+
+    tokens = ThreadingHTTPServer(("127.0.0.1", 0), _Tokens)
+    threading.Thread(target=tokens.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PC_SDK_SAS_URL", f"http://127.0.0.1:{tokens.server_port}/api/sas/v1/token")
+    planetary_computer.settings.Settings.get.cache_clear()  # its settings are read once; read these
+    monkeypatch.setattr(planetary_computer.sas, "TOKEN_CACHE", {})
+    _, stored = scene_pixels(3, 1000)
+    blobs = "https://sentinel2l2a01.blob.core.windows.net/sentinel2-l2"
+    pc = planetary_computer_item(tmp_path / "pc", blobs.removesuffix("/sentinel2-l2"), stored)
+    pc["links"] = [{"rel": "self", "href": f"https://{PLANETARY_COMPUTER}/api/stac/v1/collections/sentinel-2-l2a/items/"
+                    f"{pc['id']}", "type": "application/geo+json"}]  # fmt: skip
+    cogs = "https://sentinel-cogs.s3.us-west-2.amazonaws.com"
+    es = earth_search_item(tmp_path / "es", cogs, scene_pixels(3, 0)[1], boa_offset_applied=True)
+    saved = tmp_path / "items.json"  # as `stac-client search ... --save` writes them
+    saved.write_text(json.dumps({"type": "FeatureCollection", "features": [pc, es]}))
+    try:
+        signed, unsigned = load_items(saved).items
+    finally:
+        tokens.shutdown()
+        planetary_computer.settings.Settings.get.cache_clear()
+    assert _Tokens.asked == ["/api/sas/v1/token/sentinel2l2a01/sentinel2-l2"]  # one token for the container
+    paths = band_assets(signed, ["B04", "B8A", "SCL"])
+    for band in ("B04", "B8A", "SCL"):
+        assert signed.assets[band].href.startswith(blobs) and signed.assets[band].href.endswith(f"?{TOKEN}")
+        assert paths[band].gdal_path == f"/vsicurl/{signed.assets[band].href}", band
+    assert all("?" not in asset.href for asset in unsigned.assets.values())  # Earth Search: as published
+    assert is_planetary_computer(f"https://{PLANETARY_COMPUTER}/api/stac/v1/search?collections=sentinel-2-l2a")
+
+    monkeypatch.setitem(sys.modules, "planetary_computer", None)  # the extra not installed: its import fails
+    with pytest.raises(CatalogueError, match=r"pip install 'eurosat-finetune\[planetary-computer\]'$"):
+        load_items(saved)
 
 
 def test_a_search_maps_its_bbox_alone_with_the_whole_scenes_pixels(server: StacServer) -> None:
