@@ -116,7 +116,12 @@ def load_items(root: str | Path) -> StacItems:
             try:
                 found = StacItems(location, [pystac.Item.from_file(location)])
             except pystac.STACTypeError:  # not an item: an item collection (as ``stac-client search --save`` writes)
-                found = StacItems(location, list(pystac.ItemCollection.from_file(location)))
+                try:
+                    found = StacItems(location, list(pystac.ItemCollection.from_file(location)))
+                except (pystac.STACTypeError, KeyError, TypeError, AttributeError):
+                    raise CatalogueError(f"{location} is neither a STAC Item nor an ItemCollection") from None
+        except CatalogueError:
+            raise
         except Exception as err:  # pystac raises bare Exceptions for HTTP errors: any failure is the location's
             raise CatalogueError(unreadable(location, err)) from None
         found = signed(found)
@@ -128,8 +133,8 @@ def load_items(root: str | Path) -> StacItems:
 def unreadable(location: str, err: BaseException) -> str:
     """One line naming ``location``, what went wrong (the deepest cause: the HTTP status, the refused
     connection) and what to do."""
-    while err.__cause__ is not None or err.__context__ is not None:
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    while err.__cause__ is not None:  # raised from: the HTTP status, the refused connection (not what was handled)
+        err = err.__cause__
     what = "check the URL and that the catalogue is up" if is_url(location) else "check the file"
     return f"cannot read the STAC item(s) at {location} ({first_line(err)}); {what}"
 
