@@ -113,17 +113,18 @@ def load_items(root: str | Path) -> StacItems:
         found = search(location)
     else:
         try:
-            try:
-                found = StacItems(location, [pystac.Item.from_file(location)])
-            except pystac.STACTypeError:  # not an item: an item collection (as ``stac-client search --save`` writes)
-                try:
-                    found = StacItems(location, list(pystac.ItemCollection.from_file(location)))
-                except (pystac.STACTypeError, KeyError, TypeError, AttributeError):
-                    raise CatalogueError(f"{location} is neither a STAC Item nor an ItemCollection") from None
-        except CatalogueError:
-            raise
+            found = StacItems(location, [pystac.Item.from_file(location)])
+        except pystac.STACTypeError:  # not an item: an item collection (as ``stac-client search --save`` writes)
+            found = None  # tried below, outside this handler: its errors are its own, not this one's
         except Exception as err:  # pystac raises bare Exceptions for HTTP errors: any failure is the location's
             raise CatalogueError(unreadable(location, err)) from None
+        if found is None:
+            try:
+                found = StacItems(location, list(pystac.ItemCollection.from_file(location)))
+            except (pystac.STACTypeError, KeyError, TypeError, AttributeError):
+                raise CatalogueError(f"{location} is neither a STAC Item nor an ItemCollection") from None
+            except Exception as err:
+                raise CatalogueError(unreadable(location, err)) from None
         found = signed(found)
     if not found.items:
         raise DataNotFoundError(f"data.predict_root={location!r} holds no STAC items; widen the search or the file")
@@ -133,8 +134,8 @@ def load_items(root: str | Path) -> StacItems:
 def unreadable(location: str, err: BaseException) -> str:
     """One line naming ``location``, what went wrong (the deepest cause: the HTTP status, the refused
     connection) and what to do."""
-    while err.__cause__ is not None:  # raised from: the HTTP status, the refused connection (not what was handled)
-        err = err.__cause__
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
     what = "check the URL and that the catalogue is up" if is_url(location) else "check the file"
     return f"cannot read the STAC item(s) at {location} ({first_line(err)}); {what}"
 
