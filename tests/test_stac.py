@@ -6,8 +6,11 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pystac
@@ -18,11 +21,18 @@ from fakes.stac import ORIGIN, SIZE, StacServer, earth_search_item, lon_lat_bbox
 from rasterio.warp import transform_bounds
 from test_products import NO_B10, classes_and_tags, fit, predict, stacked_reference
 
+from eurosat_finetune.data.bands import RGB_BANDS
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
 from eurosat_finetune.data.scenes.stac_assets import band_assets
-from eurosat_finetune.data.scenes.stac_items import HTTP_DEFAULTS, load_items, search_parameters
+from eurosat_finetune.data.scenes.stac_items import (
+    HTTP_DEFAULTS,
+    PLANETARY_COMPUTER,
+    is_planetary_computer,
+    load_items,
+    search_parameters,
+)
 from eurosat_finetune.data.scenes.stac_radiometry import decide, pixels_offset
-from eurosat_finetune.data.scenes.stac_scenes import item_scenes
+from eurosat_finetune.data.scenes.stac_scenes import item_product, item_scenes
 from eurosat_finetune.errors import BandError, CatalogueError, DataNotFoundError
 
 TRAINED = TrainedOn(image_size=16, bands=NO_B10, resolution=10.0)
@@ -121,8 +131,26 @@ def test_the_offset_is_decided_by_the_metadata_and_checked_against_the_pixels(
     # a scene without dark surfaces cannot disprove an offset: the metadata decides
     bright = np.random.default_rng(0).integers(2000, 5000, (64, 64), dtype=np.uint16)
     shown, showed = pixels_offset(bright)
-    assert shown is None and showed == "0.0% of valid DNs below 1000, 0.0% in [1000, 1100): no dark surface to tell"
+    assert shown is None and showed == "0.0% of valid DNs under 900, 0.0% in [1000, 1100): no dark surface to tell"
     assert pixels_offset(np.zeros((8, 8), np.uint16)) == (None, "no valid pixel")
+    # with the offset, a lake's NIR lies on both sides of 1000 (reflectance a little below 0 is what it keeps)
+    lake = np.clip(np.random.default_rng(1).normal(1000 + 50, 40, (64, 16)), 1, None).astype(np.uint16)
+    assert pixels_offset(np.hstack([bright, lake]))[0] == -1000 and (lake < 1000).mean() > 0.05
+    assert pixels_offset(np.hstack([bright, lake - 1000 + 1]))[0] == 0  # the same lake without it
+
+
+def test_the_pixels_are_checked_on_nir_and_the_decision_reaches_the_product(tmp_path: Path) -> None:
+    """An RGB model's item is checked on the item's B08 all the same (blue has no dark floor to read); the
+    offset decided is the product's, which turns DN into reflectance x 10,000."""
+    _, stored = scene_pixels(1, 1000)  # the offset in the pixels, though the flag says it was taken out
+    item = pystac.Item.from_dict(earth_search_item(tmp_path, str(tmp_path), stored, boa_offset_applied=True))
+    product, radiometry = item_product(item, list(RGB_BANDS), mask_clouds=False)
+    assert (radiometry.decided_by, radiometry.pixels_showed.split(":")[0]) == ("pixels", "B08")
+    assert product.offsets == {"B04": -1000, "B03": -1000, "B02": -1000}
+    assert product.to_eurosat_units("B04") == (1.0, -1000.0)
+    _, stored = scene_pixels(1, 1000)
+    computer = pystac.Item.from_dict(planetary_computer_item(tmp_path / "pc", str(tmp_path / "pc"), stored))
+    assert item_product(computer, NO_B10, mask_clouds=False)[0].offsets == dict.fromkeys(NO_B10, -1000)
 
 
 def test_a_search_url_becomes_pystac_clients_search() -> None:
@@ -189,6 +217,85 @@ def test_failures_are_one_line_naming_the_url(server: StacServer, monkeypatch: p
         load_items(missing)
 
 
+TOKEN = "st=2026-12-05T00%3A00%3A00Z&se=2099-01-01T00%3A00%3A00Z&sp=rl&sv=2021-06-08&sr=c&sig=test"
+
+
+class _Tokens(BaseHTTPRequestHandler):
+    """The Planetary Computer's SAS token endpoint, ``<sas_url>/<account>/<container>``, on 127.0.0.1."""
+
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).asked.append(self.path)
+        body = json.dumps({"msft:expiry": "2099-01-01T00:00:00Z", "token": TOKEN}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_planetary_computer_items_are_signed_and_others_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its blobs refuse unsigned requests: the Planetary Computer's items (by the host of the URL, or of a saved
+    item's own link) have their hrefs signed by its package, with a token per blob container from its SAS
+    endpoint (here one on 127.0.0.1: no network); Earth Search's are read as published."""
+    import planetary_computer
+
+    tokens = ThreadingHTTPServer(("127.0.0.1", 0), _Tokens)
+    threading.Thread(target=tokens.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PC_SDK_SAS_URL", f"http://127.0.0.1:{tokens.server_port}/api/sas/v1/token")
+    planetary_computer.settings.Settings.get.cache_clear()  # its settings are read once; read these
+    monkeypatch.setattr(planetary_computer.sas, "TOKEN_CACHE", {})
+    _, stored = scene_pixels(3, 1000)
+    blobs = "https://sentinel2l2a01.blob.core.windows.net/sentinel2-l2"
+    pc = planetary_computer_item(tmp_path / "pc", blobs.removesuffix("/sentinel2-l2"), stored)
+    pc["links"] = [{"rel": "self", "href": f"https://{PLANETARY_COMPUTER}/api/stac/v1/collections/sentinel-2-l2a/items/"
+                    f"{pc['id']}", "type": "application/geo+json"}]  # fmt: skip
+    cogs = "https://sentinel-cogs.s3.us-west-2.amazonaws.com"
+    es = earth_search_item(tmp_path / "es", cogs, scene_pixels(3, 0)[1], boa_offset_applied=True)
+    saved = tmp_path / "items.json"  # as `stac-client search ... --save` writes them
+    saved.write_text(json.dumps({"type": "FeatureCollection", "features": [pc, es]}))
+    try:
+        signed, unsigned = load_items(saved).items
+    finally:
+        tokens.shutdown()
+        planetary_computer.settings.Settings.get.cache_clear()
+    assert _Tokens.asked == ["/api/sas/v1/token/sentinel2l2a01/sentinel2-l2"]  # one token for the container
+    paths = band_assets(signed, ["B04", "B8A", "SCL"])
+    for band in ("B04", "B8A", "SCL"):
+        assert signed.assets[band].href.startswith(blobs) and signed.assets[band].href.endswith(f"?{TOKEN}")
+        assert paths[band].gdal_path == f"/vsicurl/{signed.assets[band].href}", band
+    assert all("?" not in asset.href for asset in unsigned.assets.values())  # Earth Search: as published
+    assert is_planetary_computer(f"https://{PLANETARY_COMPUTER}/api/stac/v1/search?collections=sentinel-2-l2a")
+
+    monkeypatch.setitem(sys.modules, "planetary_computer", None)  # the extra not installed: its import fails
+    with pytest.raises(CatalogueError, match=r"pip install 'eurosat-finetune\[planetary-computer\]'$"):
+        load_items(saved)
+
+
+def test_files_that_are_not_stac_items_and_items_without_clouds_classes_are_one_line(tmp_path: Path) -> None:
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"type": "Polygon", "coordinates": []}))
+    with pytest.raises(CatalogueError) as not_stac:
+        load_items(other)
+    assert str(not_stac.value) == f"{other} is neither a STAC Item nor an ItemCollection"
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text('{"type": "Feature", ')
+    with pytest.raises(CatalogueError) as cut:
+        load_items(damaged)
+    assert str(cut.value).startswith(f"cannot read the STAC item(s) at {damaged} (Expecting property name")
+    _, stored = scene_pixels(1, 0)
+    published = earth_search_item(tmp_path / "es", str(tmp_path / "es"), stored, boa_offset_applied=True)
+    del published["assets"]["scl"]
+    with pytest.raises(BandError, match=r"no scene classification \(SCL\) asset, .*drop data.maps.mask_clouds"):
+        band_assets(pystac.Item.from_dict(published), ["B04", "SCL"])
+
+
 def test_a_search_maps_its_bbox_alone_with_the_whole_scenes_pixels(server: StacServer) -> None:
     """The bbox, in the item's CRS, snapped outwards to its 10 m grid: the cropped scene's pixels are the
     whole scene's there, 20 m and 60 m bands resampled as for the whole scene."""
@@ -239,7 +346,9 @@ def test_an_earth_search_item_maps_as_its_pixels_stacked_without_offset(
     cells, tags = classes_and_tags(predict(ms12, url, tmp_path / "l-item") / "S2A_32UMU_20230615_0_L2A.classes.tif")
     reference, _ = classes_and_tags(predict(ms12, stack.parent, tmp_path / "l-stack") / "stack.classes.tif")
     np.testing.assert_array_equal(cells, reference)
-    assert tags["stac_item"] == tags["product"] == "S2A_32UMU_20230615_0_L2A" and tags["processing_level"] == "L2A"
+    assert tags["stac_item"] == "S2A_32UMU_20230615_0_L2A" and tags["processing_level"] == "L2A"
+    assert tags["product"] == "S2A_MSIL2A_20230615T103031_N0510_R108_T32UMU_20230615T170036"  # ESA's, s2:product_uri
+    assert tags["stac_item_href"] == url  # which catalogue (the collection's name is every catalogue's)
     assert tags["datetime"] == "2023-06-15T10:30:31.024000+00:00" and tags["processing_baseline"] == "05.10"
     assert json.loads(tags["offsets_applied"]) == dict.fromkeys(NO_B10, 0) and tags["offset_decided_by"] == "metadata"
     assert tags["offset_metadata"].startswith("earthsearch:boa_offset_applied true")

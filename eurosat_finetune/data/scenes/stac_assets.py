@@ -75,6 +75,11 @@ def band_assets(item: "pystac.Item", bands: list[str]) -> dict[str, BandAsset]:
         if band in bands and band not in found:
             found[band] = BandAsset(key, gdal_path(asset.get_absolute_href() or asset.href), resolution_of(band, asset))
     missing = [band for band in bands if band not in found]
+    if "SCL" in missing:
+        raise BandError(
+            f"STAC item {item.id} has no scene classification (SCL) asset, which data.maps.mask_clouds reads "
+            f"(assets: {', '.join(item.assets)}); drop data.maps.mask_clouds to map it"
+        )
     if missing:
         raise BandError(
             f"STAC item {item.id} has no cloud-optimised GeoTIFF asset of band {', '.join(missing)}, which the model "

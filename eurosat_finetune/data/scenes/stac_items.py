@@ -4,11 +4,14 @@ item search in its GET form, ``<root>/search?collections=...&bbox=w,s,e,n&dateti
 
 Read through pystac (items, item collections) and pystac-client (searches), the optional ``stac`` extra;
 pixels are read later by GDAL, whose HTTP settings for cloud-optimised GeoTIFFs are set here as defaults
-(what the user set is kept).
+(what the user set is kept). The Planetary Computer's files refuse unsigned requests: its items (recognised
+by the host name of the URL, or of a saved item's own link) are signed with its ``planetary-computer``
+package, the optional ``planetary-computer`` extra; other catalogues are read unsigned.
 """
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INSTALL = "pip install 'eurosat-finetune[stac]'"
+PLANETARY_COMPUTER = "planetarycomputer.microsoft.com"  # its STAC API's host; its files are in Azure blobs
+INSTALL_SIGNING = "pip install 'eurosat-finetune[planetary-computer]'"
 SEARCH_PARAMETERS = ("collections", "bbox", "datetime", "ids", "limit")
 # GDAL's settings for reading COGs over HTTP: no directory listing on open (one request, not a crawl of
 # the bucket), consecutive ranges in one request, and retries of 429/5xx answers
@@ -69,6 +74,34 @@ class StacItems:
     bbox: BBox | None = None
 
 
+def is_planetary_computer(url: str | None) -> bool:
+    host = urlsplit(url or "").hostname or ""
+    return host == PLANETARY_COMPUTER or host.endswith(f".{PLANETARY_COMPUTER}")
+
+
+def planetary_computer_signer(location: str) -> Callable[[Any], Any]:
+    """The ``planetary-computer`` package's ``sign_inplace``: pystac-client's ``modifier`` for a search, and
+    what signs an item's asset hrefs (a token per blob container, fetched once and kept until it expires).
+    Without the package, a one-line error naming ``location`` and how to install it."""
+    try:
+        import planetary_computer
+    except ImportError:
+        raise CatalogueError(
+            f"{location}: the Planetary Computer's files are read with signed URLs, which its package makes: "
+            f"{INSTALL_SIGNING}"
+        ) from None
+    return planetary_computer.sign_inplace
+
+
+def signed(found: "StacItems") -> "StacItems":
+    """``found`` with the Planetary Computer's items signed in place (by the location's host, or each item's own
+    link, as a saved item collection keeps); the others as they are."""
+    for item in found.items:
+        if is_planetary_computer(found.location) or is_planetary_computer(item.get_self_href()):
+            planetary_computer_signer(found.location)(item)
+    return found
+
+
 def load_items(root: str | Path) -> StacItems:
     """The items at ``root`` (see the module's docstring). A URL that does not answer, or answers with
     an error, is a one-line error naming it; so is a search that finds nothing."""
@@ -80,12 +113,19 @@ def load_items(root: str | Path) -> StacItems:
         found = search(location)
     else:
         try:
-            try:
-                found = StacItems(location, [pystac.Item.from_file(location)])
-            except pystac.STACTypeError:  # not an item: an item collection (as ``stac-client search --save`` writes)
-                found = StacItems(location, list(pystac.ItemCollection.from_file(location)))
+            found = StacItems(location, [pystac.Item.from_file(location)])
+        except pystac.STACTypeError:  # not an item: an item collection (as ``stac-client search --save`` writes)
+            found = None  # tried below, outside this handler: its errors are its own, not this one's
         except Exception as err:  # pystac raises bare Exceptions for HTTP errors: any failure is the location's
             raise CatalogueError(unreadable(location, err)) from None
+        if found is None:
+            try:
+                found = StacItems(location, list(pystac.ItemCollection.from_file(location)))
+            except (pystac.STACTypeError, KeyError, TypeError, AttributeError):
+                raise CatalogueError(f"{location} is neither a STAC Item nor an ItemCollection") from None
+            except Exception as err:
+                raise CatalogueError(unreadable(location, err)) from None
+        found = signed(found)
     if not found.items:
         raise DataNotFoundError(f"data.predict_root={location!r} holds no STAC items; widen the search or the file")
     return found
@@ -134,8 +174,9 @@ def search(url: str) -> StacItems:
     """The items of a GET item-search URL, through pystac-client, with its bbox as the area mapped."""
     _, pystac_client = stac_libraries()
     root, arguments = search_parameters(url)
+    modifier = planetary_computer_signer(url) if is_planetary_computer(url) else None
     try:
-        client = pystac_client.Client.open(root)
+        client = pystac_client.Client.open(root, modifier=modifier)
         items = list(client.search(method="GET", **arguments).items())
     except Exception as err:  # requests' and pystac-client's errors alike: the catalogue did not answer
         raise CatalogueError(unreadable(url, err)) from None

@@ -11,10 +11,12 @@ add 1000 to every DN, but catalogues differ in what their pixels hold and say:
 - Planetary Computer: no flag; ``s2:processing_baseline`` >= 04.00 means an offset, whose value (and the
   quantification) the ``product-metadata`` asset's ``MTD_MSIL2A.xml`` gives when it can be read.
 
-The check: with the offset in them, valid DNs are >= 1000 wherever reflectance >= 0, so dark surfaces
-(water, shadow: NIR reflectance near 0) pile up just above 1000. Many valid DNs below 1000 (1 % or more)
-show pixels without the offset; DNs piled on [1000, 1100) with next to none below show it. A scene with no
-dark surface shows neither: then the metadata decides.
+The check, on the item's NIR band (B08: water is dark there) whatever bands the model reads: with the offset
+in them, valid DNs are >= 1000 wherever reflectance >= 0, so dark surfaces (water, shadow: NIR reflectance near
+0) pile up around 1000, a little below it too (the offset is there to keep slightly negative reflectance).
+Many valid DNs well below 1000 (under 900, 1 % or more) show pixels without the offset; DNs piled on
+[1000, 1100) with next to none under 900 show it. A scene with no dark surface shows neither: then the
+metadata decides.
 """
 
 import logging
@@ -29,8 +31,8 @@ from rasterio.errors import RasterioIOError
 
 from eurosat_finetune.data.bands import NATIVE_RESOLUTION
 from eurosat_finetune.data.scenes.sentinel2_products import metadata_radiometry
-from eurosat_finetune.data.scenes.stac_assets import BandAsset
-from eurosat_finetune.errors import UnreadableImageError
+from eurosat_finetune.data.scenes.stac_assets import BandAsset, band_assets
+from eurosat_finetune.errors import BandError, UnreadableImageError
 
 if TYPE_CHECKING:
     import pystac
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 OFFSET = -1000  # added to DN since processing baseline 04.00
 QUANTIFICATION = 10_000.0
 CHECKED_SIDE = 256  # px a side of the overview the pixels are checked on
-NO_OFFSET_SHARE = 0.01  # valid DNs below 1000 from this share on: the pixels hold no offset
+NO_OFFSET_SHARE = 0.01  # valid DNs under WELL_BELOW from this share on: the pixels hold no offset
+WELL_BELOW = 900  # reflectance -0.01 with the offset: water reaches just under 1000, not this far
 FLOOR = (1000, 1100)  # where dark surfaces lie when the pixels hold the offset
 
 
@@ -70,7 +73,7 @@ def declared(item: "pystac.Item") -> tuple[int, float, dict[str, int], str]:
         return 0, QUANTIFICATION, {}, "earthsearch:boa_offset_applied true: the offset is out of the pixels"
     if not baseline:
         return 0, QUANTIFICATION, {}, "no s2:processing_baseline: no offset"
-    if baseline < "04.00":
+    if baseline_number(baseline) < 4:
         return 0, QUANTIFICATION, {}, f"processing baseline {baseline} < 04.00: no offset"
     if flag is False:
         return OFFSET, QUANTIFICATION, {}, f"earthsearch:boa_offset_applied false, baseline {baseline}: offset -1000"
@@ -78,6 +81,14 @@ def declared(item: "pystac.Item") -> tuple[int, float, dict[str, int], str]:
     if offsets:
         return min(offsets.values()), quantification, offsets, f"baseline {baseline}, product-metadata's BOA_ADD_OFFSET"
     return OFFSET, quantification, {}, f"processing baseline {baseline} >= 04.00: offset -1000"
+
+
+def baseline_number(baseline: str) -> float:
+    """``"05.10"`` as 5.1 (compared as a number: "3.01" is before 04.00); an unreadable one as the newest."""
+    try:
+        return float(baseline)
+    except ValueError:
+        return float("inf")
 
 
 def product_metadata(item: "pystac.Item") -> tuple[float, dict[str, int]]:
@@ -97,10 +108,15 @@ def product_metadata(item: "pystac.Item") -> tuple[float, dict[str, int]]:
         return QUANTIFICATION, {}
 
 
-def checked_band(assets: dict[str, BandAsset]) -> str:
-    """The band the pixels are checked on: B08 (NIR: water is dark), else the finest one read."""
-    bands = [band for band in assets if band != "SCL"]
-    return "B08" if "B08" in bands else min(bands, key=lambda band: (NATIVE_RESOLUTION[band], band))
+def checked_band(item: "pystac.Item", assets: dict[str, BandAsset]) -> tuple[str, BandAsset]:
+    """The band the pixels are checked on: the item's B08 (NIR: water is dark) whatever the model reads, else
+    the finest band read."""
+    try:
+        return "B08", band_assets(item, ["B08"])["B08"]
+    except BandError:
+        bands = [band for band in assets if band != "SCL"]
+        band = min(bands, key=lambda band: (NATIVE_RESOLUTION[band], band))
+        return band, assets[band]
 
 
 def pixels_offset(dn: np.ndarray) -> tuple[int | None, str]:
@@ -108,9 +124,9 @@ def pixels_offset(dn: np.ndarray) -> tuple[int | None, str]:
     valid = dn[dn > 0]
     if valid.size == 0:
         return None, "no valid pixel"
-    below = float((valid < FLOOR[0]).mean())
+    below = float((valid < WELL_BELOW).mean())
     floor = float(((valid >= FLOOR[0]) & (valid < FLOOR[1])).mean())
-    words = f"{below:.1%} of valid DNs below 1000, {floor:.1%} in [1000, 1100)"
+    words = f"{below:.1%} of valid DNs under {WELL_BELOW}, {floor:.1%} in [1000, 1100)"
     if below >= NO_OFFSET_SHARE:
         return 0, f"{words}: no offset"
     if floor >= NO_OFFSET_SHARE and below < floor / 10:  # dark surfaces piled on the 1000 floor
@@ -133,8 +149,8 @@ def decide(item: "pystac.Item", assets: dict[str, BandAsset]) -> Radiometry:
     """The item's offsets (per band read) and quantification: its metadata's, unless its pixels show
     otherwise, which is then said in one warning naming the item."""
     offset, quantification, per_band, said = declared(item)
-    band = checked_band(assets)
-    shown, showed = pixels_offset(overview(assets[band].gdal_path))
+    band, checked = checked_band(item, assets)
+    shown, showed = pixels_offset(overview(checked.gdal_path))
     showed = f"{band}: {showed}"
     if shown is None or shown == offset:
         offsets = {b: per_band.get(b, offset) for b in assets if b != "SCL"}

@@ -58,7 +58,9 @@ class ItemScene(ProductScene):
         when = item.datetime.isoformat() if item.datetime is not None else str(item.properties.get("start_datetime"))
         self.item_tags = {
             "stac_item": item.id,
+            "stac_item_href": item.get_self_href() or "",  # which catalogue: collection names are shared
             "stac_collection": str(item.collection_id),
+            "product": str(item.properties.get("s2:product_uri", item.id)).removesuffix(".SAFE"),  # ESA's name
             "datetime": when,
             "offset_decided_by": radiometry.decided_by,
             "offset_metadata": radiometry.metadata_said,

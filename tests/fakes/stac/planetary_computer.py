@@ -33,6 +33,7 @@ BANDS = {
     "B11": ("Band 11 - SWIR (1.6)", "swir16", 1.61, 0.143),
     "B12": ("Band 12 - SWIR (2.2)", "swir22", 2.19, 0.242),
 }
+API = "https://planetarycomputer.microsoft.com/api"
 RESOLUTION = {"B01": 60, "B09": 60, "B05": 20, "B06": 20, "B07": 20, "B8A": 20, "B11": 20, "B12": 20}
 
 
@@ -81,8 +82,6 @@ def planetary_computer_item(
                              ("safe-manifest", "manifest.safe", "SAFE manifest")):  # fmt: skip
         assets[key] = {"href": f"{base_url}/{safe}/{name}", "type": "application/xml", "roles": ["metadata"],
                        "title": title}  # fmt: skip
-    assets["preview"] = {"href": f"{base_url}/preview.png", "type": "image/png", "roles": ["overview"],
-                         "title": "Rendered preview"}  # fmt: skip
     when = f"{date[:4]}-{date[4:6]}-{date[6:]}T{sensing[9:11]}:{sensing[11:13]}:{sensing[13:]}.024000Z"
     properties = {
         "datetime": when, "platform": "Sentinel-2A", "proj:epsg": EPSG, "instruments": ["msi"],
@@ -92,8 +91,13 @@ def planetary_computer_item(
         "s2:datatake_type": "INS-NOBS", "sat:relative_orbit": names.relative_orbit,
         "s2:processing_baseline": baseline,
     }  # fmt: skip
+    item_id = names.product.replace(f"_N{baseline.replace('.', '')}", "")  # the Planetary Computer's ids drop Nxxxx
+    # rendered by its data API, not a file in its blobs
+    preview = f"{API}/data/v1/item/preview.png?collection=sentinel-2-l2a&item={item_id}&assets=visual&format=png"
+    assets["rendered_preview"] = {"href": preview, "type": "image/png", "roles": ["overview"], "rel": "preview",
+                                  "title": "Rendered preview"}  # fmt: skip
     return {
-        "id": names.product.replace(f"_N{baseline.replace('.', '')}", ""),  # the Planetary Computer's ids drop Nxxxx
+        "id": item_id,
         "bbox": bbox,
         "type": "Feature",
         "links": [],
