@@ -523,14 +523,14 @@ def test_a_composite_refuses_items_on_other_grids_or_without_scl(server: StacSer
 @pytest.mark.slow  # end-to-end runs: the full suite
 def test_a_search_maps_one_cloud_free_composite_of_its_bbox(ms12: Path, server: StacServer, tmp_path: Path) -> None:
     """``--data.maps.composite=median``: one map of the bbox for three dates, two of them cloudy over the same
-    block, the same classes as the clear date's own map."""
+    block, the same classes as the clear date's own map; read by two DataLoader workers."""
     for date in DATES:
         publish_cloudy(server, 1, date, [INSIDE_BBOX] if date != DATES[-1] else [])
     west, south, east, north = lon_lat_bbox()
     bbox = ",".join(map(str, (west + 0.004, south + 0.003, east - 0.006, north - 0.005)))
     search = f"{server.url}/search?collections=sentinel-2-l2a&bbox={bbox}"
     maps = predict(ms12, f"{search}&datetime=2023-06-01/2023-07-31", tmp_path / "l-composite",
-                   "--data.maps.composite=median")  # fmt: skip
+                   "--data.maps.composite=median", "--data.loader.num_workers=2")  # fmt: skip
     assert [path.name for path in maps.glob("*.classes.tif")] == [f"composite_{DATES[0]}_{DATES[-1]}.classes.tif"]
     cells, tags = classes_and_tags(maps / f"composite_{DATES[0]}_{DATES[-1]}.classes.tif")
     clear = predict(ms12, f"{search}&ids=S2A_32UMU_{DATES[-1]}_0_L2A", tmp_path / "l-clear")
