@@ -40,7 +40,16 @@ def test_print_config_shows_the_data_groups(capsys: pytest.CaptureFixture) -> No
         "download": ["enabled", "md5", "url"],
         "split": ["allow_change", "files", "seed", "test_fraction", "train_size", "val_fraction"],
         "cache": ["dir", "enabled"],
-        "maps": ["mask_clouds", "raster_bands", "raster_offset", "rgb_scale_max", "scenes", "stride", "window"],
+        "maps": [
+            "composite",
+            "mask_clouds",
+            "raster_bands",
+            "raster_offset",
+            "rgb_scale_max",
+            "scenes",
+            "stride",
+            "window",
+        ],
         "loader": ["batch_size", "num_workers"],
     }
     assert data["synthetic_images_per_class"] == 100 and data["loader"] == {"batch_size": 32, "num_workers": 0}
@@ -163,6 +172,7 @@ data:
     rgb_scale_max: 2750.0
     raster_offset: 0
     mask_clouds: false
+    composite: none
   augment: false
   loader: {batch_size: 16, num_workers: 0}
 """

@@ -23,7 +23,9 @@ from test_products import NO_B10, classes_and_tags, fit, predict, stacked_refere
 
 from eurosat_finetune.data.bands import RGB_BANDS
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
+from eurosat_finetune.data.scenes.predict_inputs import PredictInputs
 from eurosat_finetune.data.scenes.stac_assets import band_assets
+from eurosat_finetune.data.scenes.stac_composites import composite_scene
 from eurosat_finetune.data.scenes.stac_items import (
     HTTP_DEFAULTS,
     PLANETARY_COMPUTER,
@@ -33,7 +35,7 @@ from eurosat_finetune.data.scenes.stac_items import (
 )
 from eurosat_finetune.data.scenes.stac_radiometry import decide, pixels_offset
 from eurosat_finetune.data.scenes.stac_scenes import item_product, item_scenes
-from eurosat_finetune.errors import BandError, CatalogueError, DataNotFoundError
+from eurosat_finetune.errors import BandError, CatalogueError, ConfigError, DataNotFoundError
 
 TRAINED = TrainedOn(image_size=16, bands=NO_B10, resolution=10.0)
 
@@ -435,3 +437,103 @@ def test_a_missing_band_item_or_catalogue_is_one_line(
                            f"--trainer.default_root_dir={tmp_path / 'runs'}"], capsys)  # fmt: skip
         assert "Traceback" not in error and len(error.strip().splitlines()) == 1, error
         assert error.startswith(start), error
+
+
+DATES = ("20230615", "20230620", "20230710")
+TWO_CLOUDY = (slice(0, 48), slice(120, 192))  # 10 m rows and columns, whole 60 m pixels: cloudy on two dates
+ONE_CLOUDY = (slice(96, 120), slice(120, 168))  # cloudy on the first date only
+ALL_CLOUDY = (slice(168, 192), slice(168, 192))  # cloudy on every date: no data
+INSIDE_BBOX = (slice(72, 120), slice(60, 108))  # within the end-to-end test's bbox
+MARGIN = 16  # 10 m px of SCL cloud beyond the bright pixels, past what resampling the 60 m bands spreads
+
+
+def publish_cloudy(server: StacServer, seed: int, date: str, clouds: list[tuple[slice, slice]]) -> str:
+    """An Earth Search item of ``date`` whose bands are bright (9,000) over each of ``clouds`` (10 m rows and
+    columns, on each band's own grid) and whose SCL says cloud there and ``MARGIN`` around."""
+    _, stored = scene_pixels(seed, 0)
+    classes = np.full((SIZE // 2, SIZE // 2), 4, np.uint8)
+    for rows, cols in clouds:
+        for pixels in stored.values():
+            factor = SIZE // pixels.shape[0]
+            pixels[rows.start // factor : rows.stop // factor, cols.start // factor : cols.stop // factor] = 9000
+        top, left = max(0, rows.start - MARGIN) // 2, max(0, cols.start - MARGIN) // 2
+        classes[top : (rows.stop + MARGIN) // 2, left : (cols.stop + MARGIN) // 2] = 9
+    item = earth_search_item(server.files, server.file_url("").rstrip("/"), stored, True, date=date, scl=classes)
+    return server.add_item(item)
+
+
+def test_a_median_composite_leaves_out_each_dates_clouds(server: StacServer) -> None:
+    """Three dates of one tile: where two are cloudy the composite is the clear date's pixels, elsewhere the
+    median of the dates clear there; cloudy in every date, no data. Read in blocks as the map reads it."""
+    publish_cloudy(server, 1, DATES[0], [TWO_CLOUDY, ONE_CLOUDY, ALL_CLOUDY])
+    publish_cloudy(server, 2, DATES[1], [TWO_CLOUDY, ALL_CLOUDY])
+    publish_cloudy(server, 3, DATES[2], [ALL_CLOUDY])
+    items = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
+    composite = composite_scene(items, SceneOptions(composite="median"), TRAINED)
+    assert composite.name == f"composite_{DATES[0]}_{DATES[-1]}"
+    source = composite.source
+    step = source.block_rows()
+    blocks = [source.read_rows(top, min(top + step, SIZE)) for top in range(0, SIZE, step)]
+    pixels, valid = np.concatenate([b[0] for b in blocks], axis=1), np.concatenate([b[1] for b in blocks])
+    dates = [scene.source.read_rows(0, SIZE) for scene in item_scenes(items, SceneOptions(mask_clouds=True), TRAINED)]
+    stack = np.stack([p for p, _ in dates]).astype(np.float64)
+    clear = np.stack([v for _, v in dates])
+    only_third = ~clear[0] & ~clear[1] & clear[2]
+    assert only_third[TWO_CLOUDY].all()
+    np.testing.assert_array_equal(pixels[:, only_third], dates[2][0][:, only_third])
+    assert pixels[:, TWO_CLOUDY[0], TWO_CLOUDY[1]].max() < 9000  # no cloud left
+    everywhere = clear.all(axis=0)
+    np.testing.assert_array_equal(pixels[:, everywhere], np.median(stack, axis=0)[:, everywhere])
+    two = clear[1] & clear[2] & ~clear[0]
+    assert two[ONE_CLOUDY].all()
+    np.testing.assert_array_equal(pixels[:, two], np.rint((stack[1] + stack[2]) / 2)[:, two])
+    assert not valid[ALL_CLOUDY].any() and (pixels[:, ~valid] == 0).all() and valid.mean() > 0.95
+    tags = composite.tags()
+    assert tags["composite"] == "median" and tags["cloud_masked"] == "true"
+    used = json.loads(tags["stac_items"])
+    assert [item["stac_item"] for item in used] == [f"S2A_32UMU_{date}_0_L2A" for date in DATES]
+    assert all(item["offsets_applied"] == dict.fromkeys(NO_B10, 0) for item in used)
+    assert used[0]["offset_decided_by"] == "metadata" and used[0]["datetime"].startswith("2023-06-15")
+    assert source.preview(48, 48).shape == (3, 48, 48)
+
+
+def test_a_composite_refuses_items_on_other_grids_or_without_scl(server: StacServer) -> None:
+    publish_cloudy(server, 1, DATES[0], [])
+    _, stored = scene_pixels(2, 0)
+    smaller = {
+        band: pixels[: pixels.shape[0] * 15 // 16, : pixels.shape[1] * 15 // 16] for band, pixels in stored.items()
+    }
+    server.add_item(earth_search_item(server.files, server.file_url("").rstrip("/"), smaller, True, date=DATES[1]))
+    items = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
+    with pytest.raises(ConfigError) as refused:
+        composite_scene(items, SceneOptions(composite="median"), TRAINED)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("data.maps.composite=median needs items on one grid; ")
+    assert all(f"S2A_32UMU_{date}_0_L2A (" in message for date in DATES[:2])
+    del items.items[1].assets["scl"]
+    with pytest.raises(BandError, match=r"S2A_32UMU_20230620_0_L2A has no scene classification .*composite=none$"):
+        composite_scene(items, SceneOptions(composite="median"), TRAINED)
+    products = PredictInputs(Path("products"), [Path("products/a.SAFE")], [])  # no STAC items: nothing to composite
+    with pytest.raises(
+        ConfigError, match=r"^data\.maps\.composite=median composites STAC items .*drop data\.maps\.composite$"
+    ):
+        products.loaders(SceneOptions(composite="median"), TRAINED, None, 4, 0)
+
+
+@pytest.mark.slow  # end-to-end runs: the full suite
+def test_a_search_maps_one_cloud_free_composite_of_its_bbox(ms12: Path, server: StacServer, tmp_path: Path) -> None:
+    """``--data.maps.composite=median``: one map of the bbox for three dates, two of them cloudy over the same
+    block, the same classes as the clear date's own map; read by two DataLoader workers."""
+    for date in DATES:
+        publish_cloudy(server, 1, date, [INSIDE_BBOX] if date != DATES[-1] else [])
+    west, south, east, north = lon_lat_bbox()
+    bbox = ",".join(map(str, (west + 0.004, south + 0.003, east - 0.006, north - 0.005)))
+    search = f"{server.url}/search?collections=sentinel-2-l2a&bbox={bbox}"
+    maps = predict(ms12, f"{search}&datetime=2023-06-01/2023-07-31", tmp_path / "l-composite",
+                   "--data.maps.composite=median", "--data.loader.num_workers=2")  # fmt: skip
+    assert [path.name for path in maps.glob("*.classes.tif")] == [f"composite_{DATES[0]}_{DATES[-1]}.classes.tif"]
+    cells, tags = classes_and_tags(maps / f"composite_{DATES[0]}_{DATES[-1]}.classes.tif")
+    clear = predict(ms12, f"{search}&ids=S2A_32UMU_{DATES[-1]}_0_L2A", tmp_path / "l-clear")
+    reference, _ = classes_and_tags(clear / f"S2A_32UMU_{DATES[-1]}_0_L2A.classes.tif")
+    np.testing.assert_array_equal(cells, reference)
+    assert tags["composite"] == "median" and len(json.loads(tags["stac_items"])) == 3 and "area_bbox" in tags

@@ -26,6 +26,7 @@ from eurosat_finetune.errors import ConfigError
 log = logging.getLogger(__name__)
 
 MapScenes = Literal["auto", "all", "none"]
+Composite = Literal["none", "median"]
 
 
 def georeferenced(path: Path) -> bool:
@@ -113,6 +114,11 @@ class SceneOptions:
             2022 on), which add it. Float rasters are reflectance (0-1), multiplied by 10,000.
         mask_clouds: For L2A products, also treat the scene classification's cloud shadow, cloud and
             thin cirrus pixels (SCL 3, 8, 9, 10) as no data; windows less than half valid are not mapped.
+        composite: For STAC items of one area (a search's bbox, or items of one tile): ``none``, one map
+            per item; ``median``, one map of the area, ``composite_<first date>_<last date>``, whose pixels
+            are per band the median over the items of those clear in each (no data, cloud shadow, cloud and
+            cirrus left out, whatever ``mask_clouds`` says; every item needs its SCL asset); a pixel clear
+            in no item is no data. The items must lie on one grid (one UTM zone and tile).
     """
 
     scenes: MapScenes = "auto"
@@ -122,6 +128,7 @@ class SceneOptions:
     rgb_scale_max: PositiveFloat = 2750.0
     raster_offset: NonNegativeInt = 0
     mask_clouds: bool = False
+    composite: Composite = "none"
 
     def __post_init__(self) -> None:
         # the parser's types refuse these too; this is for options built in Python

@@ -14,10 +14,11 @@ from eurosat_finetune.data.predict_batches import collate_images
 from eurosat_finetune.data.prediction_images import PredictionImages
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn, georeferenced
 from eurosat_finetune.data.scenes.sentinel2_products import is_product
+from eurosat_finetune.data.scenes.stac_composites import composite_scene
 from eurosat_finetune.data.scenes.stac_items import StacItems, is_stac, load_items
 from eurosat_finetune.data.scenes.stac_scenes import item_scenes
 from eurosat_finetune.data.scenes.windows import SceneWindows
-from eurosat_finetune.errors import DataNotFoundError
+from eurosat_finetune.errors import ConfigError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,16 @@ class PredictInputs:
         world_size: int = 1,
     ) -> list[DataLoader]:
         """The images classified whole (``band_indices`` of multispectral ones, as in training), then the
-        windows of the scenes (see :meth:`SceneOptions.scenes_among`; STAC items: :func:`item_scenes`), those of
-        this process of ``world_size``."""
-        if self.stac is not None:
+        windows of the scenes (see :meth:`SceneOptions.scenes_among`; STAC items: :func:`item_scenes`, or
+        :func:`composite_scene`), those of this process of ``world_size``."""
+        if self.stac is None and options.composite != "none":  # products and rasters: one map each
+            raise ConfigError(
+                f"data.maps.composite={options.composite} composites STAC items (a search URL, an item collection); "
+                f"{self.root} is none: drop data.maps.composite"
+            )
+        if self.stac is not None and options.composite == "median":
+            scenes, images = [composite_scene(self.stac, options, trained)], []
+        elif self.stac is not None:
             scenes, images = item_scenes(self.stac, options, trained), []
         else:
             scenes, images = options.scenes_among(Path(self.root), self.products, self.files, trained)

@@ -1,0 +1,149 @@
+"""STAC items of one area as one scene (``data.maps.composite: median``): per pixel and band, the median over
+the items of the band in the model's units (each item read by its own :class:`ItemScene`, so with its own
+offset), leaving out what is no data in an item, clouds, their shadows and cirrus (SCL 3, 8, 9, 10: always
+masked here, whatever ``data.maps.mask_clouds`` says, since a median of clouds is no use). A pixel valid in
+no item is no data. The items must lie on one grid (a search's bbox cropped alike, or one tile); memory is
+a block of rows times the number of items, never the area times the dates."""
+
+import json
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
+from eurosat_finetune.data.scenes.sources import ModelUnits, SceneSource
+from eurosat_finetune.data.scenes.stac_assets import band_assets
+from eurosat_finetune.data.scenes.stac_items import StacItems
+from eurosat_finetune.data.scenes.stac_scenes import ItemScene
+from eurosat_finetune.data.scenes.windows import Scene
+from eurosat_finetune.errors import BandError, ConfigError
+
+if TYPE_CHECKING:
+    import pystac
+
+
+def median_of(stack: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-pixel median over axis 0 of ``stack`` ``(items, channels, rows, width)`` where ``valid``
+    ``(items, rows, width)``, as float32 (the mean of the middle two for an even count), and where any
+    item was valid. Sorting with NaN last and picking by the count is exact and much faster than
+    ``np.nanmedian``, and says nothing of all-NaN pixels."""
+    values = stack.astype(np.float32)
+    values[np.broadcast_to(~valid[:, None], values.shape)] = np.nan
+    values.sort(axis=0)  # NaN sort last
+    count = valid.sum(axis=0)  # (rows, width)
+    low = np.maximum(count - 1, 0) // 2
+    high = count // 2  # low and high are 0 where no item is valid (then masked)
+    pick = np.broadcast_to(np.stack([low, high])[:, None], (2, values.shape[1], *count.shape))
+    middle = np.take_along_axis(values, pick, axis=0)
+    return middle.mean(axis=0), count > 0
+
+
+class CompositeScene(SceneSource):
+    """The median of ``scenes`` (:class:`ItemScene` read with their clouds masked, all on one grid; see the
+    module's docstring). Rows, block sizes and preview size are the first scene's grid's."""
+
+    def __init__(self, name: str, path: str, scenes: list[ItemScene]) -> None:
+        first = scenes[0]
+        for scene in scenes[1:]:
+            if scene.grid != first.grid:
+                raise ConfigError(
+                    f"data.maps.composite=median needs items on one grid; {grid_text(first)} and {grid_text(scene)} "
+                    "differ (another UTM zone or tile): search a bbox within one tile, or set data.maps.composite=none"
+                )
+        self.scenes = scenes
+        super().__init__(name, path, first.grid, first.channels, first.units)
+
+    def read_rows(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
+        read = [scene.read_rows(top, bottom) for scene in self.scenes]  # a block of rows per item, no more
+        middle, valid = median_of(np.stack([pixels for pixels, _ in read]), np.stack([mask for _, mask in read]))
+        middle[:, ~valid] = 0  # no data in every item: DN 0, as a product's no data
+        pixels = np.empty(middle.shape, self.units.dtype)
+        np.clip(np.rint(middle), 0, np.iinfo(self.units.dtype).max, out=pixels, casting="unsafe")
+        return pixels, valid
+
+    def preview(self, height: int, width: int) -> np.ndarray:
+        """The median of the items' previews (no data, 0, left out): a coarse look, clouds not masked."""
+        previews = np.stack([scene.preview(height, width) for scene in self.scenes]).astype(np.float32)
+        previews[previews <= 0] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no data in every preview
+            return np.nan_to_num(np.nanmedian(previews, axis=0), nan=0.0)
+
+    def tags(self) -> dict[str, str]:
+        first = self.scenes[0].tags()
+        items = []
+        for scene in self.scenes:
+            tags = scene.tags()
+            items.append(
+                {
+                    "stac_item": tags["stac_item"],
+                    "stac_item_href": tags["stac_item_href"],
+                    "product": tags["product"],
+                    "datetime": tags["datetime"],
+                    "processing_baseline": tags["processing_baseline"],
+                    "offsets_applied": json.loads(tags["offsets_applied"]),
+                    "offset_decided_by": tags["offset_decided_by"],
+                    "offset_metadata": tags["offset_metadata"],
+                    "offset_pixels": tags["offset_pixels"],
+                }
+            )
+        tags = {
+            "composite": "median",
+            "stac_items": json.dumps(items),
+            "stac_collection": first["stac_collection"],
+            "processing_level": first["processing_level"],
+            "bands": first["bands"],
+            "cloud_masked": "true",
+        }
+        if "area_bbox" in first:
+            tags["area_bbox"] = first["area_bbox"]
+        return tags
+
+    def block_rows(self) -> int:
+        return self.scenes[0].block_rows()
+
+    def deal_rows(self) -> int:
+        return self.scenes[0].deal_rows()
+
+    def close(self) -> None:
+        for scene in self.scenes:
+            scene.close()
+
+
+def grid_text(scene: ItemScene) -> str:
+    """An item's grid in words: its id, CRS, size and upper-left corner."""
+    grid = scene.grid
+    corner = f"({grid.transform.c:.0f}, {grid.transform.f:.0f})"
+    return f"{scene.item_tags['stac_item']} ({grid.crs}, {grid.width}x{grid.height} px from {corner})"
+
+
+def date_of(item: "pystac.Item") -> str:
+    when = item.datetime.isoformat() if item.datetime is not None else str(item.properties.get("start_datetime"))
+    return when[:10].replace("-", "")
+
+
+def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> Scene:
+    """The items of ``stac`` as one median composite, named ``composite_<first date>_<last date>``, with its
+    grid of windows. Every item needs its scene classification (SCL): one without is refused in one line."""
+    tile, stride = options.window_sizes(trained)
+    for item in stac.items:
+        try:
+            band_assets(item, ["SCL"])
+        except BandError:
+            raise BandError(
+                f"STAC item {item.id} has no scene classification (SCL) asset, which data.maps.composite=median "
+                f"reads to leave clouds out (assets: {', '.join(item.assets)}); map it with data.maps.composite=none"
+            ) from None
+    ids = [item.id for item in stac.items]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ConfigError(f"{stac.location} lists item {', '.join(twice)} more than once; each item counts once")
+    units = ModelUnits(trained.bands is not None, options.rgb_scale_max)
+    # clouds always masked (True): the median of a cloud is no use
+    scenes = [
+        ItemScene(item.id, item, trained.bands, units, trained.resolution, True, stac.bbox) for item in stac.items
+    ]
+    dates = sorted(date_of(item) for item in stac.items)
+    source = CompositeScene(f"composite_{dates[0]}_{dates[-1]}", stac.location, scenes)
+    return options.scene(source, tile, stride)
