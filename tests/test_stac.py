@@ -497,21 +497,32 @@ def test_a_median_composite_leaves_out_each_dates_clouds(server: StacServer) -> 
     assert source.preview(48, 48).shape == (3, 48, 48)
 
 
-def test_a_composite_refuses_items_on_other_grids_or_without_scl(server: StacServer) -> None:
+def test_a_composite_keeps_the_grid_covering_the_area_and_refuses_items_without_scl(
+    server: StacServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bbox near a tile's edge finds the neighbouring tile's items too, covering less of it: those are left
+    out in one warning naming them (refusing would leave the user no way to map the area)."""
     publish_cloudy(server, 1, DATES[0], [])
+    publish_cloudy(server, 3, DATES[2], [])
     _, stored = scene_pixels(2, 0)
     smaller = {
         band: pixels[: pixels.shape[0] * 15 // 16, : pixels.shape[1] * 15 // 16] for band, pixels in stored.items()
     }
     server.add_item(earth_search_item(server.files, server.file_url("").rstrip("/"), smaller, True, date=DATES[1]))
     items = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
-    with pytest.raises(ConfigError) as refused:
-        composite_scene(items, SceneOptions(composite="median"), TRAINED)
-    message = str(refused.value)
-    assert "\n" not in message and message.startswith("data.maps.composite=median needs items on one grid; ")
-    assert all(f"S2A_32UMU_{date}_0_L2A (" in message for date in DATES[:2])
+    with caplog.at_level(logging.WARNING):
+        composite = composite_scene(items, SceneOptions(composite="median"), TRAINED)
+    assert composite.name == f"composite_{DATES[0]}_{DATES[2]}" and composite.source.grid.width == SIZE
+    assert [item["stac_item"] for item in json.loads(composite.tags()["stac_items"])] == [
+        f"S2A_32UMU_{DATES[0]}_0_L2A",
+        f"S2A_32UMU_{DATES[2]}_0_L2A",
+    ]
+    (warned,) = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert warned.startswith("data.maps.composite=median: 1 item(s) on other grids (") and "\n" not in warned
+    kept = f"the composite is of the 2 on S2A_32UMU_{DATES[0]}_0_L2A ("
+    assert f"left out: S2A_32UMU_{DATES[1]}_0_L2A; {kept}" in warned
     del items.items[1].assets["scl"]
-    with pytest.raises(BandError, match=r"S2A_32UMU_20230620_0_L2A has no scene classification .*composite=none$"):
+    with pytest.raises(BandError, match=rf"{items.items[1].id} has no scene classification .*composite=none$"):
         composite_scene(items, SceneOptions(composite="median"), TRAINED)
     products = PredictInputs(Path("products"), [Path("products/a.SAFE")], [])  # no STAC items: nothing to composite
     with pytest.raises(

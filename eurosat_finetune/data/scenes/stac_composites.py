@@ -6,6 +6,7 @@ no item is no data. The items must lie on one grid (a search's bbox cropped alik
 a block of rows times the number of items, never the area times the dates."""
 
 import json
+import logging
 import warnings
 from typing import TYPE_CHECKING
 
@@ -22,18 +23,18 @@ from eurosat_finetune.errors import BandError, ConfigError
 if TYPE_CHECKING:
     import pystac
 
+log = logging.getLogger(__name__)
 
-def median_of(stack: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The per-pixel median over axis 0 of ``stack`` ``(items, channels, rows, width)`` where ``valid``
-    ``(items, rows, width)``, as float32 (the mean of the middle two for an even count), and where any
-    item was valid. Sorting with NaN last and picking by the count is exact and much faster than
-    ``np.nanmedian``, and says nothing of all-NaN pixels."""
-    values = stack.astype(np.float32)
-    values[np.broadcast_to(~valid[:, None], values.shape)] = np.nan
+
+def median_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-pixel median over axis 0 of ``values`` ``(items, channels, rows, width)``, float32 with NaN where
+    an item has no data (sorted in place: no copy), as float32 (the mean of the middle two for an even count),
+    and where any item holds data. Sorting with NaN last and picking by the count is exact and much faster
+    than ``np.nanmedian``, and says nothing of all-NaN pixels."""
+    count = (~np.isnan(values[:, 0])).sum(axis=0)  # (rows, width): an item's pixel is data in every channel or none
     values.sort(axis=0)  # NaN sort last
-    count = valid.sum(axis=0)  # (rows, width)
     low = np.maximum(count - 1, 0) // 2
-    high = count // 2  # low and high are 0 where no item is valid (then masked)
+    high = count // 2  # low and high are 0 where no item holds data (then masked)
     pick = np.broadcast_to(np.stack([low, high])[:, None], (2, values.shape[1], *count.shape))
     middle = np.take_along_axis(values, pick, axis=0)
     return middle.mean(axis=0), count > 0
@@ -55,8 +56,15 @@ class CompositeScene(SceneSource):
         super().__init__(name, path, first.grid, first.channels, first.units)
 
     def read_rows(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
-        read = [scene.read_rows(top, bottom) for scene in self.scenes]  # a block of rows per item, no more
-        middle, valid = median_of(np.stack([pixels for pixels, _ in read]), np.stack([mask for _, mask in read]))
+        values: np.ndarray | None = None  # (items, channels, rows, width): a block of rows per item, no more
+        for i, scene in enumerate(self.scenes):
+            pixels, valid = scene.read_rows(top, bottom)
+            if values is None:
+                values = np.empty((len(self.scenes), *pixels.shape), np.float32)
+            values[i] = pixels
+            values[i][:, ~valid] = np.nan
+        assert values is not None  # a composite has one item at least
+        middle, valid = median_of(values)
         middle[:, ~valid] = 0  # no data in every item: DN 0, as a product's no data
         pixels = np.empty(middle.shape, self.units.dtype)
         np.clip(np.rint(middle), 0, np.iinfo(self.units.dtype).max, out=pixels, casting="unsafe")
@@ -101,10 +109,10 @@ class CompositeScene(SceneSource):
         return tags
 
     def block_rows(self) -> int:
-        return self.scenes[0].block_rows()
+        return min(scene.block_rows() for scene in self.scenes)  # every item's blocks decoded once
 
     def deal_rows(self) -> int:
-        return self.scenes[0].deal_rows()
+        return max(scene.deal_rows() for scene in self.scenes)
 
     def close(self) -> None:
         for scene in self.scenes:
@@ -121,6 +129,27 @@ def grid_text(scene: ItemScene) -> str:
 def date_of(item: "pystac.Item") -> str:
     when = item.datetime.isoformat() if item.datetime is not None else str(item.properties.get("start_datetime"))
     return when[:10].replace("-", "")
+
+
+def on_one_grid(scenes: list[ItemScene]) -> list[ItemScene]:
+    """The items on the grid that covers most of the area (then: that most items share). A bbox near a tile's
+    edge finds the neighbouring tiles' items too (tiles overlap by about 10 km), cropped to less of it: they
+    are left out, said in one warning naming them."""
+    grids: dict[object, list[ItemScene]] = {}
+    for scene in scenes:
+        grids.setdefault(scene.grid, []).append(scene)
+    kept = max(grids.values(), key=lambda group: (group[0].grid.width * group[0].grid.height, len(group)))
+    left = [scene.item_tags["stac_item"] for scene in scenes if scene not in kept]
+    if left:
+        log.warning(
+            "data.maps.composite=median: %d item(s) on other grids (another tile or UTM zone, covering less of the "
+            "area) left out: %s; the composite is of the %d on %s",
+            len(left),
+            ", ".join(left),
+            len(kept),
+            grid_text(kept[0]),
+        )
+    return kept
 
 
 def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> Scene:
@@ -144,6 +173,8 @@ def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) 
     scenes = [
         ItemScene(item.id, item, trained.bands, units, trained.resolution, True, stac.bbox) for item in stac.items
     ]
-    dates = sorted(date_of(item) for item in stac.items)
+    scenes = on_one_grid(scenes)
+    kept = {scene.item_tags["stac_item"] for scene in scenes}
+    dates = sorted(date_of(item) for item in stac.items if item.id in kept)
     source = CompositeScene(f"composite_{dates[0]}_{dates[-1]}", stac.location, scenes)
     return options.scene(source, tile, stride)
