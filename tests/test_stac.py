@@ -447,10 +447,13 @@ INSIDE_BBOX = (slice(72, 120), slice(60, 108))  # within the end-to-end test's b
 MARGIN = 16  # 10 m px of SCL cloud beyond the bright pixels, past what resampling the 60 m bands spreads
 
 
-def publish_cloudy(server: StacServer, seed: int, date: str, clouds: list[tuple[slice, slice]]) -> str:
+def publish_cloudy(
+    server: StacServer, seed: int, date: str, clouds: list[tuple[slice, slice]], in_pixels: int = 0
+) -> str:
     """An Earth Search item of ``date`` whose bands are bright (9,000) over each of ``clouds`` (10 m rows and
-    columns, on each band's own grid) and whose SCL says cloud there and ``MARGIN`` around."""
-    _, stored = scene_pixels(seed, 0)
+    columns, on each band's own grid) and whose SCL says cloud there and ``MARGIN`` around; its files hold the
+    offset ``in_pixels`` (0 or 1000, its flag saying which)."""
+    _, stored = scene_pixels(seed, in_pixels)
     classes = np.full((SIZE // 2, SIZE // 2), 4, np.uint8)
     for rows, cols in clouds:
         for pixels in stored.values():
@@ -458,16 +461,19 @@ def publish_cloudy(server: StacServer, seed: int, date: str, clouds: list[tuple[
             pixels[rows.start // factor : rows.stop // factor, cols.start // factor : cols.stop // factor] = 9000
         top, left = max(0, rows.start - MARGIN) // 2, max(0, cols.start - MARGIN) // 2
         classes[top : (rows.stop + MARGIN) // 2, left : (cols.stop + MARGIN) // 2] = 9
-    item = earth_search_item(server.files, server.file_url("").rstrip("/"), stored, True, date=date, scl=classes)
+    item = earth_search_item(
+        server.files, server.file_url("").rstrip("/"), stored, not in_pixels, date=date, scl=classes
+    )
     return server.add_item(item)
 
 
 def test_a_median_composite_leaves_out_each_dates_clouds(server: StacServer) -> None:
     """Three dates of one tile: where two are cloudy the composite is the clear date's pixels, elsewhere the
-    median of the dates clear there; cloudy in every date, no data. Read in blocks as the map reads it."""
+    median of the dates clear there; cloudy in every date, no data. Read in blocks as the map reads it. The
+    last date's files hold the offset (the others' not, as around baseline 04.00's start): each item's own."""
     publish_cloudy(server, 1, DATES[0], [TWO_CLOUDY, ONE_CLOUDY, ALL_CLOUDY])
     publish_cloudy(server, 2, DATES[1], [TWO_CLOUDY, ALL_CLOUDY])
-    publish_cloudy(server, 3, DATES[2], [ALL_CLOUDY])
+    publish_cloudy(server, 3, DATES[2], [ALL_CLOUDY], in_pixels=1000)
     items = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
     composite = composite_scene(items, SceneOptions(composite="median"), TRAINED)
     assert composite.name == f"composite_{DATES[0]}_{DATES[-1]}"
@@ -492,7 +498,7 @@ def test_a_median_composite_leaves_out_each_dates_clouds(server: StacServer) -> 
     assert tags["composite"] == "median" and tags["cloud_masked"] == "true"
     used = json.loads(tags["stac_items"])
     assert [item["stac_item"] for item in used] == [f"S2A_32UMU_{date}_0_L2A" for date in DATES]
-    assert all(item["offsets_applied"] == dict.fromkeys(NO_B10, 0) for item in used)
+    assert [item["offsets_applied"] for item in used] == [dict.fromkeys(NO_B10, offset) for offset in (0, 0, -1000)]
     assert used[0]["offset_decided_by"] == "metadata" and used[0]["datetime"].startswith("2023-06-15")
     assert source.preview(48, 48).shape == (3, 48, 48)
 
