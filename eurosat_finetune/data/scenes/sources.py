@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.transform import Affine
+from rasterio.transform import Affine, array_bounds
 from rasterio.windows import Window, from_bounds
 
 from eurosat_finetune.data.bands import NATIVE_RESOLUTION, RGB_BANDS
@@ -197,8 +197,7 @@ class ProductScene(SceneSource):
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """The grid's left, bottom, right, top, in its CRS."""
-        (left, top), (right, bottom) = self.grid.transform * (0, 0), self.grid.transform * (self.width, self.height)
-        return left, bottom, right, top
+        return array_bounds(self.height, self.width, self.grid.transform)
 
     def tags(self) -> dict[str, str]:
         product = self.product

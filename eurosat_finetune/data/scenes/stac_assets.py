@@ -17,10 +17,21 @@ from eurosat_finetune.errors import BandError
 if TYPE_CHECKING:
     import pystac
 
-EARTH_SEARCH_KEYS = {
-    "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
-    "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "swir16": "B11", "swir22": "B12", "scl": "SCL",
-}  # fmt: skip
+EARTH_SEARCH_KEYS = {  # Earth Search v1's band assets are keyed by common name
+    "coastal": "B01",
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "nir08": "B8A",
+    "nir09": "B09",
+    "swir16": "B11",
+    "swir22": "B12",
+    "scl": "SCL",
+}
 BANDS = (*ESA_BANDS, "SCL")  # also the Planetary Computer's keys
 NEVER = ("visual",)
 SCL_RESOLUTION = 20

@@ -8,7 +8,6 @@ a block of rows times the number of items, never the area times the dates."""
 import json
 import logging
 import warnings
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,9 +18,6 @@ from eurosat_finetune.data.scenes.stac_items import StacItems
 from eurosat_finetune.data.scenes.stac_scenes import ItemScene
 from eurosat_finetune.data.scenes.windows import Scene
 from eurosat_finetune.errors import BandError, ConfigError
-
-if TYPE_CHECKING:
-    import pystac
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +41,7 @@ class CompositeScene(SceneSource):
     module's docstring). Rows, block sizes and preview size are the first scene's grid's."""
 
     def __init__(self, name: str, path: str, scenes: list[ItemScene]) -> None:
-        first = scenes[0]
-        for scene in scenes[1:]:
-            if scene.grid != first.grid:
-                raise ConfigError(
-                    f"data.maps.composite=median needs items on one grid; {grid_text(first)} and {grid_text(scene)} "
-                    "differ (another UTM zone or tile): search a bbox within one tile, or set data.maps.composite=none"
-                )
+        first = scenes[0]  # all on its grid (see on_one_grid)
         self.scenes = scenes
         super().__init__(name, path, first.grid, first.channels, first.units)
 
@@ -126,11 +116,6 @@ def grid_text(scene: ItemScene) -> str:
     return f"{scene.item_tags['stac_item']} ({grid.crs}, {grid.width}x{grid.height} px from {corner})"
 
 
-def date_of(item: "pystac.Item") -> str:
-    when = item.datetime.isoformat() if item.datetime is not None else str(item.properties.get("start_datetime"))
-    return when[:10].replace("-", "")
-
-
 def on_one_grid(scenes: list[ItemScene]) -> list[ItemScene]:
     """The items on the grid that covers most of the area (then: that most items share). A bbox near a tile's
     edge finds the neighbouring tiles' items too (tiles overlap by about 10 km), cropped to less of it: they
@@ -174,7 +159,6 @@ def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) 
         ItemScene(item.id, item, trained.bands, units, trained.resolution, True, stac.bbox) for item in stac.items
     ]
     scenes = on_one_grid(scenes)
-    kept = {scene.item_tags["stac_item"] for scene in scenes}
-    dates = sorted(date_of(item) for item in stac.items if item.id in kept)
+    dates = sorted(scene.item_tags["datetime"][:10].replace("-", "") for scene in scenes)
     source = CompositeScene(f"composite_{dates[0]}_{dates[-1]}", stac.location, scenes)
     return options.scene(source, tile, stride)
