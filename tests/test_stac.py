@@ -503,30 +503,70 @@ def test_a_median_composite_leaves_out_each_dates_clouds(server: StacServer) -> 
     assert source.preview(48, 48).shape == (3, 48, 48)
 
 
-def test_a_composite_keeps_the_grid_covering_the_area_and_refuses_items_without_scl(
+def constant_item(server: StacServer, value: int, tile: str, origin: tuple[float, float], date: str) -> None:
+    """An Earth Search item of ``tile`` (from ``origin`` in its UTM zone) whose every band holds ``value``."""
+    _, stored = scene_pixels(1, 0)
+    flat = {band: np.full_like(pixels, value) for band, pixels in stored.items()}
+    base = server.file_url("").rstrip("/")
+    server.add_item(earth_search_item(server.files, base, flat, True, date=date, tile=tile, origin=origin))
+
+
+def test_a_composite_puts_other_tiles_and_utm_zones_onto_the_grid_covering_most_of_the_area(
     server: StacServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A bbox near a tile's edge finds the neighbouring tile's items too, covering less of it: those are left
-    out in one warning naming them (refusing would leave the user no way to map the area)."""
+    """A bbox beyond one tile's east and south edges: the composite's grid is that tile's lattice over the whole
+    bbox; a tile of the same zone to the east is cut onto it (its pixels as they are), one of the next UTM zone
+    to the south warped onto it (a constant stays that constant); where one item alone reaches, its pixels."""
+    publish_cloudy(server, 1, DATES[0], [])
+    east = (ORIGIN[0] + 960, ORIGIN[1])  # half a scene east, on the zone's 60 m lattice
+    constant_item(server, 2000, "32UNU", east, DATES[1])
+    x, y = rasterio.warp.transform("EPSG:32632", "EPSG:32633", [ORIGIN[0]], [ORIGIN[1] - 960])
+    south = (round(x[0] / 60) * 60, round(y[0] / 60) * 60)  # half a scene south, in UTM zone 33
+    constant_item(server, 3000, "33UUP", south, DATES[2])
+    bbox = transform_bounds("EPSG:32632", "EPSG:4326", ORIGIN[0], ORIGIN[1] - 2400, ORIGIN[0] + 2400, ORIGIN[1])
+    items = load_items(f"{server.url}/search?bbox={','.join(map(str, bbox))}")
+    with caplog.at_level(logging.INFO, logger="eurosat_finetune"):
+        composite = composite_scene(items, SceneOptions(composite="median"), TRAINED)
+    grid = composite.source.grid
+    col, row = round((grid.transform.c - ORIGIN[0]) / 10), round((ORIGIN[1] - grid.transform.f) / 10)
+    assert grid.crs == "EPSG:32632" and (grid.transform.c - ORIGIN[0]) % 10 == 0  # the first tile's lattice
+    assert col <= 0 and row <= 0 and grid.width + col >= 240 and grid.height + row >= 240  # the whole bbox
+    pixels, valid = composite.source.read_rows(0, grid.height)
+    first = load_items(f"{server.url}/search?ids=S2A_32UMU_{DATES[0]}_0_L2A")
+    (alone,) = item_scenes(first, SceneOptions(mask_clouds=True), TRAINED)
+    own, _ = alone.source.read_rows(0, SIZE)
+
+    def at(rows: slice, cols: slice) -> tuple[slice, slice]:  # the first tile's rows and columns on the grid
+        return slice(rows.start - row, rows.stop - row), slice(cols.start - col, cols.stop - col)
+
+    # the southern tile's top edge, at row 96 where it starts, climbs eastwards (its zone's grid is turned
+    # about 4.5 degrees): rows above 60 are clear of it
+    only_first = at(slice(4, 60), slice(4, 90))  # west of the east tile, north of the southern one
+    np.testing.assert_array_equal(pixels[(slice(None), *only_first)], own[:, 4:60, 4:90])
+    only_east = at(slice(4, 60), slice(SIZE + 2, 236))
+    assert (pixels[(slice(None), *only_east)] == 2000).all() and valid[only_east].all()
+    only_south = at(slice(SIZE + 4, 236), slice(30, 150))  # inside the turned tile, away from its edges
+    assert (pixels[(slice(None), *only_south)] == 3000).all() and valid[only_south].all()
+    both = at(slice(4, 60), slice(100, 188))  # the first and the eastern tile: the mean of the two
+    np.testing.assert_array_equal(pixels[(slice(None), *both)], np.rint((own[:, 4:60, 100:188] + 2000.0) / 2))
+    placed = {item["stac_item"]: item["grid"] for item in json.loads(composite.tags()["stac_items"])}
+    assert placed == {
+        f"S2A_32UMU_{DATES[0]}_0_L2A": "own pixels",
+        f"S2A_32UNU_{DATES[1]}_0_L2A": "own pixels",
+        f"S2A_33UUP_{DATES[2]}_0_L2A": "warped from EPSG:32633",
+    }
+    (said,) = [r.getMessage() for r in caplog.records if "composite=median: the grid" in r.getMessage()]
+    assert said.endswith(
+        f"2 item(s) of other tiles put onto it: S2A_32UNU_{DATES[1]}_0_L2A (own pixels), "
+        f"S2A_33UUP_{DATES[2]}_0_L2A (warped from EPSG:32633)"
+    )
+
+
+def test_a_composite_refuses_items_without_scl(server: StacServer) -> None:
+    """Every item needs its scene classification, and only STAC items are composited."""
     publish_cloudy(server, 1, DATES[0], [])
     publish_cloudy(server, 3, DATES[2], [])
-    _, stored = scene_pixels(2, 0)
-    smaller = {
-        band: pixels[: pixels.shape[0] * 15 // 16, : pixels.shape[1] * 15 // 16] for band, pixels in stored.items()
-    }
-    server.add_item(earth_search_item(server.files, server.file_url("").rstrip("/"), smaller, True, date=DATES[1]))
     items = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
-    with caplog.at_level(logging.WARNING):
-        composite = composite_scene(items, SceneOptions(composite="median"), TRAINED)
-    assert composite.name == f"composite_{DATES[0]}_{DATES[2]}" and composite.source.grid.width == SIZE
-    assert [item["stac_item"] for item in json.loads(composite.tags()["stac_items"])] == [
-        f"S2A_32UMU_{DATES[0]}_0_L2A",
-        f"S2A_32UMU_{DATES[2]}_0_L2A",
-    ]
-    (warned,) = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-    assert warned.startswith("data.maps.composite=median: 1 item(s) on other grids (") and "\n" not in warned
-    kept = f"the composite is of the 2 on S2A_32UMU_{DATES[0]}_0_L2A ("
-    assert f"left out: S2A_32UMU_{DATES[1]}_0_L2A; {kept}" in warned
     del items.items[1].assets["scl"]
     with pytest.raises(BandError, match=rf"{items.items[1].id} has no scene classification .*composite=none$"):
         composite_scene(items, SceneOptions(composite="median"), TRAINED)
@@ -554,3 +594,51 @@ def test_a_search_maps_one_cloud_free_composite_of_its_bbox(ms12: Path, server: 
     reference, _ = classes_and_tags(clear / f"S2A_32UMU_{DATES[-1]}_0_L2A.classes.tif")
     np.testing.assert_array_equal(cells, reference)
     assert tags["composite"] == "median" and len(json.loads(tags["stac_items"])) == 3 and "area_bbox" in tags
+
+
+def tile_bytes(path: Path, bbox: list[float]) -> int:
+    """The bytes of the COG's full-resolution tiles that intersect ``bbox`` (degrees), from its TIFF tags."""
+    from eurosat_finetune.data.scenes.raster_rows import grid_of
+
+    with rasterio.open(path) as source:
+        window = grid_of(source).window_over(tuple(bbox), "EPSG:4326")
+        height, width = source.block_shapes[0]
+        rows = range(window.row_off // height, (window.row_off + window.height - 1) // height + 1)
+        cols = range(window.col_off // width, (window.col_off + window.width - 1) // width + 1)
+        return sum(int(source.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=1)) for r in rows for c in cols)
+
+
+@pytest.mark.slow  # three 1,536 px items and an end-to-end run: the full suite
+def test_a_search_fetches_only_the_tiles_of_its_bbox(ms12: Path, server: StacServer, tmp_path: Path) -> None:
+    """Three dates of a scene six 256 px tiles a side, clouds over part of the bbox in two of them, and a bbox
+    of about 7 x 7 km inside it: one composite of the bbox, its cloud gone, for at most 1.3 times the bytes of
+    the tiles that intersect the bbox (the goal; GDAL reads whole 16 KB chunks, file headers and overviews)."""
+    size, base = 1536, server.file_url("").rstrip("/")
+    cloud = (slice(600, 800), slice(600, 800))  # 10 m rows and columns, inside the bbox
+    for i, date in enumerate(DATES):
+        _, stored = scene_pixels(1, 0, size)
+        classes = np.full((size // 2, size // 2), 4, np.uint8)
+        if i < 2:
+            for pixels in stored.values():
+                f = size // pixels.shape[0]
+                pixels[cloud[0].start // f : cloud[0].stop // f, cloud[1].start // f : cloud[1].stop // f] = 9000
+            classes[280:420, 280:420] = 9  # the cloud and 40 m around it
+        server.add_item(earth_search_item(server.files, base, stored, True, date=date, scl=classes, block=256))
+    x0, y0 = ORIGIN
+    bbox = list(transform_bounds("EPSG:32632", "EPSG:4326", x0 + 4000, y0 - 11000, x0 + 11000, y0 - 4000))
+    server.bytes_sent.clear()
+    search = f"{server.url}/search?collections=sentinel-2-l2a&bbox={','.join(map(str, bbox))}"
+    # one reading process: with several, each boundary between their shares costs one more tile row of the
+    # 20 m and 60 m files (the resampling kernel reaches across it), a share that shrinks as the area grows
+    maps = predict(ms12, search, tmp_path / "logs", "--data.maps.composite=median", "--data.loader.num_workers=0")
+    composite = f"composite_{DATES[0]}_{DATES[-1]}.classes.tif"
+    assert [path.name for path in maps.glob("*.classes.tif")] == [composite]
+    with rasterio.open(maps / composite) as source:
+        left, bottom, right, top = transform_bounds(source.crs, "EPSG:4326", *source.bounds)
+        cells = source.read(1)
+    assert abs(left - bbox[0]) < 0.001 and abs(top - bbox[3]) < 0.001 and right >= bbox[2] and bottom <= bbox[1]
+    assert cells.shape[0] < 50 and (cells != 255).all()  # the bbox alone (about 700 px at 10 m), no cloud left
+    fetched = sum(server.bytes_sent.values())
+    tiles = sum(tile_bytes(server.files / path, bbox) for path in server.bytes_sent)
+    assert server.partial > 0 and fetched <= 1.3 * tiles, (fetched, tiles)
+    print(f"bytes fetched {fetched:,}, the area's tiles {tiles:,}: {fetched / tiles:.2f} times")

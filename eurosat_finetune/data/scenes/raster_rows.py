@@ -4,8 +4,12 @@ JPEG 2000 decodes whole tiles: reading a 1,024 px tiled band 64 rows at a time d
 times. :class:`RasterRows` reads a file in whole blocks of rows (a tile row), each block once, and keeps
 it until reading moves below it, so rows are read top to bottom at the cost of one decode. Which pixels
 hold data comes from GDAL's masks (declared nodata, NaN too; internal masks; alpha bands) or from the
-caller's nodata value (a Sentinel-2 product's DN 0). :func:`rows_onto` resamples them onto the grid a
-scene is mapped on (cubic spline to enlarge, average to shrink; see docs/maps.md).
+caller's nodata value (a Sentinel-2 product's DN 0). A reader told the area it serves
+(:meth:`RasterRows.only_over`) reads only the file's columns under it: a cloud-optimised GeoTIFF then gives
+only the tiles that intersect the area. :func:`rows_onto` puts rows onto the grid a scene is mapped on: cut
+from the file's pixels where the grid lies on them (a part of the file; a 20 m band enlarged onto 10 m; a
+neighbouring tile of the same UTM zone), else warped (another zone, another resolution); cubic spline to
+enlarge, average otherwise (see docs/maps.md).
 """
 
 import math
@@ -18,13 +22,13 @@ import rasterio
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
-from rasterio.transform import Affine
+from rasterio.transform import Affine, array_bounds
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
 from eurosat_finetune.errors import UnreadableImageError
 
-MIN_BLOCK_ROWS = 256  # strips of a GeoTIFF (1 or 16 rows) are read in groups: fewer calls, same pixels
+MIN_BLOCK_ROWS = 128  # strips of a GeoTIFF (1 or 16 rows) are read in groups: fewer calls, same pixels
 MAX_BLOCK_ROWS = 2048  # an untiled JPEG 2000 is read in parts rather than whole (it then decodes more than once)
 RESAMPLING_MARGIN = 4  # source pixels read beyond a block of rows: cubic spline reaches 2 pixels
 # GDAL keeps decoded tiles of open files up to 5% of RAM per process (1.2 GB here); the blocks kept here
@@ -51,14 +55,26 @@ class Grid:
         size = (max(1, round(self.height / factor)), max(1, round(self.width / factor)))
         return Grid(self.crs, self.transform @ Affine.scale(factor), *size)
 
+    def covering(self, bounds: tuple[float, float, float, float], crs: Any) -> "Grid":
+        """The pixels of this grid's lattice (CRS, resolution, alignment) that cover ``bounds`` (left, bottom,
+        right, top in ``crs``), reaching past the grid's own extent where the bounds do."""
+        same = crs == self.crs  # also where neither is known (a raster without georeferencing)
+        left, bottom, right, top = bounds if same else transform_bounds(crs, self.crs, *bounds, densify_pts=21)
+        inverse = ~self.transform
+        (x0, y0), (x1, y1) = inverse * (left, top), inverse * (right, bottom)
+        col0, row0 = math.floor(min(x0, x1) + 1e-9), math.floor(min(y0, y1) + 1e-9)
+        col1, row1 = math.ceil(max(x0, x1) - 1e-9), math.ceil(max(y0, y1) - 1e-9)
+        origin = self.transform @ Affine.translation(col0, row0)
+        return Grid(self.crs, origin, max(0, row1 - row0), max(0, col1 - col0))
+
     def window_over(self, bounds: tuple[float, float, float, float], crs: Any) -> Window:
         """The grid's whole pixels covering ``bounds`` (left, bottom, right, top in ``crs``), within the grid;
         empty where they do not meet."""
-        left, bottom, right, top = transform_bounds(crs, self.crs, *bounds, densify_pts=21)
+        cover = self.covering(bounds, crs)
         inverse = ~self.transform
-        (x0, y0), (x1, y1) = inverse * (left, top), inverse * (right, bottom)
-        col0, row0 = max(0, math.floor(min(x0, x1) + 1e-9)), max(0, math.floor(min(y0, y1) + 1e-9))
-        col1, row1 = min(self.width, math.ceil(max(x0, x1) - 1e-9)), min(self.height, math.ceil(max(y0, y1) - 1e-9))
+        col0, row0 = (round(value) for value in inverse * (cover.transform.c, cover.transform.f))
+        col1, row1 = min(self.width, col0 + cover.width), min(self.height, row0 + cover.height)
+        col0, row0 = max(0, col0), max(0, row0)
         return Window(col0, row0, max(0, col1 - col0), max(0, row1 - row0))
 
 
@@ -77,6 +93,7 @@ class RasterRows:
         self._opened_by = 0  # the process that opened ``_source``
         self._blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._header: tuple[Grid, int] | None = None  # grid and block height, read without keeping it open
+        self.columns: tuple[int, int] | None = None  # the file's columns read (start, end); None: all
 
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__ | {"_source": None, "_blocks": {}}
@@ -101,7 +118,24 @@ class RasterRows:
 
     @property
     def grid(self) -> Grid:
-        return self.header()[0]
+        """The pixels read: the file's grid, cut to :attr:`columns`."""
+        whole = self.header()[0]
+        if self.columns is None:
+            return whole
+        start, end = self.columns
+        return Grid(whole.crs, whole.transform @ Affine.translation(start, 0), whole.height, end - start)
+
+    def only_over(self, bounds: tuple[float, float, float, float], crs: Any) -> None:
+        """Read from now on only the file's columns under ``bounds`` (left, bottom, right, top in ``crs``),
+        and a margin for the resampling kernel: a COG's tiles beside the area are then never fetched. Rows
+        are asked for by the caller, so they need no cut."""
+        whole = self.header()[0]
+        window = whole.window_over(bounds, crs)
+        if not window.width or not window.height:  # the file does not meet the area: nothing to read
+            self.columns = (0, 0)
+            return
+        start = max(0, window.col_off - RESAMPLING_MARGIN)
+        self.columns = (start, min(whole.width, window.col_off + window.width + RESAMPLING_MARGIN))
 
     @property
     def block_rows(self) -> int:
@@ -130,7 +164,8 @@ class RasterRows:
     def read_block(self, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Decode block ``index`` of ``size`` rows: the one place this file's pixels are decoded."""
         source = self.source
-        window = Window(0, index * size, source.width, min(size, source.height - index * size))
+        start, end = self.columns or (0, source.width)
+        window = Window(start, index * size, end - start, min(size, source.height - index * size))
         try:
             with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
                 data = source.read(list(self.indexes), window=window)
@@ -165,69 +200,120 @@ class RasterRows:
 def rows_onto(
     rows: RasterRows, grid: Grid, top: int, bottom: int, resampling: Resampling | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``top`` to ``bottom`` of ``grid`` from ``rows``' file, resampled onto ``grid`` where it is
-    another: ``(bands, rows, width)`` (as stored where the grid is the file's, else float32) and where
-    they hold data. Enlarging (a 20 m band onto
-    10 m) uses cubic splines, as EuroSAT's authors did; shrinking averages (``resampling`` overrides,
-    e.g. nearest for classes). Pixels without data do not bleed into their neighbours (GDAL skips
-    them); where none contributes, the result has no data."""
+    """Rows ``top`` to ``bottom`` of ``grid`` from ``rows``' file: ``(bands, rows, width)`` (as stored where
+    the grid's pixels are the file's, else float32) and where they hold data. Enlarging (a 20 m band onto
+    10 m) uses cubic splines, as EuroSAT's authors did; otherwise (shrinking, or another CRS at the same
+    resolution) pixels are averaged (``resampling`` overrides, e.g. nearest for classes). Pixels without
+    data do not bleed into their neighbours (GDAL skips them); where none contributes, or the file does not
+    reach, the result has no data."""
     own = rows.grid
-    if own.transform == grid.transform and own.width == grid.width:
-        return rows.read(top, bottom)  # as stored
     if resampling is None:  # not ``or``: Resampling.nearest is 0, which ``or`` would turn into cubic spline
         resampling = Resampling.cubic_spline if grid.resolution < own.resolution else Resampling.average
-    factor = enlarged_by(own, grid)
-    if factor is not None:
-        return enlarged_rows(rows, factor, grid.width, top, bottom, resampling)
-    # the source rows under grid rows top..bottom, with a margin for the kernel
-    y_top, y_bottom = ((grid.transform @ (0, row))[1] for row in (top, bottom))
-    first = math.floor((y_top - own.transform.f) / own.transform.e) - RESAMPLING_MARGIN
-    last = math.ceil((y_bottom - own.transform.f) / own.transform.e) + RESAMPLING_MARGIN
-    data, valid = rows.read(first, last)
-    out = np.full((len(data), bottom - top, grid.width), np.nan, np.float32)
-    reproject(
-        np.where(valid, data, np.nan).astype(np.float32),
-        out,
-        src_transform=own.transform @ Affine.translation(0, max(0, first)),
-        src_crs=own.crs,
-        src_nodata=np.nan,
-        dst_transform=grid.transform @ Affine.translation(0, top),
-        dst_crs=grid.crs,
-        dst_nodata=np.nan,
-        resampling=resampling,
-        num_threads=1,  # DataLoader workers already use the cores
-    )
-    return np.nan_to_num(out, nan=0.0), ~np.isnan(out).any(axis=0)
+    on = lattice(own, grid)
+    if on is not None:
+        return lattice_rows(rows, on, grid.width, top, bottom, resampling)
+    return warped_rows(rows, grid, top, bottom, resampling)
 
 
-def enlarged_by(own: Grid, grid: Grid) -> int | None:
-    """The whole factor ``grid``'s pixels divide ``own``'s by, when both share CRS, origin and axes (a
-    product's 20 m and 10 m bands; a 20 m raster onto 10 m); else None."""
-    factor = own.resolution / grid.resolution
-    same_axes = own.transform.b == grid.transform.b == own.transform.d == grid.transform.d == 0
-    same_origin = (own.transform.c, own.transform.f) == (grid.transform.c, grid.transform.f)
-    whole = round(factor) >= 2 and abs(factor - round(factor)) < 1e-9
-    return round(factor) if own.crs == grid.crs and same_axes and same_origin and whole else None
+@dataclass(frozen=True)
+class Lattice:
+    """How a grid's pixels lie on a file's: each file pixel is ``factor`` x ``factor`` grid pixels, and the
+    grid's pixel (0, 0) is the file's ``(row, col)`` once divided so (negative, or past the file's size,
+    where the grid reaches beyond the file: a neighbouring tile)."""
+
+    factor: int
+    row: int
+    col: int
 
 
-def enlarged_rows(
-    rows: RasterRows, factor: int, width: int, top: int, bottom: int, resampling: Resampling
+def lattice(own: Grid, grid: Grid) -> Lattice | None:
+    """How ``grid`` lies on ``own``'s pixels, when both share CRS and axes and ``grid``'s pixels
+    divide ``own``'s by a whole factor on the same lattice (a product's 10, 20 and 60 m bands; Sentinel-2
+    tiles of one UTM zone, whose corners are on a 60 m lattice); else None."""
+    a, g = own.transform, grid.transform
+    # axes along the rows and columns, pointing the same ways (north-up, or a raster without georeferencing)
+    same_axes = a.b == a.d == g.b == g.d == 0 and a.a * g.a > 0 and a.e * g.e > 0 and abs(a.a / a.e) == 1
+    if own.crs != grid.crs or not same_axes:
+        return None
+    factor, col, row = a.a / g.a, (g.c - a.c) / g.a, (g.f - a.f) / g.e
+    if round(factor) < 1 or any(abs(value - round(value)) > 1e-6 for value in (factor, col, row)):
+        return None
+    return Lattice(round(factor), round(row), round(col))
+
+
+def lattice_rows(
+    rows: RasterRows, on: Lattice, width: int, top: int, bottom: int, resampling: Resampling
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Grid rows ``top..bottom`` of a file whose pixels are ``factor`` grid pixels a side: the source rows
-    under them (and a margin for the kernel) enlarged by GDAL's resampling read, which gives the warp's
-    values at a twentieth of its cost (measured: 0.03 s against 0.53 s for 4 Mpx of cubic spline)."""
-    first = top // factor - RESAMPLING_MARGIN
-    data, valid = rows.read(first, -(-bottom // factor) + RESAMPLING_MARGIN)
-    first = max(0, first)
+    """Grid rows ``top..bottom`` (``width`` wide) of a grid lying on the file's pixels (see :class:`Lattice`):
+    the file's rows under them (and a margin for the kernel) enlarged by GDAL's resampling read, which gives
+    the warp's values at a twentieth of its cost (measured: 0.03 s against 0.53 s for 4 Mpx of cubic spline),
+    then cut to the grid. Where the grid lies within the file, the cut is a view: no copy."""
+    factor, own = on.factor, rows.grid
+    fine_top, fine_bottom = top + on.row, bottom + on.row  # the rows in the file's pixels divided by factor
+    margin = RESAMPLING_MARGIN if factor > 1 else 0
+    first = max(0, fine_top // factor - margin)
+    last = min(own.height, -(-fine_bottom // factor) + margin)
+    if first >= last or not own.width or on.col >= own.width * factor or on.col + width <= 0:
+        return np.zeros((len(rows.indexes), bottom - top, width), np.float32), np.zeros((bottom - top, width), bool)
+    data, valid = rows.read(first, last)
+    if factor > 1:
+        data, valid = enlarged(data, valid, factor, own, first, resampling)
+    # the grid's rows and columns within what was read, which starts at fine row first * factor, column 0
+    row0, col0 = fine_top - first * factor, on.col
+    if row0 >= 0 and col0 >= 0 and row0 + bottom - top <= data.shape[1] and col0 + width <= data.shape[2]:
+        return data[:, row0 : row0 + bottom - top, col0 : col0 + width], valid[
+            row0 : row0 + bottom - top, col0 : col0 + width
+        ]
+    out = np.zeros((len(data), bottom - top, width), data.dtype)
+    covered = np.zeros((bottom - top, width), bool)
+    ys = slice(max(0, -row0), min(bottom - top, data.shape[1] - row0))
+    xs = slice(max(0, -col0), min(width, data.shape[2] - col0))
+    if ys.start < ys.stop and xs.start < xs.stop:
+        from_ys, from_xs = slice(ys.start + row0, ys.stop + row0), slice(xs.start + col0, xs.stop + col0)
+        out[:, ys, xs], covered[ys, xs] = data[:, from_ys, from_xs], valid[from_ys, from_xs]
+    return out, covered
+
+
+def enlarged(
+    data: np.ndarray, valid: np.ndarray, factor: int, own: Grid, first: int, resampling: Resampling
+) -> tuple[np.ndarray, np.ndarray]:
+    """File rows from ``first`` (``data``, ``valid``), each pixel made ``factor`` x ``factor`` by GDAL's
+    resampling read (float32)."""
     count, height, source_width = data.shape
     complete = bool(valid.all())  # the usual case: no no-data to carry through the kernel
     profile = {"driver": "MEM", "width": source_width, "height": height, "count": count, "dtype": "float32"}
-    own = rows.grid  # the slab's own georeferencing (GDAL warns of none, and resamples the same)
+    # the slab's own georeferencing (GDAL warns of none, and resamples the same)
     profile |= {"crs": own.crs, "transform": own.transform @ Affine.translation(0, first)}
     with MemoryFile() as memory, memory.open(**profile, nodata=None if complete else np.nan) as source:
         source.write(data.astype(np.float32) if complete else np.where(valid, data, np.nan).astype(np.float32))
         out = source.read(out_shape=(count, height * factor, source_width * factor), resampling=resampling)
-    out = out[:, top - first * factor : bottom - first * factor, :width]
     if complete:
         return out, np.ones(out.shape[1:], bool)
+    return np.nan_to_num(out, nan=0.0), ~np.isnan(out).any(axis=0)
+
+
+def warped_rows(
+    rows: RasterRows, grid: Grid, top: int, bottom: int, resampling: Resampling
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grid rows ``top..bottom`` warped from the file's pixels under them (and a margin for the kernel):
+    another resolution, or another CRS (an item of a neighbouring UTM zone in a composite)."""
+    own = rows.grid
+    strip = Grid(grid.crs, grid.transform @ Affine.translation(0, top), bottom - top, grid.width)
+    under = own.window_over(array_bounds(strip.height, strip.width, strip.transform), grid.crs)
+    out = np.full((len(rows.indexes), bottom - top, grid.width), np.nan, np.float32)
+    if under.height and under.width:
+        first = max(0, under.row_off - RESAMPLING_MARGIN)
+        data, valid = rows.read(first, under.row_off + under.height + RESAMPLING_MARGIN)
+        reproject(
+            np.where(valid, data, np.nan).astype(np.float32),
+            out,
+            src_transform=own.transform @ Affine.translation(0, first),
+            src_crs=own.crs,
+            src_nodata=np.nan,
+            dst_transform=strip.transform,
+            dst_crs=grid.crs,
+            dst_nodata=np.nan,
+            resampling=resampling,
+            num_threads=1,  # DataLoader workers already use the cores
+        )
     return np.nan_to_num(out, nan=0.0), ~np.isnan(out).any(axis=0)

@@ -21,10 +21,10 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.transform import Affine, array_bounds
-from rasterio.windows import Window, from_bounds
+from rasterio.warp import reproject
 
 from eurosat_finetune.data.bands import NATIVE_RESOLUTION, RGB_BANDS
-from eurosat_finetune.data.scenes.raster_rows import Grid, RasterRows, grid_of, rows_onto
+from eurosat_finetune.data.scenes.raster_rows import Grid, RasterRows, grid_of, lattice, rows_onto
 from eurosat_finetune.data.scenes.sentinel2_products import Sentinel2Product
 from eurosat_finetune.errors import BandError, ConfigError, UnreadableImageError
 
@@ -89,6 +89,12 @@ class SceneSource(ABC):
     def preview(self, height: int, width: int) -> np.ndarray:
         """The scene as true colour, ``(3, height, width)``: uint8 as the model sees it, or reflectance."""
 
+    @property
+    def rows_above(self) -> int:
+        """Grid rows above the scene's first row, where its files' blocks begin (an area cut from a scene
+        starts inside one): blocks of rows are counted from there, so each is a tile row of the files."""
+        return 0
+
     @abstractmethod
     def tags(self) -> dict[str, str]:
         """What the map records of where its pixels came from."""
@@ -112,8 +118,8 @@ class ProductScene(SceneSource):
     bands (10 m; the model's training resolution if that is known and another), DN made reflectance x
     10,000 with the product's quantification and offsets; DN 0 (NODATA) and, with ``mask_clouds``, L2A's
     cloud, cloud-shadow and cirrus classes are no data. ``area`` (west, south, east, north in degrees, a
-    STAC search's bbox): only the grid's pixels that cover it are mapped, read as the whole grid's rows
-    cut to its columns, so they are the same pixels."""
+    STAC search's bbox): only the grid's pixels that cover it are mapped, the same pixels as mapping the
+    whole product, and only the files' columns under it are read."""
 
     def __init__(
         self,
@@ -159,37 +165,60 @@ class ProductScene(SceneSource):
             grid = grid_of(source)
         if resolution is not None and abs(resolution - grid.resolution) > 1e-6 * resolution:
             grid = grid.scaled_to(resolution)
-        self.whole, self.area = grid, Window(0, 0, grid.width, grid.height)
+        self.own_grid, self.placed = grid, "own pixels"  # how its pixels reach the grid mapped (see put_onto)
         if area is not None:
-            self.area = window = grid.window_over(area, "EPSG:4326")
+            window = grid.window_over(area, "EPSG:4326")
             if not window.width or not window.height:
                 raise ConfigError(f"{product.path} does not cover the area {list(area)} (west, south, east, north)")
             offset = Affine.translation(window.col_off, window.row_off)
             grid = Grid(grid.crs, grid.transform @ offset, window.height, window.width)
         super().__init__(name, product.path, grid, tuple(bands), units)
+        self.read_only_over(grid)
+        for reader in [*self.readers.values(), self.scl]:
+            if reader is not None:
+                reader.header()  # every file opened now, by whoever builds the scene (see stac_scenes)
+
+    def read_only_over(self, grid: Grid) -> None:
+        """Map ``grid``: read only the files' columns under it (a COG's tiles beside it are never fetched)."""
+        self.grid = grid
+        if grid != self.own_grid:
+            for reader in [*self.readers.values(), self.scl]:
+                if reader is not None:
+                    reader.only_over(self.bounds, grid.crs)
+
+    def put_onto(self, grid: Grid) -> None:
+        """Map onto ``grid`` (a composite's) rather than its own: cut from its pixels where ``grid`` lies on
+        them (its own lattice, or a tile of the same UTM zone: its pixels as they are), else warped onto it
+        (another zone); no data where it does not reach."""
+        self.placed = "own pixels" if lattice(self.own_grid, grid) else f"warped from {self.own_grid.crs}"
+        self.read_only_over(grid)
+
+    @property
+    def rows_above(self) -> int:
+        whole = self.own_grid
+        if self.grid.crs != whole.crs:
+            return 0
+        return round((whole.transform.f - self.grid.transform.f) / self.grid.resolution)
 
     def read_rows(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
         pixels = np.empty((len(self.bands), bottom - top, self.width), self.units.dtype)
         valid = np.ones((bottom - top, self.width), bool)
-        # the area's rows are the whole grid's rows, cut to its columns: the same pixels as mapping it all
-        row, columns = self.area.row_off, slice(self.area.col_off, self.area.col_off + self.width)
         for channel, band in enumerate(self.bands):
-            data, band_valid = rows_onto(self.readers[band], self.whole, top + row, bottom + row)
+            data, band_valid = rows_onto(self.readers[band], self.grid, top, bottom)
             scale, shift = self.product.to_eurosat_units(band)
             # band files are integers: float32 is fresh from resampling, free to reuse
-            self.units.convert(data[0][:, columns], scale, shift, pixels[channel], owned=data.dtype == np.float32)
-            valid &= band_valid[:, columns]
+            self.units.convert(data[0], scale, shift, pixels[channel], owned=data.dtype == np.float32)
+            valid &= band_valid
         if self.scl is not None:
-            classes, _ = rows_onto(self.scl, self.whole, top + row, bottom + row, Resampling.nearest)
-            valid &= ~np.isin(classes[0][:, columns], CLOUD_CLASSES)
+            classes, _ = rows_onto(self.scl, self.grid, top, bottom, Resampling.nearest)
+            valid &= ~np.isin(classes[0], CLOUD_CLASSES)
         return pixels, valid
 
     def preview(self, height: int, width: int) -> np.ndarray:
         bands = []
         for band in RGB_BANDS if all(b in self.product.band_files for b in RGB_BANDS) else [self.bands[0]] * 3:
             with rasterio.open(self.product.band_files[band][0]) as source:  # JPEG 2000 decodes a lower level
-                window = None if self.grid == self.whole else from_bounds(*self.bounds, source.transform)
-                pixels = source.read(1, window=window, out_shape=(height, width), resampling=Resampling.average)
+                pixels = preview_of(source, self.grid, height, width)
             scale, shift = self.product.to_eurosat_units(band)
             bands.append(np.where(pixels > 0, pixels * scale + shift, 0))
         return np.stack(bands)
@@ -226,6 +255,35 @@ class ProductScene(SceneSource):
         for reader in [*self.readers.values(), self.scl]:
             if reader is not None:
                 reader.close()
+
+
+def preview_of(source: rasterio.DatasetReader, grid: Grid, height: int, width: int) -> np.ndarray:
+    """Band 1 of ``source`` over ``grid`` as ``(height, width)`` pixels, from the coarsest level that serves
+    (a COG's overview, a JPEG 2000's resolution level), averaged; 0 where the file does not reach."""
+    own = grid_of(source)
+    if grid == own:
+        return source.read(1, out_shape=(height, width), resampling=Resampling.average)
+    bounds = array_bounds(grid.height, grid.width, grid.transform)
+    window = own.window_over(bounds, grid.crs)
+    out = np.zeros((height, width), source.dtypes[0])
+    if not window.width or not window.height:
+        return out
+    # read about as many pixels as the preview has, then put them onto its grid
+    shape = (max(1, round(window.height * height / grid.height)), max(1, round(window.width * width / grid.width)))
+    pixels = source.read(1, window=window, out_shape=shape, resampling=Resampling.average)
+    scale = Affine.scale(window.width / shape[1], window.height / shape[0])
+    reproject(
+        pixels,
+        out,
+        src_transform=source.window_transform(window) @ scale,
+        src_crs=source.crs,
+        src_nodata=0,
+        dst_transform=grid.transform @ Affine.scale(grid.width / width, grid.height / height),
+        dst_crs=grid.crs,
+        dst_nodata=0,
+        resampling=Resampling.nearest,
+    )
+    return out
 
 
 class RasterScene(SceneSource):

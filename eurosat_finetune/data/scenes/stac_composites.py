@@ -2,8 +2,8 @@
 the items of the band in the model's units (each item read by its own :class:`ItemScene`, so with its own
 offset), leaving out what is no data in an item, clouds, their shadows and cirrus (SCL 3, 8, 9, 10: always
 masked here, whatever ``data.maps.mask_clouds`` says, since a median of clouds is no use). A pixel valid in
-no item is no data. The items must lie on one grid (a search's bbox cropped alike, or one tile); memory is
-a block of rows times the number of items, never the area times the dates."""
+no item is no data. Items of other tiles or UTM zones are put onto one grid (see :func:`on_one_grid`);
+memory is a block of rows times the number of items, never the area times the dates."""
 
 import json
 import logging
@@ -12,10 +12,11 @@ import warnings
 import numpy as np
 
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
+from eurosat_finetune.data.scenes.raster_rows import Grid
 from eurosat_finetune.data.scenes.sources import ModelUnits, SceneSource
 from eurosat_finetune.data.scenes.stac_assets import band_assets
-from eurosat_finetune.data.scenes.stac_items import StacItems
-from eurosat_finetune.data.scenes.stac_scenes import ItemScene
+from eurosat_finetune.data.scenes.stac_items import BBox, StacItems
+from eurosat_finetune.data.scenes.stac_scenes import ItemScene, opened_in_threads
 from eurosat_finetune.data.scenes.windows import Scene
 from eurosat_finetune.errors import BandError, ConfigError
 
@@ -41,7 +42,7 @@ class CompositeScene(SceneSource):
     module's docstring). Rows, block sizes and preview size are the first scene's grid's."""
 
     def __init__(self, name: str, path: str, scenes: list[ItemScene]) -> None:
-        first = scenes[0]  # all on its grid (see on_one_grid)
+        first = scenes[0]  # all on one grid (see on_one_grid)
         self.scenes = scenes
         super().__init__(name, path, first.grid, first.channels, first.units)
 
@@ -84,6 +85,7 @@ class CompositeScene(SceneSource):
                     "offset_decided_by": tags["offset_decided_by"],
                     "offset_metadata": tags["offset_metadata"],
                     "offset_pixels": tags["offset_pixels"],
+                    "grid": scene.placed,
                 }
             )
         tags = {
@@ -98,6 +100,10 @@ class CompositeScene(SceneSource):
             tags["area_bbox"] = first["area_bbox"]
         return tags
 
+    @property
+    def rows_above(self) -> int:
+        return self.scenes[0].rows_above  # the first item's tile rows (other tiles' may fall elsewhere)
+
     def block_rows(self) -> int:
         return min(scene.block_rows() for scene in self.scenes)  # every item's blocks decoded once
 
@@ -109,32 +115,31 @@ class CompositeScene(SceneSource):
             scene.close()
 
 
-def grid_text(scene: ItemScene) -> str:
-    """An item's grid in words: its id, CRS, size and upper-left corner."""
-    grid = scene.grid
-    corner = f"({grid.transform.c:.0f}, {grid.transform.f:.0f})"
-    return f"{scene.item_tags['stac_item']} ({grid.crs}, {grid.width}x{grid.height} px from {corner})"
-
-
-def on_one_grid(scenes: list[ItemScene]) -> list[ItemScene]:
-    """The items on the grid that covers most of the area (then: that most items share). A bbox near a tile's
-    edge finds the neighbouring tiles' items too (tiles overlap by about 10 km), cropped to less of it: they
-    are left out, said in one warning naming them."""
-    grids: dict[object, list[ItemScene]] = {}
+def on_one_grid(scenes: list[ItemScene], area: BBox | None) -> Grid:
+    """Every item onto one grid: the lattice of the item covering most of the area (then: that most items
+    share), over the whole area (or that item's extent, without one). A bbox near a tile's edge finds the
+    neighbouring tiles' items too (tiles overlap by about 10 km): another tile of the same UTM zone is cut
+    onto the grid (the zone's tiles share a 60 m lattice, so its pixels stay as they are), another zone's
+    item is warped onto it; each pixel is then the median of the items that reach it. The items of other
+    tiles are named in one line, with how they were put onto the grid (also in the map's tags)."""
+    tiles: dict[object, list[ItemScene]] = {}
     for scene in scenes:
-        grids.setdefault(scene.grid, []).append(scene)
-    kept = max(grids.values(), key=lambda group: (group[0].grid.width * group[0].grid.height, len(group)))
-    left = [scene.item_tags["stac_item"] for scene in scenes if scene not in kept]
-    if left:
-        log.warning(
-            "data.maps.composite=median: %d item(s) on other grids (another tile or UTM zone, covering less of the "
-            "area) left out: %s; the composite is of the %d on %s",
-            len(left),
-            ", ".join(left),
-            len(kept),
-            grid_text(kept[0]),
+        tiles.setdefault(scene.own_grid, []).append(scene)
+    kept = max(tiles.values(), key=lambda group: (group[0].grid.width * group[0].grid.height, len(group)))
+    grid = kept[0].own_grid.covering(area, "EPSG:4326") if area is not None else kept[0].grid
+    for scene in scenes:
+        if scene.grid != grid:
+            scene.put_onto(grid)
+    others = [scene for scene in scenes if scene not in kept]
+    if others:
+        log.info(
+            "data.maps.composite=median: the grid is %s's, which covers most of the area; %d item(s) of other "
+            "tiles put onto it: %s",
+            kept[0].item_tags["stac_item"],
+            len(others),
+            ", ".join(f"{scene.item_tags['stac_item']} ({scene.placed})" for scene in others),
         )
-    return kept
+    return grid
 
 
 def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> Scene:
@@ -155,10 +160,10 @@ def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) 
         raise ConfigError(f"{stac.location} lists item {', '.join(twice)} more than once; each item counts once")
     units = ModelUnits(trained.bands is not None, options.rgb_scale_max)
     # clouds always masked (True): the median of a cloud is no use
-    scenes = [
-        ItemScene(item.id, item, trained.bands, units, trained.resolution, True, stac.bbox) for item in stac.items
-    ]
-    scenes = on_one_grid(scenes)
+    scenes = opened_in_threads(
+        lambda item: ItemScene(item.id, item, trained.bands, units, trained.resolution, True, stac.bbox), stac.items
+    )
+    on_one_grid(scenes, stac.bbox)
     dates = sorted(scene.item_tags["datetime"][:10].replace("-", "") for scene in scenes)
     source = CompositeScene(f"composite_{dates[0]}_{dates[-1]}", stac.location, scenes)
     return options.scene(source, tile, stride)

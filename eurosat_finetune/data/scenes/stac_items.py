@@ -36,6 +36,11 @@ HTTP_DEFAULTS = {
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_MAX_RETRY": "3",
     "GDAL_HTTP_RETRY_DELAY": "1",
+    # /vsicurl/ reads ahead (the next tile row of a band read row by row); its cache, 16 MB by default for every
+    # file of the process, lost that to the other bands and items before it was read, which fetched it again
+    # (measured by tests/test_stac.py::test_a_search_fetches_only_the_tiles_of_its_bbox: 1.45 times the bytes of
+    # the area's tiles for a three-date composite, 1.28 with this cache)
+    "CPL_VSIL_CURL_CACHE_SIZE": str(256 * 2**20),
 }
 
 BBox = tuple[float, float, float, float]

@@ -4,6 +4,8 @@ by the same code), with the offset of :mod:`.stac_radiometry` and, for a search,
 map's tags add the item, its date and how its offset was decided."""
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from eurosat_finetune.data.bands import RGB_BANDS
@@ -73,6 +75,18 @@ class ItemScene(ProductScene):
         return super().tags() | self.item_tags
 
 
+OPENING_THREADS = 8  # items opened at once: each open waits on the network (a few requests per band file)
+
+
+def opened_in_threads(make: Callable[["pystac.Item"], ItemScene], items: list["pystac.Item"]) -> list[ItemScene]:
+    """``make`` of every item, in threads of their own that end before this returns. Opening an item waits on
+    the network (its band files' headers, its offset check), so items open side by side; and GDAL keeps its
+    HTTP connections per thread: ended with the threads, none is left for the DataLoader workers forked later
+    to share with this process (a connection shared across a fork mixes up the answers meant for each)."""
+    with ThreadPoolExecutor(max_workers=min(OPENING_THREADS, len(items)), thread_name_prefix="stac-open") as pool:
+        return list(pool.map(make, items))
+
+
 def item_scenes(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> list[Scene]:
     """One scene per item, named by its id (unique, or a one-line error), with its grid of windows."""
     tile, stride = options.window_sizes(trained)
@@ -81,8 +95,8 @@ def item_scenes(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> l
     if twice:
         raise ConfigError(f"{stac.location} lists item {', '.join(twice)} more than once; each item is one map")
     units = ModelUnits(trained.bands is not None, options.rgb_scale_max)
-    scenes = []
-    for item in stac.items:
-        source = ItemScene(item.id, item, trained.bands, units, trained.resolution, options.mask_clouds, stac.bbox)
-        scenes.append(options.scene(source, tile, stride))
-    return scenes
+    sources = opened_in_threads(
+        lambda item: ItemScene(item.id, item, trained.bands, units, trained.resolution, options.mask_clouds, stac.bbox),
+        stac.items,
+    )
+    return [options.scene(source, tile, stride) for source in sources]

@@ -141,7 +141,8 @@ class SceneWindows(IterableDataset):
     def blocks_of(index: int, scene: Scene) -> list[Block]:
         """The scene's window rows grouped by the block of grid rows their windows start in."""
         rows, deal = max(scene.stride, scene.source.block_rows()), max(scene.stride, scene.source.deal_rows())
-        tops = [scene.top(r) for r in range(scene.rows)]
+        above = scene.source.rows_above  # blocks begin where the files' tile rows do
+        tops = [above + scene.top(r) for r in range(scene.rows)]
         edges = [r for r in range(scene.rows) if r == 0 or tops[r] // rows != tops[r - 1] // rows] + [scene.rows]
         return [Block(index, first, last, tops[first] // deal) for first, last in itertools.pairwise(edges)]
 

@@ -19,15 +19,22 @@ BLOCK = 128  # the COGs' tiles, px (the COG driver's least): 2 x 2 of them at 10
 L2A_BANDS = tuple(band for band in NATIVE_RESOLUTION if band != "B10")
 
 
-def write_cog(path: Path, pixels: np.ndarray, resolution: float, origin: tuple[float, float] = ORIGIN) -> Path:
-    """``pixels`` (2-D, or bands first) as a COG at ``resolution`` m from ``origin`` in EPSG:32632: tiled ``BLOCK`` px,
-    deflated, nodata 0 (uint8 classes and uint16 DN alike)."""
+def write_cog(
+    path: Path,
+    pixels: np.ndarray,
+    resolution: float,
+    origin: tuple[float, float] = ORIGIN,
+    epsg: int = EPSG,
+    block: int = BLOCK,
+) -> Path:
+    """``pixels`` (2-D, or bands first) as a COG at ``resolution`` m from ``origin`` in EPSG ``epsg`` (a UTM
+    zone): tiled ``block`` px, deflated, nodata 0 (uint8 classes and uint16 DN alike)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = pixels if pixels.ndim == 3 else pixels[None]
     count, height, width = pixels.shape
     profile = {"driver": "COG", "width": width, "height": height, "count": count, "dtype": pixels.dtype.name,
-               "crs": CRS.from_epsg(EPSG), "transform": from_origin(*origin, resolution, resolution), "nodata": 0,
-               "blocksize": BLOCK, "compress": "deflate"}  # fmt: skip
+               "crs": CRS.from_epsg(epsg), "transform": from_origin(*origin, resolution, resolution), "nodata": 0,
+               "blocksize": block, "compress": "deflate"}  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(pixels)
     return path
@@ -39,11 +46,12 @@ WATER = {"B01": 350, "B02": 450, "B03": 380, "B04": 200, "B05": 150, "B06": 80, 
 LAKE = (slice(120, 168), slice(24, 96))  # rows and columns of the 10 m grid: 9 % of the scene
 
 
-def scene_pixels(seed: int, offset: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def scene_pixels(seed: int, offset: int, size: int = SIZE) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """A scene's L2A bands at their native resolutions, as reflectance x 10,000 (never below 1) and as its
-    files hold them, ``offset`` (0 or 1000) added: what a correct reader must turn back into the first. A
-    lake (``LAKE``) is the dark surface that shows whether the files hold the offset."""
-    stack = sample_product_bands(SIZE, SIZE, seed, offset=0)
+    files hold them, ``offset`` (0 or 1000) added: what a correct reader must turn back into the first; ``size``
+    px a side at 10 m (a multiple of 6). A lake (``LAKE``) is the dark surface that shows whether the files hold
+    the offset."""
+    stack = sample_product_bands(size, size, seed, offset=0)
     noise = np.random.default_rng([seed, 39]).integers(0, 30, stack["B02"][LAKE].shape)
     for band, value in WATER.items():
         stack[band][LAKE] = value + noise
@@ -53,10 +61,10 @@ def scene_pixels(seed: int, offset: int) -> tuple[dict[str, np.ndarray], dict[st
     return reflectance, stored
 
 
-def lon_lat_bbox(origin: tuple[float, float] = ORIGIN, size: int = SIZE) -> list[float]:
-    """West, south, east, north (degrees) of the 10 m grid of ``size`` px from ``origin``."""
+def lon_lat_bbox(origin: tuple[float, float] = ORIGIN, size: int = SIZE, epsg: int = EPSG) -> list[float]:
+    """West, south, east, north (degrees) of the 10 m grid of ``size`` px from ``origin`` in EPSG ``epsg``."""
     x0, y0 = origin
-    return list(transform_bounds(CRS.from_epsg(EPSG), "EPSG:4326", x0, y0 - 10 * size, x0 + 10 * size, y0))
+    return list(transform_bounds(CRS.from_epsg(epsg), "EPSG:4326", x0, y0 - 10 * size, x0 + 10 * size, y0))
 
 
 def footprint(bbox: list[float]) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fakes.stac.cogs import EPSG, footprint, grid_fields, lon_lat_bbox, write_cog
+from fakes.stac.cogs import BLOCK, ORIGIN, footprint, grid_fields, lon_lat_bbox, write_cog
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 EXTENSIONS = [
@@ -54,17 +54,23 @@ def earth_search_item(
     date: str = "20230615",
     scl: np.ndarray | None = None,
     cloud_cover: float = 0.0,
+    tile: str = "32UMU",
+    origin: tuple[float, float] = ORIGIN,
+    block: int = BLOCK,
 ) -> dict:
-    """The item of tile 32UMU sensed on ``date``, its COGs written under ``files`` (served at ``base_url``) from
-    ``stored`` (band -> uint16 DN at the band's native resolution, as the files hold them); ``scl`` (20 m
-    classes) or vegetation everywhere. Bands missing from ``stored`` get no asset."""
-    item_id = f"S2A_32UMU_{date}_0_L2A"
-    folder = f"sentinel-s2-l2a-cogs/32/U/MU/{date[:4]}/{int(date[4:6])}/{item_id}"
-    jp2 = f"s3://sentinel-s2-l2a/tiles/32/U/MU/{date[:4]}/{int(date[4:6])}/{int(date[6:])}/0"
+    """The item of MGRS ``tile`` (its grid from ``origin``, in its UTM zone) sensed on ``date``, its COGs written
+    under ``files`` (served at ``base_url``) from ``stored`` (band -> uint16 DN at the band's native resolution,
+    as the files hold them), tiled ``block`` px; ``scl`` (20 m classes) or vegetation everywhere. Bands missing
+    from ``stored`` get no asset."""
+    zone, band_letter, square = int(tile[:2]), tile[2], tile[3:]
+    epsg = 32600 + zone  # UTM north, as every tile faked here
+    item_id = f"S2A_{tile}_{date}_0_L2A"
+    folder = f"sentinel-s2-l2a-cogs/{zone}/{band_letter}/{square}/{date[:4]}/{int(date[4:6])}/{item_id}"
+    jp2 = f"s3://sentinel-s2-l2a/tiles/{zone}/{band_letter}/{square}/{date[:4]}/{int(date[4:6])}/{int(date[6:])}/0"
     assets: dict[str, dict] = {}
 
     def cog(name: str, pixels: np.ndarray, resolution: int) -> str:
-        write_cog(files / folder / f"{name}.tif", pixels, resolution)
+        write_cog(files / folder / f"{name}.tif", pixels, resolution, origin, epsg, block)
         return f"{base_url}/{folder}/{name}.tif"
 
     for key, (band, description, centre, width, common, resolution) in BANDS.items():
@@ -73,36 +79,37 @@ def earth_search_item(
         eo = [{"name": key, "common_name": common, "description": description, "center_wavelength": centre,
                "full_width_half_max": width}]  # fmt: skip
         asset = {"type": COG, "title": f"{description} - {resolution}m",
-                 "eo:bands": eo, "gsd": resolution, **grid_fields(resolution), "raster:bands": _raster(resolution),
-                 "roles": ["data", "reflectance"]}  # fmt: skip
+                 "eo:bands": eo, "gsd": resolution, **grid_fields(resolution, origin),
+                 "raster:bands": _raster(resolution), "roles": ["data", "reflectance"]}  # fmt: skip
         assets[key] = {"href": cog(band, stored[band], resolution), **asset}
         folder_res = f"R{resolution}m"
         assets[f"{key}-jp2"] = {**asset, "href": f"{jp2}/{folder_res}/{band}.jp2", "type": "image/jp2"}
     classes = scl if scl is not None else np.full((stored["B02"].shape[0] // 2,) * 2, 4, np.uint8)
     assets["scl"] = {"href": cog("SCL", classes, 20), "type": COG, "title": "Scene classification map (SCL)",
-                     **grid_fields(20), "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20}],
-                     "roles": ["data", "reflectance"]}  # fmt: skip
+                     **grid_fields(20, origin), "roles": ["data", "reflectance"],
+                     "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20}]}  # fmt: skip
     assets["scl-jp2"] = {**assets["scl"], "href": f"{jp2}/R20m/SCL.jp2", "type": "image/jp2"}
     colour = np.stack([np.clip(stored[b] // 8, 1, 255).astype(np.uint8) for b in ("B04", "B03", "B02")])
     assets["visual"] = {"href": cog("TCI", colour, 10), "type": COG, "title": "True color image",
                         "eo:bands": [{"name": n, "common_name": n, "description": d} for n, d in
                                      (("red", "Red (band 4)"), ("green", "Green (band 3)"), ("blue", "Blue (band 2)"))],
-                        **grid_fields(10), "roles": ["visual"]}  # fmt: skip
+                        **grid_fields(10, origin), "roles": ["visual"]}  # fmt: skip
     for key, value in (("aot", 110), ("wvp", 1500)):  # constant atmosphere, as the products' fakes write
         pixels = np.full(stored["B02"].shape, value, np.uint16)
-        assets[key] = {"href": cog(key.upper(), pixels, 10), "type": COG, "title": key.upper(), **grid_fields(10),
-                       "raster:bands": _raster(10, 0.001, 0), "roles": ["data", "reflectance"]}  # fmt: skip
+        assets[key] = {"href": cog(key.upper(), pixels, 10), "type": COG, "title": key.upper(),
+                       **grid_fields(10, origin), "raster:bands": _raster(10, 0.001, 0),
+                       "roles": ["data", "reflectance"]}  # fmt: skip
     assets["thumbnail"] = {"href": f"{base_url}/{folder}/thumbnail.jpg", "type": "image/jpeg", "roles": ["thumbnail"]}
     assets["granule_metadata"] = {"href": f"{base_url}/{folder}/granule_metadata.xml", "type": "application/xml",
                                   "roles": ["metadata"]}  # fmt: skip
-    bbox = lon_lat_bbox()
+    bbox = lon_lat_bbox(origin, stored["B02"].shape[0], epsg)
     when = f"{date[:4]}-{date[4:6]}-{date[6:]}T10:30:31.024000Z"
     properties = {
         "created": when, "platform": "sentinel-2a", "constellation": "sentinel-2", "instruments": ["msi"],
-        "eo:cloud_cover": cloud_cover, "proj:epsg": EPSG, "mgrs:utm_zone": 32, "mgrs:latitude_band": "U",
-        "mgrs:grid_square": "MU", "grid:code": "MGRS-32UMU", "view:sun_azimuth": 150.1, "view:sun_elevation": 62.3,
+        "eo:cloud_cover": cloud_cover, "proj:epsg": epsg, "mgrs:utm_zone": zone, "mgrs:latitude_band": band_letter,
+        "mgrs:grid_square": square, "grid:code": f"MGRS-{tile}", "view:sun_azimuth": 150.1, "view:sun_elevation": 62.3,
         "s2:product_type": "S2MSI2A", "s2:processing_baseline": baseline,
-        "s2:product_uri": f"S2A_MSIL2A_{date}T103031_N{baseline.replace('.', '')}_R108_T32UMU_{date}T170036.SAFE",
+        "s2:product_uri": f"S2A_MSIL2A_{date}T103031_N{baseline.replace('.', '')}_R108_T{tile}_{date}T170036.SAFE",
         "s2:sequence": "0", "datetime": when, "earthsearch:s3_path": f"s3://sentinel-cogs/{folder}",
         "earthsearch:boa_offset_applied": boa_offset_applied, "processing:software": {"sentinel2-to-stac": "0.1.1"},
         "updated": when,

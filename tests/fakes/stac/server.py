@@ -53,13 +53,15 @@ class _Server(ThreadingHTTPServer):
 
 class StacServer:
     """Serves ``files`` (a folder) under ``/files/`` and the items added with :meth:`add_item`. ``url`` is its
-    root; :attr:`bytes_sent` counts the file bytes sent per path, :attr:`partial` the 206 answers."""
+    root; :attr:`bytes_sent` counts the file bytes sent per path, :attr:`ranges` lists them, :attr:`partial`
+    counts the 206 answers."""
 
     def __init__(self, files: Path) -> None:
         self.files = Path(files)
         self.collections: dict[str, dict[str, Any]] = {}
         self.items: dict[str, list[dict[str, Any]]] = {}
         self.bytes_sent: Counter[str] = Counter()
+        self.ranges: list[tuple[str, int, int]] = []  # every file range sent: path, first and last byte
         self.partial = 0
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"stac": self})
@@ -214,4 +216,5 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[start : end + 1])
             with self.stac.lock:
                 self.stac.bytes_sent[relative] += end - start + 1
+                self.stac.ranges.append((relative, start, end))
                 self.stac.partial += bool(match)
