@@ -26,6 +26,10 @@ class ConfigError(UserError, ValueError):
     """Option values that cannot work together (fractions, sizes, class lists)."""
 
 
+class OutsideAreaError(ConfigError):
+    """A scene that does not reach the area ``data.maps.area`` (or a search's bbox) asks to map."""
+
+
 class SplitMismatchError(UserError, ValueError):
     """A checkpoint evaluated or resumed on another train/val/test split than it was trained with."""
 

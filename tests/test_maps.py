@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import logging
 import shutil
 import socket
 import zipfile
@@ -222,7 +223,7 @@ def test_bad_scenes_are_refused_or_listed(checkpoint: Path, tmp_path: Path, caps
     (mixed / "notes.tif").write_text("not a raster")
     with pytest.warns(UserWarning, match=r"skipped 2 unreadable image\(s\)"):
         run = predict(checkpoint, mixed, tmp_path / "logs")
-    assert sorted(p.name for p in (run / "maps").iterdir()) == ["good.classes.tif", "good.preview.png"]
+    assert sorted(p.name for p in (run / "maps").iterdir()) == ["good.classes.tif", "good.json", "good.preview.png"]
     maps = f"--maps.dirpath={run / 'maps'}"  # an existing map is never overwritten: refused before any work
     assert refused(mixed, maps) == (
         f"eurosat: error: {run / 'maps'} already holds files; choose another --maps.dirpath or move them"
@@ -363,3 +364,34 @@ def test_predict_without_a_checkpoint_takes_an_exported_classifiers_labels_or_as
         "eurosat: error: model.class_names is empty: give --ckpt_path (a checkpoint of `eurosat fit` knows its "
         "classes), model.class_names, or a data.root whose class folders name them\n"
     )
+
+
+def test_an_area_maps_part_of_a_raster_and_leaves_out_those_it_does_not_reach(
+    checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``data.maps.area`` (degrees): the windows cover it on the raster's grid, no more; a raster elsewhere is
+    left out and named."""
+    from rasterio.warp import transform_bounds
+
+    pixels = np.random.default_rng(5).integers(1, 256, (3, 128, 128), dtype=np.uint8)
+    (tmp_path / "s").mkdir()
+    write_raster(tmp_path / "s" / "a.tif", pixels)
+    far = rasterio.Affine(ORIGIN.a, 0, ORIGIN.c + 100_000, 0, ORIGIN.e, ORIGIN.f)  # 100 km east
+    with rasterio.open(tmp_path / "s" / "a.tif") as source:
+        profile = source.profile | {"transform": far}
+        inner = rasterio.windows.bounds(rasterio.windows.Window(40, 40, 48, 48), source.transform)
+        whole = source.bounds
+    with rasterio.open(tmp_path / "s" / "far.tif", "w", **profile) as dst:
+        dst.write(pixels)
+    area = transform_bounds("EPSG:32632", "EPSG:4326", *inner)
+    with caplog.at_level(logging.WARNING, logger="eurosat_finetune"):
+        run = predict(checkpoint, tmp_path / "s", tmp_path / "logs", f"--data.maps.area=[{','.join(map(str, area))}]")
+    assert sorted(p.name for p in (run / "maps").glob("*.tif")) == ["a.classes.tif"]
+    with rasterio.open(run / "maps" / "a.classes.tif") as source:
+        left, bottom, right, top = source.bounds
+        tags = source.tags()
+    assert whole.left < left <= inner[0] and whole.bottom < bottom <= inner[1]  # the area's pixels on a's grid
+    assert inner[2] <= right < whole.right and inner[3] <= top < whole.top
+    (said,) = [r.getMessage() for r in caplog.records if "outside it left out" in r.getMessage()]
+    assert said.endswith(f"1 scene(s) outside it left out: {tmp_path / 's' / 'far.tif'}")
+    assert tags["source"] == str(tmp_path / "s" / "a.tif")

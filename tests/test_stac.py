@@ -35,7 +35,14 @@ from eurosat_finetune.data.scenes.stac_items import (
 )
 from eurosat_finetune.data.scenes.stac_radiometry import decide, pixels_offset
 from eurosat_finetune.data.scenes.stac_scenes import item_product, item_scenes
-from eurosat_finetune.errors import BandError, CatalogueError, ConfigError, DataNotFoundError
+from eurosat_finetune.errors import (
+    BandError,
+    CatalogueError,
+    ConfigError,
+    DataNotFoundError,
+    OutsideAreaError,
+    UnreadableImageError,
+)
 
 TRAINED = TrainedOn(image_size=16, bands=NO_B10, resolution=10.0)
 
@@ -306,7 +313,10 @@ def test_a_search_maps_its_bbox_alone_with_the_whole_scenes_pixels(server: StacS
     bbox = (west + 0.004, south + 0.003, east - 0.006, north - 0.005)
     area = load_items(f"{server.url}/search?bbox={','.join(map(str, bbox))}")
     whole = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
-    (cropped,), (scene,) = item_scenes(area, SceneOptions(), TRAINED), item_scenes(whole, SceneOptions(), TRAINED)
+    ((cropped,), _), ((scene,), _) = (
+        item_scenes(area, SceneOptions(), TRAINED),
+        item_scenes(whole, SceneOptions(), TRAINED),
+    )
     left, bottom, right, top = transform_bounds("EPSG:4326", "EPSG:32632", *bbox, densify_pts=21)
     grid = cropped.source.grid
     x0, y0 = grid.transform.c, grid.transform.f
@@ -333,7 +343,7 @@ def test_clouds_are_masked_by_the_items_scene_classification(server: StacServer)
     classes[:, SIZE // 4 :] = 9  # cloud, high probability: the right half
     server.add_item(earth_search_item(server.files, server.file_url("").rstrip("/"), stored, True, scl=classes))
     items = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
-    (clear,), (masked,) = (item_scenes(items, SceneOptions(mask_clouds=m), TRAINED) for m in (False, True))
+    (clear,), (masked,) = (item_scenes(items, SceneOptions(mask_clouds=m), TRAINED)[0] for m in (False, True))
     assert clear.source.read_rows(0, SIZE)[1].all() and masked.tags()["cloud_masked"] == "true"
     valid = masked.source.read_rows(0, SIZE)[1]
     assert valid[:, : SIZE // 2].all() and not valid[:, SIZE // 2 :].any()
@@ -345,7 +355,8 @@ def test_an_earth_search_item_maps_as_its_pixels_stacked_without_offset(
     """The quick suite's end-to-end case: flag true, pixels without offset, raster:bands still saying -0.1."""
     url, stored = publish(server, "earth-search", 1, 0, boa_offset_applied=True)
     stack = stacked_reference(tmp_path / "stack", "L1C", stored, 0, NO_B10, 10_000)
-    cells, tags = classes_and_tags(predict(ms12, url, tmp_path / "l-item") / "S2A_32UMU_20230615_0_L2A.classes.tif")
+    maps = predict(ms12, url, tmp_path / "l-item")
+    cells, tags = classes_and_tags(maps / "S2A_32UMU_20230615_0_L2A.classes.tif")
     reference, _ = classes_and_tags(predict(ms12, stack.parent, tmp_path / "l-stack") / "stack.classes.tif")
     np.testing.assert_array_equal(cells, reference)
     assert tags["stac_item"] == "S2A_32UMU_20230615_0_L2A" and tags["processing_level"] == "L2A"
@@ -354,6 +365,14 @@ def test_an_earth_search_item_maps_as_its_pixels_stacked_without_offset(
     assert tags["datetime"] == "2023-06-15T10:30:31.024000+00:00" and tags["processing_baseline"] == "05.10"
     assert json.loads(tags["offsets_applied"]) == dict.fromkeys(NO_B10, 0) and tags["offset_decided_by"] == "metadata"
     assert tags["offset_metadata"].startswith("earthsearch:boa_offset_applied true")
+    # the sidecar: the same, as JSON for tools that read no GeoTIFF tags
+    sidecar = json.loads((maps / "S2A_32UMU_20230615_0_L2A.json").read_text())
+    assert sidecar["map"] == "S2A_32UMU_20230615_0_L2A.classes.tif" and sidecar["crs"] == "EPSG:32632"
+    assert sidecar["classes"] == json.loads(tags["class_names"]) and sidecar["width"] == cells.shape[1]
+    source = sidecar["source"]
+    assert set(source) == {key for key in tags if not key.startswith("class_")} - {"AREA_OR_POINT"}  # GDAL's own
+    assert source["offsets_applied"] == dict.fromkeys(NO_B10, 0) and source["processing_baseline"] == "05.10"
+    assert all(source[key] == tags[key] for key in ("stac_item", "stac_item_href", "datetime", "offset_metadata"))
 
 
 @pytest.mark.slow  # two end-to-end runs each: the full suite
@@ -475,13 +494,13 @@ def test_a_median_composite_leaves_out_each_dates_clouds(server: StacServer) -> 
     publish_cloudy(server, 2, DATES[1], [TWO_CLOUDY, ALL_CLOUDY])
     publish_cloudy(server, 3, DATES[2], [ALL_CLOUDY], in_pixels=1000)
     items = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
-    composite = composite_scene(items, SceneOptions(composite="median"), TRAINED)
+    composite, _ = composite_scene(items, SceneOptions(composite="median"), TRAINED)
     assert composite.name == f"composite_{DATES[0]}_{DATES[-1]}"
     source = composite.source
     step = source.block_rows()
     blocks = [source.read_rows(top, min(top + step, SIZE)) for top in range(0, SIZE, step)]
     pixels, valid = np.concatenate([b[0] for b in blocks], axis=1), np.concatenate([b[1] for b in blocks])
-    dates = [scene.source.read_rows(0, SIZE) for scene in item_scenes(items, SceneOptions(mask_clouds=True), TRAINED)]
+    dates = [s.source.read_rows(0, SIZE) for s in item_scenes(items, SceneOptions(mask_clouds=True), TRAINED)[0]]
     stack = np.stack([p for p, _ in dates]).astype(np.float64)
     clear = np.stack([v for _, v in dates])
     only_third = ~clear[0] & ~clear[1] & clear[2]
@@ -526,14 +545,14 @@ def test_a_composite_puts_other_tiles_and_utm_zones_onto_the_grid_covering_most_
     bbox = transform_bounds("EPSG:32632", "EPSG:4326", ORIGIN[0], ORIGIN[1] - 2400, ORIGIN[0] + 2400, ORIGIN[1])
     items = load_items(f"{server.url}/search?bbox={','.join(map(str, bbox))}")
     with caplog.at_level(logging.INFO, logger="eurosat_finetune"):
-        composite = composite_scene(items, SceneOptions(composite="median"), TRAINED)
+        composite, _ = composite_scene(items, SceneOptions(composite="median"), TRAINED)
     grid = composite.source.grid
     col, row = round((grid.transform.c - ORIGIN[0]) / 10), round((ORIGIN[1] - grid.transform.f) / 10)
     assert grid.crs == "EPSG:32632" and (grid.transform.c - ORIGIN[0]) % 10 == 0  # the first tile's lattice
     assert col <= 0 and row <= 0 and grid.width + col >= 240 and grid.height + row >= 240  # the whole bbox
     pixels, valid = composite.source.read_rows(0, grid.height)
     first = load_items(f"{server.url}/search?ids=S2A_32UMU_{DATES[0]}_0_L2A")
-    (alone,) = item_scenes(first, SceneOptions(mask_clouds=True), TRAINED)
+    (alone,), _ = item_scenes(first, SceneOptions(mask_clouds=True), TRAINED)
     own, _ = alone.source.read_rows(0, SIZE)
 
     def at(rows: slice, cols: slice) -> tuple[slice, slice]:  # the first tile's rows and columns on the grid
@@ -642,3 +661,60 @@ def test_a_search_fetches_only_the_tiles_of_its_bbox(ms12: Path, server: StacSer
     tiles = sum(tile_bytes(server.files / path, bbox) for path in server.bytes_sent)
     assert server.partial > 0 and fetched <= 1.3 * tiles, (fetched, tiles)
     print(f"bytes fetched {fetched:,}, the area's tiles {tiles:,}: {fetched / tiles:.2f} times")
+
+
+def test_of_several_items_one_that_fails_is_left_out_and_named(
+    server: StacServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A band file gone (404) from one of two items: the other is mapped, the failed one named with why; both
+    gone is the error, in one line."""
+    publish_cloudy(server, 1, DATES[0], [])
+    publish_cloudy(server, 2, DATES[1], [])
+    items = load_items(f"{server.url}/search?collections=sentinel-2-l2a")
+    (next(server.files.rglob(f"*{DATES[1]}*/B05.tif"))).unlink()
+    with caplog.at_level(logging.WARNING):
+        scenes, left_out = item_scenes(items, SceneOptions(), TRAINED)
+    assert [scene.name for scene in scenes] == [f"S2A_32UMU_{DATES[0]}_0_L2A"]
+    (why,) = left_out
+    assert why.startswith(f"S2A_32UMU_{DATES[1]}_0_L2A (cannot read /vsicurl/{server.url}/") and why.endswith("again)")
+    (said,) = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert said == f"1 of 2 STAC item(s) left out, the others are mapped: {why}"
+    for date in (DATES[2], "20230801"):  # two items never opened (GDAL keeps what it read of the others)
+        publish_cloudy(server, 3, date, [])
+        next(server.files.rglob(f"*{date}*/B05.tif")).unlink()
+    gone = load_items(f"{server.url}/search?datetime=2023-07-01/2023-08-31")
+    first = rf"^none of the 2 STAC items could be mapped; the first, S2A_32UMU_{DATES[2]}_0_L2A: cannot read"
+    with pytest.raises(UnreadableImageError, match=first):
+        item_scenes(gone, SceneOptions(), TRAINED)
+
+
+def test_an_area_maps_part_of_an_item_and_one_outside_it_is_refused(server: StacServer) -> None:
+    """``data.maps.area`` crops an item given by URL as a search's bbox does; an area the item does not reach is
+    one line; an area that is not west, south, east, north is refused when the options are made."""
+    url, _ = publish(server, "earth-search", 1, 0, boa_offset_applied=True)
+    west, south, east, north = lon_lat_bbox()
+    bbox = (west + 0.004, south + 0.003, east - 0.006, north - 0.005)
+    searched = load_items(f"{server.url}/search?bbox={','.join(map(str, bbox))}")
+    ((by_search,), _), ((by_area,), _) = (
+        item_scenes(searched, SceneOptions(), TRAINED),
+        item_scenes(load_items(url), SceneOptions(area=bbox), TRAINED),
+    )
+    assert by_area.source.grid == by_search.source.grid and by_area.source.grid.width < SIZE
+    np.testing.assert_array_equal(by_area.source.read_rows(0, 64)[0], by_search.source.read_rows(0, 64)[0])
+    with pytest.raises(OutsideAreaError, match=r"S2A_32UMU_20230615_0_L2A does not reach the area \[10\.0, 40\.0"):
+        item_scenes(load_items(url), SceneOptions(area=(10.0, 40.0, 10.1, 40.1)), TRAINED)
+    with pytest.raises(ConfigError, match=r"^data\.maps\.area=\[9\.1, 48\.0, 9\.0, 49\.0\]: give \[west, south, east"):
+        SceneOptions(area=(9.1, 48.0, 9.0, 49.0))
+
+
+@pytest.mark.slow  # an end-to-end run: the full suite
+def test_a_search_maps_the_items_it_can_and_names_the_others_at_the_end(
+    ms12: Path, server: StacServer, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    publish_cloudy(server, 1, DATES[0], [])
+    publish_cloudy(server, 2, DATES[1], [])
+    next(server.files.rglob(f"*{DATES[1]}*/B05.tif")).unlink()
+    maps = predict(ms12, f"{server.url}/search?collections=sentinel-2-l2a", tmp_path / "logs")
+    assert sorted(path.name for path in maps.glob("*.classes.tif")) == [f"S2A_32UMU_{DATES[0]}_0_L2A.classes.tif"]
+    (said,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Not mapped")]
+    assert said.startswith(f"Not mapped, 1 item(s) that could not be read: S2A_32UMU_{DATES[1]}_0_L2A (cannot read")

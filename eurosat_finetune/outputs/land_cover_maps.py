@@ -62,7 +62,8 @@ class MapAccumulator:
 
 class LandCoverMaps(AddressedPredictionWriter):
     """Write a land-cover map of each scene ``eurosat predict`` maps (see ``data.maps.scenes``) into
-    ``<run folder>/maps/``: ``<name>.classes.tif``, ``<name>.preview.png`` and, on request,
+    ``<run folder>/maps/``: ``<name>.classes.tif``, ``<name>.preview.png``, ``<name>.json`` (the map's
+    tags as JSON: where its pixels came from) and, on request,
     ``<name>.probabilities.tif``, ``<name>`` a product's path under ``data.predict_root`` less
     ``.SAFE``/``.zip``, or a raster's less its suffix. With overlapping windows each map cell averages
     the windows that cover it. Files are written under temporary names and renamed when complete.
@@ -141,6 +142,9 @@ class LandCoverMaps(AddressedPredictionWriter):
                     part.unlink()
                 (folder / f".rank{rank}").rmdir()
             print(f"Land-cover maps of {len(self.scenes)} scene(s) written to {folder}")
+            left_out = self.windows.left_out if self.windows is not None else []
+            if left_out:
+                print(f"Not mapped, {len(left_out)} item(s) that could not be read: {'; '.join(left_out)}")
         trainer.strategy.barrier()
 
     def write(self, scene: Scene, acc: MapAccumulator, class_names: list[str], folder: Path) -> None:
@@ -187,6 +191,7 @@ class LandCoverMaps(AddressedPredictionWriter):
                 for band, name in enumerate(class_names, start=1):
                     dst.set_band_description(band, name)
         write_preview(scene, classes, class_names, base.with_name(f"{base.name}.preview.png"))
+        write_sidecar(scene, class_names, base.with_name(f"{base.name}.json"))
 
 
 def scene_windows(loaders: Any) -> SceneWindows | None:
@@ -238,6 +243,34 @@ def write_blocks(dst: Any, array: np.ndarray) -> None:
     for top in range(0, array.shape[1], BLOCK_ROWS):
         block = array[:, top : top + BLOCK_ROWS]
         dst.write(block, window=Window(0, top, array.shape[2], block.shape[1]))
+
+
+def write_sidecar(scene: Scene, class_names: list[str], path: Path) -> None:
+    """What the map's tags say, as JSON beside it (for tools that do not read GeoTIFF tags): its classes and
+    grid, and where its pixels came from (for STAC items: each item, its date, baseline, the offset applied and
+    how it was decided), tag values that hold JSON decoded."""
+    grid = scene.map_grid
+    record = {
+        "map": f"{scene.name.rsplit('/', 1)[-1]}.classes.tif",
+        "classes": class_names,
+        "no_data_class": NODATA_CLASS,
+        "crs": str(grid.crs) if grid.crs is not None else None,
+        "transform": list(grid.transform)[:6],
+        "width": grid.width,
+        "height": grid.height,
+        "source": {key: decoded(value) for key, value in scene.tags().items()},
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def decoded(value: str) -> Any:
+    """A tag's value: the JSON it holds (a list, an object, a number, true or false), else the text."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def write_preview(scene: Scene, classes: np.ndarray, names: list[str], path: Path) -> None:

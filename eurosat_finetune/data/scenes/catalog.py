@@ -21,7 +21,7 @@ from eurosat_finetune.data.scenes.raster_bands import SceneBands, multispectral_
 from eurosat_finetune.data.scenes.sentinel2_products import is_product, product_stem, read_product
 from eurosat_finetune.data.scenes.sources import ModelUnits, ProductScene, RasterScene, SceneSource
 from eurosat_finetune.data.scenes.windows import Scene
-from eurosat_finetune.errors import ConfigError
+from eurosat_finetune.errors import ConfigError, OutsideAreaError
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,12 @@ class SceneOptions:
             per item; ``median``, one map of the area, ``composite_<first date>_<last date>``, whose pixels
             are per band the median over the items of those clear in each (no data, cloud shadow, cloud and
             cirrus left out, whatever ``mask_clouds`` says; every item needs its SCL asset); a pixel clear
-            in no item is no data. The items must lie on one grid (one UTM zone and tile).
+            in no item is no data. Items of other tiles or UTM zones are put onto the grid of the one
+            covering most of the area.
+        area: Map only this area, ``[west, south, east, north]`` in degrees (EPSG:4326), of every scene
+            (products, rasters, STAC items; it replaces a STAC search's bbox, which is the area otherwise):
+            windows cover it on each scene's grid, and of a cloud-optimised GeoTIFF only the tiles under it
+            are read. Scenes it does not reach are left out, and named; none reached is an error.
     """
 
     scenes: MapScenes = "auto"
@@ -129,6 +134,7 @@ class SceneOptions:
     raster_offset: NonNegativeInt = 0
     mask_clouds: bool = False
     composite: Composite = "none"
+    area: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         # the parser's types refuse these too; this is for options built in Python
@@ -145,6 +151,13 @@ class SceneOptions:
             )
         if self.rgb_scale_max <= 0:
             raise ConfigError(f"data.maps.rgb_scale_max={self.rgb_scale_max} must be > 0")
+        if self.area is not None:
+            west, south, east, north = self.area
+            if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+                raise ConfigError(
+                    f"data.maps.area={list(self.area)}: give [west, south, east, north] in degrees, west < east, "
+                    "south < north"
+                )
 
     def scenes_among(
         self, root: Path, products: list[Path], files: list[Path], trained: TrainedOn
@@ -158,9 +171,21 @@ class SceneOptions:
         paths = products + rasters
         names = map_names(root, paths, set(products))
         units = ModelUnits(trained.bands is not None, self.rgb_scale_max)
-        sources = [
-            self.source(path, name, path in products, trained, units) for path, name in zip(paths, names, strict=True)
-        ]
+        sources, outside = [], []
+        for path, name in zip(paths, names, strict=True):
+            try:
+                sources.append(self.source(path, name, path in products, trained, units))
+            except OutsideAreaError as err:
+                outside.append(path)
+                if len(outside) == len(paths):  # none reaches it: say why for the last one
+                    raise OutsideAreaError(f"no scene under {root} reaches data.maps.area: {err}") from None
+        if outside:
+            log.warning(
+                "data.maps.area=%s: %d scene(s) outside it left out: %s",
+                list(self.area or ()),
+                len(outside),
+                ", ".join(map(str, outside)),
+            )
         return [self.scene(source, tile, stride) for source in sources], images
 
     def window_sizes(self, trained: TrainedOn) -> tuple[int, int]:
@@ -176,7 +201,8 @@ class SceneOptions:
     def source(self, path: Path, name: str, product: bool, trained: TrainedOn, units: ModelUnits) -> SceneSource:
         trained_bands, resolution = trained.bands, trained.resolution
         if product:
-            return ProductScene(name, read_product(path), trained_bands, units, resolution, self.mask_clouds)
+            product = read_product(path)
+            return ProductScene(name, product, trained_bands, units, resolution, self.mask_clouds, self.area)
         with rasterio.open(path) as source:
             descriptions, crs, projected = source.descriptions, source.crs, source.crs and source.crs.is_projected
         if trained_bands is None:
@@ -191,7 +217,7 @@ class SceneOptions:
                 why = "the checkpoint does not record the ground resolution it was trained at"
             log.warning("%s: mapped at its own pixel size, as %s", path, why)
             resolution = None
-        return RasterScene(name, path, indexes, channels, preview, units, self.raster_offset, resolution)
+        return RasterScene(name, path, indexes, channels, preview, units, self.raster_offset, resolution, self.area)
 
     @staticmethod
     def scene(source: SceneSource, tile: int, stride: int) -> Scene:

@@ -61,10 +61,12 @@ class PredictInputs:
                 f"data.maps.composite={options.composite} composites STAC items (a search URL, an item collection); "
                 f"{self.root} is none: drop data.maps.composite"
             )
+        left_out: list[str] = []  # STAC items that failed to open, named at the end too
         if self.stac is not None and options.composite == "median":
-            scenes, images = [composite_scene(self.stac, options, trained)], []
+            composite, left_out = composite_scene(self.stac, options, trained)
+            scenes, images = [composite], []
         elif self.stac is not None:
-            scenes, images = item_scenes(self.stac, options, trained), []
+            (scenes, left_out), images = item_scenes(self.stac, options, trained), []
         else:
             scenes, images = options.scenes_among(Path(self.root), self.products, self.files, trained)
         loaders = []
@@ -72,7 +74,7 @@ class PredictInputs:
             whole = PredictionImages(images, band_indices)
             loaders.append(loader(whole, batch_size, num_workers, collate_fn=collate_images))
         if scenes:  # the dataset deals its blocks to the processes itself
-            windows = SceneWindows(scenes, batch_size, rank, world_size)
+            windows = SceneWindows(scenes, batch_size, rank, world_size, left_out)
             loaders.append(ready_batches_loader(windows, num_workers))
         return loaders
 

@@ -95,6 +95,12 @@ class RasterRows:
         self._header: tuple[Grid, int] | None = None  # grid and block height, read without keeping it open
         self.columns: tuple[int, int] | None = None  # the file's columns read (start, end); None: all
 
+    def unreadable(self, err: Exception) -> str:
+        """Why the file cannot be read, and what to do, in one line."""
+        if self.path.startswith("/vsi"):  # a URL (a STAC item's asset): GDAL retried already
+            return f"cannot read {self.path} ({err}); check that it is still there and public, then run again"
+        return f"cannot read {self.path} ({err}); replace or delete it"
+
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__ | {"_source": None, "_blocks": {}}
 
@@ -104,7 +110,7 @@ class RasterRows:
             try:
                 self._source, self._opened_by, self._blocks = rasterio.open(self.path), os.getpid(), {}
             except RasterioIOError as err:
-                raise UnreadableImageError(f"cannot read {self.path} ({err}); replace or delete it") from None
+                raise UnreadableImageError(self.unreadable(err)) from None
         return self._source
 
     def header(self) -> tuple[Grid, int]:
@@ -113,7 +119,7 @@ class RasterRows:
                 with rasterio.open(self.path) as source:  # the main process sizes blocks: no handle kept
                     self._header = grid_of(source), source.block_shapes[0][0]
             except RasterioIOError as err:
-                raise UnreadableImageError(f"cannot read {self.path} ({err}); replace or delete it") from None
+                raise UnreadableImageError(self.unreadable(err)) from None
         return self._header
 
     @property
@@ -171,7 +177,7 @@ class RasterRows:
                 data = source.read(list(self.indexes), window=window)
                 valid = self.valid(data, window)
         except RasterioIOError as err:
-            raise UnreadableImageError(f"cannot read {self.path} ({err}); replace or delete it") from None
+            raise UnreadableImageError(self.unreadable(err)) from None
         return data, valid
 
     def valid(self, data: np.ndarray, window: Window) -> np.ndarray:

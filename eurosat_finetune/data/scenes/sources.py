@@ -26,7 +26,7 @@ from rasterio.warp import reproject
 from eurosat_finetune.data.bands import NATIVE_RESOLUTION, RGB_BANDS
 from eurosat_finetune.data.scenes.raster_rows import Grid, RasterRows, grid_of, lattice, rows_onto
 from eurosat_finetune.data.scenes.sentinel2_products import Sentinel2Product
-from eurosat_finetune.errors import BandError, ConfigError, UnreadableImageError
+from eurosat_finetune.errors import BandError, ConfigError, OutsideAreaError, UnreadableImageError
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +167,7 @@ class ProductScene(SceneSource):
             grid = grid.scaled_to(resolution)
         self.own_grid, self.placed = grid, "own pixels"  # how its pixels reach the grid mapped (see put_onto)
         if area is not None:
-            window = grid.window_over(area, "EPSG:4326")
-            if not window.width or not window.height:
-                raise ConfigError(f"{product.path} does not cover the area {list(area)} (west, south, east, north)")
-            offset = Affine.translation(window.col_off, window.row_off)
-            grid = Grid(grid.crs, grid.transform @ offset, window.height, window.width)
+            grid = area_of(grid, area, product.path)
         super().__init__(name, product.path, grid, tuple(bands), units)
         self.read_only_over(grid)
         for reader in [*self.readers.values(), self.scl]:
@@ -218,7 +214,7 @@ class ProductScene(SceneSource):
         bands = []
         for band in RGB_BANDS if all(b in self.product.band_files for b in RGB_BANDS) else [self.bands[0]] * 3:
             with rasterio.open(self.product.band_files[band][0]) as source:  # JPEG 2000 decodes a lower level
-                pixels = preview_of(source, self.grid, height, width)
+                pixels = preview_of(source, self.grid, height, width)[0]
             scale, shift = self.product.to_eurosat_units(band)
             bands.append(np.where(pixels > 0, pixels * scale + shift, 0))
         return np.stack(bands)
@@ -257,21 +253,37 @@ class ProductScene(SceneSource):
                 reader.close()
 
 
-def preview_of(source: rasterio.DatasetReader, grid: Grid, height: int, width: int) -> np.ndarray:
-    """Band 1 of ``source`` over ``grid`` as ``(height, width)`` pixels, from the coarsest level that serves
-    (a COG's overview, a JPEG 2000's resolution level), averaged; 0 where the file does not reach."""
+def area_of(grid: Grid, area: tuple[float, float, float, float], path: Path | str) -> Grid:
+    """The pixels of ``grid`` that cover ``area`` (west, south, east, north in degrees); a scene it does not
+    reach is refused in one line."""
+    if grid.crs is None:
+        raise OutsideAreaError(f"{path} has no CRS, so data.maps.area cannot be found in it; drop data.maps.area")
+    window = grid.window_over(area, "EPSG:4326")
+    if not window.width or not window.height:
+        raise OutsideAreaError(f"{path} does not reach the area {list(area)} (west, south, east, north in degrees)")
+    offset = Affine.translation(window.col_off, window.row_off)
+    return Grid(grid.crs, grid.transform @ offset, window.height, window.width)
+
+
+def preview_of(
+    source: rasterio.DatasetReader, grid: Grid, height: int, width: int, indexes: tuple[int, ...] = (1,)
+) -> np.ndarray:
+    """Bands ``indexes`` of ``source`` over ``grid`` as ``(bands, height, width)`` pixels, from the coarsest
+    level that serves (a COG's overview, a JPEG 2000's resolution level), averaged; 0 where the file does
+    not reach."""
     own = grid_of(source)
-    if grid == own:
-        return source.read(1, out_shape=(height, width), resampling=Resampling.average)
+    shape = (len(indexes), height, width)
+    if grid == own or (grid.transform == own.transform and grid.crs == own.crs):
+        return source.read(list(indexes), out_shape=shape, resampling=Resampling.average)
     bounds = array_bounds(grid.height, grid.width, grid.transform)
     window = own.window_over(bounds, grid.crs)
-    out = np.zeros((height, width), source.dtypes[0])
+    out = np.zeros(shape, source.dtypes[indexes[0] - 1])
     if not window.width or not window.height:
         return out
     # read about as many pixels as the preview has, then put them onto its grid
-    shape = (max(1, round(window.height * height / grid.height)), max(1, round(window.width * width / grid.width)))
-    pixels = source.read(1, window=window, out_shape=shape, resampling=Resampling.average)
-    scale = Affine.scale(window.width / shape[1], window.height / shape[0])
+    size = (max(1, round(window.height * height / grid.height)), max(1, round(window.width * width / grid.width)))
+    pixels = source.read(list(indexes), window=window, out_shape=(len(indexes), *size), resampling=Resampling.average)
+    scale = Affine.scale(window.width / size[1], window.height / size[0])
     reproject(
         pixels,
         out,
@@ -288,8 +300,8 @@ def preview_of(source: rasterio.DatasetReader, grid: Grid, height: int, width: i
 
 class RasterScene(SceneSource):
     """A raster file: bands ``indexes`` (from 1) in the model's order, resampled onto ``resolution``
-    when given. Integers are taken as stored less ``offset`` (reflectance x 10,000, or 8-bit colour);
-    floats as reflectance (0..1), times 10,000."""
+    when given, over ``area`` (west, south, east, north in degrees) if given. Integers are taken as stored
+    less ``offset`` (reflectance x 10,000, or 8-bit colour); floats as reflectance (0..1), times 10,000."""
 
     def __init__(
         self,
@@ -301,6 +313,7 @@ class RasterScene(SceneSource):
         units: ModelUnits,
         offset: int,
         resolution: float | None,
+        area: tuple[float, float, float, float] | None = None,
     ) -> None:
         self.reader = RasterRows(str(path), indexes)
         with rasterio.open(path) as source:
@@ -308,6 +321,9 @@ class RasterScene(SceneSource):
         self.resampled_from = None
         if resolution is not None and abs(resolution - grid.resolution) > 0.01 * resolution:
             self.resampled_from, grid = grid.resolution, grid.scaled_to(resolution)
+        if area is not None:
+            grid = area_of(grid, area, path)
+            self.reader.only_over(array_bounds(grid.height, grid.width, grid.transform), grid.crs)
         self.offset, self.preview_indexes = offset, preview_indexes
         super().__init__(name, path, grid, channels, units)
 
@@ -330,9 +346,7 @@ class RasterScene(SceneSource):
 
     def preview(self, height: int, width: int) -> np.ndarray:
         with rasterio.open(self.path) as source:
-            pixels = source.read(
-                list(self.preview_indexes), out_shape=(3, height, width), resampling=Resampling.average
-            )
+            pixels = preview_of(source, self.grid, height, width, self.preview_indexes)
         if self.as_8_bit:
             return pixels
         scale = FLOAT_REFLECTANCE if np.issubdtype(self.dtype, np.floating) else 1

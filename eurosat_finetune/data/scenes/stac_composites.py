@@ -142,9 +142,11 @@ def on_one_grid(scenes: list[ItemScene], area: BBox | None) -> Grid:
     return grid
 
 
-def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> Scene:
-    """The items of ``stac`` as one median composite, named ``composite_<first date>_<last date>``, with its
-    grid of windows. Every item needs its scene classification (SCL): one without is refused in one line."""
+def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> tuple[Scene, list[str]]:
+    """The items of ``stac`` as one median composite over ``data.maps.area`` or the search's bbox, named
+    ``composite_<first date>_<last date>``, with its grid of windows; and the items left out (see
+    :func:`opened_in_threads`). Every item needs its scene classification (SCL): one without is refused in one
+    line."""
     tile, stride = options.window_sizes(trained)
     for item in stac.items:
         try:
@@ -160,10 +162,11 @@ def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) 
         raise ConfigError(f"{stac.location} lists item {', '.join(twice)} more than once; each item counts once")
     units = ModelUnits(trained.bands is not None, options.rgb_scale_max)
     # clouds always masked (True): the median of a cloud is no use
-    scenes = opened_in_threads(
-        lambda item: ItemScene(item.id, item, trained.bands, units, trained.resolution, True, stac.bbox), stac.items
+    area = options.area or stac.bbox
+    scenes, left_out = opened_in_threads(
+        lambda item: ItemScene(item.id, item, trained.bands, units, trained.resolution, True, area), stac.items
     )
-    on_one_grid(scenes, stac.bbox)
+    on_one_grid(scenes, area)
     dates = sorted(scene.item_tags["datetime"][:10].replace("-", "") for scene in scenes)
     source = CompositeScene(f"composite_{dates[0]}_{dates[-1]}", stac.location, scenes)
-    return options.scene(source, tile, stride)
+    return options.scene(source, tile, stride), left_out

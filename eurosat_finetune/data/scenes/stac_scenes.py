@@ -4,6 +4,7 @@ by the same code), with the offset of :mod:`.stac_radiometry` and, for a search,
 map's tags add the item, its date and how its offset was decided."""
 
 import json
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ from eurosat_finetune.data.scenes.stac_assets import band_assets
 from eurosat_finetune.data.scenes.stac_items import BBox, StacItems
 from eurosat_finetune.data.scenes.stac_radiometry import Radiometry, decide
 from eurosat_finetune.data.scenes.windows import Scene
-from eurosat_finetune.errors import ConfigError
+from eurosat_finetune.errors import ConfigError, UserError, first_line
 
 if TYPE_CHECKING:
     import pystac
@@ -75,28 +76,56 @@ class ItemScene(ProductScene):
         return super().tags() | self.item_tags
 
 
+log = logging.getLogger(__name__)
+
 OPENING_THREADS = 8  # items opened at once: each open waits on the network (a few requests per band file)
 
 
-def opened_in_threads(make: Callable[["pystac.Item"], ItemScene], items: list["pystac.Item"]) -> list[ItemScene]:
-    """``make`` of every item, in threads of their own that end before this returns. Opening an item waits on
-    the network (its band files' headers, its offset check), so items open side by side; and GDAL keeps its
-    HTTP connections per thread: ended with the threads, none is left for the DataLoader workers forked later
-    to share with this process (a connection shared across a fork mixes up the answers meant for each)."""
+def opened_in_threads(
+    make: Callable[["pystac.Item"], ItemScene], items: list["pystac.Item"]
+) -> tuple[list[ItemScene], list[str]]:
+    """``make`` of every item, in threads of their own that end before this returns: the scenes, and the items
+    left out, each with why. Opening an item waits on the network (its band files' headers, its offset check),
+    so items open side by side; and GDAL keeps its HTTP connections per thread: ended with the threads, none is
+    left for the DataLoader workers forked later to share with this process (a connection shared across a fork
+    mixes up the answers meant for each). Of several items, one that fails (a band file missing or unreadable,
+    no band the model reads, outside the area) is left out and named; the others are mapped. A single item
+    that fails, or all of them, is the error."""
+
+    def attempt(item: "pystac.Item") -> ItemScene | UserError:
+        try:
+            return make(item)
+        except UserError as err:
+            return err
+
     with ThreadPoolExecutor(max_workers=min(OPENING_THREADS, len(items)), thread_name_prefix="stac-open") as pool:
-        return list(pool.map(make, items))
+        opened = list(pool.map(attempt, items))
+    failed = [(item, result) for item, result in zip(items, opened, strict=True) if isinstance(result, UserError)]
+    if len(failed) == len(items):
+        item, err = failed[0]
+        if len(items) == 1:
+            raise err
+        raise type(err)(f"none of the {len(items)} STAC items could be mapped; the first, {item.id}: {first_line(err)}")
+    left_out = [f"{item.id} ({first_line(err)})" for item, err in failed]
+    if left_out:
+        log.warning(
+            "%d of %d STAC item(s) left out, the others are mapped: %s", len(left_out), len(items), "; ".join(left_out)
+        )
+    return [scene for scene in opened if isinstance(scene, ItemScene)], left_out
 
 
-def item_scenes(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> list[Scene]:
-    """One scene per item, named by its id (unique, or a one-line error), with its grid of windows."""
+def item_scenes(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> tuple[list[Scene], list[str]]:
+    """One scene per item, named by its id (unique, or a one-line error), with its grid of windows, over
+    ``data.maps.area`` or the search's bbox; and the items left out (see :func:`opened_in_threads`)."""
     tile, stride = options.window_sizes(trained)
     names = [item.id for item in stac.items]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ConfigError(f"{stac.location} lists item {', '.join(twice)} more than once; each item is one map")
     units = ModelUnits(trained.bands is not None, options.rgb_scale_max)
-    sources = opened_in_threads(
-        lambda item: ItemScene(item.id, item, trained.bands, units, trained.resolution, options.mask_clouds, stac.bbox),
+    area = options.area or stac.bbox
+    sources, left_out = opened_in_threads(
+        lambda item: ItemScene(item.id, item, trained.bands, units, trained.resolution, options.mask_clouds, area),
         stac.items,
     )
-    return [options.scene(source, tile, stride) for source in sources]
+    return [options.scene(source, tile, stride) for source in sources], left_out

@@ -131,8 +131,16 @@ class SceneWindows(IterableDataset):
     which holds data. This process reads the blocks of its ``rank`` only; each of its DataLoader workers
     a contiguous part of them. Each process holds every scene, so any of them can write any map."""
 
-    def __init__(self, scenes: list[Scene], batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        scenes: list[Scene],
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        left_out: list[str] | None = None,
+    ) -> None:
         self.scenes, self.batch_size = scenes, batch_size
+        self.left_out = list(left_out or [])  # scenes that could not be opened, each with why: said at the end
         blocks = [block for i, scene in enumerate(scenes) for block in self.blocks_of(i, scene)]
         self.blocks = split_for(blocks, world_size)
         self.own = dealt(self.blocks, self.window_count_in, rank, world_size)
