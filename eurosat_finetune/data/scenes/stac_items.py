@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from eurosat_finetune.errors import CatalogueError, DataNotFoundError, first_line
+from eurosat_finetune.tools.progress import progress_bar
 
 if TYPE_CHECKING:
     import pystac
@@ -182,7 +183,11 @@ def search(url: str) -> StacItems:
     modifier = planetary_computer_signer(url) if is_planetary_computer(url) else None
     try:
         client = pystac_client.Client.open(root, modifier=modifier)
-        items = list(client.search(method="GET", **arguments).items())
+        items = []
+        with progress_bar(None, f"Searching {root}", " items") as progress:  # shown when it takes a while
+            for item in client.search(method="GET", **arguments).items():  # page by page
+                items.append(item)
+                progress.update()
     except Exception as err:  # requests' and pystac-client's errors alike: the catalogue did not answer
         raise CatalogueError(unreadable(url, err)) from None
     log.info("%s: %d STAC item(s) found", url, len(items))

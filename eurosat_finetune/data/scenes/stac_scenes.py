@@ -18,6 +18,7 @@ from eurosat_finetune.data.scenes.stac_items import BBox, StacItems
 from eurosat_finetune.data.scenes.stac_radiometry import Radiometry, decide
 from eurosat_finetune.data.scenes.windows import Scene
 from eurosat_finetune.errors import ConfigError, UserError, first_line
+from eurosat_finetune.tools.progress import progress_bar
 
 if TYPE_CHECKING:
     import pystac
@@ -97,8 +98,13 @@ def opened_in_threads(
             return make(item)
         except UserError as err:
             return err
+        finally:
+            progress.update()
 
-    with ThreadPoolExecutor(max_workers=min(OPENING_THREADS, len(items)), thread_name_prefix="stac-open") as pool:
+    with (
+        progress_bar(len(items), "Opening STAC items", " items") as progress,
+        ThreadPoolExecutor(max_workers=min(OPENING_THREADS, len(items)), thread_name_prefix="stac-open") as pool,
+    ):
         opened = list(pool.map(attempt, items))
     failed = [(item, result) for item, result in zip(items, opened, strict=True) if isinstance(result, UserError)]
     if len(failed) == len(items):
