@@ -41,6 +41,7 @@ def test_print_config_shows_the_data_groups(capsys: pytest.CaptureFixture) -> No
         "split": ["allow_change", "files", "seed", "test_fraction", "train_size", "val_fraction"],
         "cache": ["dir", "enabled"],
         "maps": [
+            "area",
             "composite",
             "mask_clouds",
             "raster_bands",
@@ -173,6 +174,7 @@ data:
     raster_offset: 0
     mask_clouds: false
     composite: none
+    area: null
   augment: false
   loader: {batch_size: 16, num_workers: 0}
 """
