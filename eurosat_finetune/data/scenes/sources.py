@@ -55,7 +55,11 @@ class ModelUnits:
         """``data * scale + shift`` (reflectance x 10,000) as the model's pixels, into ``out``; ``owned``
         float32 ``data`` (fresh from resampling) is used as scratch."""
         if self.multispectral and scale == 1 and float(shift).is_integer() and np.issubdtype(data.dtype, np.integer):
-            np.clip(data.astype(np.int32) + int(shift), 0, 65535, out=out, casting="unsafe")  # one pass, exact
+            if data.dtype == np.uint16 and shift <= 0:  # a band file's DN less its offset, in uint16: 4 times faster
+                np.maximum(data, -int(shift), out=out)  # below the offset is reflectance below 0: 0
+                np.subtract(out, -int(shift), out=out)
+            else:
+                np.clip(data.astype(np.int32) + int(shift), 0, 65535, out=out, casting="unsafe")  # exact
             return
         value = data.astype(np.float32, copy=not owned)  # never change a block kept for the next rows
         unit = 1.0 if self.multispectral else 255.0 / self.scale_max
