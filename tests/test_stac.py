@@ -718,3 +718,24 @@ def test_a_search_maps_the_items_it_can_and_names_the_others_at_the_end(
     assert sorted(path.name for path in maps.glob("*.classes.tif")) == [f"S2A_32UMU_{DATES[0]}_0_L2A.classes.tif"]
     (said,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Not mapped")]
     assert said.startswith(f"Not mapped, 1 item(s) that could not be read: S2A_32UMU_{DATES[1]}_0_L2A (cannot read")
+
+
+def test_an_areas_blocks_begin_where_its_files_tile_rows_do(server: StacServer) -> None:
+    """A bbox starting inside a tile row: the blocks of window rows are counted from the files' tile rows, so
+    a reader's share never ends inside one (each tile row fetched by one reader); the windows stay on the
+    area's own grid."""
+    from eurosat_finetune.data.scenes.windows import SceneWindows
+
+    _, stored = scene_pixels(1, 0, 768)
+    server.add_item(earth_search_item(server.files, server.file_url("").rstrip("/"), stored, True, block=256))
+    x0, y0 = ORIGIN
+    bbox = transform_bounds("EPSG:32632", "EPSG:4326", x0 + 2000, y0 - 6500, x0 + 6500, y0 - 2000)
+    items = load_items(f"{server.url}/search?bbox={','.join(map(str, bbox))}")
+    (scene,), _ = item_scenes(items, SceneOptions(window=16), TRAINED)
+    above = scene.source.rows_above
+    assert above == round((y0 - scene.source.grid.transform.f) / 10) and above % 256  # inside a tile row
+    blocks = SceneWindows.blocks_of(0, scene)
+    starts = [above + scene.top(block.first) for block in blocks[1:]]
+    assert starts and all(start % 256 < 16 for start in starts)  # the first window row of each tile row
+    halves = [SceneWindows([scene], 64, rank, 2).own for rank in (0, 1)]
+    assert halves[0] and halves[1] and halves[0] + halves[1] == blocks
