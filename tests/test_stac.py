@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -739,3 +740,19 @@ def test_an_areas_blocks_begin_where_its_files_tile_rows_do(server: StacServer) 
     assert starts and all(start % 256 < 16 for start in starts)  # the first window row of each tile row
     halves = [SceneWindows([scene], 64, rank, 2).own for rank in (0, 1)]
     assert halves[0] and halves[1] and halves[0] + halves[1] == blocks
+
+
+@pytest.mark.parametrize("items", [1, 2, 3, 4, 7, 9, 12])  # the sorting network (up to 8 dates), then np.sort
+def test_the_composites_median_is_numpys_nanmedian(items: int) -> None:
+    from eurosat_finetune.data.scenes.stac_composites import median_of
+
+    rng = np.random.default_rng(items)
+    values = rng.integers(1, 10_000, (items, 2, 40, 30)).astype(np.float32)
+    values = np.where(rng.random((items, 1, 40, 30)) < 0.4, np.float32(np.nan), values)  # no data in ~40 % ...
+    values[:, :, :3, :3] = np.nan  # ... and in none of the items here
+    expected = values.copy()
+    middle, valid = median_of(values)
+    assert (valid == ~np.isnan(expected[:, 0]).all(axis=0)).all() and not valid[:3, :3].any()
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        np.testing.assert_allclose(middle[:, valid], np.nanmedian(expected, axis=0)[:, valid], rtol=1e-6)
