@@ -9,6 +9,8 @@ the windows alone (no model), which shows whether reading limits it.
     python benchmarks/maps.py                      # CPU, tiny model, ~3 minutes on 2 cores
     python benchmarks/maps.py --size 2048          # a smaller scene, for a quick look
     python benchmarks/maps.py --product            # a full-size synthetic L2A product (JPEG 2000 bands)
+    python benchmarks/maps.py --stac               # a composite of STAC items over a bbox, from a local API
+    python benchmarks/maps.py --stac --size 1536 --block 256 --bbox-km 7   # the test's small case, ~30 s
 
 With ``--product`` it writes a synthetic L2A product in ESA's layout (10 m bands 10980 px, tiled 1,024 as
 GDAL writes JPEG 2000), trains a tiny ViT on the 12 bands of the multispectral sample, and reports the
@@ -16,6 +18,19 @@ whole `eurosat predict` command time beside the time rasterio takes to decode th
 once (one process), their ratio, windows/s and the peak memory of predict and its DataLoader workers
 together (proportional set sizes sampled from /proc: shared pages count once). ``--products DIR`` keeps
 the product there and reuses it in later runs (writing it takes minutes).
+
+With ``--stac`` it writes three dates of one full-size Earth Search item (COGs tiled 1,024 px as Earth Search's,
+``--block``; one set of pixels, bright and classed cloud, SCL 9, over part of the bbox on the first two dates),
+serves them from a local STAC API (tests/fakes/stac, on 127.0.0.1, counting every byte sent) and maps a bbox of
+about 20 x 20 km in the middle of the tile (``--bbox-km``) found by a search URL, with `eurosat predict
+--data.maps.composite=median`. It reports the bytes fetched beside the bytes of the COG tiles that intersect the
+bbox (of every file fetched: 12 bands and SCL of each date; goal: 1.3 times or less), and the whole command's
+time beside the time rasterio takes to read the same windows over the bbox once from the served files, in one
+process (goal: 1.5 times or less); also the command's fixed cost (start-up, the search, the items' metadata and
+offsets checked: the same command over one window's bbox) and the ratio net of it. The map is read by one
+process (``--data.loader.num_workers=0``): each boundary between readers' shares of the rows costs one more
+tile row of the 20 m and 60 m files, since the resampling kernel crosses it. ``--stac-files DIR`` keeps the
+COGs there for later runs (writing them takes minutes).
 
 On a GPU, map with a real model and a bigger batch (the script prints this too), e.g.
     eurosat predict --ckpt_path best.ckpt --data.predict_root scenes/ \
@@ -34,19 +49,24 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.transform import from_origin
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from torch.utils.data import DataLoader
 
 from eurosat_finetune.cli import main as eurosat_main
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
+from eurosat_finetune.data.scenes.raster_rows import grid_of
+from eurosat_finetune.data.scenes.stac_items import HTTP_DEFAULTS
 from eurosat_finetune.data.scenes.windows import SceneWindows
 
 # the fake data the tests write, from tests/fakes (it is not part of the package)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fakes.multispectral import write_multispectral_sample
 from fakes.sentinel2 import native_bands, sample_product_bands, write_product
+from fakes.stac import EPSG, ORIGIN, StacServer, earth_search_item, scene_pixels
 
+L2A_BANDS = [band for band in EUROSAT_MS_BANDS if band != "B10"]
 TINY = '{"model_type": "vit", "image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, ' \
     '"num_attention_heads": 2, "intermediate_size": 64}'  # fmt: skip
 
@@ -76,6 +96,17 @@ def fitted(fit: list[str], work: Path) -> Path:
     under ``work``; the best checkpoint."""
     eurosat_main([*fit, f"--trainer.default_root_dir={work}"])
     return next(work.glob("lightning_logs/**/best.ckpt"))
+
+
+def fitted_on_l2a_bands(work: Path) -> Path:
+    """A tiny ViT trained for two steps on the 12 L2A bands (all but B10) of the multispectral sample, written
+    under ``work``; its best checkpoint."""
+    write_multispectral_sample(work / "ms")
+    fit = ["fit", "--model.network.pretrained=null", f"--model.network.architecture={TINY}"]
+    fit += [f"--data.root={work / 'ms'}", "--trainer.enable_progress_bar=false"]
+    fit += [f"--data.bands=[{','.join(L2A_BANDS)}]", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
+    fit += ["--trainer.accelerator=cpu", "--data.loader.num_workers=0"]
+    return fitted(fit, work)
 
 
 def tree_memory(pid: int) -> tuple[int, int]:
@@ -113,7 +144,7 @@ def run_sampled(command: list[str], cwd: Path) -> tuple[float, int, int]:
 def product_benchmark(args: argparse.Namespace) -> dict:
     """Map a full-size synthetic L2A product; time rasterio decoding the band files read once."""
     eurosat = [sys.executable, "-m", "eurosat_finetune"]
-    bands = [band for band in EUROSAT_MS_BANDS if band != "B10"]
+    bands = L2A_BANDS
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         start, products = time.perf_counter(), args.products or work / "products"
@@ -121,16 +152,7 @@ def product_benchmark(args: argparse.Namespace) -> dict:
         if product is None:
             product = write_product(products, native_bands(sample_product_bands(args.size, args.size)), "L2A")
         written = time.perf_counter() - start
-        write_multispectral_sample(work / "ms")
-        fit = [
-            "fit",
-            "--model.network.pretrained=null",
-            f"--model.network.architecture={TINY}",
-            f"--data.root={work / 'ms'}",
-        ]
-        fit += [f"--data.bands=[{','.join(bands)}]", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
-        fit += ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--data.loader.num_workers=0"]
-        checkpoint = fitted(fit, work)
+        checkpoint = fitted_on_l2a_bands(work)
         options = SceneOptions("auto", args.tile_size, None, None, 2750.0)
         (scene,), _ = options.scenes_among(products, [product], [], TrainedOn(16, bands, 10.0))
         files = [scene.source.product.band_files[band][0] for band in bands]
@@ -157,6 +179,155 @@ def product_benchmark(args: argparse.Namespace) -> dict:
     }
 
 
+STAC_DATES = ("20230615", "20230620", "20230710")
+PLACEHOLDER = "http://stac.invalid/files"  # the items' hrefs as written: the server's URL (a new port) replaces it
+CLOUD = 9000  # DN of every band under a cloud
+MARGIN = 16  # 10 m px of SCL cloud beyond the bright pixels, past what resampling the 60 m bands spreads
+
+
+def six(value: int) -> int:
+    """``value`` down to whole 60 m pixels (10 m px)."""
+    return value // 6 * 6
+
+
+def stac_area(size: int, bbox_km: float) -> tuple[int, int]:
+    """The bbox's first row (and column) and its side, in 10 m px of the tile: a square in the middle."""
+    side = round(bbox_km * 100)
+    if not 0 < side < size:
+        raise SystemExit(f"--bbox-km {bbox_km}: the bbox must lie inside the {size * 10 / 1000:g} km tile")
+    return (size - side) // 2, side
+
+
+def stac_clouds(size: int, bbox_km: float) -> list[list[tuple[slice, slice]]]:
+    """Each date's clouds (10 m rows and columns, whole 60 m pixels), over a quarter of the bbox's side each: the
+    first date cloudy over its upper left, the second there and over its lower right, the third clear."""
+    first, side = stac_area(size, bbox_km)
+    quarter = side // 4
+    upper_left = slice(six(first + quarter // 2), six(first + quarter // 2 + quarter))
+    lower_right = slice(six(first + 2 * quarter + quarter // 2), six(first + 3 * quarter + quarter // 2))
+    return [[(upper_left, upper_left)], [(upper_left, upper_left), (lower_right, lower_right)], []]
+
+
+def write_stac_items(files: Path, size: int, block: int, bbox_km: float) -> list[dict]:
+    """Three dates of one Earth Search item of ``size`` px at 10 m, its COGs tiled ``block`` px under ``files``:
+    one set of pixels (building it is most of the cost: 13 bands of 10,980 px are 3 GB), bright and classed cloud
+    (SCL 9) where each date is cloudy. Its items are kept in ``files``/items.json for later runs."""
+    _, stored = scene_pixels(1, 0, size)
+    items = []
+    for date, clouds in zip(STAC_DATES, stac_clouds(size, bbox_km), strict=True):
+        classes = np.full((size // 2, size // 2), 4, np.uint8)  # vegetation
+        clear: list[tuple[np.ndarray, tuple[slice, slice], np.ndarray]] = []  # to put back for the next date
+        for rows, cols in clouds:
+            for pixels in stored.values():
+                f = size // pixels.shape[0]
+                cloud = (slice(rows.start // f, rows.stop // f), slice(cols.start // f, cols.stop // f))
+                clear.append((pixels, cloud, pixels[cloud].copy()))
+                pixels[cloud] = CLOUD
+            top, left = max(0, rows.start - MARGIN) // 2, max(0, cols.start - MARGIN) // 2
+            classes[top : (rows.stop + MARGIN) // 2, left : (cols.stop + MARGIN) // 2] = 9
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):  # deflate on every core
+            items.append(earth_search_item(files, PLACEHOLDER, stored, True, date=date, scl=classes, block=block))
+        for pixels, cloud, original in reversed(clear):
+            pixels[cloud] = original
+    kept = {"size": size, "block": block, "bbox_km": bbox_km, "items": items}
+    (files / "items.json").write_text(json.dumps(kept))
+    return items
+
+
+def stac_items(files: Path, size: int, block: int, bbox_km: float) -> list[dict] | None:
+    """The items kept in ``files`` by an earlier run of the same size, tiles and bbox; None if there are none."""
+    try:
+        kept = json.loads((files / "items.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return kept["items"] if (kept["size"], kept["block"], kept["bbox_km"]) == (size, block, bbox_km) else None
+
+
+def tile_bytes(path: Path, bbox: list[float]) -> int:
+    """The bytes of the COG's full-resolution tiles that intersect ``bbox`` (degrees), from its TIFF tags (as
+    tests/test_stac.py counts them)."""
+    with rasterio.open(path) as source:
+        window = grid_of(source).window_over(tuple(bbox), "EPSG:4326")
+        height, width = source.block_shapes[0]
+        rows = range(window.row_off // height, (window.row_off + window.height - 1) // height + 1)
+        cols = range(window.col_off // width, (window.col_off + window.width - 1) // width + 1)
+        return sum(int(source.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=1)) for r in rows for c in cols)
+
+
+def square_bbox(first: int, side: int) -> list[float]:
+    """West, south, east, north (degrees) of the square of ``side`` 10 m px from row and column ``first`` of the
+    tile: the lon/lat box that holds it (a little larger, as the UTM grid is turned)."""
+    x0, y0 = ORIGIN[0] + 10 * first, ORIGIN[1] - 10 * first
+    return list(transform_bounds(f"EPSG:{EPSG}", "EPSG:4326", x0, y0 - 10 * side, x0 + 10 * side, y0))
+
+
+def stac_benchmark(args: argparse.Namespace) -> dict:
+    """Map a median composite of three dates of a full-size tile, searched by bbox on a local STAC API; the
+    bytes fetched beside those of the COG tiles under the bbox, and the time beside rasterio reading the same
+    windows once."""
+    eurosat = [sys.executable, "-m", "eurosat_finetune"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        start, files = time.perf_counter(), args.stac_files or work / "stac"
+        items = stac_items(files, args.size, args.block, args.bbox_km)
+        if items is None:
+            items = write_stac_items(files, args.size, args.block, args.bbox_km)
+        written = time.perf_counter() - start
+        checkpoint = fitted_on_l2a_bands(work)
+        first, side = stac_area(args.size, args.bbox_km)
+        bbox, one = (square_bbox(first, px) for px in (side, args.tile_size))
+        server = StacServer(files, whole_file_reads=False)
+        try:
+            served = json.dumps(items).replace(PLACEHOLDER, server.file_url("").rstrip("/"))
+            for item in json.loads(served):
+                server.add_item(item)
+            search = f"{server.url}/search?collections=sentinel-2-l2a&bbox="
+            # one reading process (num_workers=0): each boundary between readers' shares of the rows costs one
+            # more tile row of the 20 m and 60 m files, since the resampling kernel reaches across it
+            predict = [*eurosat, "predict", f"--ckpt_path={checkpoint}", "--data.maps.composite=median"]
+            predict += [f"--data.maps.window={args.tile_size}", f"--data.loader.batch_size={args.batch_size}"]
+            predict += ["--data.loader.num_workers=0", "--trainer.enable_progress_bar=false"]
+            # the fixed cost (start-up, the search, the items' metadata, their offsets checked): one window's bbox
+            fixed_root = f"--trainer.default_root_dir={work / 'fixed'}"  # its map not among the maps reported
+            fixed = run([*predict, f"--data.predict_root={search}{','.join(map(str, one))}", fixed_root], work)
+            server.bytes_sent.clear()
+            server.ranges.clear()
+            seconds, peak, _ = run_sampled([*predict, f"--data.predict_root={search}{','.join(map(str, bbox))}"], work)
+            fetched, requests, read = sum(server.bytes_sent.values()), len(server.ranges), sorted(server.bytes_sent)
+            tiles = sum(tile_bytes(files / path, bbox) for path in read)
+            server.bytes_sent.clear()
+            start = time.perf_counter()
+            with rasterio.Env(**HTTP_DEFAULTS):  # the reference: each file's window over the bbox, read once
+                for path in read:
+                    with rasterio.open(server.file_url(path)) as source:
+                        source.read(1, window=grid_of(source).window_over(tuple(bbox), "EPSG:4326"))
+            reference = time.perf_counter() - start
+            reference_fetched = sum(server.bytes_sent.values())
+        finally:
+            server.close()
+        maps = sorted(path.name for path in work.glob("lightning_logs/**/maps/*.classes.tif"))
+    return {
+        "tile_px": args.size,
+        "cog_block_px": args.block,
+        "bbox_km": args.bbox_km,
+        "dates": len(items),
+        "stac_files_written_s": round(written, 1),  # 0 when reused
+        "files_fetched": len(read),
+        "requests": requests,
+        "bytes_fetched": fetched,
+        "bbox_tile_bytes": tiles,  # of every file fetched
+        "bytes_ratio": round(fetched / tiles, 3),
+        "predict_s": round(seconds, 1),
+        "rasterio_read_windows_once_s": round(reference, 1),
+        "rasterio_bytes_fetched": reference_fetched,
+        "time_ratio": round(seconds / reference, 2),
+        "fixed_s": round(fixed, 1),
+        "time_ratio_after_start": round((seconds - fixed) / reference, 2),
+        "peak_memory_gib_predict": round(peak / 2**30, 2),
+        "maps": maps,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=10980, help="scene side, px (a Sentinel-2 tile: 10980)")
@@ -166,9 +337,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--product", action="store_true", help="map a synthetic L2A product instead of a GeoTIFF")
     parser.add_argument("--products", type=Path, default=None, help="with --product: keep (or reuse) it here")
+    parser.add_argument("--stac", action="store_true", help="map a median composite of STAC items, by bbox")
+    parser.add_argument("--stac-files", type=Path, default=None, help="with --stac: keep (or reuse) its COGs here")
+    parser.add_argument("--block", type=int, default=1024, help="with --stac: the COGs' tiles, px (Earth Search's)")
+    parser.add_argument("--bbox-km", type=float, default=20.0, help="with --stac: the side of the mapped bbox")
     args = parser.parse_args(argv)
-    if args.product:
-        result = product_benchmark(args)
+    if args.product or args.stac:
+        result = stac_benchmark(args) if args.stac else product_benchmark(args)
         print(json.dumps(result, indent=2))
         if args.json is not None:
             args.json.write_text(json.dumps(result, indent=2))

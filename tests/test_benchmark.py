@@ -1,7 +1,7 @@
 """The benchmark scripts run as documented (their timings are not checked: they belong to benchmarks/).
 
-One runs as a script (``python benchmarks/maps.py --product``); the others' ``main`` runs in this process, with
-the arguments their command lines take (a process costs 10 s of imports).
+Two run as scripts (``python benchmarks/maps.py --product`` and ``--stac``); the others' ``main`` runs in this
+process, with the arguments their command lines take (a process costs 10 s of imports).
 """
 
 import importlib
@@ -80,6 +80,28 @@ def test_maps_benchmark_maps_a_product_and_times_decoding(tmp_path: Path) -> Non
     assert measured["ratio"] > 0 and measured["windows_per_s"] > 0
     assert measured["peak_memory_gib_predict_and_workers"] > 0.1
     assert len(list((tmp_path / "kept").glob("S2A_MSIL2A_*.SAFE"))) == 1  # kept for the next run
+
+
+def test_maps_benchmark_maps_a_stac_composite_and_counts_its_bytes(tmp_path: Path) -> None:
+    """``--stac`` at 1,536 px in 256 px tiles: a composite of a 7 km bbox, its bytes beside those of the tiles under
+    it (every band file and SCL of three dates), its time beside rasterio's; the COGs kept for the next run."""
+    options = ["--stac", "--size", "1536", "--block", "256", "--bbox-km", "7", "--batch-size", "16"]
+    command = [sys.executable, str(REPO / "benchmarks" / "maps.py"), *options, "--json", str(tmp_path / "out.json")]
+    result = subprocess.run(
+        [*command, "--stac-files", str(tmp_path / "kept")], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads((tmp_path / "out.json").read_text())
+    assert measured["maps"] == ["composite_20230615_20230710.classes.tif"] and measured["dates"] == 3
+    assert measured["files_fetched"] == 3 * 13 and measured["requests"] > measured["files_fetched"]
+    # every tile under the bbox is read, and a little more (headers, overviews, GDAL's 16 KB chunks)
+    assert 0.9 * measured["bbox_tile_bytes"] <= measured["bytes_fetched"] < 3 * measured["bbox_tile_bytes"]
+    assert measured["bytes_ratio"] == pytest.approx(measured["bytes_fetched"] / measured["bbox_tile_bytes"], 0.01)
+    assert measured["rasterio_bytes_fetched"] >= 0.9 * measured["bbox_tile_bytes"]
+    assert measured["predict_s"] > 0 and measured["rasterio_read_windows_once_s"] > 0 and measured["time_ratio"] > 0
+    assert measured["fixed_s"] > 0 and "time_ratio_after_start" in measured
+    assert measured["peak_memory_gib_predict"] > 0.1
+    assert json.loads((tmp_path / "kept" / "items.json").read_text())["size"] == 1536  # kept for the next run
 
 
 def test_bands_benchmark_measures_3_and_13_bands(tmp_path: Path, benchmark) -> None:

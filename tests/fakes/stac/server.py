@@ -54,10 +54,12 @@ class _Server(ThreadingHTTPServer):
 class StacServer:
     """Serves ``files`` (a folder) under ``/files/`` and the items added with :meth:`add_item`. ``url`` is its
     root; :attr:`bytes_sent` counts the file bytes sent per path, :attr:`ranges` lists them, :attr:`partial`
-    counts the 206 answers."""
+    counts the 206 answers. ``whole_file_reads=False`` reads only the range asked for from disk (the same
+    bytes sent): full-size COGs, hundreds of MB each, read whole for every range slow the server down."""
 
-    def __init__(self, files: Path) -> None:
+    def __init__(self, files: Path, whole_file_reads: bool = True) -> None:
         self.files = Path(files)
+        self.whole_file_reads = whole_file_reads
         self.collections: dict[str, dict[str, Any]] = {}
         self.items: dict[str, list[dict[str, Any]]] = {}
         self.bytes_sent: Counter[str] = Counter()
@@ -193,8 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = (self.stac.files / relative).resolve()
         if self.stac.files.resolve() not in path.parents or not path.is_file():
             return self.send_json({"code": "NotFound", "description": relative}, 404, head)
-        data = path.read_bytes()
-        size, start, end = len(data), 0, len(data) - 1
+        data = path.read_bytes() if self.stac.whole_file_reads else None
+        size = len(data) if data is not None else path.stat().st_size
+        start, end = 0, size - 1
         match = RANGE.match(self.headers.get("Range", "").strip())
         if match and match.group(1) + match.group(2):
             first, last = match.group(1), match.group(2)
@@ -213,7 +216,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
         if not head:
-            self.wfile.write(data[start : end + 1])
+            if data is None:
+                with path.open("rb") as file:
+                    file.seek(start)
+                    self.wfile.write(file.read(end - start + 1))
+            else:
+                self.wfile.write(data[start : end + 1])
             with self.stac.lock:
                 self.stac.bytes_sent[relative] += end - start + 1
                 self.stac.ranges.append((relative, start, end))
