@@ -4,6 +4,7 @@ served by a STAC API on 127.0.0.1, mapped as their pixels stacked on the 10 m gr
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -222,6 +223,18 @@ def test_failures_are_one_line_naming_the_url(server: StacServer, monkeypatch: p
     assert str(no_answer.value).startswith(f"cannot read the STAC item(s) at {down} (") and "refused" in str(
         no_answer.value
     )
+    silent = socket.socket()  # accepts connections and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    monkeypatch.setattr("eurosat_finetune.data.scenes.stac_items.HTTP_TIMEOUT_S", (1.0, 1.0))
+    monkeypatch.setattr("eurosat_finetune.data.scenes.stac_items.HTTP_RETRIES", 0)
+    for quiet in (f"http://127.0.0.1:{silent.getsockname()[1]}/v1/search?collections=sentinel-2-l2a",
+                  f"http://127.0.0.1:{silent.getsockname()[1]}/v1/collections/sentinel-2-l2a/items/x"):  # fmt: skip
+        with pytest.raises(
+            CatalogueError, match=rf"^cannot read the STAC item\(s\) at {re.escape(quiet)} \(.*timed out"
+        ):
+            load_items(quiet)
+    silent.close()
     monkeypatch.setitem(sys.modules, "pystac", None)  # the stac extra not installed: its import fails
     with pytest.raises(CatalogueError, match=r"pip install 'eurosat-finetune\[stac\]'"):
         load_items(missing)
@@ -718,7 +731,7 @@ def test_a_search_maps_the_items_it_can_and_names_the_others_at_the_end(
     maps = predict(ms12, f"{server.url}/search?collections=sentinel-2-l2a", tmp_path / "logs")
     assert sorted(path.name for path in maps.glob("*.classes.tif")) == [f"S2A_32UMU_{DATES[0]}_0_L2A.classes.tif"]
     (said,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Not mapped")]
-    assert said.startswith(f"Not mapped, 1 item(s) that could not be read: S2A_32UMU_{DATES[1]}_0_L2A (cannot read")
+    assert said.startswith(f"Not mapped, 1 scene(s) left out: S2A_32UMU_{DATES[1]}_0_L2A (cannot read")
 
 
 def test_an_areas_blocks_begin_where_its_files_tile_rows_do(server: StacServer) -> None:

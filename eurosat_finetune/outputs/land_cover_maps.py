@@ -144,7 +144,7 @@ class LandCoverMaps(AddressedPredictionWriter):
             print(f"Land-cover maps of {len(self.scenes)} scene(s) written to {folder}")
             left_out = self.windows.left_out if self.windows is not None else []
             if left_out:
-                print(f"Not mapped, {len(left_out)} item(s) that could not be read: {'; '.join(left_out)}")
+                print(f"Not mapped, {len(left_out)} scene(s) left out: {'; '.join(left_out)}")
         trainer.strategy.barrier()
 
     def write(self, scene: Scene, acc: MapAccumulator, class_names: list[str], folder: Path) -> None:
@@ -266,9 +266,12 @@ def write_sidecar(scene: Scene, class_names: list[str], path: Path) -> None:
 
 
 def decoded(value: str) -> Any:
-    """A tag's value: the JSON it holds (a list, an object, a number, true or false), else the text."""
+    """A tag's value: the JSON it holds (a list or an object), else the text as it is (a number stays the text
+    the tags hold: ``"05.10"`` is a baseline, not a number)."""
+    if not value.startswith(("[", "{")):
+        return value
     try:
-        return json.loads(value)
+        return json.loads(value, parse_constant=lambda name: name)  # NaN and Infinity stay text: valid JSON
     except ValueError:
         return value
 

@@ -176,16 +176,11 @@ class SceneOptions:
             try:
                 sources.append(self.source(path, name, path in products, trained, units))
             except OutsideAreaError as err:
-                outside.append(path)
+                outside.append(str(err))
                 if len(outside) == len(paths):  # none reaches it: say why for the last one
-                    raise OutsideAreaError(f"no scene under {root} reaches data.maps.area: {err}") from None
+                    raise OutsideAreaError(f"no scene under {root} can be mapped over data.maps.area: {err}") from None
         if outside:
-            log.warning(
-                "data.maps.area=%s: %d scene(s) outside it left out: %s",
-                list(self.area or ()),
-                len(outside),
-                ", ".join(map(str, outside)),
-            )
+            log.warning("data.maps.area: %d scene(s) left out: %s", len(outside), "; ".join(outside))
         return [self.scene(source, tile, stride) for source in sources], images
 
     def window_sizes(self, trained: TrainedOn) -> tuple[int, int]:

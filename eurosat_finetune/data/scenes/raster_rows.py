@@ -98,7 +98,9 @@ class RasterRows:
     def unreadable(self, err: Exception) -> str:
         """Why the file cannot be read, and what to do, in one line."""
         if self.path.startswith("/vsi"):  # a URL (a STAC item's asset): GDAL retried already
-            return f"cannot read {self.path} ({err}); check that it is still there and public, then run again"
+            # no query string: a signed URL's holds its access token, which logs must not keep
+            url, why = self.path.split("?")[0], str(err).split("?")[0]
+            return f"cannot read {url} ({why}); check that it is still there and public, then run again"
         return f"cannot read {self.path} ({err}); replace or delete it"
 
     def __getstate__(self) -> dict[str, Any]:
@@ -238,10 +240,13 @@ def lattice(own: Grid, grid: Grid) -> Lattice | None:
     tiles of one UTM zone, whose corners are on a 60 m lattice); else None."""
     a, g = own.transform, grid.transform
     # axes along the rows and columns, pointing the same ways (north-up, or a raster without georeferencing)
-    same_axes = a.b == a.d == g.b == g.d == 0 and a.a * g.a > 0 and a.e * g.e > 0 and abs(a.a / a.e) == 1
+    same_axes = a.b == a.d == g.b == g.d == 0 and a.a * g.a > 0 and a.e * g.e > 0
     if own.crs != grid.crs or not same_axes:
         return None
+    # one factor along both axes (pixels need not be square: degrees of latitude and longitude differ)
     factor, col, row = a.a / g.a, (g.c - a.c) / g.a, (g.f - a.f) / g.e
+    if abs(a.e / g.e - factor) > 1e-9 * factor:
+        return None
     if round(factor) < 1 or any(abs(value - round(value)) > 1e-6 for value in (factor, col, row)):
         return None
     return Lattice(round(factor), round(row), round(col))

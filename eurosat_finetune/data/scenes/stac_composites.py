@@ -12,7 +12,6 @@ import warnings
 import numpy as np
 
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
-from eurosat_finetune.data.scenes.raster_rows import Grid
 from eurosat_finetune.data.scenes.sources import ModelUnits, SceneSource
 from eurosat_finetune.data.scenes.stac_assets import band_assets
 from eurosat_finetune.data.scenes.stac_items import BBox, StacItems
@@ -58,9 +57,9 @@ class CompositeScene(SceneSource):
     """The median of ``scenes`` (:class:`ItemScene` read with their clouds masked, all on one grid; see the
     module's docstring). Rows, block sizes and preview size are the first scene's grid's."""
 
-    def __init__(self, name: str, path: str, scenes: list[ItemScene]) -> None:
-        first = scenes[0]  # all on one grid (see on_one_grid)
-        self.scenes = scenes
+    def __init__(self, name: str, path: str, scenes: list[ItemScene], kept: ItemScene) -> None:
+        first = scenes[0]  # all on one grid (see on_one_grid), ``kept``'s lattice
+        self.scenes, self.kept = scenes, kept
         super().__init__(name, path, first.grid, first.channels, first.units)
 
     def read_rows(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +118,7 @@ class CompositeScene(SceneSource):
 
     @property
     def rows_above(self) -> int:
-        return self.scenes[0].rows_above  # the first item's tile rows (other tiles' may fall elsewhere)
+        return self.kept.rows_above  # the tile rows of the item whose grid it is (other tiles' fall elsewhere)
 
     def block_rows(self) -> int:
         return min(scene.block_rows() for scene in self.scenes)  # every item's blocks decoded once
@@ -132,13 +131,14 @@ class CompositeScene(SceneSource):
             scene.close()
 
 
-def on_one_grid(scenes: list[ItemScene], area: BBox | None) -> Grid:
+def on_one_grid(scenes: list[ItemScene], area: BBox | None) -> ItemScene:
     """Every item onto one grid: the lattice of the item covering most of the area (then: that most items
     share), over the whole area (or that item's extent, without one). A bbox near a tile's edge finds the
     neighbouring tiles' items too (tiles overlap by about 10 km): another tile of the same UTM zone is cut
     onto the grid (the zone's tiles share a 60 m lattice, so its pixels stay as they are), another zone's
     item is warped onto it; each pixel is then the median of the items that reach it. The items of other
-    tiles are named in one line, with how they were put onto the grid (also in the map's tags)."""
+    tiles are named in one line, with how they were put onto the grid (also in the map's tags). Returns the
+    item whose grid it is."""
     tiles: dict[object, list[ItemScene]] = {}
     for scene in scenes:
         tiles.setdefault(scene.own_grid, []).append(scene)
@@ -156,7 +156,7 @@ def on_one_grid(scenes: list[ItemScene], area: BBox | None) -> Grid:
             len(others),
             ", ".join(f"{scene.item_tags['stac_item']} ({scene.placed})" for scene in others),
         )
-    return grid
+    return kept[0]
 
 
 def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> tuple[Scene, list[str]]:
@@ -183,7 +183,7 @@ def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) 
     scenes, left_out = opened_in_threads(
         lambda item: ItemScene(item.id, item, trained.bands, units, trained.resolution, True, area), stac.items
     )
-    on_one_grid(scenes, area)
+    kept = on_one_grid(scenes, area)
     dates = sorted(scene.item_tags["datetime"][:10].replace("-", "") for scene in scenes)
-    source = CompositeScene(f"composite_{dates[0]}_{dates[-1]}", stac.location, scenes)
+    source = CompositeScene(f"composite_{dates[0]}_{dates[-1]}", stac.location, scenes, kept)
     return options.scene(source, tile, stride), left_out

@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,14 @@ HTTP_DEFAULTS = {
     # (measured by tests/test_stac.py::test_a_search_fetches_only_the_tiles_of_its_bbox: 1.45 times the bytes of
     # the area's tiles for a three-date composite, 1.28 with this cache)
     "CPL_VSIL_CURL_CACHE_SIZE": str(256 * 2**20),
+    # a server that accepts and then sends nothing: fail (after the retries) rather than wait for ever
+    "GDAL_HTTP_CONNECTTIMEOUT": "30",
+    "GDAL_HTTP_LOW_SPEED_TIME": "60",
+    "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
 }
+HTTP_PHRASES = {status.value for status in HTTPStatus}
+HTTP_TIMEOUT_S = (30.0, 120.0)  # items and searches: connecting, then each read (requests' timeout)
+HTTP_RETRIES = 3  # items and searches: pystac-client's retries of a failed connection or read
 
 BBox = tuple[float, float, float, float]
 
@@ -99,6 +107,14 @@ def planetary_computer_signer(location: str) -> Callable[[Any], Any]:
     return planetary_computer.sign_inplace
 
 
+def stac_io() -> "pystac.StacIO":
+    """pystac's reader with a timeout and retries (pystac-client's, on requests): its default has no timeout,
+    so a catalogue that accepts and never answers would hang the command."""
+    from pystac_client.stac_api_io import StacApiIO
+
+    return StacApiIO(timeout=HTTP_TIMEOUT_S, max_retries=HTTP_RETRIES)
+
+
 def signed(found: "StacItems") -> "StacItems":
     """``found`` with the Planetary Computer's items signed in place (by the location's host, or each item's own
     link, as a saved item collection keeps); the others as they are."""
@@ -119,14 +135,14 @@ def load_items(root: str | Path) -> StacItems:
         found = search(location)
     else:
         try:
-            found = StacItems(location, [pystac.Item.from_file(location)])
+            found = StacItems(location, [pystac.Item.from_file(location, stac_io=stac_io())])
         except pystac.STACTypeError:  # not an item: an item collection (as ``stac-client search --save`` writes)
             found = None  # tried below, outside this handler: its errors are its own, not this one's
         except Exception as err:  # pystac raises bare Exceptions for HTTP errors: any failure is the location's
             raise CatalogueError(unreadable(location, err)) from None
         if found is None:
             try:
-                found = StacItems(location, list(pystac.ItemCollection.from_file(location)))
+                found = StacItems(location, list(pystac.ItemCollection.from_file(location, stac_io=stac_io())))
             except (pystac.STACTypeError, KeyError, TypeError, AttributeError):
                 raise CatalogueError(f"{location} is neither a STAC Item nor an ItemCollection") from None
             except Exception as err:
@@ -140,10 +156,14 @@ def load_items(root: str | Path) -> StacItems:
 def unreadable(location: str, err: BaseException) -> str:
     """One line naming ``location``, what went wrong (the deepest cause: the HTTP status, the refused
     connection) and what to do."""
-    while err.__cause__ is not None or err.__context__ is not None:
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    chain = [err]
+    while chain[-1].__cause__ is not None or chain[-1].__context__ is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)  # type: ignore[arg-type]
+    # an HTTP status, as pystac-client's APIError keeps it (its message is the body), else the deepest cause
+    status = next((e.status_code for e in chain if isinstance(getattr(e, "status_code", None), int)), None)
+    cause = f"HTTP Error {status}: {HTTPStatus(status).phrase}" if status in HTTP_PHRASES else first_line(chain[-1])
     what = "check the URL and that the catalogue is up" if is_url(location) else "check the file"
-    return f"cannot read the STAC item(s) at {location} ({first_line(err)}); {what}"
+    return f"cannot read the STAC item(s) at {location} ({cause}); {what}"
 
 
 def search_parameters(url: str) -> tuple[str, dict[str, Any]]:
@@ -182,7 +202,7 @@ def search(url: str) -> StacItems:
     root, arguments = search_parameters(url)
     modifier = planetary_computer_signer(url) if is_planetary_computer(url) else None
     try:
-        client = pystac_client.Client.open(root, modifier=modifier)
+        client = pystac_client.Client.open(root, modifier=modifier, stac_io=stac_io(), timeout=HTTP_TIMEOUT_S)
         items = []
         with progress_bar(None, f"Searching {root}", " items") as progress:  # shown when it takes a while
             for item in client.search(method="GET", **arguments).items():  # page by page

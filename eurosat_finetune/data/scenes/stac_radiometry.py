@@ -32,6 +32,7 @@ from rasterio.errors import RasterioIOError
 from eurosat_finetune.data.bands import NATIVE_RESOLUTION
 from eurosat_finetune.data.scenes.sentinel2_products import metadata_radiometry
 from eurosat_finetune.data.scenes.stac_assets import BandAsset, band_assets
+from eurosat_finetune.data.scenes.stac_items import stac_io
 from eurosat_finetune.errors import BandError, UnreadableImageError
 
 if TYPE_CHECKING:
@@ -94,14 +95,12 @@ def baseline_number(baseline: str) -> float:
 def product_metadata(item: "pystac.Item") -> tuple[float, dict[str, int]]:
     """BOA_QUANTIFICATION_VALUE and BOA_ADD_OFFSET of the item's ``product-metadata`` (the Planetary
     Computer's MTD_MSIL2A.xml), when there is one and it reads; else 10,000 and none."""
-    import pystac
-
     asset = item.assets.get("product-metadata")
     if asset is None:
         return QUANTIFICATION, {}
     href = asset.get_absolute_href() or asset.href
     try:
-        metadata = ET.fromstring(pystac.StacIO.default().read_text(href))
+        metadata = ET.fromstring(stac_io().read_text(href))
         return metadata_radiometry(metadata, "L2A", f"product-metadata {href} of STAC item {item.id}")
     except Exception as err:  # pystac raises bare Exceptions for HTTP errors; the XML may be damaged
         log.info("STAC item %s: product-metadata not read (%s); the baseline decides", item.id, err)
