@@ -185,8 +185,8 @@ def test_items_searches_and_item_collections_are_read_with_pystac(
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "7")  # the user's setting stays
     first, _ = publish(server, "earth-search", 1, 0, boa_offset_applied=True)
-    publish(server, "earth-search", 2, 0, boa_offset_applied=True, date="20230620")
     publish(server, "earth-search", 3, 0, boa_offset_applied=True, date="20230710")
+    publish(server, "earth-search", 2, 0, boa_offset_applied=True, date="20230620")  # served after July's
     item = load_items(first)
     assert [i.id for i in item.items] == ["S2A_32UMU_20230615_0_L2A"] and item.bbox is None
     assert {v: os.environ[v] for v in HTTP_DEFAULTS} == HTTP_DEFAULTS | {"GDAL_HTTP_MAX_RETRY": "7"}
@@ -194,6 +194,9 @@ def test_items_searches_and_item_collections_are_read_with_pystac(
     bbox = f"{west + 0.005},{south + 0.005},{east - 0.005},{north - 0.005}"
     june = load_items(f"{server.url}/search?collections=sentinel-2-l2a&bbox={bbox}&datetime=2023-06-01/2023-06-30")
     assert [i.id for i in june.items] == ["S2A_32UMU_20230615_0_L2A", "S2A_32UMU_20230620_0_L2A"]
+    # by id, not in the order the catalogue serves them: every process of a DDP run holds them alike
+    paged = load_items(f"{server.url}/search?collections=sentinel-2-l2a&limit=3").items
+    assert [i.id[10:18] for i in paged] == ["20230615", "20230620", "20230710"]
     assert june.bbox == tuple(float(v) for v in bbox.split(","))
     assert len(load_items(f"{server.url}/search?collections=sentinel-2-l2a&limit=2").items) == 2
     assert [i.id for i in load_items(f"{server.url}/search?ids=S2A_32UMU_20230710_0_L2A").items] == [

@@ -126,7 +126,7 @@ class LandCoverMaps(AddressedPredictionWriter):
         if trainer.world_size > 1:  # every process mapped some windows: rank 0 adds them up
             parts.mkdir(parents=True, exist_ok=True)
             for i, acc in self.accumulators.items():
-                np.savez(parts / f"{i}.npz", probs=acc.probs, counts=acc.counts)
+                np.savez(parts / f"{i}.npz", probs=acc.probs, counts=acc.counts, scene=self.scenes[i].name)
             trainer.strategy.barrier()
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
@@ -134,6 +134,11 @@ class LandCoverMaps(AddressedPredictionWriter):
                 acc = self.accumulators[i]
                 for rank in range(1, trainer.world_size):
                     with np.load(folder / f".rank{rank}" / f"{i}.npz") as other:
+                        if str(other["scene"]) != scene.name:  # a scene one process could open and another not
+                            raise OutputError(
+                                f"process {rank} mapped {other['scene']} where process 0 mapped {scene.name} (a "
+                                "scene one of them could not read); run again, or map the scenes one process each"
+                            )
                         acc.probs += other["probs"]
                         acc.counts += other["counts"]
                 self.write(scene, acc, pl_module.class_names, folder)

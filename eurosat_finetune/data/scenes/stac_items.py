@@ -211,4 +211,5 @@ def search(url: str) -> StacItems:
     except Exception as err:  # requests' and pystac-client's errors alike: the catalogue did not answer
         raise CatalogueError(unreadable(url, err)) from None
     log.info("%s: %d STAC item(s) found", url, len(items))
-    return StacItems(url, items, arguments.get("bbox"))
+    # in the order of their ids, not of the catalogue's pages: every process (DDP) holds the scenes alike
+    return StacItems(url, sorted(items, key=lambda item: item.id), arguments.get("bbox"))
