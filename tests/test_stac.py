@@ -551,11 +551,14 @@ def test_a_composite_puts_other_tiles_and_utm_zones_onto_the_grid_covering_most_
     server: StacServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A bbox beyond one tile's east and south edges: the composite's grid is that tile's lattice over the whole
-    bbox; a tile of the same zone to the east is cut onto it (its pixels as they are), one of the next UTM zone
-    to the south warped onto it (a constant stays that constant); where one item alone reaches, its pixels."""
+    bbox; a tile of the same zone to the east is cut onto it (its own pixels, each in its place), one of the
+    next UTM zone to the south warped onto it (a constant stays that constant); where one item alone reaches,
+    its pixels; where two do, their mean."""
     publish_cloudy(server, 1, DATES[0], [])
-    east = (ORIGIN[0] + 960, ORIGIN[1])  # half a scene east, on the zone's 60 m lattice
-    constant_item(server, 2000, "32UNU", east, DATES[1])
+    east = (ORIGIN[0] + 960, ORIGIN[1])  # half a scene east, on the zone's 60 m lattice: pixels of its own
+    _, stored = scene_pixels(2, 0)
+    base = server.file_url("").rstrip("/")
+    server.add_item(earth_search_item(server.files, base, stored, True, date=DATES[1], tile="32UNU", origin=east))
     x, y = rasterio.warp.transform("EPSG:32632", "EPSG:32633", [ORIGIN[0]], [ORIGIN[1] - 960])
     south = (round(x[0] / 60) * 60, round(y[0] / 60) * 60)  # half a scene south, in UTM zone 33
     constant_item(server, 3000, "33UUP", south, DATES[2])
@@ -571,6 +574,9 @@ def test_a_composite_puts_other_tiles_and_utm_zones_onto_the_grid_covering_most_
     first = load_items(f"{server.url}/search?ids=S2A_32UMU_{DATES[0]}_0_L2A")
     (alone,), _ = item_scenes(first, SceneOptions(mask_clouds=True), TRAINED)
     own, _ = alone.source.read_rows(0, SIZE)
+    neighbour = load_items(f"{server.url}/search?ids=S2A_32UNU_{DATES[1]}_0_L2A")
+    (its,), _ = item_scenes(neighbour, SceneOptions(mask_clouds=True), TRAINED)
+    theirs, _ = its.source.read_rows(0, SIZE)  # its own grid: 96 columns east of the first tile's
 
     def at(rows: slice, cols: slice) -> tuple[slice, slice]:  # the first tile's rows and columns on the grid
         return slice(rows.start - row, rows.stop - row), slice(cols.start - col, cols.stop - col)
@@ -579,12 +585,14 @@ def test_a_composite_puts_other_tiles_and_utm_zones_onto_the_grid_covering_most_
     # about 4.5 degrees): rows above 60 are clear of it
     only_first = at(slice(4, 60), slice(4, 90))  # west of the east tile, north of the southern one
     np.testing.assert_array_equal(pixels[(slice(None), *only_first)], own[:, 4:60, 4:90])
-    only_east = at(slice(4, 60), slice(SIZE + 2, 236))
-    assert (pixels[(slice(None), *only_east)] == 2000).all() and valid[only_east].all()
+    only_east = at(slice(4, 60), slice(SIZE + 2, 236))  # the neighbour's pixels, where none resampled
+    np.testing.assert_array_equal(pixels[(slice(None), *only_east)], theirs[:, 4:60, SIZE + 2 - 96 : 236 - 96])
+    assert valid[only_east].all()
     only_south = at(slice(SIZE + 4, 236), slice(30, 150))  # inside the turned tile, away from its edges
     assert (pixels[(slice(None), *only_south)] == 3000).all() and valid[only_south].all()
     both = at(slice(4, 60), slice(100, 188))  # the first and the eastern tile: the mean of the two
-    np.testing.assert_array_equal(pixels[(slice(None), *both)], np.rint((own[:, 4:60, 100:188] + 2000.0) / 2))
+    mean = np.rint((own[:, 4:60, 100:188] + theirs[:, 4:60, 4:92].astype(np.float64)) / 2)
+    np.testing.assert_array_equal(pixels[(slice(None), *both)], mean)
     placed = {item["stac_item"]: item["grid"] for item in json.loads(composite.tags()["stac_items"])}
     assert placed == {
         f"S2A_32UMU_{DATES[0]}_0_L2A": "own pixels",
