@@ -780,3 +780,49 @@ def test_the_composites_median_is_numpys_nanmedian(items: int) -> None:
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
         np.testing.assert_allclose(middle[:, valid], np.nanmedian(expected, axis=0)[:, valid], rtol=1e-6)
+
+
+@pytest.mark.slow  # an end-to-end run: the full suite
+def test_a_band_file_failing_while_read_leaves_that_item_out_and_maps_the_others(
+    ms12: Path, server: StacServer, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server answers 500 for one item's B03 once its header is read (the item opens): that item's map is
+    not written and the end of the run names it; the other item maps. Read by two DataLoader workers."""
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")  # the user's setting: no retries, so the test is quick
+    publish_cloudy(server, 1, DATES[0], [])
+    publish_cloudy(server, 2, DATES[1], [])
+    server.broken.add(next(server.files.rglob(f"*{DATES[1]}*/B03.tif")).relative_to(server.files).as_posix())
+    search = f"{server.url}/search?collections=sentinel-2-l2a"
+    maps = predict(ms12, search, tmp_path / "logs", "--data.loader.num_workers=2")
+    assert sorted(path.name for path in maps.glob("*.classes.tif")) == [f"S2A_32UMU_{DATES[0]}_0_L2A.classes.tif"]
+    (said,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Not mapped")]
+    assert said.startswith(f"Not mapped, 1 scene(s) left out: S2A_32UMU_{DATES[1]}_0_L2A (cannot read /vsicurl/")
+    # one item, failing: the error, in one line (an item never read here: GDAL keeps what this process read)
+    publish_cloudy(server, 3, DATES[2], [])
+    server.broken.add(next(server.files.rglob(f"*{DATES[2]}*/B03.tif")).relative_to(server.files).as_posix())
+    alone = f"{search}&ids=S2A_32UMU_{DATES[2]}_0_L2A"
+    error = cli_error(["predict", *FAST, f"--ckpt_path={ms12}", f"--data.predict_root={alone}",
+                       f"--trainer.default_root_dir={tmp_path / 'none'}"], capsys)  # fmt: skip
+    last = error.strip().splitlines()[-1]
+    assert last.startswith(f"eurosat: error: no scene could be read: S2A_32UMU_{DATES[2]}_0_L2A (cannot read")
+
+
+def test_a_scene_that_fails_while_read_is_one_batch_saying_so(
+    server: StacServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the dataset: the failed scene's block becomes a batch of no windows naming it; its other blocks are
+    not read; the other scene's windows all come."""
+    from eurosat_finetune.data.scenes.windows import SceneWindows
+
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")  # GDAL would retry the 500s for seconds
+
+    publish_cloudy(server, 1, DATES[0], [])
+    publish_cloudy(server, 2, DATES[1], [])
+    server.broken.add(next(server.files.rglob(f"*{DATES[1]}*/B03.tif")).relative_to(server.files).as_posix())
+    scenes, _ = item_scenes(load_items(f"{server.url}/search?collections=sentinel-2-l2a"), SceneOptions(), TRAINED)
+    windows = SceneWindows(scenes, 64)
+    batches = list(windows)
+    failures = [failed for batch in batches for failed in batch["failed"]]
+    assert [scene for scene, _ in failures] == [1] and "cannot read /vsicurl/" in failures[0][1]
+    assert sum(len(batch["images"]) for batch in batches) == scenes[0].window_count
+    assert all((batch["scene"] == 0).all() for batch in batches)

@@ -10,7 +10,8 @@ that ``predict_step`` returns unchanged beside the class probabilities (``probs`
 - ``kind: "scene_windows"``, windows of scenes (the land-cover maps), batched by their dataset
   (:class:`eurosat_finetune.data.scenes.windows.SceneWindows`): ``images`` a uint8 (RGB) or int32 (multispectral)
   ``(B, C, t, t)`` tensor, and per window its ``scene`` (index), ``row``, ``col`` and ``valid`` (false
-  for a window less than half of which holds data).
+  for a window less than half of which holds data); ``failed`` lists ``(scene, why)`` for a scene whose
+  files failed while it was read (in a batch of no windows).
 """
 
 from typing import Any

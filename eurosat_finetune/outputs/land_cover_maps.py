@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
 from eurosat_finetune.data.scenes.windows import Scene, SceneWindows
-from eurosat_finetune.errors import OutputError
+from eurosat_finetune.errors import OutputError, UnreadableImageError
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
 from eurosat_finetune.outputs.run_folder import RunOutput
 from eurosat_finetune.pixels import stretched
@@ -80,6 +80,7 @@ class LandCoverMaps(AddressedPredictionWriter):
         self.dirpath = dirpath
         self.probabilities = probabilities
         self.accumulators: dict[int, MapAccumulator] = {}
+        self.failed: dict[int, str] = {}  # scenes whose files failed while read (by index), and why
         self.windows: SceneWindows | None = None
         self.progress: tqdm | None = None
 
@@ -97,7 +98,7 @@ class LandCoverMaps(AddressedPredictionWriter):
         return [RunOutput("land-cover maps", self.directory(run_folder), "--maps.dirpath")]
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.windows = scene_windows(trainer.predict_dataloaders)
+        self.windows, self.failed = scene_windows(trainer.predict_dataloaders), {}
         if self.windows is not None:
             num_classes = len(pl_module.class_names)
             self.accumulators = {i: MapAccumulator(scene, num_classes) for i, scene in enumerate(self.scenes)}
@@ -109,6 +110,8 @@ class LandCoverMaps(AddressedPredictionWriter):
     def write_batch(self, prediction: dict[str, Any], pl_module: LightningModule) -> None:
         probs = prediction["probs"].float().cpu().numpy()
         fields = (prediction[key].tolist() for key in ("scene", "row", "col", "valid"))
+        for scene, why in prediction.get("failed", []):
+            self.failed.setdefault(scene, why)
         for p, (scene, row, col, valid) in zip(probs, zip(*fields, strict=True), strict=True):
             if valid:
                 self.accumulators[scene].add(row, col, p)
@@ -126,7 +129,13 @@ class LandCoverMaps(AddressedPredictionWriter):
         if trainer.world_size > 1:  # every process mapped some windows: rank 0 adds them up
             parts.mkdir(parents=True, exist_ok=True)
             for i, acc in self.accumulators.items():
-                np.savez(parts / f"{i}.npz", probs=acc.probs, counts=acc.counts, scene=self.scenes[i].name)
+                np.savez(
+                    parts / f"{i}.npz",
+                    probs=acc.probs,
+                    counts=acc.counts,
+                    scene=self.scenes[i].name,
+                    failed=self.failed.get(i, ""),
+                )
             trainer.strategy.barrier()
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
@@ -141,16 +150,23 @@ class LandCoverMaps(AddressedPredictionWriter):
                             )
                         acc.probs += other["probs"]
                         acc.counts += other["counts"]
-                self.write(scene, acc, pl_module.class_names, folder)
+                        if str(other["failed"]):
+                            self.failed.setdefault(i, str(other["failed"]))
+                if i not in self.failed:  # a scene whose files failed while read gets no map
+                    self.write(scene, acc, pl_module.class_names, folder)
             for rank in range(trainer.world_size if trainer.world_size > 1 else 0):
                 for part in (folder / f".rank{rank}").glob("*.npz"):
                     part.unlink()
                 (folder / f".rank{rank}").rmdir()
-            print(f"Land-cover maps of {len(self.scenes)} scene(s) written to {folder}")
-            left_out = self.windows.left_out if self.windows is not None else []
-            if left_out:
+            failed = [f"{self.scenes[i].name} ({why})" for i, why in sorted(self.failed.items())]
+            if len(failed) < len(self.scenes):
+                print(f"Land-cover maps of {len(self.scenes) - len(failed)} scene(s) written to {folder}")
+            left_out = (self.windows.left_out if self.windows is not None else []) + failed
+            if left_out and len(failed) < len(self.scenes):
                 print(f"Not mapped, {len(left_out)} scene(s) left out: {'; '.join(left_out)}")
-        trainer.strategy.barrier()
+        trainer.strategy.barrier()  # every process here before rank 0 says nothing was mapped
+        if trainer.is_global_zero and self.failed and len(self.failed) == len(self.scenes):
+            raise UnreadableImageError(f"no scene could be read: {'; '.join(failed)}")  # as one scene alone
 
     def write(self, scene: Scene, acc: MapAccumulator, class_names: list[str], folder: Path) -> None:
         covered = acc.counts > 0

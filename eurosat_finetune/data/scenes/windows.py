@@ -22,6 +22,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
 from eurosat_finetune.data.scenes.raster_rows import Grid
 from eurosat_finetune.data.scenes.sources import SceneSource
+from eurosat_finetune.errors import UnreadableImageError
 
 MIN_VALID = 0.5  # a window with less than this fraction of pixels holding data is a no-data cell of the map
 
@@ -176,14 +177,35 @@ class SceneWindows(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = get_worker_info()
         mine = self.own if worker is None else dealt(self.own, self.window_count_in, worker.id, worker.num_workers)
+        failed: set[int] = set()
         try:
             for i, block in enumerate(mine):
-                yield from self.batches(block)
+                if block.scene not in failed:
+                    try:
+                        yield from self.batches(block)
+                    except UnreadableImageError as err:  # a band file failing after GDAL's retries: this scene
+                        failed.add(block.scene)  # only; its map is not written, the others' are
+                        yield self.failure(block.scene, str(err))
                 if i + 1 == len(mine) or mine[i + 1].scene != block.scene:  # done with this scene: let it go
                     self.scenes[block.scene].source.close()
         finally:
             for scene in self.scenes:
                 scene.source.close()
+
+    def failure(self, scene: int, why: str) -> dict[str, Any]:
+        """A batch of no windows saying that scene ``scene`` could not be read, and why (see
+        :mod:`.predict_batches`): it takes the place of the failed block's batches."""
+        channels, t = len(self.scenes[scene].source.channels), self.scenes[scene].window_size
+        none = torch.empty(0, dtype=torch.long)
+        return {
+            "kind": SCENE_WINDOWS,
+            "images": torch.empty((0, channels, t, t), dtype=torch.uint8),
+            "scene": none,
+            "row": none,
+            "col": none,
+            "valid": torch.empty(0, dtype=torch.bool),
+            "failed": [(scene, why)],
+        }
 
     def batches(self, block: Block) -> Iterator[dict[str, Any]]:
         """Read the block's rows once; cut them into its windows, ``batch_size`` at a time."""
@@ -212,6 +234,7 @@ class SceneWindows(IterableDataset):
                 "row": torch.tensor([r for r, _ in batch]),
                 "col": torch.tensor([c for _, c in batch]),
                 "valid": torch.from_numpy(covered >= MIN_VALID),
+                "failed": [],
             }
 
 

@@ -24,6 +24,7 @@ CONFORMANCE = [
 ]
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 FILES = "files"  # the URL path under which the files folder is served
+BROKEN_AFTER = 16384  # GDAL's first read of a file (its header, the tile index): a broken file still opens
 
 
 def _time(text: str) -> dt.datetime | None:
@@ -64,6 +65,7 @@ class StacServer:
         self.items: dict[str, list[dict[str, Any]]] = {}
         self.bytes_sent: Counter[str] = Counter()
         self.ranges: list[tuple[str, int, int]] = []  # every file range sent: path, first and last byte
+        self.broken: set[str] = set()  # files (paths under ``files``) whose bytes past their header answer 500
         self.partial = 0
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"stac": self})
@@ -202,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
         if match and match.group(1) + match.group(2):
             first, last = match.group(1), match.group(2)
             start, end = (int(first), min(int(last or size - 1), size - 1)) if first else (size - int(last), size - 1)
+            if relative in self.stac.broken and start >= BROKEN_AFTER:  # its header reads, its pixels do not
+                return self.send_json({"code": "ServerError", "description": "broken for the test"}, 500, head)
             if start >= size:
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{size}")
