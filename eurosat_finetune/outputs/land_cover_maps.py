@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
 from eurosat_finetune.data.scenes.windows import Scene, SceneWindows
-from eurosat_finetune.errors import OutputError, UnreadableImageError
+from eurosat_finetune.errors import OutputError, UnreadableImageError, UserError
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
 from eurosat_finetune.outputs.run_folder import RunOutput
 from eurosat_finetune.pixels import stretched
@@ -126,47 +126,64 @@ class LandCoverMaps(AddressedPredictionWriter):
             return
         folder = self.directory(self.run_folder)
         parts = folder / f".rank{trainer.global_rank}"
+        names = [scene.name for scene in self.scenes]
         if trainer.world_size > 1:  # every process mapped some windows: rank 0 adds them up
             parts.mkdir(parents=True, exist_ok=True)
+            (parts / "scenes.json").write_text(json.dumps(names))
             for i, acc in self.accumulators.items():
-                np.savez(
-                    parts / f"{i}.npz",
-                    probs=acc.probs,
-                    counts=acc.counts,
-                    scene=self.scenes[i].name,
-                    failed=self.failed.get(i, ""),
-                )
+                np.savez(parts / f"{i}.npz", probs=acc.probs, counts=acc.counts, failed=self.failed.get(i, ""))
             trainer.strategy.barrier()
+        error: UserError | None = None  # raised once every process is past the last barrier (none left waiting)
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
-            for i, scene in enumerate(self.scenes):
-                acc = self.accumulators[i]
-                for rank in range(1, trainer.world_size):
-                    with np.load(folder / f".rank{rank}" / f"{i}.npz") as other:
-                        if str(other["scene"]) != scene.name:  # a scene one process could open and another not
-                            raise OutputError(
-                                f"process {rank} mapped {other['scene']} where process 0 mapped {scene.name} (a "
-                                "scene one of them could not read); run again, or map the scenes one process each"
-                            )
-                        acc.probs += other["probs"]
-                        acc.counts += other["counts"]
-                        if str(other["failed"]):
-                            self.failed.setdefault(i, str(other["failed"]))
-                if i not in self.failed:  # a scene whose files failed while read gets no map
-                    self.write(scene, acc, pl_module.class_names, folder)
+            # each process opens the scenes itself: one that could not open an item holds other scenes
+            others = [
+                json.loads((folder / f".rank{r}" / "scenes.json").read_text()) for r in range(1, trainer.world_size)
+            ]
+            differing = [rank for rank, theirs in enumerate(others, start=1) if theirs != names]
+            if differing:
+                error = OutputError(
+                    f"process {differing[0]} holds other scenes than process 0 (an item one of them could not "
+                    "open); run again, or map with one process"
+                )
+            else:
+                self.add_up_and_write(trainer.world_size, pl_module.class_names, folder)
             for rank in range(trainer.world_size if trainer.world_size > 1 else 0):
-                for part in (folder / f".rank{rank}").glob("*.npz"):
+                for part in (folder / f".rank{rank}").iterdir():
                     part.unlink()
                 (folder / f".rank{rank}").rmdir()
             failed = [f"{self.scenes[i].name} ({why})" for i, why in sorted(self.failed.items())]
-            if len(failed) < len(self.scenes):
-                print(f"Land-cover maps of {len(self.scenes) - len(failed)} scene(s) written to {folder}")
             left_out = (self.windows.left_out if self.windows is not None else []) + failed
-            if left_out and len(failed) < len(self.scenes):
-                print(f"Not mapped, {len(left_out)} scene(s) left out: {'; '.join(left_out)}")
-        trainer.strategy.barrier()  # every process here before rank 0 says nothing was mapped
-        if trainer.is_global_zero and self.failed and len(self.failed) == len(self.scenes):
-            raise UnreadableImageError(f"no scene could be read: {'; '.join(failed)}")  # as one scene alone
+            if error is None and len(failed) == len(self.scenes):  # nothing mapped: as one scene failing alone
+                error = UnreadableImageError(f"no scene could be mapped: {'; '.join(left_out)}")
+            elif error is None:
+                print(f"Land-cover maps of {len(self.scenes) - len(failed)} scene(s) written to {folder}")
+                if left_out:
+                    print(f"Not mapped, {len(left_out)} scene(s) left out: {'; '.join(left_out)}")
+        trainer.strategy.barrier()
+        if error is not None:
+            raise error
+
+    def add_up_and_write(self, processes: int, class_names: list[str], folder: Path) -> None:
+        """Add the other processes' windows to this one's and write each scene's map; a scene whose files failed
+        while read (in any process), or whose preview cannot be read, gets none (and is named at the end)."""
+        for i, scene in enumerate(self.scenes):
+            acc = self.accumulators[i]
+            for rank in range(1, processes):
+                with np.load(folder / f".rank{rank}" / f"{i}.npz") as other:
+                    acc.probs += other["probs"]
+                    acc.counts += other["counts"]
+                    if str(other["failed"]):
+                        self.failed.setdefault(i, str(other["failed"]))
+            if i in self.failed:
+                continue
+            try:
+                self.write(scene, acc, class_names, folder)
+            except UnreadableImageError as err:  # its files failed as its preview was read: none of its outputs
+                self.failed[i] = str(err)
+                base = folder / scene.name
+                for end in ("classes.tif", "probabilities.tif", "preview.png", "json"):
+                    base.with_name(f"{base.name}.{end}").unlink(missing_ok=True)
 
     def write(self, scene: Scene, acc: MapAccumulator, class_names: list[str], folder: Path) -> None:
         covered = acc.counts > 0

@@ -14,6 +14,7 @@ enlarge, average otherwise (see docs/maps.md).
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from rasterio.transform import Affine, array_bounds
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
-from eurosat_finetune.errors import UnreadableImageError
+from eurosat_finetune.errors import UnreadableImageError, first_line
 
 MIN_BLOCK_ROWS = 128  # strips of a GeoTIFF (1 or 16 rows) are read in groups: fewer calls, same pixels
 MAX_BLOCK_ROWS = 2048  # an untiled JPEG 2000 is read in parts rather than whole (it then decodes more than once)
@@ -34,6 +35,7 @@ RESAMPLING_MARGIN = 4  # source pixels read beyond a block of rows: cubic spline
 # GDAL keeps decoded tiles of open files up to 5% of RAM per process (1.2 GB here); the blocks kept here
 # make that a second copy, so it is held to what one read of a tile row needs
 GDAL_CACHE_BYTES = 64 * 2**20
+QUERY = re.compile(r"\?[^\s,'\"()]*")  # a URL's query string (a signed URL's token), up to a space or quote
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,14 @@ class RasterRows:
         self.columns: tuple[int, int] | None = None  # the file's columns read (start, end); None: all
 
     def unreadable(self, err: Exception) -> str:
-        """Why the file cannot be read, and what to do, in one line."""
+        """Why the file cannot be read (GDAL's own words: rasterio's message points to the exception it was
+        raised from), and what to do, in one line."""
+        why = first_line(err.__cause__ or err)
         if self.path.startswith("/vsi"):  # a URL (a STAC item's asset): GDAL retried already
-            # no query string: a signed URL's holds its access token, which logs must not keep
-            url, why = self.path.split("?")[0], str(err).split("?")[0]
+            # no query strings: a signed URL's holds its access token, which logs must not keep
+            url, why = QUERY.sub("", self.path), QUERY.sub("", why)
             return f"cannot read {url} ({why}); check that it is still there and public, then run again"
-        return f"cannot read {self.path} ({err}); replace or delete it"
+        return f"cannot read {self.path} ({why}); replace or delete it"
 
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__ | {"_source": None, "_blocks": {}}

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.transform import Affine, array_bounds
 from rasterio.warp import reproject
 
@@ -217,8 +218,12 @@ class ProductScene(SceneSource):
     def preview(self, height: int, width: int) -> np.ndarray:
         bands = []
         for band in RGB_BANDS if all(b in self.product.band_files for b in RGB_BANDS) else [self.bands[0]] * 3:
-            with rasterio.open(self.product.band_files[band][0]) as source:  # JPEG 2000 decodes a lower level
-                pixels = preview_of(source, self.grid, height, width)[0]
+            reader = self.readers.get(band) or RasterRows(self.product.band_files[band][0], (1,))
+            try:
+                with rasterio.open(reader.path) as source:  # JPEG 2000 decodes a lower level
+                    pixels = preview_of(source, self.grid, height, width)[0]
+            except RasterioIOError as err:
+                raise UnreadableImageError(reader.unreadable(err)) from None
             scale, shift = self.product.to_eurosat_units(band)
             bands.append(np.where(pixels > 0, pixels * scale + shift, 0))
         return np.stack(bands)

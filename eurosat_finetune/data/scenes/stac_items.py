@@ -43,14 +43,14 @@ HTTP_DEFAULTS = {
     # (measured by tests/test_stac.py::test_a_search_fetches_only_the_tiles_of_its_bbox: 1.45 times the bytes of
     # the area's tiles for a three-date composite, 1.28 with this cache)
     "CPL_VSIL_CURL_CACHE_SIZE": str(256 * 2**20),
-    # a server that accepts and then sends nothing: fail (after the retries) rather than wait for ever
+    # a server that accepts and then sends nothing, or almost nothing for a minute: fail rather than wait for ever
     "GDAL_HTTP_CONNECTTIMEOUT": "30",
     "GDAL_HTTP_LOW_SPEED_TIME": "60",
     "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
 }
 HTTP_PHRASES = {status.value for status in HTTPStatus}
-HTTP_TIMEOUT_S = (30.0, 120.0)  # items and searches: connecting, then each read (requests' timeout)
-HTTP_RETRIES = 3  # items and searches: pystac-client's retries of a failed connection or read
+HTTP_TIMEOUT_S = (30.0, 60.0)  # items and searches: connecting, then each read (requests' timeout)
+HTTP_RETRIES = 3  # items and searches: retries of a refused connection or a busy catalogue (429, 5xx), backing off
 
 BBox = tuple[float, float, float, float]
 
@@ -111,8 +111,18 @@ def stac_io() -> "pystac.StacIO":
     """pystac's reader with a timeout and retries (pystac-client's, on requests): its default has no timeout,
     so a catalogue that accepts and never answers would hang the command."""
     from pystac_client.stac_api_io import StacApiIO
+    from urllib3.util.retry import Retry
 
-    return StacApiIO(timeout=HTTP_TIMEOUT_S, max_retries=HTTP_RETRIES)
+    # a silent catalogue is given one more read, not three: each waits HTTP_TIMEOUT_S[1]
+    retry = Retry(
+        total=HTTP_RETRIES,
+        read=min(1, HTTP_RETRIES),
+        backoff_factor=1,
+        allowed_methods=None,
+        status_forcelist=(429, 500, 502, 503, 504),
+        raise_on_status=False,
+    )
+    return StacApiIO(timeout=HTTP_TIMEOUT_S, max_retries=retry)
 
 
 def signed(found: "StacItems") -> "StacItems":
