@@ -395,3 +395,31 @@ def test_an_area_maps_part_of_a_raster_and_leaves_out_those_it_does_not_reach(
     (said,) = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
     assert said.startswith(f"data.maps.area: 1 scene(s) left out: {tmp_path / 's' / 'far.tif'} does not reach the area")
     assert tags["source"] == str(tmp_path / "s" / "a.tif")
+
+
+def test_predict_root_may_be_one_file_and_a_missing_one_is_named(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A scene file given as ``data.predict_root``, as users give one scene, is mapped; one image is classified;
+    a path that does not exist, and a file that is neither, are one line each saying so."""
+    pixels = np.random.default_rng(6).integers(1, 256, (3, 96, 96), dtype=np.uint8)
+    (tmp_path / "mosaic").mkdir()
+    scene = write_raster(tmp_path / "mosaic" / "mosaic.tif", pixels)
+    run = predict(checkpoint, scene, tmp_path / "one-scene")
+    assert sorted(p.name for p in (run / "maps").glob("*.tif")) == ["mosaic.classes.tif"]
+    image = tmp_path / "photo.png"
+    Image.fromarray(pixels[:, :32, :32].transpose(1, 2, 0)).save(image)
+    run = predict(checkpoint, image, tmp_path / "one-image")
+    with (run / "predictions.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 1 and rows[0]["path"].endswith("photo.png")
+    for root, says in (
+        (tmp_path / "scenes", "does not exist; give a folder, a file or a URL"),
+        (tmp_path / "notes.txt", "is not an image (.jpeg, "),
+    ):
+        if root.suffix:
+            root.write_text("not an image")
+        error = cli_error(["predict", *FAST, f"--ckpt_path={checkpoint}", f"--data.predict_root={root}",
+                           f"--trainer.default_root_dir={tmp_path / 'runs'}"], capsys)  # fmt: skip
+        assert error.strip().splitlines()[-1].startswith(f"eurosat: error: data.predict_root='{root}' "), error
+        assert says in error

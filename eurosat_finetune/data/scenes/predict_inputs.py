@@ -38,7 +38,14 @@ class PredictInputs:
         if is_stac(root):
             return cls(root, [], [], load_items(root))
         root = Path(root)
+        if not root.exists():
+            raise DataNotFoundError(f"data.predict_root={str(root)!r} does not exist; give a folder, a file or a URL")
         products, files = found_under(root)
+        if not products and not files and root.is_file():
+            raise DataNotFoundError(
+                f"data.predict_root={str(root)!r} is not an image ({', '.join(sorted(IMAGE_SUFFIXES))}), a "
+                "georeferenced raster, a Sentinel-2 product or a STAC item"
+            )
         if not products and not files:
             raise DataNotFoundError(f"data.predict_root={str(root)!r} holds no images")
         return cls(root, products, files)
@@ -80,10 +87,12 @@ class PredictInputs:
 
 
 def found_under(root: Path) -> tuple[list[Path], list[Path]]:
-    """The Sentinel-2 products and the other files under ``root`` (``root`` may be a product itself),
-    sorted; files inside products are not listed."""
+    """The Sentinel-2 products and the other files under ``root`` (``root`` may be a product, or one image or
+    raster, itself), sorted; files inside products are not listed."""
     if is_product(root):
         return [root], []
+    if root.is_file():  # one file, as users give one scene: it is the input
+        return [], [root] if root.suffix.lower() in IMAGE_SUFFIXES or georeferenced(root) else []
     products, files = [], []
     for folder, subfolders, names in os.walk(root):
         here = Path(folder)
