@@ -9,6 +9,8 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 
 from eurosat_finetune.data.predict_batches import IMAGES
+from eurosat_finetune.data.scenes.windows import SceneWindows
+from eurosat_finetune.errors import UnreadableImageError
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
 from eurosat_finetune.outputs.run_folder import RunOutput
 
@@ -65,16 +67,31 @@ class PredictionWriter(AddressedPredictionWriter):
         self._rows.close()
         self._unreadable.close()
         trainer.strategy.barrier()
+        nothing: list[str] = []  # images none of which could be classified (raised after the last barrier)
         if trainer.is_global_zero:
-            self._merge(trainer.world_size, pl_module.class_names)
+            nothing = self._merge(trainer.world_size, pl_module.class_names)
         trainer.strategy.barrier()
+        maps = any(isinstance(getattr(loader, "dataset", None), SceneWindows) for loader in loaders_of(trainer))
+        if nothing and not maps:  # a run that predicted nothing fails, naming what the model takes
+            names = (getattr(pl_module, "input_bands", None) or {}).get("names")
+            takes = f"{len(names)}-band images ({', '.join(names)})" if names else "RGB images (3 bands)"
+            raise UnreadableImageError(
+                f"no image under data.predict_root could be classified: {len(nothing)} could not be read as the "
+                f"model takes them ({takes}), e.g. {nothing[0]}"
+            )
 
-    def _merge(self, world_size: int, class_names: list[str]) -> None:
+    def _merge(self, world_size: int, class_names: list[str]) -> list[str]:
+        """Gather every process's rows into the CSV; the images none could read, when no row was written."""
         rows, unreadable = [], []
         for rank in range(world_size):
             with open(self._part(rank, "csv"), newline="") as f:
                 rows += list(csv.reader(f))
             unreadable += self._part(rank, "unreadable").read_text().splitlines()
+        if unreadable and not rows:  # nothing classified: no CSV of a header alone (the command fails)
+            for rank in range(world_size):
+                self._part(rank, "csv").unlink()
+                self._part(rank, "unreadable").unlink()
+            return sorted(unreadable)
         tmp = self._part(0, "merged")
         with open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
@@ -88,3 +105,10 @@ class PredictionWriter(AddressedPredictionWriter):
             listing = ", ".join(sorted(unreadable))
             warnings.warn(f"skipped {len(unreadable)} unreadable image(s), not in {self.path}: {listing}", stacklevel=1)
         print(f"Predictions written to {self.path}")
+        return []
+
+
+def loaders_of(trainer: Trainer) -> list[Any]:
+    """The predict loaders (Lightning gives one or a list)."""
+    loaders = trainer.predict_dataloaders
+    return list(loaders) if isinstance(loaders, list | tuple) else [loaders]
