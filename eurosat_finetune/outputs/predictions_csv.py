@@ -68,11 +68,11 @@ class PredictionWriter(AddressedPredictionWriter):
         self._unreadable.close()
         trainer.strategy.barrier()
         nothing: list[str] = []  # images none of which could be classified (raised after the last barrier)
-        if trainer.is_global_zero:
-            nothing = self._merge(trainer.world_size, pl_module.class_names)
-        trainer.strategy.barrier()
         maps = any(isinstance(getattr(loader, "dataset", None), SceneWindows) for loader in loaders_of(trainer))
-        if nothing and not maps:  # a run that predicted nothing fails, naming what the model takes
+        if trainer.is_global_zero:
+            nothing = self._merge(trainer.world_size, pl_module.class_names, fail_if_empty=not maps)
+        trainer.strategy.barrier()
+        if nothing:  # a run that predicted nothing (no scene mapped either) fails, naming what the model takes
             names = (getattr(pl_module, "input_bands", None) or {}).get("names")
             takes = f"{len(names)}-band images ({', '.join(names)})" if names else "RGB images (3 bands)"
             raise UnreadableImageError(
@@ -80,14 +80,15 @@ class PredictionWriter(AddressedPredictionWriter):
                 f"model takes them ({takes}), e.g. {nothing[0]}"
             )
 
-    def _merge(self, world_size: int, class_names: list[str]) -> list[str]:
-        """Gather every process's rows into the CSV; the images none could read, when no row was written."""
+    def _merge(self, world_size: int, class_names: list[str], fail_if_empty: bool) -> list[str]:
+        """Gather every process's rows into the CSV; with ``fail_if_empty`` and no row, write none and return
+        the images that could not be read (the run predicted nothing)."""
         rows, unreadable = [], []
         for rank in range(world_size):
             with open(self._part(rank, "csv"), newline="") as f:
                 rows += list(csv.reader(f))
             unreadable += self._part(rank, "unreadable").read_text().splitlines()
-        if unreadable and not rows:  # nothing classified: no CSV of a header alone (the command fails)
+        if fail_if_empty and unreadable and not rows:  # nothing predicted: no CSV of a header alone (it fails)
             for rank in range(world_size):
                 self._part(rank, "csv").unlink()
                 self._part(rank, "unreadable").unlink()
