@@ -64,7 +64,7 @@ from eurosat_finetune.data.scenes.windows import SceneWindows
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fakes.multispectral import write_multispectral_sample
 from fakes.sentinel2 import native_bands, sample_product_bands, write_product
-from fakes.stac import EPSG, ORIGIN, StacServer, earth_search_item, scene_pixels
+from fakes.stac import EPSG, ORIGIN, StacServer, earth_search_item, scene_pixels, tile_bytes
 
 L2A_BANDS = [band for band in EUROSAT_MS_BANDS if band != "B10"]
 TINY = '{"model_type": "vit", "image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, ' \
@@ -241,17 +241,6 @@ def stac_items(files: Path, size: int, block: int, bbox_km: float) -> list[dict]
     except (OSError, ValueError):
         return None
     return kept["items"] if (kept["size"], kept["block"], kept["bbox_km"]) == (size, block, bbox_km) else None
-
-
-def tile_bytes(path: Path, bbox: list[float]) -> int:
-    """The bytes of the COG's full-resolution tiles that intersect ``bbox`` (degrees), from its TIFF tags (as
-    tests/test_stac.py counts them)."""
-    with rasterio.open(path) as source:
-        window = grid_of(source).window_over(tuple(bbox), "EPSG:4326")
-        height, width = source.block_shapes[0]
-        rows = range(window.row_off // height, (window.row_off + window.height - 1) // height + 1)
-        cols = range(window.col_off // width, (window.col_off + window.width - 1) // width + 1)
-        return sum(int(source.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=1)) for r in rows for c in cols)
 
 
 def square_bbox(first: int, side: int) -> list[float]:

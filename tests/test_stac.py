@@ -19,7 +19,16 @@ import pystac
 import pytest
 import rasterio
 from conftest import FAST, cli_error
-from fakes.stac import ORIGIN, SIZE, StacServer, earth_search_item, lon_lat_bbox, planetary_computer_item, scene_pixels
+from fakes.stac import (
+    ORIGIN,
+    SIZE,
+    StacServer,
+    earth_search_item,
+    lon_lat_bbox,
+    planetary_computer_item,
+    scene_pixels,
+    tile_bytes,
+)
 from rasterio.warp import transform_bounds
 from test_products import NO_B10, classes_and_tags, fit, predict, stacked_reference
 
@@ -638,18 +647,6 @@ def test_a_search_maps_one_cloud_free_composite_of_its_bbox(ms12: Path, server: 
     reference, _ = classes_and_tags(clear / f"S2A_32UMU_{DATES[-1]}_0_L2A.classes.tif")
     np.testing.assert_array_equal(cells, reference)
     assert tags["composite"] == "median" and len(json.loads(tags["stac_items"])) == 3 and "area_bbox" in tags
-
-
-def tile_bytes(path: Path, bbox: list[float]) -> int:
-    """The bytes of the COG's full-resolution tiles that intersect ``bbox`` (degrees), from its TIFF tags."""
-    from eurosat_finetune.data.scenes.raster_rows import grid_of
-
-    with rasterio.open(path) as source:
-        window = grid_of(source).window_over(tuple(bbox), "EPSG:4326")
-        height, width = source.block_shapes[0]
-        rows = range(window.row_off // height, (window.row_off + window.height - 1) // height + 1)
-        cols = range(window.col_off // width, (window.col_off + window.width - 1) // width + 1)
-        return sum(int(source.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=1)) for r in rows for c in cols)
 
 
 @pytest.mark.slow  # three 1,536 px items and an end-to-end run: the full suite

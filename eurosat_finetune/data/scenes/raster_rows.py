@@ -143,6 +143,7 @@ class RasterRows:
         are asked for by the caller, so they need no cut."""
         whole = self.header()[0]
         window = whole.window_over(bounds, crs)
+        self._blocks = {}  # blocks kept are of the columns read before
         if not window.width or not window.height:  # the file does not meet the area: nothing to read
             self.columns = (0, 0)
             return

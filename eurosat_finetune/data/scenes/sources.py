@@ -282,7 +282,7 @@ def preview_of(
     not reach."""
     own = grid_of(source)
     shape = (len(indexes), height, width)
-    if grid == own or (grid.transform == own.transform and grid.crs == own.crs):
+    if grid.transform == own.transform and grid.crs == own.crs:  # the file's own grid: read whole
         return source.read(list(indexes), out_shape=shape, resampling=Resampling.average)
     bounds = array_bounds(grid.height, grid.width, grid.transform)
     window = own.window_over(bounds, grid.crs)

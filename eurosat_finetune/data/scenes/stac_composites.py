@@ -12,12 +12,12 @@ import warnings
 import numpy as np
 
 from eurosat_finetune.data.scenes.catalog import SceneOptions, TrainedOn
-from eurosat_finetune.data.scenes.sources import ModelUnits, SceneSource
+from eurosat_finetune.data.scenes.sources import SceneSource
 from eurosat_finetune.data.scenes.stac_assets import band_assets
 from eurosat_finetune.data.scenes.stac_items import BBox, StacItems
-from eurosat_finetune.data.scenes.stac_scenes import ItemScene, opened_in_threads
+from eurosat_finetune.data.scenes.stac_scenes import ItemScene, opened_items
 from eurosat_finetune.data.scenes.windows import Scene
-from eurosat_finetune.errors import BandError, ConfigError
+from eurosat_finetune.errors import BandError
 
 log = logging.getLogger(__name__)
 
@@ -173,17 +173,8 @@ def composite_scene(stac: StacItems, options: SceneOptions, trained: TrainedOn) 
                 f"STAC item {item.id} has no scene classification (SCL) asset, which data.maps.composite=median "
                 f"reads to leave clouds out (assets: {', '.join(item.assets)}); map it with data.maps.composite=none"
             ) from None
-    ids = [item.id for item in stac.items]
-    twice = sorted({i for i in ids if ids.count(i) > 1})
-    if twice:
-        raise ConfigError(f"{stac.location} lists item {', '.join(twice)} more than once; each item counts once")
-    units = ModelUnits(trained.bands is not None, options.rgb_scale_max)
-    # clouds always masked (True): the median of a cloud is no use
-    area = options.area or stac.bbox
-    scenes, left_out = opened_in_threads(
-        lambda item: ItemScene(item.id, item, trained.bands, units, trained.resolution, True, area), stac.items
-    )
-    kept = on_one_grid(scenes, area)
+    scenes, left_out = opened_items(stac, options, trained, mask_clouds=True)  # the median of a cloud is no use
+    kept = on_one_grid(scenes, options.area or stac.bbox)
     dates = sorted(scene.item_tags["datetime"][:10].replace("-", "") for scene in scenes)
     source = CompositeScene(f"composite_{dates[0]}_{dates[-1]}", stac.location, scenes, kept)
     return options.scene(source, tile, stride), left_out

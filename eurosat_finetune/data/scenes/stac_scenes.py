@@ -120,18 +120,25 @@ def opened_in_threads(
     return [scene for scene in opened if isinstance(scene, ItemScene)], left_out
 
 
-def item_scenes(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> tuple[list[Scene], list[str]]:
-    """One scene per item, named by its id (unique, or a one-line error), with its grid of windows, over
-    ``data.maps.area`` or the search's bbox; and the items left out (see :func:`opened_in_threads`)."""
-    tile, stride = options.window_sizes(trained)
-    names = [item.id for item in stac.items]
-    twice = sorted({name for name in names if names.count(name) > 1})
+def opened_items(
+    stac: StacItems, options: SceneOptions, trained: TrainedOn, mask_clouds: bool
+) -> tuple[list[ItemScene], list[str]]:
+    """The items of ``stac`` opened as scenes over ``data.maps.area`` or the search's bbox (an item listed twice
+    is a one-line error), and the items left out (see :func:`opened_in_threads`)."""
+    ids = [item.id for item in stac.items]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:
-        raise ConfigError(f"{stac.location} lists item {', '.join(twice)} more than once; each item is one map")
+        raise ConfigError(f"{stac.location} lists item {', '.join(twice)} more than once; each item counts once")
     units = ModelUnits(trained.bands is not None, options.rgb_scale_max)
     area = options.area or stac.bbox
-    sources, left_out = opened_in_threads(
-        lambda item: ItemScene(item.id, item, trained.bands, units, trained.resolution, options.mask_clouds, area),
+    return opened_in_threads(
+        lambda item: ItemScene(item.id, item, trained.bands, units, trained.resolution, mask_clouds, area),
         stac.items,
     )
+
+
+def item_scenes(stac: StacItems, options: SceneOptions, trained: TrainedOn) -> tuple[list[Scene], list[str]]:
+    """One scene per item, named by its id, with its grid of windows; and the items left out."""
+    tile, stride = options.window_sizes(trained)
+    sources, left_out = opened_items(stac, options, trained, options.mask_clouds)
     return [options.scene(source, tile, stride) for source in sources], left_out

@@ -5,7 +5,7 @@ them (with their COGs, by HTTP range requests) on 127.0.0.1. None of it is real 
 catalogue's items; ``server`` is the API.
 """
 
-from fakes.stac.cogs import EPSG, ORIGIN, SIZE, lon_lat_bbox, scene_pixels, write_cog
+from fakes.stac.cogs import EPSG, ORIGIN, SIZE, lon_lat_bbox, scene_pixels, tile_bytes, write_cog
 from fakes.stac.earth_search import earth_search_item
 from fakes.stac.planetary_computer import planetary_computer_item
 from fakes.stac.server import StacServer
@@ -19,5 +19,6 @@ __all__ = [
     "lon_lat_bbox",
     "planetary_computer_item",
     "scene_pixels",
+    "tile_bytes",
     "write_cog",
 ]

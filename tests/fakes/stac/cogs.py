@@ -10,6 +10,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 
 from eurosat_finetune.data.bands import NATIVE_RESOLUTION
+from eurosat_finetune.data.scenes.raster_rows import grid_of
 from fakes.sentinel2 import native_bands, sample_product_bands
 
 ORIGIN = (499980.0, 5400000.0)  # the upper-left corner of tile 32UMU (UTM 32N), as the products' fakes use
@@ -77,3 +78,14 @@ def grid_fields(resolution: int, origin: tuple[float, float] = ORIGIN) -> dict:
     """An asset's ``proj:shape`` and ``proj:transform`` (the grid of its file)."""
     side = SIZE * 10 // resolution
     return {"proj:shape": [side, side], "proj:transform": [resolution, 0, origin[0], 0, -resolution, origin[1]]}
+
+
+def tile_bytes(path: Path, bbox: list[float]) -> int:
+    """The bytes of the COG's full-resolution tiles that intersect ``bbox`` (degrees), from its TIFF tags: what
+    a reader of the area alone cannot do without."""
+    with rasterio.open(path) as source:
+        window = grid_of(source).window_over(tuple(bbox), "EPSG:4326")
+        height, width = source.block_shapes[0]
+        rows = range(window.row_off // height, (window.row_off + window.height - 1) // height + 1)
+        cols = range(window.col_off // width, (window.col_off + window.width - 1) // width + 1)
+        return sum(int(source.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=1)) for r in rows for c in cols)
