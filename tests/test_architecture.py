@@ -34,7 +34,7 @@ def module_name(path: Path) -> str:
 
 
 def layer_of(module: str) -> int:
-    if module in FOUNDATION or module.startswith("eurosat_finetune.tools"):
+    if module in FOUNDATION or module.startswith(("eurosat_finetune.tools", "eurosat_finetune.statistics")):
         return LAYERS["foundation"]
     sub = module.split(".")[1]
     return LAYERS.get(sub, LAYERS["command"])  # cli, learning_curve and the entry points
@@ -73,7 +73,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 def test_the_layers_are_data_model_outputs_cli() -> None:
     subpackages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
-    assert subpackages == ["cli", "data", "model", "outputs", "tools"]
+    assert subpackages == ["cli", "data", "model", "outputs", "statistics", "tools"]
     rooms = sorted(p.name for p in (PACKAGE / "data").iterdir() if (p / "__init__.py").is_file())
     assert rooms == ["patches", "scenes"]
     assert len(MODULES) > 30  # the walk below sees every module
