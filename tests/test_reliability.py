@@ -378,6 +378,11 @@ def test_ddp_on_two_cpu_processes_counts_every_image_once(sample_root: Path, tmp
         assert test[key] == pytest.approx(single_test[key], rel=1e-6, abs=1e-7), key
     report = json.loads((runs[0] / "classification_report.json").read_text())
     assert report["macro avg"]["support"] == 21  # the confusion matrix counts each test image once
+    # each image's prediction gathered from both processes (11 + 10) into the test set's order, as one writes it
+    single_run = version_dir(tmp_path / "single", 1)
+    ddp_rows = (runs[0] / "test_predictions.csv").read_text()
+    assert ddp_rows == (single_run / "test_predictions.csv").read_text() and ddp_rows.count("\n") == 1 + 21
+    assert report["intervals"] == json.loads((single_run / "classification_report.json").read_text())["intervals"]
 
     predict = ["predict", "--trainer.accelerator=cpu", "--ckpt_path", str(best), *scenes, *logged("single")]
     run_cli([*predict, f"--predictions.output={tmp_path / 'single.csv'}"])
