@@ -61,8 +61,18 @@ def test_a_test_s_figures_are_scikit_learn_s_with_bootstrap_intervals() -> None:
     assert (intervals.macro_f1.low, intervals.macro_f1.high) == pytest.approx(
         np.percentile(resampled, [2.5, 97.5]), abs=0.006
     )
-    for figure in [intervals.macro_f1, *intervals.precision, *intervals.recall, *intervals.f1]:
+    for figure in [intervals.macro_f1, *intervals.f1]:
         assert figure.low <= figure.estimate <= figure.high and figure.method == "bootstrap BCa"
+    # precision and recall are proportions: Wilson's interval of the images right of those predicted or true
+    matrix = confusion(true, predicted)
+    for c in range(10):
+        hits = matrix[c, c]
+        assert (intervals.precision[c].low, intervals.precision[c].high) == pytest.approx(
+            wilson_by_hand(hits, matrix[:, c].sum())
+        )
+        assert (intervals.recall[c].low, intervals.recall[c].high) == pytest.approx(
+            wilson_by_hand(hits, matrix[c].sum())
+        )
     assert classification_intervals(confusion(true, predicted)) == intervals  # seeded: the same every time
 
 
@@ -73,8 +83,11 @@ def test_more_images_narrow_the_intervals_and_a_perfect_class_stays_at_one() -> 
         widths.append(intervals.macro_f1.high - intervals.macro_f1.low)
     assert widths[1] < widths[0] / 2  # about 1 / sqrt(10)
     perfect = classification_intervals(np.diag([30, 20, 10]))
-    assert all((f.low, f.estimate, f.high) == (1.0, 1.0, 1.0) for f in perfect.f1)
+    assert all((f.low, f.estimate, f.high) == (1.0, 1.0, 1.0) for f in perfect.f1)  # the bootstrap can say no more
     assert "percentile where BCa is undefined" in perfect.macro_f1.method
+    assert (perfect.recall[2].low, perfect.recall[2].high) == pytest.approx(wilson_by_hand(10, 10))  # 0.72 to 1
+    never = classification_intervals(np.array([[5, 0], [0, 0]]))  # class 1 neither true nor predicted
+    assert never.recall[1].as_dict()["low"] is None and never.precision[1].estimate == 0
 
 
 def mcnemar_by_hand(only_a: int, only_b: int) -> float:

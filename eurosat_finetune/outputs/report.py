@@ -44,13 +44,15 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str]) -> Figure:
 
 def intervals_text(intervals: ClassificationIntervals, names: list[str], tta: bool) -> str:
     """The figures' 95% intervals, as a table below scikit-learn's."""
+    accuracy, macro_f1 = intervals.accuracy, intervals.macro_f1
+    augmented = " (with test-time augmentation)" if tta else ""
     lines = [
-        f"95% intervals over the {intervals.images} test images"
-        + (" (with test-time augmentation)" if tta else "")
-        + f": accuracy {intervals.accuracy.plain()} ({intervals.accuracy.method}); "
-        f"macro F1 {intervals.macro_f1.plain()} ({intervals.macro_f1.method}, per class too)",
+        f"95% intervals over the {intervals.images} test images{augmented}:",
+        f"  accuracy {accuracy.estimate:.4f}, {accuracy.low:.4f} to {accuracy.high:.4f} ({accuracy.method})",
+        f"  macro F1 {macro_f1.estimate:.4f}, {macro_f1.low:.4f} to {macro_f1.high:.4f} ({macro_f1.method})",
+        "  per class: precision and recall by Wilson's score interval, F1 by the bootstrap",
         "",
-        f"{'class':>24}  {'precision':>17}  {'recall':>17}  {'f1-score':>17}",
+        f"{'':>24}  {'precision':>16}  {'recall':>16}  {'f1-score':>16}",
     ]
     for name, *figures in zip(names, intervals.precision, intervals.recall, intervals.f1, strict=True):
         lines.append(f"{name:>24}  " + "  ".join(f"{f.low:.4f} to {f.high:.4f}" for f in figures))

@@ -1,5 +1,7 @@
-"""The figures of a test with their 95% intervals: overall accuracy by Wilson's interval, and each class's
-precision, recall and F1, and macro F1, by bootstrap over the test images (scipy.stats.bootstrap)."""
+"""The figures of a test with their 95% intervals. Accuracy, and each class's precision and recall, are
+proportions (images right of the images counted), so they get Wilson's interval; each class's F1 and macro F1
+are not, so they get a bootstrap over the test images (scipy.stats.bootstrap). A bootstrap alone would give a
+class that no test image got wrong the interval [1, 1]; Wilson's says how sure 20 of 20 is."""
 
 import warnings
 from collections.abc import Callable
@@ -84,6 +86,14 @@ def bootstrap_bounds(
     return low, high, "bootstrap BCa" if not undefined.any() else "bootstrap BCa (percentile where BCa is undefined)"
 
 
+def class_proportion(hits: int, counted: int, confidence: float) -> Interval:
+    """A class's precision or recall: Wilson's interval, or none where no image was counted (scikit-learn
+    then reports 0)."""
+    if counted == 0:
+        return Interval(0.0, float("nan"), float("nan"), "none (no image)", confidence)
+    return proportion_interval(hits, counted, confidence)
+
+
 def classification_intervals(
     matrix: np.ndarray, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED
 ) -> ClassificationIntervals:
@@ -91,26 +101,27 @@ def classification_intervals(
     The bootstrap resamples the images the matrix counts, so it needs no more than the matrix."""
     matrix = np.asarray(matrix, dtype=np.int64)
     classes, images = len(matrix), int(matrix.sum())
-    accuracy = proportion_interval(int(np.trace(matrix)), images, confidence)
+    hits = np.diagonal(matrix)
     true, predicted = labels_of(matrix)
-    estimates = per_class_scores(true, predicted, classes)
+    f1_columns = slice(2 * classes, 3 * classes + 1)  # each class's F1, then macro F1
+    estimates = per_class_scores(true, predicted, classes)[f1_columns]
 
     def statistic(true: np.ndarray, predicted: np.ndarray, axis: int = -1) -> np.ndarray:
-        return per_class_scores(np.moveaxis(true, axis, -1), np.moveaxis(predicted, axis, -1), classes)
+        return per_class_scores(np.moveaxis(true, axis, -1), np.moveaxis(predicted, axis, -1), classes)[f1_columns]
 
     if images >= 2:
         low, high, method = bootstrap_bounds((true, predicted), statistic, confidence, resamples, seed)
     else:  # nothing to resample: no interval
         low, high, method = np.full(len(estimates), np.nan), np.full(len(estimates), np.nan), "none (one image)"
-    intervals = [
+    f1 = [
         Interval(float(e), float(lo), float(hi), method, confidence)
         for e, lo, hi in zip(estimates, low, high, strict=True)
     ]
     return ClassificationIntervals(
         images=images,
-        accuracy=accuracy,
-        macro_f1=intervals[-1],
-        precision=intervals[:classes],
-        recall=intervals[classes : 2 * classes],
-        f1=intervals[2 * classes : 3 * classes],
+        accuracy=proportion_interval(int(hits.sum()), images, confidence),
+        macro_f1=f1[-1],
+        precision=[class_proportion(int(h), int(n), confidence) for h, n in zip(hits, matrix.sum(axis=0), strict=True)],
+        recall=[class_proportion(int(h), int(n), confidence) for h, n in zip(hits, matrix.sum(axis=1), strict=True)],
+        f1=f1[:-1],
     )

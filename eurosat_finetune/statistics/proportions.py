@@ -17,8 +17,9 @@ class Interval:
     method: str
     confidence: float = CONFIDENCE
 
-    def as_dict(self) -> dict[str, float | str]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, float | str | None]:
+        """Its fields; a bound there is none of (no image to count) as None, which JSON writes as null."""
+        return {key: None if value != value else value for key, value in asdict(self).items()}  # NaN != NaN
 
     def percent(self, digits: int = 2) -> str:
         """``98.40% (95% CI 98.03 to 98.72)``."""
