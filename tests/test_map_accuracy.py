@@ -230,6 +230,15 @@ def test_a_written_geographic_map_is_assessed_at_geojson_points(tmp_path: Path) 
         "on_no_data": ["feature 3 (id p3)"],
     }
     assert record["at_points"]["overall"] == pytest.approx(2 / 3) and record["area_adjusted"] is None
+    stratified = assess_written_map(path, tmp_path / "p.geojson", "stratified").as_dict()["area_adjusted"]
+    hectares = [stratified["hectares"][name]["estimate"] for name in ("Forest", "River")]
+    assert sum(hectares) == pytest.approx(accuracy.areas.mapped_hectares)  # the map's area, shared out again
+    one_cell = accuracy.areas.hectares[0]  # Forest's stratum: 1 point, mapped Forest; River's: 2, one of them Forest
+    assert hectares[0] == pytest.approx(one_cell + accuracy.areas.hectares[1] / 2)
+    (tmp_path / "q.csv").write_text("x,y,class\n8.015,47.995,River\n8.005,47.985,River\n")  # none on Forest
+    unsampled = assess_written_map(path, tmp_path / "q.csv", "stratified").as_dict()
+    assert unsampled["area_adjusted"] is None
+    assert unsampled["area_adjusted_note"].startswith("not estimated: mapped class(es) Forest hold no reference points")
 
 
 def cell_centre(row: int, col: int, cell: float = 320.0) -> tuple[float, float]:
@@ -345,7 +354,7 @@ def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
         assert adjusted["producers"][name]["standard_error"] == pytest.approx(hand["se_producers"][n]), name
 
     printed = capsys.readouterr().out
-    assert f"Accuracy of s at {len(rows) - 2} of {len(rows)} reference points (stratified)" in printed
+    assert f"Accuracy of s at {len(rows) - 2} of {len(rows)} reference points (sampling: stratified)" in printed
     said = [r.getMessage() for r in caplog.records if str(points) in r.getMessage()]
     assert said == [
         f"{points}: 1 point(s) on no-data cells, not used: {no_data_line}",

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,7 +60,7 @@ class MapAccuracy:
     def used(self) -> np.ndarray:
         return self.on_map >= 0
 
-    @property
+    @cached_property
     def counts(self) -> np.ndarray:
         """``n_ij``: points of map class ``i`` and reference class ``j``."""
         k = len(self.class_names)
@@ -101,11 +102,14 @@ class MapAccuracy:
             return jsonable(record)
         mapped = self.areas.hectares if self.areas.hectares is not None else self.areas.cells
         unit = "hectares" if self.areas.hectares is not None else "cells"
-        try:
-            estimates = stratified_estimates(counts, np.array(mapped, float))
-        except ValueError as err:
-            record["area_adjusted_note"] = f"not estimated: {err}"
+        unsampled = [name for name, area, row in zip(names, mapped, counts, strict=True) if area and not row.sum()]
+        if unsampled:
+            record["area_adjusted_note"] = (
+                f"not estimated: mapped class(es) {', '.join(unsampled)} hold no reference points; a stratified "
+                "sample needs points in every mapped class"
+            )
             return jsonable(record)
+        estimates = stratified_estimates(counts, np.array(mapped, float))
         record["area_adjusted"] = {
             "method": "Olofsson et al. 2014, Remote Sensing of Environment 148:42-57 (stratified estimators)",
             "strata_weights": dict(zip(names, self.areas.shares, strict=True)),
@@ -122,7 +126,10 @@ class MapAccuracy:
         """A few lines for the end of the run: points used and left out, the accuracies, the estimated areas."""
         record = self.as_dict()
         points = record["points"]
-        lines = [f"Accuracy of {map_name} at {points['used']} of {points['given']} reference points ({self.sampling})"]
+        lines = [
+            f"Accuracy of {map_name} at {points['used']} of {points['given']} reference points "
+            f"(sampling: {self.sampling})"
+        ]
         if record["area_adjusted"] is None:
             lines.append(f"  overall at the points: {fixed(record['at_points']['overall'])}")
             lines.append(f"  area-adjusted: {record['area_adjusted_note']}")
@@ -136,13 +143,14 @@ class MapAccuracy:
         adjusted = record["area_adjusted"]
         unit = "hectares" if "hectares" in adjusted else "cells"
         lines.append(f"  overall (area-adjusted): {with_interval(adjusted['overall'])}")
-        for name in self.class_names:
+        mapped = self.areas.hectares if self.areas.hectares is not None else self.areas.cells
+        for name, on_map in zip(self.class_names, mapped, strict=True):
             area = adjusted[unit][name]
-            if not area["estimate"] and not self.areas.cells[self.class_names.index(name)]:
+            if not area["estimate"] and not on_map:
                 continue
             lines.append(
-                f"  {name}: user's {with_interval(adjusted['users'][name])}, producer's "
-                f"{with_interval(adjusted['producers'][name])}, {unit} {with_interval(area, 0)}"
+                f"  {name}: {unit} mapped {on_map:,.0f}, estimated {with_interval(area, 0)}; user's "
+                f"{with_interval(adjusted['users'][name])}, producer's {with_interval(adjusted['producers'][name])}"
             )
         return "\n".join(lines)
 
