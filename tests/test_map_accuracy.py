@@ -370,6 +370,15 @@ def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
     main([str(run / "maps" / "s.classes.tif"), str(points), "--sampling", "stratified", "--json", str(out)])
     assert json.loads(out.read_text())["accuracy"] == accuracy
     assert "Accuracy of s.classes.tif at" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y,class\n8.9,45.1,Forrest\n")
+    with pytest.raises(SystemExit) as exit:
+        main([str(run / "maps" / "s.classes.tif"), str(bad)])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == (
+        f"python -m eurosat_finetune.map_accuracy: error: points={bad}, line 2: class 'Forrest' is not one of the "
+        f"model's classes ({', '.join(names)}); give a class name or its index, 0 to {len(names) - 1}\n"
+    )
 
 
 def test_bad_reference_points_are_refused_before_any_mapping(

@@ -198,11 +198,15 @@ def assess(
 
 
 def assess_written_map(
-    map_path: str | Path, points: str | Path | ReferencePoints, sampling: Sampling = "other", crs: str = "EPSG:4326"
+    map_path: str | Path,
+    points: str | Path | ReferencePoints,
+    sampling: Sampling = "other",
+    crs: str = "EPSG:4326",
+    option: str = "points",
 ) -> MapAccuracy:
     """The accuracy of a ``<name>.classes.tif`` written by ``eurosat predict``, at ``points`` (a CSV or GeoJSON
-    file, read against the map's class names, ``crs`` that of a CSV without a ``crs`` column), without mapping
-    again."""
+    file, read against the map's class names, ``crs`` that of a CSV without a ``crs`` column; ``option`` names
+    the file in errors), without mapping again."""
     try:
         with rasterio.open(map_path) as source:
             classes, tags = source.read(1), source.tags()
@@ -213,7 +217,7 @@ def assess_written_map(
         raise UnreadableImageError(f"{map_path} has no class_names tag: give a .classes.tif of `eurosat predict`")
     class_names = json.loads(tags["class_names"])
     if not isinstance(points, ReferencePoints):
-        points = read_reference_points(points, class_names, crs)
+        points = read_reference_points(points, class_names, crs, option)
     return assess(classes, class_names, grid[2], grid[0], grid[1], points, sampling)
 
 

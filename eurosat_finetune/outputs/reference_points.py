@@ -45,25 +45,28 @@ class ReferencePoints:
         return xs, ys
 
 
-def read_reference_points(path: str | Path, class_names: list[str], default_crs: str = "EPSG:4326") -> ReferencePoints:
-    """Read and check every point of ``path``; raise :class:`ReferencePointsError` (one line naming the file,
-    the line or feature, and what to do) on a file that cannot be read, a missing column or property, a class
-    the model does not have, a coordinate that is no number, or a CRS pyproj does not know."""
-    path = Path(path)
+def read_reference_points(
+    path: str | Path, class_names: list[str], default_crs: str = "EPSG:4326", option: str = OPTION
+) -> ReferencePoints:
+    """Read and check every point of ``path``; raise :class:`ReferencePointsError` (one line naming the file as
+    ``option`` gave it, the line or feature, and what to do) on a file that cannot be read, a missing column or
+    property, a class the model does not have, a coordinate that is no number, or a CRS pyproj does not know."""
+    path, named = Path(path), f"{option}={path}"
     if not path.is_file():
         raise ReferencePointsError(
-            f"{OPTION}={path}: no such file; give a CSV with columns x, y, class (and crs) or a GeoJSON of points"
+            f"{named}: no such file; give a CSV with columns x, y, class (and crs) or a GeoJSON of points"
         )
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
-        raise ReferencePointsError(f"{OPTION}={path} cannot be read ({err}); give a CSV or GeoJSON file") from None
-    rows = geojson_rows(path, text) if path.suffix.lower() in GEOJSON_SUFFIXES else csv_rows(path, text, default_crs)
+        raise ReferencePointsError(f"{named} cannot be read ({err}); give a CSV or GeoJSON file") from None
+    geojson = path.suffix.lower() in GEOJSON_SUFFIXES
+    rows = geojson_rows(named, text) if geojson else csv_rows(named, text, default_crs)
     if not rows:
-        raise ReferencePointsError(f"{OPTION}={path} holds no points")
+        raise ReferencePointsError(f"{named} holds no points")
     names, xs, ys, classes, crss = [], [], [], [], []
     for name, x, y, label, crs in rows:
-        where = f"{OPTION}={path}, {name}"
+        where = f"{named}, {name}"
         names.append(name)
         xs.append(number(x, "x", where))
         ys.append(number(y, "y", where))
@@ -74,8 +77,9 @@ def read_reference_points(path: str | Path, class_names: list[str], default_crs:
             CRS.from_user_input(crs)
         except CRSError:
             first = names[crss.index(crs)]
+            given = " (given for points without a crs column)" if crs == default_crs and not geojson else ""
             raise ReferencePointsError(
-                f"{OPTION}={path}, {first}: crs {crs!r} is not a CRS pyproj knows; give e.g. EPSG:4326 or EPSG:32632"
+                f"{named}, {first}: crs {crs!r}{given} is not a CRS pyproj knows; give e.g. EPSG:4326 or EPSG:32632"
             ) from None
     return ReferencePoints(str(path), names, np.array(xs), np.array(ys), np.array(classes, int), crss)
 
@@ -83,14 +87,14 @@ def read_reference_points(path: str | Path, class_names: list[str], default_crs:
 Row = tuple[str, Any, Any, Any, str]
 
 
-def csv_rows(path: Path, text: str, default_crs: str) -> list[Row]:
+def csv_rows(named: str, text: str, default_crs: str) -> list[Row]:
     reader = csv.DictReader(text.splitlines())
     columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
     missing = [column for column in COLUMNS if column not in columns]
     if missing:
         raise ReferencePointsError(
-            f"{OPTION}={path} has no column {', '.join(missing)} (its columns: {', '.join(columns) or 'none'}); "
-            "give x, y, class and, if not EPSG:4326 lon/lat, crs (or --maps.reference_crs)"
+            f"{named} has no column {', '.join(missing)} (its columns: {', '.join(columns) or 'none'}); "
+            "give x, y, class and, for coordinates other than lon/lat (EPSG:4326), crs"
         )
     rows = []
     for line, row in enumerate(reader, start=2):  # the header is line 1
@@ -100,26 +104,26 @@ def csv_rows(path: Path, text: str, default_crs: str) -> list[Row]:
     return rows
 
 
-def geojson_rows(path: Path, text: str) -> list[Row]:
+def geojson_rows(named: str, text: str) -> list[Row]:
     try:
         document = json.loads(text)
     except ValueError as err:
-        raise ReferencePointsError(f"{OPTION}={path} is not JSON ({err}); give a GeoJSON FeatureCollection") from None
+        raise ReferencePointsError(f"{named} is not JSON ({err}); give a GeoJSON FeatureCollection") from None
     features = document.get("features") if isinstance(document, dict) else None
     if isinstance(document, dict) and document.get("type") == "Feature":
         features = [document]
     if not isinstance(features, list):
-        raise ReferencePointsError(f"{OPTION}={path} is not a GeoJSON FeatureCollection of points")
+        raise ReferencePointsError(f"{named} is not a GeoJSON FeatureCollection of points")
     rows = []
     for i, feature in enumerate(features):
         name = f"feature {i}" + (f" (id {feature['id']})" if isinstance(feature, dict) and "id" in feature else "")
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
         if not isinstance(geometry, dict) or geometry.get("type") != "Point":
             kind = geometry.get("type") if isinstance(geometry, dict) else "no geometry"
-            raise ReferencePointsError(f"{OPTION}={path}, {name} is {kind}, not a Point; give points only")
+            raise ReferencePointsError(f"{named}, {name} is {kind}, not a Point; give points only")
         properties = feature.get("properties") or {}
         if "class" not in properties:
-            raise ReferencePointsError(f"{OPTION}={path}, {name} has no 'class' property; give each point its class")
+            raise ReferencePointsError(f"{named}, {name} has no 'class' property; give each point its class")
         x, y, *_ = [*(geometry.get("coordinates") or []), None, None]
         rows.append((name, x, y, properties["class"], "EPSG:4326"))
     return rows
