@@ -103,6 +103,9 @@ class MapAccuracy:
         mapped = self.areas.hectares if self.areas.hectares is not None else self.areas.cells
         unit = "hectares" if self.areas.hectares is not None else "cells"
         unsampled = [name for name, area, row in zip(names, mapped, counts, strict=True) if area and not row.sum()]
+        if not self.used.any():
+            record["area_adjusted_note"] = "not estimated: no point falls on the map's data"
+            return jsonable(record)
         if unsampled:
             record["area_adjusted_note"] = (
                 f"not estimated: mapped class(es) {', '.join(unsampled)} hold no reference points; a stratified "

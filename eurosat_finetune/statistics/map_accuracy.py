@@ -80,6 +80,8 @@ def stratified_estimates(
     if empty.size:
         raise ValueError(f"map classes {empty.tolist()} have area but no sample points: every stratum needs some")
     total = mapped.sum()
+    if not total > 0:
+        raise ValueError("the map gives no class any area")
     weights = mapped / total  # W_i
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(row_totals[:, None] > 0, n / row_totals[:, None], 0.0)  # n_ij / n_i.
