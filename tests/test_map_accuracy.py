@@ -114,6 +114,8 @@ def test_a_utm_map_of_640_m_cells_gives_40_96_ha_a_cell() -> None:
     assert areas.shares == pytest.approx([2 / 7, 2 / 7, 3 / 7])
     record = areas.as_dict()
     assert record["mapped_hectares"] == pytest.approx(7 * 40.96) and record["classes"]["c"]["cells"] == 3
+    plain = class_areas(classes, ["a", "b", "c"], 255, None, rasterio.Affine.identity())  # a photo mapped: no CRS
+    assert plain.hectares is None and plain.how == "cells only: the map has no CRS" and plain.shares[2] == 3 / 7
     feet = row_cell_areas(rasterio.CRS.from_epsg(2263), from_origin(1e6, 2e5, 100, 100), 1)[0]  # US survey feet
     assert feet[0] == pytest.approx((100 * 1200 / 3937) ** 2, rel=1e-12)
 
