@@ -2,6 +2,7 @@
 
 import functools
 import http.server
+import math
 import os
 import shutil
 import sys
@@ -208,6 +209,13 @@ def write_config(path: Path, data_root: Path, log_dir: Path, **trainer: object) 
     }
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def wilson_by_hand(right: int, images: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson's 95% score interval, from its formula (Wilson 1927; Newcombe 1998, method 3)."""
+    centre = (right + z**2 / 2) / (images + z**2)
+    half = z * math.sqrt(right * (images - right) / images + z**2 / 4) / (images + z**2)
+    return centre - half, centre + half
 
 
 def version_dir(log_dir: Path, n: int) -> Path:

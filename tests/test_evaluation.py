@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import re
 import shutil
 import warnings
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import FAST, cli_error, read_metrics, run_cli, version_dir
+from conftest import FAST, REPO, TINY_VIT, cli_error, read_metrics, run_cli, version_dir
 from PIL import Image
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, classification_report, f1_score, recall_score
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -81,7 +82,7 @@ def test_test_metrics_match_scikit_learn(run: dict, sample_root: Path) -> None:
     expected = classification_report(
         y_true, y_pred, labels=range(10), target_names=list(EUROSAT_CLASSES), output_dict=True, zero_division=0
     )
-    assert report.keys() == expected.keys()
+    assert report.keys() - {"intervals"} == expected.keys()
     for key, scores in expected.items():
         assert report[key] == pytest.approx(scores), key
     assert "HerbaceousVegetation" in (report_dir / "classification_report.txt").read_text()
@@ -215,3 +216,97 @@ def test_learning_curve_drives_the_cli(sample_root: Path, tmp_path: Path) -> Non
     assert not list(out.rglob("*.ckpt"))  # measurements only
     with pytest.raises(SystemExit, match="exists"):  # an earlier curve is never overwritten
         learning_curve.main(["--sizes", "10", "--out", str(out), *configs, *data])
+
+
+def newest_run(logs: Path) -> Path:
+    """The run folder of the CLI run just made (other tests of this module add runs to the same logs)."""
+    return max((logs / "lightning_logs").glob("version_*"), key=lambda path: int(path.name.split("_")[1]))
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow  # end-to-end runs: the full suite
+def test_each_test_image_s_prediction_and_two_models_compared_image_by_image(
+    run: dict, sample_root: Path, capsys: pytest.CaptureFixture
+) -> None:
+    tested = version_dir(run["logs"], 1)
+    y_true, y_pred = predictions_of(run["best"], sample_root)  # computed here, without Lightning's loops
+    rows = rows_of(tested / "test_predictions.csv")
+    assert [r["true"] for r in rows] == [EUROSAT_CLASSES[i] for i in y_true]
+    assert [r["predicted"] for r in rows] == [EUROSAT_CLASSES[i] for i in y_pred]
+    assert all(r["image"] == f"{r['true']}/{Path(r['image']).name}" for r in rows)  # below the class folders
+
+    # two tiny ViTs on the same split: A not trained (learning rate 0), B trained for 8 epochs (about 95%)
+    common = ["--model", str(REPO / "configs" / "models" / "tiny_vit.yaml"), f"--data.root={sample_root}", *FAST]
+    common += [f"--trainer.default_root_dir={run['tmp'] / 'paired'}", "--export.after_fit=false"]
+    runs = run["tmp"] / "paired" / "lightning_logs"
+    run_cli(["fit", *common, "--model.optimizer.init_args.lr=0", "--trainer.max_epochs=1"])
+    run_cli(["fit", *common, "--trainer.max_epochs=8"])
+    a_checkpoint, b_checkpoint = (runs / f"version_{n}" / "checkpoints" / "best.ckpt" for n in (0, 1))
+    run_cli(["test", *common, f"--ckpt_path={a_checkpoint}"])
+    a_run = runs / "version_2"
+    printed = run_cli(["test", *common, f"--ckpt_path={b_checkpoint}", f"--report.compare_with={a_run}"], capsys)
+    b_run = runs / "version_3"
+    a_rows, b_rows = rows_of(a_run / "test_predictions.csv"), rows_of(b_run / "test_predictions.csv")
+    assert [r["image"] for r in a_rows] == [r["image"] for r in b_rows]
+    a_right = np.array([r["true"] == r["predicted"] for r in a_rows])
+    b_right = np.array([r["true"] == r["predicted"] for r in b_rows])
+    only_a, only_b = int(np.sum(a_right & ~b_right)), int(np.sum(b_right & ~a_right))
+    assert only_b > only_a  # training helped
+    comparison = json.loads((b_run / "comparison.json").read_text())
+    assert (comparison["only_a_correct"], comparison["only_b_correct"]) == (only_a, only_b)
+    assert comparison["difference"]["estimate"] == pytest.approx((only_b - only_a) / len(a_rows))
+    m = only_a + only_b
+    exact = min(1.0, 2 * sum(math.comb(m, i) for i in range(min(only_a, only_b) + 1)) / 2**m)
+    assert comparison["p_value"] == pytest.approx(exact, rel=1e-9)
+    assert f"Against {a_run / 'test_predictions.csv'} on the same {len(a_rows)} images: accuracy +" in printed
+    assert comparison["verdict"] in printed.replace("This model", "this model")
+
+    # B against its own earlier test: nothing told apart
+    run_cli(
+        ["test", "--config", str(run["config"]), *FAST, f"--ckpt_path={run['best']}", f"--report.compare_with={tested}"]
+    )
+    itself = json.loads((newest_run(run["logs"]) / "comparison.json").read_text())
+    assert (itself["difference"]["estimate"], itself["p_value"], itself["only_a_correct"]) == (0, 1, 0)
+
+
+def test_a_comparison_with_another_test_set_is_refused_in_one_line(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = EuroSATDataModule(root=sample_root, loader=LoaderOptions(num_workers=0))
+    data.setup("test")
+    root = sample_root / "EuroSAT_RGB"
+    images = [Path(f).relative_to(root).as_posix() for f in data.test_dataset.files]
+    true = [EUROSAT_CLASSES[label] for label in data.test_dataset.labels]
+    earlier = tmp_path / "earlier.csv"
+    args = ["test", *FAST, f"--data.root={sample_root}", "--model.network.pretrained=null"]
+    args += [f"--model.network.architecture={json.dumps({'model_type': 'vit', **TINY_VIT})}"]
+    args += [f"--trainer.default_root_dir={tmp_path / 'runs'}", f"--report.compare_with={earlier}"]
+
+    def refused(images: list[str], true: list[str]) -> str:
+        earlier.write_text(
+            "image,true,predicted\n" + "".join(f"{i},{t},{t}\n" for i, t in zip(images, true, strict=True))
+        )
+        return cli_error(args, capsys)
+
+    other = refused(["Forest/not_in_this_split.jpg", *images[1:]], true)
+    assert other == (
+        f"eurosat: error: --report.compare_with: {earlier} holds {len(images)} test images and this test "
+        f"{len(images)}, and 2 are not in both (e.g. {min(images[0], 'Forest/not_in_this_split.jpg')}); compare two "
+        "tests of the same "
+        "split (data.split, the same data)\n"
+    )
+    relabelled = refused(images, ["River", *true[1:]] if true[0] != "River" else ["Forest", *true[1:]])
+    assert relabelled.startswith(f"eurosat: error: --report.compare_with: {earlier}: 1 test images have another true")
+    assert relabelled.count("\n") == 1
+    earlier.write_text("path,class\nx.jpg,Forest\n")
+    assert "is not a test's predictions (it needs the columns image, true, predicted" in cli_error(args, capsys)
+    missing = tmp_path / "no-such-run"
+    assert cli_error([*args, f"--report.compare_with={missing}"], capsys) == (
+        f"eurosat: error: --report.compare_with: {missing} does not exist; give the run folder of an earlier "
+        "`eurosat test` (it holds test_predictions.csv) or that file\n"
+    )
+    assert not list((tmp_path / "runs").rglob("confusion_matrix.png"))  # no test ran

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import FAST, REPO, TINY_VIT, run_cli
+from conftest import FAST, REPO, TINY_VIT, run_cli, wilson_by_hand
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from eurosat_finetune.data.loaders import LoaderOptions
@@ -136,8 +136,11 @@ def test_model_card_holds_the_run_s_numbers(fitted: dict, sample_root: Path) -> 
     assert metadata["pipeline_tag"] == "image-classification" and metadata["library_name"] == "transformers"
     epoch = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["epoch"]
     logged = logged_at_epoch_end(run, epoch)
-    figures = " | ".join(f"{logged[key]:.4f}" for key in ("val_acc", "val_macro_f1", "val_loss"))
+    low, high = wilson_by_hand(round(logged["val_acc"] * 20), 20)  # the 20 validation images of the split below
+    acc = f"{logged['val_acc']:.4f} ({low:.4f} to {high:.4f})"
+    figures = " | ".join([acc, *(f"{logged[key]:.4f}" for key in ("val_macro_f1", "val_loss"))])
     assert f"| validation (epoch {epoch}, the best) | {figures} |" in card
+    assert "In brackets, 95% intervals: Wilson's for accuracy" in card
     assert "140 training, 20 validation, 40 test images" in card and ", seed 0)" in card
     assert "0 `AnnualCrop`" in card and "9 `SeaLake`" in card and "trained from scratch" in card
     assert 'pipeline("image-classification"' in card

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, TINY_VIT, run_cli, version_dir
+from conftest import FAST, TINY_VIT, run_cli, version_dir, wilson_by_hand
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -19,7 +19,7 @@ from eurosat_finetune.data.loaders import LoaderOptions
 from eurosat_finetune.model import ImageClassifier
 from eurosat_finetune.model.options import NetworkOptions, OptimizationOptions
 from eurosat_finetune.outputs.huggingface_export import HuggingFaceExport
-from eurosat_finetune.outputs.run_record import RunRecord, best_checkpoint, figures
+from eurosat_finetune.outputs.run_record import RunRecord, best_checkpoint
 
 TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 
@@ -47,7 +47,10 @@ def test_summary_gives_the_best_validation_not_the_epoch_s_last(
     best = run / "checkpoints" / "best.ckpt"
     saved = torch.load(best, weights_only=True)
     assert saved["global_step"] == first["step"] + 1 == 4  # CSVLogger's step counts from 0
-    assert f"best checkpoint: {best} (epoch 0: {figures(first, 'val')})" in printed, printed
+    low, high = wilson_by_hand(round(first["val_acc"] * 20), 20)  # the split's 20 validation images
+    said = f"val_acc {first['val_acc']:.4f} (95% CI {low:.4f} to {high:.4f}, 20 images), "
+    said += f"val_macro_f1 {first['val_macro_f1']:.4f}, val_loss {first['val_loss']:.4f}"
+    assert f"best checkpoint: {best} (epoch 0: {said})" in printed, printed
 
 
 @pytest.mark.filterwarnings("ignore:Attribute 'scheduler' removed from hparams")  # a lambda, not saved
@@ -77,7 +80,10 @@ def test_best_checkpoint_is_found_by_what_it_is_in_any_callback_order(sample_roo
     assert first["val_loss"] < second["val_loss"], (first, second)  # the lr jumps 30x after step 2
     assert best_checkpoint(trainer) is best and Path(best.best_model_path).name == "best.ckpt"
     epoch, val = record.best_val(trainer)
-    assert epoch == 0 and val == pytest.approx({k: v for k, v in first.items() if k.startswith("val_")})
+    logged = {k: v for k, v in first.items() if k.startswith("val_")}
+    assert epoch == 0 and {k: val[k] for k in logged} == pytest.approx(logged)
+    low, high = wilson_by_hand(round(first["val_acc"] * 20), 20)  # the split's 20 validation images
+    assert (val["val_images"], val["val_acc_low"], val["val_acc_high"]) == pytest.approx((20, low, high))
     exported = AutoModelForImageClassification.from_pretrained(tmp_path / "export").state_dict()  # best.ckpt's
     for path, same in ((best.best_model_path, True), (last.best_model_path, False)):
         saved = torch.load(path, weights_only=True)["state_dict"]

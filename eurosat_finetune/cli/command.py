@@ -177,7 +177,8 @@ class EuroSATCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         """Refuse, before the data is decoded, a checkpoint of other classes, a stray checkpoint
-        callback, and any output that would overwrite an earlier result (see :mod:`.preflight`)."""
+        callback, an input a callback cannot read, and any output that would overwrite an earlier result
+        (see :mod:`.preflight`)."""
         if self.subcommand is None:
             return
         unclaimed_in_config(self.claimed)
@@ -185,6 +186,9 @@ class EuroSATCLI(LightningCLI):
         preflight.check_reference_points(self.trainer, self.model.class_names, self.subcommand)
         if self.checkpoint_hparams and self.datamodule.class_names is not None:  # labelled data: its bands
             preflight.check_bands(self.checkpoint_hparams.get("input_bands"), self.datamodule.band_names)
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, RunFolderCallback):
+                callback.check_inputs(self.subcommand)
         if rank_zero_only.rank != 0:
             return
         built_in = [self.command_config(self.config_init)[group] for group in CHECKPOINT_GROUPS]

@@ -9,11 +9,11 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch.nn import functional as F
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from eurosat_finetune.model import backbones, losses
-from eurosat_finetune.model.metrics import EpochPredictions, stage_metrics
+from eurosat_finetune.model.metrics import EpochPredictions, TestPredictions, in_test_set_order, stage_metrics
 from eurosat_finetune.model.optimization import check_options, check_resumable, configure_module, factory
 from eurosat_finetune.model.options import (
     InputOptions,
@@ -28,6 +28,7 @@ from eurosat_finetune.model.self_describing import SelfDescribingCheckpoint, sav
 from eurosat_finetune.model.starting_network import starting_network
 from eurosat_finetune.pixels import dihedral_views, to_model_input
 from eurosat_finetune.renamed_options import renamed_section
+from eurosat_finetune.statistics.classification import ClassificationIntervals, classification_intervals
 
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1e-4}}
 """Adam at 1e-4, as a class_path spec so ``--print_config`` shows it and its arguments."""
@@ -160,7 +161,8 @@ class ImageClassifier(SelfDescribingCheckpoint):
         return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=smoothing)
 
     def configure_metrics(self) -> None:
-        """One collection per stage; the test also keeps a confusion matrix for the report."""
+        """One collection per stage. Validation also counts its images (for its accuracy's interval); the test
+        keeps a confusion matrix, its figures' intervals and each image's prediction for the report."""
         num_classes = len(self.class_names)
         metrics = stage_metrics(num_classes)
         # losses averaged over images, synced by torchmetrics, so every process count gives the same value
@@ -169,9 +171,14 @@ class ImageClassifier(SelfDescribingCheckpoint):
         self.train_metrics = metrics.clone(prefix="train_")
         self.train_predictions = EpochPredictions()  # updates train_metrics at the epoch's end, see metrics.py
         self.val_metrics = metrics.clone(prefix="val_")
+        self.val_image_count = SumMetric()
+        self.val_images: int | None = None
         self.test_metrics = metrics.clone(prefix="test_")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion_matrix: torch.Tensor | None = None
+        self.test_epoch = EpochPredictions()
+        self.test_intervals: ClassificationIntervals | None = None
+        self.test_predictions: TestPredictions | None = None
 
     def preprocess(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         """Images as stored, as the model's input (see :func:`to_model_input`): a batch, or a list of images."""
@@ -224,24 +231,34 @@ class ImageClassifier(SelfDescribingCheckpoint):
         images, labels = batch
         logits = self(images)
         self.val_metrics.update(logits, labels)
+        self.val_image_count.update(len(labels))
         self.val_loss.update(self.criterion(logits, labels), weight=len(labels))
         self.log("val_loss", self.val_loss, prog_bar=True)
         self.log_dict(self.val_metrics, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_images = int(self.val_image_count.compute())  # synced across processes
+        self.val_image_count.reset()
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self.evaluation_logits(images)
         self.test_metrics.update(logits, labels)
         self.test_confusion.update(logits, labels)
+        self.test_epoch.add(logits, labels)
         self.test_loss.update(self.criterion(logits, labels), weight=len(labels))
         self.log("test_loss", self.test_loss)
         self.log_dict(self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
-        """Per-class accuracy (recall) from the confusion matrix, which is kept for the report."""
+        """Per-class accuracy (recall) from the confusion matrix, which is kept for the report with the
+        figures' intervals and every image's prediction, in the test set's order."""
         matrix = self.test_confusion.compute()  # synced across processes
         self.test_confusion.reset()
         self.test_confusion_matrix = matrix.cpu()
+        self.test_intervals = classification_intervals(self.test_confusion_matrix.numpy())
+        nothing = torch.empty(0, dtype=torch.long, device=self.device)  # a process given no image still gathers
+        self.test_predictions = in_test_set_order(self, *(self.test_epoch.pop() or (nothing, nothing)))
         class_acc = matrix.diag() / matrix.sum(dim=1).clamp(min=1)  # a class with no test images counts 0
         self.log_dict({f"test_acc_{name}": acc for name, acc in zip(self.class_names, class_acc, strict=True)})
 

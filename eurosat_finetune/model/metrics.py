@@ -8,7 +8,10 @@ device (:class:`EpochPredictions`) and updates the same metrics with all of them
 end: the same values, one read-back per epoch instead of several per step.
 """
 
+from dataclasses import dataclass
+
 import torch
+from lightning.pytorch import LightningModule
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
@@ -44,3 +47,28 @@ class EpochPredictions:
         predicted, true = torch.cat(self.predicted), torch.cat(self.true)
         self.predicted, self.true = [], []
         return predicted, true
+
+
+@dataclass(frozen=True)
+class TestPredictions:
+    """The test's predicted and true class of each image evaluated, by the image's index in the test set."""
+
+    indices: torch.Tensor
+    predicted: torch.Tensor
+    true: torch.Tensor
+
+
+def in_test_set_order(module: LightningModule, predicted: torch.Tensor, true: torch.Tensor) -> TestPredictions:
+    """Each process's predictions gathered (``all_gather``, every process calls this) and put back in the
+    test set's order: under DDP process ``r`` of ``W`` evaluated images ``r, r + W, r + 2W, ...``
+    (``UnpaddedSampler``), so row ``k`` of the gathered ``(W, k)`` table holds images ``kW`` to ``kW + W - 1``.
+    Processes hold up to one batch fewer: their rows are padded with -1, which is then left out."""
+    if module.trainer.world_size == 1:
+        return TestPredictions(torch.arange(len(true)), predicted.cpu(), true.cpu())
+    longest = int(module.all_gather(torch.tensor(len(true), device=true.device)).max())
+    padded = torch.full((2, longest), -1, dtype=torch.long, device=true.device)
+    padded[0, : len(predicted)], padded[1, : len(true)] = predicted, true
+    table = module.all_gather(padded)  # (W, 2, longest)
+    predicted_all, true_all = (table[:, row].transpose(0, 1).reshape(-1).cpu() for row in (0, 1))
+    kept = true_all >= 0
+    return TestPredictions(torch.nonzero(kept).flatten(), predicted_all[kept], true_all[kept])

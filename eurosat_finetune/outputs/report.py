@@ -1,4 +1,6 @@
-"""The test report: a confusion matrix (PNG and TensorBoard) and scikit-learn's classification report."""
+"""The test report: a confusion matrix (PNG and TensorBoard), scikit-learn's classification report with the
+figures' 95% intervals, every test image's prediction, and on request the paired comparison with an earlier
+test of another model on the same images."""
 
 import csv
 import json
@@ -11,8 +13,12 @@ from matplotlib.figure import Figure
 from sklearn.metrics import classification_report
 
 from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput, tensorboard
+from eurosat_finetune.outputs.test_predictions import PREDICTIONS_NAME, ImagePredictions, earlier_predictions
+from eurosat_finetune.statistics.classification import ClassificationIntervals, labels_of
+from eurosat_finetune.statistics.paired import compare_paired
 
 REPORT_NAME = "classification_report.txt"  # with .json and .csv beside it
+COMPARISON_NAME = "comparison.json"
 
 
 def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str]) -> Figure:
@@ -36,34 +42,70 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str]) -> Figure:
     return fig
 
 
-def labels_from_confusion_matrix(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (true, predicted) label pairs a confusion matrix counts, for scikit-learn's reports."""
-    pairs = np.indices(matrix.shape).reshape(2, -1)
-    counts = matrix.reshape(-1)
-    return np.repeat(pairs[0], counts), np.repeat(pairs[1], counts)
+def intervals_text(intervals: ClassificationIntervals, names: list[str], tta: bool) -> str:
+    """The figures' 95% intervals, as a table below scikit-learn's."""
+    lines = [
+        f"95% intervals over the {intervals.images} test images"
+        + (" (with test-time augmentation)" if tta else "")
+        + f": accuracy {intervals.accuracy.plain()} ({intervals.accuracy.method}); "
+        f"macro F1 {intervals.macro_f1.plain()} ({intervals.macro_f1.method}, per class too)",
+        "",
+        f"{'class':>24}  {'precision':>17}  {'recall':>17}  {'f1-score':>17}",
+    ]
+    for name, *figures in zip(names, intervals.precision, intervals.recall, intervals.f1, strict=True):
+        lines.append(f"{name:>24}  " + "  ".join(f"{f.low:.4f} to {f.high:.4f}" for f in figures))
+    return "\n".join(lines) + "\n"
 
 
 class EvaluationReport(RunFolderCallback):
-    """After ``test``: confusion matrix PNG (also in TensorBoard) and scikit-learn's classification report.
+    """After ``test``: the confusion matrix, the classification report with 95% intervals, each image's
+    prediction and, with ``compare_with``, this model against an earlier one on the same images.
 
-    Writes ``confusion_matrix.png``, ``classification_report.txt``, ``.json`` and ``.csv`` into the
-    run folder and prints the text report. The numbers come from the model's torchmetrics confusion
-    matrix, which is synced across processes.
+    Writes ``confusion_matrix.png`` (also in TensorBoard), ``classification_report.txt``, ``.json`` and
+    ``.csv`` (each figure with its interval: Wilson's for accuracy, a bootstrap over the test images for the
+    others) and ``test_predictions.csv`` into the run folder, and prints the text report. The numbers come
+    from the model's torchmetrics confusion matrix, which is synced across processes.
 
     Args:
         enabled: Write the report after each test run.
+        compare_with: An earlier test of another model on the same images: its run folder, or its
+            ``test_predictions.csv``. The report adds this model's accuracy less that one's, with a 95%
+            interval for the paired difference, and McNemar's exact test (``comparison.json``, printed).
+            A test on other images is refused before it starts.
     """
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, compare_with: Path | None = None) -> None:
         self.enabled = enabled
+        self.compare_with = compare_with
+        self.earlier: ImagePredictions | None = None
 
     def outputs(self, run_folder: Path, subcommand: str) -> list[RunOutput]:
         if subcommand != "test" or not self.enabled:
             return []
-        return [
+        outputs = [
             RunOutput("confusion matrix", run_folder / "confusion_matrix.png", "run folder"),
             RunOutput("classification report (.txt, .json, .csv)", run_folder / REPORT_NAME, "run folder"),
+            RunOutput("test predictions", run_folder / PREDICTIONS_NAME, "run folder"),
         ]
+        if self.compare_with is not None:
+            outputs.append(RunOutput("comparison", run_folder / COMPARISON_NAME, "run folder"))
+        return outputs
+
+    def check_inputs(self, subcommand: str) -> None:
+        """Read the earlier test's predictions before any work: a missing or foreign file is one line."""
+        if subcommand == "test" and self.enabled and self.compare_with is not None:
+            self.earlier = earlier_predictions(Path(self.compare_with), "--report.compare_with")
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Refuse to compare with a test of other images before this one starts (on every process)."""
+        super().setup(trainer, pl_module, stage)
+        if stage != "test" or self.earlier is None:
+            return
+        dataset = getattr(trainer.datamodule, "test_dataset", None)
+        if dataset is not None:
+            self.earlier.check_same_images(
+                ImagePredictions.of(dataset.files, dataset.labels, list(pl_module.class_names))
+            )
 
     @rank_zero_only
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -81,18 +123,70 @@ class EvaluationReport(RunFolderCallback):
         if writer is not None:
             writer.add_figure("test/confusion_matrix", fig, global_step=trainer.global_step)
 
-        y_true, y_pred = labels_from_confusion_matrix(matrix)
+        intervals: ClassificationIntervals = pl_module.test_intervals
+        tta = bool(pl_module.hparams.get("tta"))
+        y_true, y_pred = labels_of(matrix)
         labels = list(range(len(names)))
         text = classification_report(y_true, y_pred, labels=labels, target_names=names, digits=4, zero_division=0)
+        text += "\n" + intervals_text(intervals, names, tta)
         report = classification_report(
             y_true, y_pred, labels=labels, target_names=names, output_dict=True, zero_division=0
         )
+        report["intervals"] = {**intervals.as_dict(names), "test_time_augmentation": tta}
         (out / REPORT_NAME).write_text(text)
         (out / REPORT_NAME).with_suffix(".json").write_text(json.dumps(report, indent=2))
-        with open((out / REPORT_NAME).with_suffix(".csv"), "w", newline="") as f:
-            rows = csv.writer(f)
-            rows.writerow(["class", "precision", "recall", "f1-score", "support"])
-            for name, scores in report.items():
-                if isinstance(scores, dict):
-                    rows.writerow([name, *(scores[k] for k in ("precision", "recall", "f1-score", "support"))])
+        self.write_csv(out / REPORT_NAME, report, intervals, names)
         print(f"\nClassification report (recall = per-class accuracy), also in {out}:\n{text}")
+
+        tested = self.tested_images(trainer, pl_module)
+        if tested is not None:
+            tested.write(out / PREDICTIONS_NAME)
+            if self.earlier is not None:
+                self.compare(tested, out / COMPARISON_NAME)
+
+    @staticmethod
+    def write_csv(path: Path, report: dict, intervals: ClassificationIntervals, names: list[str]) -> None:
+        """One row per class and average, with each class's 95% intervals and macro F1's."""
+        low_high = [f"{figure}_{end}" for figure in ("precision", "recall", "f1-score") for end in ("low", "high")]
+        with open(path.with_suffix(".csv"), "w", newline="") as f:
+            rows = csv.writer(f)
+            rows.writerow(["class", "precision", "recall", "f1-score", "support", *low_high])
+            per_class = dict(
+                zip(names, zip(intervals.precision, intervals.recall, intervals.f1, strict=True), strict=True)
+            )
+            for name, scores in report.items():
+                if not isinstance(scores, dict) or name == "intervals":
+                    continue
+                bounds = [""] * len(low_high)
+                if name in per_class:
+                    bounds = [value for interval in per_class[name] for value in (interval.low, interval.high)]
+                elif name == "macro avg":
+                    bounds[4:] = [intervals.macro_f1.low, intervals.macro_f1.high]
+                rows.writerow([name, *(scores[k] for k in ("precision", "recall", "f1-score", "support")), *bounds])
+
+    @staticmethod
+    def tested_images(trainer: Trainer, pl_module: LightningModule) -> ImagePredictions | None:
+        """Each test image's file, true and predicted class, in the test set's order."""
+        predictions = getattr(pl_module, "test_predictions", None)
+        dataset = getattr(trainer.datamodule, "test_dataset", None)
+        if predictions is None or dataset is None or not hasattr(dataset, "files"):
+            return None
+        files = [dataset.files[i] for i in predictions.indices.tolist()]
+        names = list(pl_module.class_names)
+        return ImagePredictions.of(files, predictions.true.tolist(), names, predictions.predicted.tolist())
+
+    def compare(self, tested: ImagePredictions, path: Path) -> None:
+        """This model (B) against the earlier one (A), image by image."""
+        earlier = self.earlier  # holds the same images: setup checked the whole test set
+        by_image = dict(zip(earlier.images, earlier.correct(), strict=True))
+        a_correct = np.array([by_image[image] for image in tested.images])
+        comparison = compare_paired(a_correct, np.array(tested.correct()), names=("the earlier model", "this model"))
+        record = {"earlier": str(earlier.source), **comparison.as_dict()}
+        path.write_text(json.dumps(record, indent=2))
+        print(
+            f"Against {earlier.source} on the same {comparison.images} images: accuracy "
+            f"{100 * comparison.difference.estimate:+.2f} points "
+            f"(95% CI {100 * comparison.difference.low:+.2f} to {100 * comparison.difference.high:+.2f}); "
+            f"{comparison.only_b_correct} images right only here, {comparison.only_a_correct} only there. "
+            f"{comparison.verdict[0].upper()}{comparison.verdict[1:]}."
+        )

@@ -50,6 +50,10 @@ class RunFolderCallback(Callback):
         start if any of it exists, and names what was written when the subcommand ends."""
         return []
 
+    def check_inputs(self, subcommand: str) -> None:
+        """Read and check, on every process, what this callback reads in ``subcommand`` (an earlier run's
+        files, say), so that a bad one is refused in one line before any work."""
+
 
 def tensorboard(trainer: Trainer) -> Any:
     """The TensorBoard ``SummaryWriter`` of the run, or None if it does not log to TensorBoard."""

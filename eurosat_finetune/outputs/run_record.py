@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from eurosat_finetune.outputs.run_folder import RunOutput
+from eurosat_finetune.statistics.proportions import proportion_interval
 
 
 class RunRecord(Callback):
@@ -29,11 +30,16 @@ class RunRecord(Callback):
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.sanity_checking:
             metrics = trainer.callback_metrics.items()
-            self.val[trainer.global_step] = {k: float(v) for k, v in metrics if k.startswith("val_")}
+            val = {k: float(v) for k, v in metrics if k.startswith("val_")}
+            images = getattr(pl_module, "val_images", None)
+            if images and "val_acc" in val:  # the images right are a whole number: acc x images, rounded
+                interval = proportion_interval(round(val["val_acc"] * images), images)
+                val.update(val_images=images, val_acc_low=interval.low, val_acc_high=interval.high)
+            self.val[trainer.global_step] = val
             self.epoch_at[trainer.global_step] = trainer.current_epoch
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_")}
+        self.test = test_figures(trainer)
 
     def state_dict(self) -> dict[str, Any]:
         return {"val": self.val, "epoch_at": self.epoch_at}
@@ -54,6 +60,22 @@ class RunRecord(Callback):
             return self.last_val()
         saved = torch.load(best.best_model_path, map_location="cpu", weights_only=True, mmap=True)
         return saved.get("epoch"), self.val.get(saved.get("global_step"), {})
+
+
+def test_figures(trainer: Trainer) -> dict[str, float]:
+    """The test's metrics as logged, with the number of images and the 95% intervals of its accuracy and
+    macro F1 that the model worked out from its confusion matrix (``test_acc_low``, ``test_acc_high``, ...)."""
+    figures = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_")}
+    intervals = getattr(trainer.lightning_module, "test_intervals", None)
+    if intervals is not None:
+        figures.update(
+            test_images=intervals.images,
+            test_acc_low=intervals.accuracy.low,
+            test_acc_high=intervals.accuracy.high,
+            test_macro_f1_low=intervals.macro_f1.low,
+            test_macro_f1_high=intervals.macro_f1.high,
+        )
+    return figures
 
 
 def record_of(trainer: Trainer) -> RunRecord | None:
@@ -85,14 +107,24 @@ def closing_summary(trainer: Trainer, subcommand: str, run_folder: Path, config:
     elif subcommand == "validate":
         lines.append(f"  {figures(record.last_val()[1], 'val')}")
     elif subcommand == "test":
-        lines.append(f"  {figures(record.test, 'test')}")
+        tta = bool(trainer.lightning_module.hparams.get("tta"))
+        lines.append(f"  {figures(record.test, 'test')}" + (" (with test-time augmentation)" if tta else ""))
     lines += [f"  {output.what}: {output.path}" for output in outputs]
     return "\n".join(lines)
 
 
 def figures(metrics: dict[str, float], stage: str) -> str:
-    keys = (f"{stage}_acc", f"{stage}_macro_f1", f"{stage}_loss")
-    return ", ".join(f"{key} {metrics[key]:.4f}" for key in keys if key in metrics) or "no metrics"
+    """``test_acc 0.9841 (95% CI 0.9804 to 0.9871, 5400 images), test_macro_f1 ..., test_loss 0.0512``."""
+    said = []
+    for key in (f"{stage}_acc", f"{stage}_macro_f1", f"{stage}_loss"):
+        if key not in metrics:
+            continue
+        figure = f"{key} {metrics[key]:.4f}"
+        if f"{key}_low" in metrics:
+            images = f", {int(metrics[f'{stage}_images'])} images" if key == f"{stage}_acc" else ""
+            figure += f" (95% CI {metrics[f'{key}_low']:.4f} to {metrics[f'{key}_high']:.4f}{images})"
+        said.append(figure)
+    return ", ".join(said) or "no metrics"
 
 
 def log_run_metrics(trainer: Trainer, hparams: dict[str, Any], figures: dict[str, float]) -> None:
