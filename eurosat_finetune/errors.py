@@ -68,3 +68,8 @@ class CacheError(UserError, OSError):
 
 class CatalogueError(UserError, OSError):
     """A STAC catalogue, item or search that cannot be reached or read, or the ``stac`` extra not installed."""
+
+
+class ReferencePointsError(UserError, ValueError):
+    """Reference points for a map's accuracy that cannot be read: no such file, a missing column, a class the
+    model does not have, a coordinate or CRS that is not one."""

@@ -183,6 +183,7 @@ class EuroSATCLI(LightningCLI):
             return
         unclaimed_in_config(self.claimed)
         self.model.check_classes(self.checkpoint_hparams.get("class_names"))
+        preflight.check_reference_points(self.trainer, self.model.class_names, self.subcommand)
         if self.checkpoint_hparams and self.datamodule.class_names is not None:  # labelled data: its bands
             preflight.check_bands(self.checkpoint_hparams.get("input_bands"), self.datamodule.band_names)
         for callback in self.trainer.callbacks:

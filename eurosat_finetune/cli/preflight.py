@@ -1,5 +1,6 @@
-"""Checks the CLI makes before any work starts: the ``--ckpt_path``, the checkpoint callbacks, and every
-output of the run, so that a bad input fails in one line and nothing a user had is overwritten."""
+"""Checks the CLI makes before any work starts: the ``--ckpt_path``, the checkpoint callbacks, the maps'
+reference points, and every output of the run, so that a bad input fails in one line and nothing a user had
+is overwritten."""
 
 import contextlib
 import tempfile
@@ -11,6 +12,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from eurosat_finetune.errors import BandError, CheckpointError, ConfigError, OutputError
+from eurosat_finetune.outputs.land_cover_maps import LandCoverMaps
 from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput
 
 # --ckpt_path values that Lightning resolves itself rather than reading a file.
@@ -114,3 +116,13 @@ def check_bands(saved: dict[str, list] | None, data_bands: list[str] | None) -> 
             f"the checkpoint was trained on bands {trained or 'RGB'} but the data gives {data_bands or 'RGB'}; "
             "evaluate it on data with the checkpoint's bands (data.bands)"
         )
+
+
+def check_reference_points(trainer: Trainer, class_names: list[str] | None, subcommand: str) -> None:
+    """Read the maps' reference points (``--maps.reference_points``) against the model's classes now, so a
+    missing file, column or class is one line before any scene is opened."""
+    if subcommand != "predict" or not class_names:
+        return
+    for callback in trainer.callbacks:
+        if isinstance(callback, LandCoverMaps):
+            callback.reference(list(class_names))

@@ -6,6 +6,7 @@ reader's own :class:`~eurosat_finetune.data.scenes.windows.Scene`: the dataset o
 that reads the windows holds them, and each batch of windows names its scene by index there."""
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,15 @@ from tqdm import tqdm
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
 from eurosat_finetune.data.scenes.windows import Scene, SceneWindows
 from eurosat_finetune.errors import OutputError, UnreadableImageError, UserError
+from eurosat_finetune.outputs.class_areas import class_areas
+from eurosat_finetune.outputs.map_assessment import MapAccuracy, Sampling, assess, report
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
+from eurosat_finetune.outputs.reference_points import ReferencePoints, read_reference_points
 from eurosat_finetune.outputs.run_folder import RunOutput
 from eurosat_finetune.pixels import stretched
 from eurosat_finetune.tools.progress import on_terminal, progress_bar
+
+log = logging.getLogger(__name__)
 
 NODATA_CLASS = 255
 BLOCK_ROWS = 256  # map rows per windowed write
@@ -63,7 +69,7 @@ class MapAccumulator:
 class LandCoverMaps(AddressedPredictionWriter):
     """Write a land-cover map of each scene ``eurosat predict`` maps (see ``data.maps.scenes``) into
     ``<run folder>/maps/``: ``<name>.classes.tif``, ``<name>.preview.png``, ``<name>.json`` (the map's
-    tags as JSON: where its pixels came from) and, on request,
+    tags as JSON: where its pixels came from; each class's area; its accuracy at reference points) and, on request,
     ``<name>.probabilities.tif``, ``<name>`` a product's path under ``data.predict_root`` less
     ``.SAFE``/``.zip``, or a raster's less its suffix. With overlapping windows each map cell averages
     the windows that cover it. Files are written under temporary names and renamed when complete.
@@ -71,14 +77,33 @@ class LandCoverMaps(AddressedPredictionWriter):
     Args:
         dirpath: Folder for the maps; null is ``maps/`` in the run folder. One that holds files is refused.
         probabilities: Also write the per-class probabilities (float32, one band per class).
+        reference_points: Labelled points to assess each map's accuracy at: a CSV with columns x, y, class (a
+            class name or index) and optionally crs, or a GeoJSON of points with a ``class`` property. Checked
+            before any mapping starts.
+        reference_sampling: How the points were drawn: ``stratified`` (stratified random sampling of the map's
+            classes: area-adjusted accuracies and areas, Olofsson et al. 2014) or ``other`` (accuracies at the
+            points only).
+        reference_crs: The CRS of a CSV's x and y where it has no crs column (EPSG:4326: x longitude, y latitude).
     """
 
     kind = SCENE_WINDOWS
 
-    def __init__(self, dirpath: str | Path | None = None, probabilities: bool = False) -> None:
+    def __init__(
+        self,
+        dirpath: str | Path | None = None,
+        probabilities: bool = False,
+        reference_points: str | Path | None = None,
+        reference_sampling: Sampling = "other",
+        reference_crs: str = "EPSG:4326",
+    ) -> None:
         super().__init__()
         self.dirpath = dirpath
         self.probabilities = probabilities
+        self.reference_points = reference_points
+        self.reference_sampling = reference_sampling
+        self.reference_crs = reference_crs
+        self.points: ReferencePoints | None = None
+        self.assessments: dict[str, MapAccuracy] = {}  # each map's accuracy at the points, by map name
         self.accumulators: dict[int, MapAccumulator] = {}
         self.failed: dict[int, str] = {}  # scenes whose files failed while read (by index), and why
         self.windows: SceneWindows | None = None
@@ -97,8 +122,19 @@ class LandCoverMaps(AddressedPredictionWriter):
             return []
         return [RunOutput("land-cover maps", self.directory(run_folder), "--maps.dirpath")]
 
+    def reference(self, class_names: list[str]) -> ReferencePoints | None:
+        """The reference points, read and checked once (the CLI asks before any work; setup asks again)."""
+        if self.reference_points is not None and self.points is None:
+            self.points = read_reference_points(self.reference_points, class_names, self.reference_crs)
+        return self.points
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage == "predict":
+            self.reference(pl_module.class_names)
+
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.windows, self.failed = scene_windows(trainer.predict_dataloaders), {}
+        self.windows, self.failed, self.assessments = scene_windows(trainer.predict_dataloaders), {}, {}
         if self.windows is not None:
             num_classes = len(pl_module.class_names)
             self.accumulators = {i: MapAccumulator(scene, num_classes) for i, scene in enumerate(self.scenes)}
@@ -123,6 +159,8 @@ class LandCoverMaps(AddressedPredictionWriter):
             self.progress.close()
             self.progress = None
         if not self.scenes:
+            if self.points is not None and trainer.is_global_zero:
+                log.warning("%s: no scene was mapped, so no map's accuracy was assessed", self.reference_points)
             return
         folder = self.directory(self.run_folder)
         parts = folder / f".rank{trainer.global_rank}"
@@ -160,6 +198,7 @@ class LandCoverMaps(AddressedPredictionWriter):
                 print(f"Land-cover maps of {len(self.scenes) - len(failed)} scene(s) written to {folder}")
                 if left_out:
                     print(f"Not mapped, {len(left_out)} scene(s) left out: {'; '.join(left_out)}")
+                self.report_accuracy()
         trainer.strategy.barrier()
         if error is not None:
             raise error
@@ -229,7 +268,27 @@ class LandCoverMaps(AddressedPredictionWriter):
                 for band, name in enumerate(class_names, start=1):
                     dst.set_band_description(band, name)
         write_preview(scene, classes, class_names, base.with_name(f"{base.name}.preview.png"))
-        write_sidecar(scene, class_names, base.with_name(f"{base.name}.json"))
+        areas = class_areas(classes, class_names, NODATA_CLASS, grid.crs, grid.transform)  # one bincount: ms
+        assessed: dict[str, Any] = {"areas": areas.as_dict()}
+        if self.points is not None:
+            accuracy = assess(
+                classes,
+                class_names,
+                NODATA_CLASS,
+                grid.crs,
+                grid.transform,
+                self.points,
+                self.reference_sampling,
+                areas,
+            )
+            self.assessments[scene.name] = accuracy
+            assessed["accuracy"] = accuracy.as_dict()
+        write_sidecar(scene, class_names, base.with_name(f"{base.name}.json"), assessed)
+
+    def report_accuracy(self) -> None:
+        """Each map's accuracy, and the points no map could use, named (see :func:`report`)."""
+        if self.points is not None:
+            report(self.points, self.assessments)
 
 
 def scene_windows(loaders: Any) -> SceneWindows | None:
@@ -283,10 +342,10 @@ def write_blocks(dst: Any, array: np.ndarray) -> None:
         dst.write(block, window=Window(0, top, array.shape[2], block.shape[1]))
 
 
-def write_sidecar(scene: Scene, class_names: list[str], path: Path) -> None:
+def write_sidecar(scene: Scene, class_names: list[str], path: Path, assessed: dict[str, Any] | None = None) -> None:
     """What the map's tags say, as JSON beside it (for tools that do not read GeoTIFF tags): its classes and
     grid, and where its pixels came from (for STAC items: each item, its date, baseline, the offset applied and
-    how it was decided), tag values that hold JSON decoded."""
+    how it was decided), tag values that hold JSON decoded; then what was measured of it (``areas``, ``accuracy``)."""
     grid = scene.map_grid
     record = {
         "map": f"{scene.name.rsplit('/', 1)[-1]}.classes.tif",
@@ -297,6 +356,7 @@ def write_sidecar(scene: Scene, class_names: list[str], path: Path) -> None:
         "width": grid.width,
         "height": grid.height,
         "source": {key: decoded(value) for key, value in scene.tags().items()},
+        **(assessed or {}),
     }
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
