@@ -183,7 +183,7 @@ def plot(studies: dict[str, list[TestedRun]], summaries: dict[str, SeedSummary],
     ax.set_xlim(-0.6, len(studies) - 0.4)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.set_title("test accuracy per seed (grey), mean with 95% t interval (blue)", fontsize=9)
+    ax.set_title("each seed (grey); the mean with\nits 95% Student t interval (blue)", fontsize=9)
     fig.savefig(path, dpi=120)
 
 
