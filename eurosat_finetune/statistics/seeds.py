@@ -39,6 +39,11 @@ class SeedComparison:
     verdict: str
 
 
+def no_spread(values: np.ndarray) -> bool:
+    """All equal, up to rounding: accuracies are ratios, and 0.35 - 0.2 is not 0.25 - 0.1 in floating point."""
+    return bool(np.ptp(values) <= 1e-12)
+
+
 def seed_summary(values: list[float], confidence: float = CONFIDENCE) -> SeedSummary:
     """Mean, standard deviation and the mean's t interval (``ttest_1samp(...).confidence_interval()``)."""
     data = np.asarray(values, dtype=float)
@@ -47,9 +52,9 @@ def seed_summary(values: list[float], confidence: float = CONFIDENCE) -> SeedSum
     mean = float(data.mean())
     if data.size == 1:
         return SeedSummary(1, mean, float("nan"), Interval(mean, float("nan"), float("nan"), "one seed", confidence))
-    std = float(data.std(ddof=1))
-    if std == 0:  # every seed gave the same figure: scipy warns and divides by zero; the interval is the point
+    if no_spread(data):  # every seed gave the same figure: scipy warns and divides by zero; the interval is the point
         return SeedSummary(int(data.size), mean, 0.0, Interval(mean, mean, mean, "Student t", confidence))
+    std = float(data.std(ddof=1))
     bounds = ttest_1samp(data, popmean=0).confidence_interval(confidence_level=confidence)
     interval = Interval(mean, float(bounds.low), float(bounds.high), "Student t", confidence)
     return SeedSummary(int(data.size), mean, std, interval)
@@ -68,12 +73,12 @@ def compare_seeds(
     xb = np.array([b[s] for s in seeds] if paired else list(b.values()), dtype=float)
     method = "paired t" if paired else "Welch t"
     estimate = float((xb - xa).mean() if paired else xb.mean() - xa.mean())
-    spread = np.std(xb - xa) if paired else np.std(xa) + np.std(xb)
     if min(xa.size, xb.size) < 2:
         low = high = p_value = float("nan")
-    elif spread == 0:  # no spread at all: the t statistic is 0/0 or infinite; scipy warns and says little
+    elif no_spread(xb - xa) if paired else no_spread(xa) and no_spread(xb):
+        # no spread at all: the t statistic is 0/0 or infinite, and scipy warns; the difference is exact
         low = high = estimate
-        p_value = 1.0 if estimate == 0 else 0.0
+        p_value = 1.0 if abs(estimate) <= 1e-12 else 0.0
     else:
         test = ttest_rel(xb, xa) if paired else ttest_ind(xb, xa, equal_var=False)
         bounds = test.confidence_interval(confidence_level=confidence)
