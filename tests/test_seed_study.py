@@ -76,7 +76,9 @@ def test_a_seed_study_of_run_folders_and_its_own_runs(study: dict) -> None:
     out = study["out"]
     with open(out / "seed_study_runs.csv") as f:
         runs = list(csv.DictReader(f))
-    assert [(r["configuration"], int(r["seed"])) for r in runs] == [(c, s) for c in ("plain", "lower_lr") for s in SEEDS]
+    assert [(r["configuration"], int(r["seed"])) for r in runs] == [
+        (c, s) for c in ("plain", "lower_lr") for s in SEEDS
+    ]
     for row in runs:  # each accuracy is its run folder's own test report
         report = json.loads((Path(row["run_folder"]) / "classification_report.json").read_text())
         assert float(row["test_acc"]) == report["accuracy"]
