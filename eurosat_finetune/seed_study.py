@@ -23,6 +23,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from eurosat_finetune.cli import build_cli, show_progress_messages
+from eurosat_finetune.cli.command import one_line
 from eurosat_finetune.errors import ConfigError, OutputError, UserError
 from eurosat_finetune.outputs.tested_runs import TestedRun, find_runs, read_run
 from eurosat_finetune.statistics.seeds import SeedComparison, SeedSummary, compare_seeds, seed_summary
@@ -61,6 +62,7 @@ def run_seed(seed: int, runs_dir: Path, cli_args: list[str]) -> TestedRun:
             f"--trainer.logger.save_dir={runs_dir}",
             f"--trainer.logger.name=seed_{seed}",
             "--export.after_fit=false",
+            "--report.enabled=true",  # its classification_report.json is what the study reads back
         ],
         run=False,
     )
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> tuple[dict[str, SeedSummary], list[Se
     try:
         summaries, comparisons = study(args.study, args.seeds, args.name, args.out, cli_args)
     except UserError as err:
-        sys.stderr.write(f"seed_study: error: {err}\n")
+        sys.stderr.write(f"seed_study: error: {one_line(err)}\n")
         raise SystemExit(2) from None
     return summaries, comparisons
 

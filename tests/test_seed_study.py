@@ -218,6 +218,8 @@ def test_refusals(study: dict, tmp_path: Path, capsys: pytest.CaptureFixture) ->
     (test / "config.yaml").write_text(yaml.safe_dump({**config, "ckpt_path": str(fit / "checkpoints" / "last.ckpt")}))
     message = refusal(["--study", f"a={test}", *new], capsys)
     assert f"{fit / 'config.yaml'}: seed_everything is None, not a seed" in message
+    (test / "config.yaml").write_text(yaml.safe_dump({**config, "ckpt_path": None}))
+    assert "tested without --ckpt_path, so no fit run gives its seed" in refusal(["--study", f"a={test}", *new], capsys)
     (test / "config.yaml").unlink()
     assert f"{test} holds a test report but no config.yaml" in refusal(["--study", f"a={test}", *new], capsys)
 
