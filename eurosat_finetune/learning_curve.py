@@ -67,8 +67,8 @@ def plot(rows: list[dict[str, float]], path: Path, title: str) -> None:
         [100 * r["test_acc_high"] - yi for yi, r in zip(y, rows, strict=True)],
     ]
     ax.errorbar(x, y, yerr=error, marker="o", capsize=3, label="test accuracy, 95% Wilson interval")
-    for xi, yi in zip(x, y, strict=True):
-        ax.annotate(f"{yi:.1f}", (xi, yi), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    for xi, yi in zip(x, y, strict=True):  # each figure beside its error bar, not on it
+        ax.annotate(f"{yi:.1f}", (xi, yi), textcoords="offset points", xytext=(5, 3), ha="left", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("training images (each seen once per epoch)")
     ax.set_ylabel("test accuracy (%)")
