@@ -2,7 +2,8 @@
 
 For each training-set size, one LightningCLI fit (``--data.split.train_size``; one epoch by default, so
 every image is seen once) and a test of the final weights on the untouched test split. Writes
-``learning_curve.csv`` and ``learning_curve.png`` (log x-axis), and each run's logs and test report
+``learning_curve.csv`` (each accuracy with its 95% Wilson interval over the test images) and
+``learning_curve.png`` (log x-axis, the intervals as error bars), and each run's logs and test report
 under ``--out``. Every option after the curve's own goes to the CLI, as for ``eurosat fit``::
 
     python -m eurosat_finetune.learning_curve --out runs/learning_curve --config configs/fit.yaml
@@ -16,6 +17,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from eurosat_finetune.cli import build_cli, show_progress_messages
+from eurosat_finetune.statistics.proportions import proportion_interval
 
 DEFAULT_SIZES = ("10", "32", "100", "320", "1000", "3200", "all")
 
@@ -40,28 +42,40 @@ def run_size(size: str, epochs: int, out: Path, cli_args: list[str]) -> dict[str
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule)
+    # how sure each point is from its test images alone (Wilson's interval): the seed's spread is not in it
+    test_images = len(cli.datamodule.test_dataset)
+    interval = proportion_interval(round(results["test_acc"] * test_images), test_images)
     return {
         "train_images": len(cli.datamodule.train_dataset),
         "test_acc": results["test_acc"],
+        "test_images": test_images,
+        "test_acc_low": interval.low,
+        "test_acc_high": interval.high,
         "test_macro_f1": results["test_macro_f1"],
         "seconds": round(time.perf_counter() - start, 1),
     }
 
 
 def plot(rows: list[dict[str, float]], path: Path, title: str) -> None:
+    """Test accuracy against training images (log x-axis), each point with its interval as an error bar."""
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     x = [r["train_images"] for r in rows]
     y = [100 * r["test_acc"] for r in rows]
-    ax.plot(x, y, marker="o")
-    for xi, yi in zip(x, y, strict=True):
-        ax.annotate(f"{yi:.1f}", (xi, yi), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    error = [
+        [yi - 100 * r["test_acc_low"] for yi, r in zip(y, rows, strict=True)],
+        [100 * r["test_acc_high"] - yi for yi, r in zip(y, rows, strict=True)],
+    ]
+    ax.errorbar(x, y, yerr=error, marker="o", capsize=3, label="test accuracy, 95% Wilson interval")
+    for xi, yi in zip(x, y, strict=True):  # each figure beside its error bar, not on it
+        ax.annotate(f"{yi:.1f}", (xi, yi), textcoords="offset points", xytext=(5, 3), ha="left", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("training images (each seen once per epoch)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
     fig.savefig(path, dpi=120)
 
 

@@ -210,6 +210,14 @@ def test_learning_curve_drives_the_cli(sample_root: Path, tmp_path: Path) -> Non
     for size, row in zip(("10", "all"), written, strict=True):  # as each size's own test report (scikit-learn's)
         report = out / f"train_size_{size}" / "version_0" / "classification_report.json"
         assert float(row["test_acc"]) == pytest.approx(json.loads(report.read_text())["accuracy"], abs=1e-6), size
+        # each point's 95% Wilson interval over the test images, worked out here by its formula
+        n, accuracy, z = int(row["test_images"]), float(row["test_acc"]), 1.959964
+        assert n == 40  # 20% of the sample's 200 images
+        centre = (accuracy + z**2 / (2 * n)) / (1 + z**2 / n)
+        half = z / (1 + z**2 / n) * (accuracy * (1 - accuracy) / n + z**2 / (4 * n**2)) ** 0.5
+        assert float(row["test_acc_low"]) == pytest.approx(centre - half, abs=1e-5), size
+        assert float(row["test_acc_high"]) == pytest.approx(centre + half, abs=1e-5), size
+        assert float(row["test_acc_low"]) <= accuracy <= float(row["test_acc_high"])
     with Image.open(out / "learning_curve.png") as image:
         image.verify()
     assert (out / "train_size_10" / "version_0" / "confusion_matrix.png").is_file()

@@ -1,0 +1,246 @@
+"""Test accuracy over training seeds: how much of a difference between two configurations is the seed's.
+
+Each ``--study NAME=PATH`` is one configuration: PATH (a folder, searched at any depth, or a glob) holds its
+test run folders, each with ``classification_report.json`` and ``config.yaml``; a run's seed is the
+``seed_everything`` of the fit that wrote the checkpoint it tested. ``--seeds`` fits and tests one more
+configuration here, once per seed, with every option after the study's own going to the CLI, as for
+``eurosat fit`` (the final weights are tested, as the learning curve does). Per configuration: the number of
+seeds, the mean, standard deviation and 95% Student t interval of the test accuracy; each configuration
+against the first: a paired t-test where both ran the same seeds, Welch's otherwise, said in words. Writes
+``seed_study_runs.csv``, ``seed_study_configurations.csv``, ``seed_study_comparisons.csv`` and
+``seed_study.png`` into ``--out``, never over earlier ones::
+
+    python -m eurosat_finetune.seed_study --study plain=runs/plain --study ramp=runs/ramp --out runs/seed_study
+    python -m eurosat_finetune.seed_study --study plain=runs/plain --seeds 0 1 2 --name ramp --out runs/ramp_seeds \\
+        --config configs/fit.yaml --config configs/cpu.yaml --trainer.max_epochs 25
+"""
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from eurosat_finetune.cli import build_cli, show_progress_messages
+from eurosat_finetune.cli.command import one_line
+from eurosat_finetune.errors import ConfigError, OutputError, UserError
+from eurosat_finetune.outputs.tested_runs import TestedRun, find_runs, read_run
+from eurosat_finetune.statistics.seeds import SeedComparison, SeedSummary, compare_seeds, seed_summary
+
+OUTPUTS = ("seed_study_runs.csv", "seed_study_configurations.csv", "seed_study_comparisons.csv", "seed_study.png")
+
+
+def parse_study(text: str) -> tuple[str, str]:
+    name, sep, where = text.partition("=")
+    if not sep or not name or not where:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=PATH (e.g. plain=runs/plain)")
+    return name, where
+
+
+def one_seed_each(name: str, runs: list[TestedRun]) -> list[TestedRun]:
+    """The runs by seed, refusing a seed run twice: its two accuracies would count as two seeds' spread."""
+    by_seed: dict[int, TestedRun] = {}
+    for run in runs:
+        if run.seed in by_seed:
+            raise ConfigError(
+                f"--study {name}: seed {run.seed} twice ({by_seed[run.seed].folder} and {run.folder}); "
+                "keep one test run per seed under the path"
+            )
+        by_seed[run.seed] = run
+    return [by_seed[seed] for seed in sorted(by_seed)]
+
+
+def run_seed(seed: int, runs_dir: Path, cli_args: list[str]) -> TestedRun:
+    """Fit with ``seed_everything=seed``, then test the final weights, in one run folder."""
+    cli = build_cli(
+        [
+            *cli_args,
+            f"--seed_everything={seed}",
+            "--trainer.enable_checkpointing=false",  # one-shot measurements: the final weights are tested
+            "--trainer.logger=TensorBoardLogger",
+            f"--trainer.logger.save_dir={runs_dir}",
+            f"--trainer.logger.name=seed_{seed}",
+            "--export.after_fit=false",
+            "--report.enabled=true",  # its classification_report.json is what the study reads back
+        ],
+        run=False,
+    )
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    cli.trainer.test(cli.model, datamodule=cli.datamodule)
+    return read_run(Path(cli.trainer.log_dir))  # as any other run folder: the same seed and report
+
+
+def summarise(studies: dict[str, list[TestedRun]]) -> tuple[dict[str, SeedSummary], list[SeedComparison]]:
+    """Each configuration's summary, and each later one against the first."""
+    summaries = {name: seed_summary([run.accuracy for run in runs]) for name, runs in studies.items()}
+    names = list(studies)
+    per_seed = {name: {run.seed: run.accuracy for run in runs} for name, runs in studies.items()}
+    comparisons = [compare_seeds(per_seed[names[0]], per_seed[b], (names[0], b)) for b in names[1:]]
+    return summaries, comparisons
+
+
+def points(value: float) -> str:
+    return f"{100 * value:+.2f}"
+
+
+def table(
+    studies: dict[str, list[TestedRun]], summaries: dict[str, SeedSummary], comparisons: list[SeedComparison]
+) -> str:
+    width = max(len("configuration"), *(len(name) for name in studies))
+    lines = [
+        f"{'configuration':<{width}}  {'n':>2}  {'mean':>7}  {'std':>5}  95% CI (Student t)  seeds",
+    ]
+    for name, summary in summaries.items():
+        seeds = ",".join(str(run.seed) for run in studies[name])
+        low, high = summary.interval.low, summary.interval.high
+        lines.append(
+            f"{name:<{width}}  {summary.n:>2}  {100 * summary.mean:6.2f}%  {100 * summary.std:5.2f}  "
+            f"{100 * low:6.2f} to {100 * high:6.2f}   {seeds}"
+        )
+    for c in comparisons:
+        d = c.difference
+        lines.append(
+            f"{c.b} - {c.a}: {points(d.estimate)} points (95% CI {points(d.low)} to {points(d.high)}, {d.method}, "
+            f"p = {c.p_value:.3g}): {c.verdict}"
+        )
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    with open(path, "x", newline="") as f:  # "x": an earlier study is never overwritten, even by a race
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_outputs(
+    out: Path,
+    studies: dict[str, list[TestedRun]],
+    summaries: dict[str, SeedSummary],
+    comparisons: list[SeedComparison],
+) -> None:
+    runs, configurations, compared, png = (out / name for name in OUTPUTS)
+    write_csv(
+        runs,
+        [
+            {"configuration": name, "seed": run.seed, "test_acc": run.accuracy, "run_folder": str(run.folder)}
+            for name, study in studies.items()
+            for run in study
+        ],
+    )
+    write_csv(
+        configurations,
+        [
+            {
+                "configuration": name,
+                "seeds": s.n,
+                "test_acc_mean": s.mean,
+                "test_acc_std": s.std,
+                "test_acc_low": s.interval.low,
+                "test_acc_high": s.interval.high,
+                "interval": f"{100 * s.interval.confidence:g}% {s.interval.method}",
+            }
+            for name, s in summaries.items()
+        ],
+    )
+    if comparisons:
+        write_csv(
+            compared,
+            [
+                {
+                    "a": c.a,
+                    "b": c.b,
+                    "test": c.difference.method,
+                    "seeds_a": c.n_a,
+                    "seeds_b": c.n_b,
+                    "difference": c.difference.estimate,  # b - a
+                    "difference_low": c.difference.low,
+                    "difference_high": c.difference.high,
+                    "p_value": c.p_value,
+                    "verdict": c.verdict,
+                }
+                for c in comparisons
+            ],
+        )
+    plot(studies, summaries, png)
+
+
+def plot(studies: dict[str, list[TestedRun]], summaries: dict[str, SeedSummary], path: Path) -> None:
+    """Each seed's accuracy as a point, beside its configuration's mean with the 95% interval as an error bar."""
+    fig = Figure(figsize=(1.5 + 1.4 * len(studies), 4), layout="constrained")
+    ax = fig.subplots()
+    for x, (name, runs) in enumerate(studies.items()):
+        ax.scatter([x - 0.1] * len(runs), [100 * run.accuracy for run in runs], color="grey", alpha=0.7, zorder=2)
+        s = summaries[name]
+        if s.n > 1:
+            error = [[100 * (s.mean - s.interval.low)], [100 * (s.interval.high - s.mean)]]
+            ax.errorbar([x + 0.1], [100 * s.mean], yerr=error, fmt="o", color="C0", capsize=4, zorder=3)
+        else:
+            ax.plot([x + 0.1], [100 * s.mean], "o", color="C0", zorder=3)
+        ax.annotate(
+            f"{100 * s.mean:.2f}", (x + 0.1, 100 * s.mean), textcoords="offset points", xytext=(8, -3), fontsize=8
+        )
+    ax.set_xticks(range(len(studies)), [f"{name}\n(n = {summaries[name].n})" for name in studies])
+    ax.set_xlim(-0.6, len(studies) - 0.4)
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_title("each seed (grey); the mean with\nits 95% Student t interval (blue)", fontsize=9)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> tuple[dict[str, SeedSummary], list[SeedComparison]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--study",
+        type=parse_study,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a configuration's test run folders: a folder searched at any depth, or a glob",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[], help="fit and test one configuration per seed here")
+    parser.add_argument("--name", default="run", help="the name of the configuration --seeds runs (default: run)")
+    parser.add_argument("--out", type=Path, default=Path("runs/seed_study"), help="output folder")
+    args, cli_args = parser.parse_known_args(argv)
+    try:
+        summaries, comparisons = study(args.study, args.seeds, args.name, args.out, cli_args)
+    except UserError as err:
+        sys.stderr.write(f"seed_study: error: {one_line(err)}\n")
+        raise SystemExit(2) from None
+    return summaries, comparisons
+
+
+def study(
+    given: list[tuple[str, str]], seeds: list[int], name: str, out: Path, cli_args: list[str]
+) -> tuple[dict[str, SeedSummary], list[SeedComparison]]:
+    names = [n for n, _ in given] + ([name] if seeds else [])
+    if len(set(names)) < len(names):
+        raise ConfigError(f"configuration names {names} repeat one; give each --study (and --name) its own")
+    if not names:
+        raise ConfigError("nothing to study: give --study NAME=PATH, or --seeds with the CLI's options")
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(f"--seeds {' '.join(map(str, seeds))} repeats a seed; give each once")
+    if cli_args and not seeds:
+        raise ConfigError(f"unrecognised options {' '.join(cli_args)}: CLI options go with --seeds only")
+    for path in (out / o for o in OUTPUTS):
+        if path.exists():
+            raise OutputError(f"{path} exists; choose another --out to keep the earlier study")
+    runs_dir = out / name
+    if seeds and runs_dir.exists():
+        raise OutputError(f"{runs_dir} exists; choose another --name or --out for the runs of --seeds")
+
+    studies = {n: one_seed_each(n, find_runs(where)) for n, where in given}  # refused before any fit
+    if seeds:
+        show_progress_messages()  # as `eurosat` does: its progress, and a warning for each old option name
+        studies[name] = [run_seed(seed, runs_dir, cli_args) for seed in seeds]
+    out.mkdir(parents=True, exist_ok=True)
+    summaries, comparisons = summarise(studies)
+    write_outputs(out, studies, summaries, comparisons)
+    print(f"\nSeed study: test accuracy (%) over training seeds\n{table(studies, summaries, comparisons)}")
+    print(f"Written to {out}: {', '.join(o for o in OUTPUTS if (out / o).exists())}")
+    return summaries, comparisons
+
+
+if __name__ == "__main__":
+    main()
