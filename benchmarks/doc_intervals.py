@@ -79,6 +79,8 @@ FIGURES = [
     Figure("variants", "no decay on norms, seed 0", 0.9698, TEST),
     Figure("variants", "no decay on norms, seed 1", 0.9680, TEST),
     Figure("variants", "no decay on norms, ramp 25 ep", 0.9702, TEST),
+    Figure("variants", "no decay on norms, seed 0, validation epoch 20", 0.969, VALIDATION),
+    Figure("variants", "no decay on norms, ramp 25 ep, validation epoch 25", 0.971, VALIDATION),
     # the ablations on the GPU subset (3,000 test images)
     Figure("ablations", "64 px recipe", 0.915, SUBSET),
     Figure("ablations", "no label smoothing", 0.886, SUBSET),
@@ -108,6 +110,9 @@ COMPARISONS = [
     ("recipes", "cpu.yaml, seed 0", "96 px bf16 25 ep 2,2,2,2"),
     ("recipes", "cpu.yaml, seed 0, TTA", "96 px bf16 25 ep 2,2,2,2, TTA"),
     ("recipes", "cpu.yaml, seed 0", "64 px fp32 20 ep"),
+    ("recipes", "96 px bf16 22 ep 2,2,2,2", "64 px fp32 20 ep"),
+    ("recipes", "96 px bf16 25 ep 2,2,2,2", "18 ep lr 2e-3 2,2,2,2"),
+    ("recipes", "96 px bf16 25 ep 2,2,2,2, TTA", "18 ep lr 2e-3 2,2,2,2, TTA"),
     ("recipes", "64 px fp32 20 ep, TTA", "64 px fp32 20 ep"),
     ("variants", "3 stages", "cpu.yaml, seed 0"),
     ("variants", "3 stages, TTA", "cpu.yaml, seed 0, TTA"),
@@ -162,12 +167,12 @@ def main() -> None:
     intervals = {figure.label: figure.interval(args.confidence) for figure in FIGURES}
 
     level = f"{100 * args.confidence:g}%"
-    print(f"{'figure':<46} {'accuracy':>9} {'n':>6} {'low':>7} {'high':>7}   ({level} Wilson score)")
+    print(f"{'figure':<52} {'accuracy':>9} {'n':>6} {'low':>7} {'high':>7}   ({level} Wilson score)")
     for figure in FIGURES:
         if figure.group in chosen:
             interval = intervals[figure.label]
             print(
-                f"{figure.label:<46} {100 * interval.estimate:>8.2f}% {figure.n:>6} "
+                f"{figure.label:<52} {100 * interval.estimate:>8.2f}% {figure.n:>6} "
                 f"{100 * interval.low:>7.2f} {100 * interval.high:>7.2f}"
             )
     print()
