@@ -136,6 +136,7 @@ COMPARISONS = [
     ("ablations", "lower peak lr", "64 px recipe"),
     ("ablations", "cosine per epoch", "64 px recipe"),
     ("reported", "SSL4EO ResNet-50 MoCo or DINO (reported)", "ViT-B/16 ImageNet, RGB (reported)"),
+    ("reported", "SSL4EO ResNet-50 MoCo or DINO (reported)", "SSL4EO ViT-S/16 MoCo (reported)"),
 ]
 
 
