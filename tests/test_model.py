@@ -102,7 +102,18 @@ def test_one_predict_contract_for_images_and_scene_windows(sample_root: Path, tm
     with torch.no_grad():
         out = model.predict_step(batch, 0)
     assert out["kind"] == IMAGES and out["paths"] == [str(p) for p in jpegs]
-    assert out["unreadable"] == [str(tmp_path / "broken.jpg")] and "images" not in out
+    assert out["left_out"] == [(str(tmp_path / "broken.jpg"), "unreadable")] and "images" not in out
+    # an image of another band count is a mismatch, told from its header (before Pillow's libtiff warns)
+    stack = tmp_path / "ms.tif"
+    with rasterio.open(stack, "w", driver="GTiff", height=8, width=8, count=13, dtype="uint16") as dst:
+        dst.write(np.zeros((13, 8, 8), dtype=np.uint16))
+    assert PredictionImages([stack])[0] == (None, str(stack), "13 bands; the model takes RGB images (3 bands)")
+    reads = "13-band GeoTIFFs as EuroSAT MS stores them (it reads B04, B03, B02)"
+    assert PredictionImages([jpegs[0]], bands=[3, 2, 1])[0] == (
+        None,
+        str(jpegs[0]),
+        f"not a GeoTIFF; the model takes {reads}",
+    )
     assert out["probs"].shape == (2, 10) and torch.allclose(out["probs"].sum(dim=-1), torch.ones(2))
 
     scene = tmp_path / "scene.tif"

@@ -69,8 +69,10 @@ class EuroSATDataModule(LightningDataModule):
             ``predict_root``, they are always the checkpoint's.
         split: How the images are split into train, validation and test sets.
         cache: The decode cache: whether the images are decoded once into an array, and where it is kept.
-        skip_unreadable: Leave out images that cannot be decoded, with a warning listing them,
-            instead of stopping with an error that lists them.
+        skip_unreadable: Leave out labelled images (training, validation, test) that cannot be decoded,
+            with a warning listing them, instead of stopping with an error that lists them. ``predict``
+            always leaves out new files it cannot read or the model cannot take (another band count), names
+            each with why, and fails only when it classifies none.
         predict_root: Folder of images and scenes (searched recursively; any file rasterio opens with a
             CRS counts, e.g. ``.jp2``, ``.vrt``), or a Sentinel-2 product, for ``predict``; null: the test
             split. A product (a ``.SAFE`` folder, or a ``.zip`` holding one; L1C or L2A) is one scene. Or STAC

@@ -3,12 +3,14 @@
 import csv
 import os
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 
 from eurosat_finetune.data.predict_batches import IMAGES
+from eurosat_finetune.data.prediction_images import UNREADABLE
 from eurosat_finetune.data.scenes.windows import SceneWindows
 from eurosat_finetune.errors import UnreadableImageError
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
@@ -17,7 +19,8 @@ from eurosat_finetune.outputs.run_folder import RunOutput
 
 class PredictionWriter(AddressedPredictionWriter):
     """Write ``eurosat predict`` results to a CSV: path, predicted class, its probability, then one
-    probability column per class, sorted by path. Unreadable files are listed in a warning.
+    probability column per class, sorted by path. Files left out (the model cannot take them, or they cannot
+    be read) are named with why in a warning; a run that classifies none of them (and maps no scene) fails.
 
     Each process streams its rows to a part file as batches come; at the end the global rank 0
     process merges the parts into the CSV, so a multi-GPU predict loses no rows.
@@ -33,7 +36,7 @@ class PredictionWriter(AddressedPredictionWriter):
         super().__init__()
         self.output = output
         self._rows: Any = None
-        self._unreadable: Any = None
+        self._left_out: Any = None
 
     def csv_output(self, run_folder: Path) -> RunOutput:
         path = Path(self.output) if self.output is not None else run_folder / "predictions.csv"
@@ -53,7 +56,7 @@ class PredictionWriter(AddressedPredictionWriter):
         self.csv_output(self.run_folder).refuse_existing()  # the CLI checked before; Python callers get it here
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._rows = open(self._part(trainer.global_rank, "csv"), "w", newline="")  # noqa: SIM115 (until the end)
-        self._unreadable = open(self._part(trainer.global_rank, "unreadable"), "w")  # noqa: SIM115
+        self._left_out = open(self._part(trainer.global_rank, "left_out"), "w", newline="")  # noqa: SIM115
 
     def write_batch(self, prediction: dict[str, Any], pl_module: LightningModule) -> None:
         rows = csv.writer(self._rows)
@@ -61,50 +64,56 @@ class PredictionWriter(AddressedPredictionWriter):
         for path, row in zip(prediction["paths"], probs, strict=True):
             best = int(row.argmax())
             rows.writerow([path, pl_module.class_names[best], f"{row[best]:.6f}", *(f"{p:.6f}" for p in row)])
-        self._unreadable.writelines(f"{path}\n" for path in prediction["unreadable"])
+        csv.writer(self._left_out).writerows(prediction["left_out"])
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._rows.close()
-        self._unreadable.close()
+        self._left_out.close()
         trainer.strategy.barrier()
-        nothing: list[str] = []  # images none of which could be classified (raised after the last barrier)
+        nothing: list[list[str]] = []  # (file, why) of images none of which was classified (raised after the barrier)
         maps = any(isinstance(getattr(loader, "dataset", None), SceneWindows) for loader in loaders_of(trainer))
         if trainer.is_global_zero:
             nothing = self._merge(trainer.world_size, pl_module.class_names, fail_if_empty=not maps)
         trainer.strategy.barrier()
-        if nothing:  # a run that predicted nothing (no scene mapped either) fails, naming what the model takes
-            names = (getattr(pl_module, "input_bands", None) or {}).get("names")
-            takes = f"{len(names)}-band images ({', '.join(names)})" if names else "RGB images (3 bands)"
+        if nothing:  # a run that predicted nothing (no scene mapped either) fails, naming why
+            reasons = Counter(why for _, why in nothing)
+            why, count = reasons.most_common(1)[0]
+            example = next(path for path, reason in nothing if reason == why)
+            others = f" ({len(nothing) - count} more for other reasons)" if len(reasons) > 1 else ""
+            said = "could not be read" if why == UNREADABLE else f"have {why}"
             raise UnreadableImageError(
-                f"no image under data.predict_root could be classified: {len(nothing)} could not be read as the "
-                f"model takes them ({takes}), e.g. {nothing[0]}"
+                f"no image under data.predict_root could be classified: {count} of {len(nothing)} {said}{others}, "
+                f"e.g. {example}"
             )
 
-    def _merge(self, world_size: int, class_names: list[str], fail_if_empty: bool) -> list[str]:
+    def _merge(self, world_size: int, class_names: list[str], fail_if_empty: bool) -> list[list[str]]:
         """Gather every process's rows into the CSV; with ``fail_if_empty`` and no row, write none and return
-        the images that could not be read (the run predicted nothing)."""
-        rows, unreadable = [], []
+        the images left out, with why (the run predicted nothing)."""
+        rows, left_out = [], []
         for rank in range(world_size):
-            with open(self._part(rank, "csv"), newline="") as f:
-                rows += list(csv.reader(f))
-            unreadable += self._part(rank, "unreadable").read_text().splitlines()
-        if fail_if_empty and unreadable and not rows:  # nothing predicted: no CSV of a header alone (it fails)
-            for rank in range(world_size):
-                self._part(rank, "csv").unlink()
-                self._part(rank, "unreadable").unlink()
-            return sorted(unreadable)
+            for kind, gathered in (("csv", rows), ("left_out", left_out)):
+                with open(self._part(rank, kind), newline="") as f:
+                    gathered += list(csv.reader(f))
+        parts = [self._part(rank, kind) for rank in range(world_size) for kind in ("csv", "left_out")]
+        if fail_if_empty and left_out and not rows:  # nothing predicted: no CSV of a header alone (it fails)
+            for part in parts:
+                part.unlink()
+            return sorted(left_out)
         tmp = self._part(0, "merged")
         with open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["path", "predicted_class", "probability", *class_names])
             writer.writerows(sorted(rows))
         os.replace(tmp, self.path)
-        for rank in range(world_size):
-            self._part(rank, "csv").unlink()
-            self._part(rank, "unreadable").unlink()
-        if unreadable:
-            listing = ", ".join(sorted(unreadable))
-            warnings.warn(f"skipped {len(unreadable)} unreadable image(s), not in {self.path}: {listing}", stacklevel=1)
+        for part in parts:
+            part.unlink()
+        if left_out:
+            if all(why == UNREADABLE for _, why in left_out):
+                said, listing = "unreadable image(s)", ", ".join(path for path, _ in sorted(left_out))
+            else:
+                said = "image(s) the model cannot take or read"
+                listing = ", ".join(f"{path} ({why})" for path, why in sorted(left_out))
+            warnings.warn(f"skipped {len(left_out)} {said}, not in {self.path}: {listing}", stacklevel=1)
         print(f"Predictions written to {self.path}")
         return []
 
