@@ -301,8 +301,8 @@ def test_a_13_band_scene_maps_as_its_tiles_are_classified(
         if descriptions is None:
             assert message == (
                 f"eurosat: error: {bad / 'scene.tif'} has 4 band(s) whose descriptions name no Sentinel-2 bands; "
-                "name them in file order with data.maps.raster_bands, e.g. [B01,B02,B03,B04,B05,B06,B07,B08,B09,B10,"
-                "B11,B12,B8A] (EuroSAT MS's order) or [B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12] (ESA's)"
+                "the model reads 1 band(s), B08: name the file's bands in file order with data.maps.raster_bands, "
+                "a list of 4 names such as B02, B03, B04, B08"
             )
             named = [*common, f"--data.predict_root={bad}", "--data.maps.raster_bands=[B01,B02,B03,B08]"]
             run_cli([*named, f"--trainer.default_root_dir={bad}"])  # named on the command line: mapped

@@ -395,6 +395,13 @@ def test_alpha_bands_internal_masks_and_undescribed_13_band_stacks(
     args = ["predict", *FAST, f"--ckpt_path={ms12}", f"--data.predict_root={tmp_path / 'u'}"]
     error = cli_error([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"], capsys).strip().splitlines()[-1]
     assert error.startswith(f"eurosat: error: {tmp_path / 'u' / 'stack.tif'} has 13 band(s) whose descriptions name no")
+    # an RGB GeoTIFF for the 12-band model: what the file has and what the model reads, no 13-band list to give
+    args = ["predict", *FAST, f"--ckpt_path={ms12}", f"--data.predict_root={tmp_path / 's' / 'masked.tif'}"]
+    error = cli_error([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"], capsys).strip().splitlines()[-1]
+    assert error == (
+        f"eurosat: error: {tmp_path / 's' / 'masked.tif'} has 3 band(s); the model reads 12 band(s), "
+        "B01, B02, B03, B04, B05, B06, B07, B08, B09, B11, B12, B8A: map scenes that hold all of them"
+    )
     ordered = predict(
         ms12, tmp_path / "u", tmp_path / "named", f"--data.maps.raster_bands=[{','.join(EUROSAT_MS_BANDS)}]"
     )

@@ -50,11 +50,20 @@ def multispectral_bands(
     """The band numbers (from 1) to read for a model ``trained`` on those bands, in its channel order;
     and the three shown as true colour in the preview (B04, B03, B02, else the first read, as grey)."""
     names = named_bands(descriptions, scene_bands)
+    count, needs = len(descriptions), f"the model reads {len(trained)} band(s), {', '.join(trained)}"
+    if names is None and count < len(trained):
+        raise BandError(f"{path} has {count} band(s); {needs}: map scenes that hold all of them")
     if names is None:
+        if count == len(EUROSAT_MS_BANDS):  # a whole stack: in one of the two orders users meet
+            example = (
+                f"e.g. [{','.join(EUROSAT_MS_BANDS)}] (EuroSAT MS's order) or "
+                f"[{','.join(sorted(EUROSAT_MS_BANDS, key=_esa_order))}] (ESA's)"
+            )
+        else:
+            example = f"a list of {count} names such as B02, B03, B04, B08"
         raise BandError(
-            f"{path} has {len(descriptions)} band(s) whose descriptions name no Sentinel-2 bands; name them in file "
-            f"order with data.maps.raster_bands, e.g. [{','.join(EUROSAT_MS_BANDS)}] (EuroSAT MS's order) or "
-            f"[{','.join(sorted(EUROSAT_MS_BANDS, key=_esa_order))}] (ESA's)"
+            f"{path} has {count} band(s) whose descriptions name no Sentinel-2 bands; {needs}: name the file's "
+            f"bands in file order with data.maps.raster_bands, {example}"
         )
     missing = [band for band in trained if band not in names]
     if missing:
