@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
@@ -25,13 +25,13 @@ TITLE_SIZE = 9
 TITLE_WIDTH = 0.38  # of the figure's width: a panel's, less its share of the legend and margins
 
 
-def title_lines(text: str, width_px: float, renderer: object, size: float = TITLE_SIZE) -> str:
+def title_lines(text: str, width_px: float, renderer: RendererAgg, size: float = TITLE_SIZE) -> str:
     """``text`` broken into lines no wider than ``width_px`` as ``renderer`` draws it: after a ``_``, ``/``,
     ``.`` or ``-`` where one is near, else anywhere; every character kept, in order."""
     font = FontProperties(size=size)
 
     def fits(line: str) -> bool:
-        return renderer.get_text_width_height_descent(line, font, ismath=False)[0] <= width_px  # type: ignore[attr-defined]
+        return renderer.get_text_width_height_descent(line, font, ismath=False)[0] <= width_px
 
     lines: list[str] = []
     line = ""
