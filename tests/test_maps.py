@@ -14,10 +14,12 @@ import pytest
 import rasterio
 import torch
 from conftest import FAST, REAL_ZIP, REPO, TINY_VIT, cli_error, run_cli, version_dir
+from helpers.legend_read_back import check_legend
 from PIL import Image
 from rasterio.shutil import copy
 from rasterio.transform import from_origin
 
+from eurosat_finetune.data.patches.published import EUROSAT_CLASSES
 from eurosat_finetune.data.patches.splits import stratified_split
 from eurosat_finetune.model import ImageClassifier
 
@@ -160,13 +162,25 @@ def test_16_bit_reflectance_band_order_and_one_band(checkpoint: Path, tmp_path: 
     assert read_band(predict(checkpoint, tmp_path / "c", tmp_path / "lc") / "maps" / "grey.classes.tif").shape == (2, 3)
 
 
-def test_nodata_windows_map_to_nodata(checkpoint: Path, tmp_path: Path) -> None:
+def test_nodata_windows_map_to_nodata_and_the_map_s_legend_names_its_classes(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The map's legend is where GDAL (``<map>.aux.xml``) and QGIS (``<name>.classes.qml``) read it: each class's
+    name in the map's colour table's colour (``tests/test_map_legend.py`` for the legend on its own)."""
     pixels = np.random.default_rng(3).integers(1, 256, (3, 64, 96), dtype=np.uint8)
     pixels[:, :32, :32] = 0  # the top-left window holds only nodata
     (tmp_path / "s").mkdir()
     write_raster(tmp_path / "s" / "edge.tif", pixels, nodata=0)
-    cells = read_band(predict(checkpoint, tmp_path / "s", tmp_path / "logs") / "maps" / "edge.classes.tif")
+    capsys.readouterr()
+    maps = predict(checkpoint, tmp_path / "s", tmp_path / "logs") / "maps"
+    cells = read_band(maps / "edge.classes.tif")
     assert cells[0, 0] == 255 and (cells.ravel()[1:] < 10).all()
+    assert check_legend(maps / "edge.classes.tif") == list(EUROSAT_CLASSES)
+    assert sorted(p.name for p in maps.iterdir()) == [
+        f"edge.{end}" for end in ("classes.qml", "classes.tif", "classes.tif.aux.xml", "json", "preview.png")
+    ]
+    said = capsys.readouterr().out
+    assert f"written to {maps}: each <name>.classes.tif with its legend for GDAL (<name>.classes.tif.aux.xml)" in said
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite
@@ -223,7 +237,9 @@ def test_bad_scenes_are_refused_or_listed(checkpoint: Path, tmp_path: Path, caps
     (mixed / "notes.tif").write_text("not a raster")
     with pytest.warns(UserWarning, match=r"skipped 2 unreadable image\(s\)"):
         run = predict(checkpoint, mixed, tmp_path / "logs")
-    assert sorted(p.name for p in (run / "maps").iterdir()) == ["good.classes.tif", "good.json", "good.preview.png"]
+    assert sorted(p.name for p in (run / "maps").iterdir()) == [
+        f"good.{end}" for end in ("classes.qml", "classes.tif", "classes.tif.aux.xml", "json", "preview.png")
+    ]
     maps = f"--maps.dirpath={run / 'maps'}"  # an existing map is never overwritten: refused before any work
     assert refused(mixed, maps) == (
         f"eurosat: error: {run / 'maps'} already holds files; choose another --maps.dirpath or move them"

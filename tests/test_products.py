@@ -111,7 +111,8 @@ def test_a_product_maps_as_its_pixels_stacked_on_the_10_m_grid(
 
     maps = predict(ms12, product, tmp_path / "l-product")
     name = product.name.split(".")[0]
-    assert sorted(p.name for p in maps.iterdir()) == [f"{name}.{end}" for end in ("classes.tif", "json", "preview.png")]
+    ends = ("classes.qml", "classes.tif", "classes.tif.aux.xml", "json", "preview.png")  # the legend beside the map
+    assert sorted(p.name for p in maps.iterdir()) == [f"{name}.{end}" for end in ends]
     cells, tags = classes_and_tags(maps / f"{name}.classes.tif")
     reference, _ = classes_and_tags(predict(ms12, tmp_path / "stack", tmp_path / "l-stack") / "stack.classes.tif")
     np.testing.assert_array_equal(cells, reference)

@@ -1,9 +1,10 @@
 """Land-cover maps: the windows' class probabilities gathered per scene and written, when predict ends,
 as a Cloud-Optimized GeoTIFF class map (one pixel per stride step, the scene's CRS, a colour table, the
-class names, where its pixels came from), optionally a float32 COG of per-class probabilities, and a
-PNG preview with a legend. Each scene's grid, georeferencing, tags and preview come from the scene
-reader's own :class:`~eurosat_finetune.data.scenes.windows.Scene`: the dataset of the predict loader
-that reads the windows holds them, and each batch of windows names its scene by index there."""
+class names, where its pixels came from) with its legend for GDAL and QGIS (``map_legend.py``),
+optionally a float32 COG of per-class probabilities, and a PNG preview with a legend (``map_preview.py``).
+Each scene's grid, georeferencing, tags and preview come from the scene reader's own
+:class:`~eurosat_finetune.data.scenes.windows.Scene`: the dataset of the predict loader that reads the
+windows holds them, and each batch of windows names its scene by index there."""
 
 import json
 import logging
@@ -14,10 +15,6 @@ from typing import Any
 import numpy as np
 import rasterio
 from lightning.pytorch import LightningModule, Trainer
-from matplotlib import colormaps
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from rasterio.shutil import copy
 from rasterio.windows import Window
 from tqdm import tqdm
@@ -27,27 +24,22 @@ from eurosat_finetune.data.scenes.windows import Scene, SceneWindows
 from eurosat_finetune.errors import OutputError, UnreadableImageError, UserError
 from eurosat_finetune.outputs.class_areas import class_areas
 from eurosat_finetune.outputs.map_assessment import MapAccuracy, Sampling, assess, report
+from eurosat_finetune.outputs.map_legend import NODATA_CLASS, colour_table, legend_paths, write_legend
+from eurosat_finetune.outputs.map_preview import write_preview
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
 from eurosat_finetune.outputs.reference_points import ReferencePoints, read_reference_points
 from eurosat_finetune.outputs.run_folder import RunOutput
-from eurosat_finetune.pixels import stretched
 from eurosat_finetune.tools.progress import on_terminal, progress_bar
 
 log = logging.getLogger(__name__)
 
-NODATA_CLASS = 255
+# what each scene's map is written as, for the closing lines
+MAP_FILES = (
+    "each <name>.classes.tif with its legend for GDAL (<name>.classes.tif.aux.xml) and QGIS (<name>.classes.qml), "
+    "<name>.preview.png and <name>.json"
+)
 BLOCK_ROWS = 256  # map rows per windowed write
 COG_BLOCK = 128  # map pixels a side per COG tile: a 10,980 px scene at a 64 px stride gets an overview
-
-# each panel of the 11 x 5.5 inch figure is about 450 px wide at 100 dpi: a finer image adds nothing to see,
-# and a coarser one is read from the files' overviews (a COG's, a JPEG 2000's levels), a fraction of the bytes
-PREVIEW_SIDE = 512
-
-
-def class_colours(count: int) -> np.ndarray:
-    """One RGB uint8 colour per class (matplotlib's tab10/tab20)."""
-    palette = colormaps["tab10" if count <= 10 else "tab20"]
-    return (np.array([palette(i % palette.N)[:3] for i in range(count)]) * 255).round().astype(np.uint8)
 
 
 class MapAccumulator:
@@ -68,7 +60,8 @@ class MapAccumulator:
 
 class LandCoverMaps(AddressedPredictionWriter):
     """Write a land-cover map of each scene ``eurosat predict`` maps (see ``data.maps.scenes``) into
-    ``<run folder>/maps/``: ``<name>.classes.tif``, ``<name>.preview.png``, ``<name>.json`` (the map's
+    ``<run folder>/maps/``: ``<name>.classes.tif`` with its legend (``<name>.classes.tif.aux.xml`` for GDAL,
+    ``<name>.classes.qml`` for QGIS), ``<name>.preview.png``, ``<name>.json`` (the map's
     tags as JSON: where its pixels came from; each class's area; its accuracy at reference points) and, on request,
     ``<name>.probabilities.tif``, ``<name>`` a product's path under ``data.predict_root`` less
     ``.SAFE``/``.zip``, or a raster's less its suffix. With overlapping windows each map cell averages
@@ -195,7 +188,7 @@ class LandCoverMaps(AddressedPredictionWriter):
             if error is None and len(failed) == len(self.scenes):  # nothing mapped: as one scene failing alone
                 error = UnreadableImageError(f"no scene could be mapped: {'; '.join(left_out)}")
             elif error is None:
-                print(f"Land-cover maps of {len(self.scenes) - len(failed)} scene(s) written to {folder}")
+                print(f"Land-cover maps of {len(self.scenes) - len(failed)} scene(s) written to {folder}: {MAP_FILES}")
                 if left_out:
                     print(f"Not mapped, {len(left_out)} scene(s) left out: {'; '.join(left_out)}")
                 self.report_accuracy()
@@ -221,7 +214,10 @@ class LandCoverMaps(AddressedPredictionWriter):
             except UnreadableImageError as err:  # its files failed as its preview was read: none of its outputs
                 self.failed[i] = str(err)
                 base = folder / scene.name
-                for end in ("classes.tif", "probabilities.tif", "preview.png", "json"):
+                class_map = base.with_name(f"{base.name}.classes.tif")
+                for path in (class_map, *legend_paths(class_map)):
+                    path.unlink(missing_ok=True)
+                for end in ("probabilities.tif", "preview.png", "json"):
                     base.with_name(f"{base.name}.{end}").unlink(missing_ok=True)
 
     def write(self, scene: Scene, acc: MapAccumulator, class_names: list[str], folder: Path) -> None:
@@ -238,22 +234,23 @@ class LandCoverMaps(AddressedPredictionWriter):
             "tiled": True,
             "compress": "deflate",
         }
-        colours = class_colours(len(class_names))
         base = folder / scene.name
         base.parent.mkdir(parents=True, exist_ok=True)
         names = {"class_names": json.dumps(class_names), **{f"class_{i}": n for i, n in enumerate(class_names)}}
+        class_map = base.with_name(f"{base.name}.classes.tif")
         with AtomicRaster(
-            base.with_name(f"{base.name}.classes.tif"),
+            class_map,
             "nearest",
             count=1,
             dtype="uint8",
             nodata=NODATA_CLASS,
             **profile,
         ) as dst:
-            dst.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(colours)})  # before the pixels
+            dst.write_colormap(1, colour_table(class_names))  # before the pixels
             write_blocks(dst, classes[None])
             dst.update_tags(**names, **scene.tags())
             dst.set_band_description(1, "land cover class")
+        write_legend(class_map, class_names)  # the class names where GDAL and QGIS read them
         if self.probabilities:
             with AtomicRaster(
                 base.with_name(f"{base.name}.probabilities.tif"),
@@ -372,27 +369,3 @@ def decoded(value: str) -> Any:
         return json.loads(value, parse_constant=lambda name: name)  # NaN and Infinity stay text: valid JSON
     except ValueError:
         return value
-
-
-def write_preview(scene: Scene, classes: np.ndarray, names: list[str], path: Path) -> None:
-    """The scene (read at most ``PREVIEW_SIDE`` px a side) beside its coloured map, with a legend of class
-    names."""
-    colours = class_colours(len(names))
-    image = scene.preview(PREVIEW_SIDE)
-    # 8-bit colour as the model saw it; reflectance as true colour, stretched
-    shown_image = image if image.dtype == np.uint8 else stretched(image)
-    fig = Figure(figsize=(11, 5.5), layout="constrained")
-    left, right = fig.subplots(1, 2)
-    left.imshow(shown_image.transpose(1, 2, 0))
-    left.set_title(scene.name, fontsize=9)
-    shown = np.ma.masked_equal(classes, NODATA_CLASS)
-    right.imshow(shown, cmap=ListedColormap(colours / 255), vmin=-0.5, vmax=len(names) - 0.5, interpolation="nearest")
-    right.set_title("land cover", fontsize=9)
-    for ax in (left, right):
-        ax.set_xticks([])
-        ax.set_yticks([])
-    handles = [Patch(color=colours[i] / 255, label=name) for i, name in enumerate(names)]
-    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
