@@ -17,7 +17,6 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from eurosat_finetune.cli import build_cli, show_progress_messages
-from eurosat_finetune.statistics.proportions import proportion_interval
 
 DEFAULT_SIZES = ("10", "32", "100", "320", "1000", "3200", "all")
 
@@ -42,13 +41,13 @@ def run_size(size: str, epochs: int, out: Path, cli_args: list[str]) -> dict[str
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule)
-    # how sure each point is from its test images alone (Wilson's interval): the seed's spread is not in it
-    test_images = len(cli.datamodule.test_dataset)
-    interval = proportion_interval(round(results["test_acc"] * test_images), test_images)
+    # how sure each point is from the images it was tested on alone (Wilson's interval, as the test's report
+    # gives it): the seed's spread is not in it
+    interval = cli.model.test_intervals.accuracy
     return {
         "train_images": len(cli.datamodule.train_dataset),
         "test_acc": results["test_acc"],
-        "test_images": test_images,
+        "test_images": cli.model.test_intervals.images,
         "test_acc_low": interval.low,
         "test_acc_high": interval.high,
         "test_macro_f1": results["test_macro_f1"],

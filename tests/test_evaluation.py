@@ -201,7 +201,8 @@ def test_learning_curve_drives_the_cli(sample_root: Path, tmp_path: Path) -> Non
     out = tmp_path / "curve"
     configs = ["--config", str(REPO / "configs" / "fit.yaml"), "--config", str(REPO / "configs" / "tiny_vit.yaml")]
     data = [f"--data.root={sample_root}", *FAST]
-    rows = learning_curve.main(["--sizes", "10", "all", "--out", str(out), *configs, *data])
+    tested = "--trainer.limit_test_batches=2"  # 32 of the test split's 40 images: the interval counts those
+    rows = learning_curve.main(["--sizes", "10", "all", "--out", str(out), *configs, *data, tested])
     # its old option names are warned about where users see them, as by `eurosat` (Python hides DeprecationWarnings)
     assert ("default", None, RenamedOptionWarning, None, 0) in warnings.filters
     with open(out / "learning_curve.csv") as f:
@@ -212,7 +213,7 @@ def test_learning_curve_drives_the_cli(sample_root: Path, tmp_path: Path) -> Non
         assert float(row["test_acc"]) == pytest.approx(json.loads(report.read_text())["accuracy"], abs=1e-6), size
         # each point's 95% Wilson interval over the test images, worked out here by its formula
         n, accuracy, z = int(row["test_images"]), float(row["test_acc"]), 1.959964
-        assert n == 40  # 20% of the sample's 200 images
+        assert n == 32  # the 2 batches of 16 tested, of the 40 (20% of the sample's 200 images)
         centre = (accuracy + z**2 / (2 * n)) / (1 + z**2 / n)
         half = z / (1 + z**2 / n) * (accuracy * (1 - accuracy) / n + z**2 / (4 * n**2)) ** 0.5
         assert float(row["test_acc_low"]) == pytest.approx(centre - half, abs=1e-5), size
@@ -272,6 +273,24 @@ def test_each_test_image_s_prediction_and_two_models_compared_image_by_image(
     assert comparison["p_value"] == pytest.approx(exact, rel=1e-9)
     assert f"Against {a_run / 'test_predictions.csv'} on the same {len(a_rows)} images: accuracy +" in printed
     assert comparison["verdict"] in printed.replace("This model", "this model")
+    assert comparison["verdict"].startswith("this model is better than the earlier model (McNemar p = ")
+    assert comparison["difference"]["low"] > 0  # the interval leaves 0 out, as McNemar's test (p < 0.05) says
+
+    # B on the first batch alone (16 of the 40 images), against A: compared on those, each named as in A's file
+    printed = run_cli(
+        [
+            "test",
+            *common,
+            f"--ckpt_path={b_checkpoint}",
+            f"--report.compare_with={a_run}",
+            "--trainer.limit_test_batches=1",
+        ],
+        capsys,
+    )
+    assert f"Against {a_run / 'test_predictions.csv'} on 16 of the {len(a_rows)} images both tested" in printed
+    limited = rows_of(runs / "version_4" / "test_predictions.csv")
+    assert [r["image"] for r in limited] == [r["image"] for r in b_rows[:16]]
+    assert json.loads((runs / "version_4" / "comparison.json").read_text())["images"] == 16
 
     # B against its own earlier test: nothing told apart
     run_cli(
@@ -279,6 +298,9 @@ def test_each_test_image_s_prediction_and_two_models_compared_image_by_image(
     )
     itself = json.loads((newest_run(run["logs"]) / "comparison.json").read_text())
     assert (itself["difference"]["estimate"], itself["p_value"], itself["only_a_correct"]) == (0, 1, 0)
+    # no image told apart: the difference is bounded by the exact 95% upper bound of 0 discordant of 40
+    bound = 1 - 0.025 ** (1 / 40)
+    assert (itself["difference"]["low"], itself["difference"]["high"]) == pytest.approx((-bound, bound))
 
 
 def test_a_comparison_with_another_test_set_is_refused_in_one_line(
@@ -308,7 +330,7 @@ def test_a_comparison_with_another_test_set_is_refused_in_one_line(
         "split (data.split, the same data)\n"
     )
     relabelled = refused(images, ["River", *true[1:]] if true[0] != "River" else ["Forest", *true[1:]])
-    assert relabelled.startswith(f"eurosat: error: --report.compare_with: {earlier}: 1 test images have another true")
+    assert relabelled.startswith(f"eurosat: error: --report.compare_with: {earlier}: 1 test image has another true")
     assert relabelled.count("\n") == 1
     earlier.write_text("path,class\nx.jpg,Forest\n")
     assert "is not a test's predictions (it needs the columns image, true, predicted" in cli_error(args, capsys)

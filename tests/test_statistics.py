@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from conftest import wilson_by_hand
+from scipy.stats import beta
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 from eurosat_finetune.statistics.classification import classification_intervals
@@ -43,7 +44,7 @@ def confusion(true: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.
     return matrix
 
 
-def test_a_test_s_figures_are_scikit_learn_s_with_bootstrap_intervals() -> None:
+def test_a_test_s_figures_are_scikit_learn_s_with_their_intervals() -> None:
     true, predicted = predictions(2000, 0.9)
     intervals = classification_intervals(confusion(true, predicted))
     precision, recall, f1, _ = precision_recall_fscore_support(true, predicted, zero_division=0)
@@ -54,40 +55,48 @@ def test_a_test_s_figures_are_scikit_learn_s_with_bootstrap_intervals() -> None:
     right = int((true == predicted).sum())
     assert (intervals.accuracy.low, intervals.accuracy.high) == pytest.approx(wilson_by_hand(right, 2000))
 
-    # a plain percentile bootstrap of macro F1, resampling the images here: the same interval within its noise
+    # macro F1: a plain percentile bootstrap, resampling the images here, gives the same interval within its noise
     rng = np.random.default_rng(1)
     picks = rng.integers(0, 2000, (1000, 2000))
     resampled = [f1_score(true[p], predicted[p], average="macro") for p in picks]
     assert (intervals.macro_f1.low, intervals.macro_f1.high) == pytest.approx(
         np.percentile(resampled, [2.5, 97.5]), abs=0.006
     )
-    for figure in [intervals.macro_f1, *intervals.f1]:
-        assert figure.low <= figure.estimate <= figure.high and figure.method == "bootstrap BCa"
-    # precision and recall are proportions: Wilson's interval of the images right of those predicted or true
+    assert intervals.macro_f1.method == "bootstrap BCa, 2000 resamples of the images"
+    # precision and recall are proportions: Wilson's interval of the images right of those predicted or true;
+    # a class's F1 joins the two bounds taken at 97.5% each (z = 2.241403), F1 growing with both
     matrix = confusion(true, predicted)
     for c in range(10):
-        hits = matrix[c, c]
+        hits, predicted_c, true_c = matrix[c, c], matrix[:, c].sum(), matrix[c].sum()
         assert (intervals.precision[c].low, intervals.precision[c].high) == pytest.approx(
-            wilson_by_hand(hits, matrix[:, c].sum())
+            wilson_by_hand(hits, predicted_c)
         )
-        assert (intervals.recall[c].low, intervals.recall[c].high) == pytest.approx(
-            wilson_by_hand(hits, matrix[c].sum())
+        assert (intervals.recall[c].low, intervals.recall[c].high) == pytest.approx(wilson_by_hand(hits, true_c))
+        (p_low, p_high), (r_low, r_high) = (
+            wilson_by_hand(hits, predicted_c, 2.241403),
+            wilson_by_hand(hits, true_c, 2.241403),
         )
+        f1_low, f1_high = 2 * p_low * r_low / (p_low + r_low), 2 * p_high * r_high / (p_high + r_high)
+        assert (intervals.f1[c].low, intervals.f1[c].high) == pytest.approx((f1_low, f1_high), abs=1e-6)
     assert classification_intervals(confusion(true, predicted)) == intervals  # seeded: the same every time
 
 
-def test_more_images_narrow_the_intervals_and_a_perfect_class_stays_at_one() -> None:
+def test_more_images_narrow_the_intervals_and_a_perfect_class_is_not_certain() -> None:
     widths = []
     for images in (500, 5000):
         intervals = classification_intervals(confusion(*predictions(images, 0.95)))
         widths.append(intervals.macro_f1.high - intervals.macro_f1.low)
     assert widths[1] < widths[0] / 2  # about 1 / sqrt(10)
     perfect = classification_intervals(np.diag([30, 20, 10]))
-    assert all((f.low, f.estimate, f.high) == (1.0, 1.0, 1.0) for f in perfect.f1)  # the bootstrap can say no more
-    assert "percentile where BCa is undefined" in perfect.macro_f1.method
-    assert (perfect.recall[2].low, perfect.recall[2].high) == pytest.approx(wilson_by_hand(10, 10))  # 0.72 to 1
+    # 10 of 10 right is not certainty: the class's F1 interval reaches down to the Wilson bounds' F1, 0.67
+    low = wilson_by_hand(10, 10, 2.241403)[0]
+    assert (perfect.f1[2].low, perfect.f1[2].estimate, perfect.f1[2].high) == pytest.approx((low, 1.0, 1.0))
+    assert perfect.macro_f1.as_dict()["low"] is None  # every resample is perfect: the bootstrap cannot say
+    assert perfect.macro_f1.method == "none (every resample gives the same value)"
+    assert perfect.macro_f1.bounds() == "n/a"
     never = classification_intervals(np.array([[5, 0], [0, 0]]))  # class 1 neither true nor predicted
     assert never.recall[1].as_dict()["low"] is None and never.precision[1].estimate == 0
+    assert never.f1[1].bounds() == "n/a"
 
 
 def mcnemar_by_hand(only_a: int, only_b: int) -> float:
@@ -101,14 +110,24 @@ def test_mcnemar_s_exact_test_is_a_binomial_sum(only_a: int, only_b: int) -> Non
     assert mcnemar_exact(only_a, only_b) == pytest.approx(mcnemar_by_hand(only_a, only_b), rel=1e-12)
 
 
-def test_a_model_against_itself_differs_by_nothing() -> None:
+def clopper_pearson(successes: int, trials: int) -> tuple[float, float]:
+    """The exact 95% interval of a binomial proportion, from the beta distribution's quantiles."""
+    low = 0.0 if successes == 0 else beta.ppf(0.025, successes, trials - successes + 1)
+    high = 1.0 if successes == trials else beta.ppf(0.975, successes + 1, trials - successes)
+    return low, high
+
+
+def test_a_model_against_itself_differs_by_nothing_within_a_bound() -> None:
     correct = np.random.default_rng(0).random(5400) < 0.98
     same = compare_paired(correct, correct)
-    assert (same.difference.estimate, same.difference.low, same.difference.high, same.p_value) == (0, 0, 0, 1)
+    assert (same.difference.estimate, same.p_value) == (0, 1)
+    # no image told apart: at most 1 - 0.025^(1/n) of them could differ (Clopper-Pearson's bound of 0 of n)
+    high = clopper_pearson(0, 5400)[1]
+    assert (same.difference.low, same.difference.high) == pytest.approx((-high, high))
     assert same.verdict == "B and A are not distinguishable at n = 5400 images (McNemar p = 1)"
 
 
-def test_a_better_model_is_found_better_with_the_paired_interval_of_its_gain() -> None:
+def test_a_better_model_is_found_better_with_the_exact_interval_of_its_gain() -> None:
     rng = np.random.default_rng(2)
     a = rng.random(5400) < 0.96
     b = a.copy()
@@ -118,11 +137,10 @@ def test_a_better_model_is_found_better_with_the_paired_interval_of_its_gain() -
     assert (result.only_a_correct, result.only_b_correct) == (20, 60)
     assert result.difference.estimate == pytest.approx(40 / 5400)
     assert result.p_value == pytest.approx(mcnemar_by_hand(20, 60), rel=1e-12)
-    # the normal approximation of a paired difference of proportions (e.g. Agresti, Categorical Data
-    # Analysis, 10.1.1): se = sqrt(b + c - (c - b)^2 / n) / n
-    se = math.sqrt(80 - 40**2 / 5400) / 5400
+    # B - A = (m / n)(2 theta - 1), theta the share of the 80 images told apart that B gets right
+    low, high = clopper_pearson(60, 80)
     assert (result.difference.low, result.difference.high) == pytest.approx(
-        (40 / 5400 - 1.96 * se, 40 / 5400 + 1.96 * se), abs=0.0007
+        (80 / 5400 * (2 * low - 1), 80 / 5400 * (2 * high - 1))
     )
     assert result.verdict.startswith("Swin is better than ViT (McNemar p = ")
     worse = compare_paired(b, a, names=("Swin", "ViT"))
@@ -133,6 +151,17 @@ def test_a_better_model_is_found_better_with_the_paired_interval_of_its_gain() -
     assert (
         close.verdict == f"B and A are not distinguishable at n = 400 images (McNemar p = {mcnemar_by_hand(6, 3):.3g})"
     )
+
+
+@pytest.mark.parametrize("only_a", range(0, 12))
+def test_the_interval_leaves_0_out_exactly_when_mcnemar_says_so(only_a: int) -> None:
+    for only_b in range(0, 25):
+        if only_a + only_b == 0:
+            continue
+        a = np.array([True] * only_a + [False] * only_b + [True] * 50)
+        b = np.array([False] * only_a + [True] * only_b + [True] * 50)
+        result = compare_paired(a, b)
+        assert (result.difference.low > 0 or result.difference.high < 0) == (result.p_value < 0.05), (only_a, only_b)
 
 
 def test_different_image_counts_are_refused() -> None:

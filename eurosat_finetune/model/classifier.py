@@ -256,7 +256,8 @@ class ImageClassifier(SelfDescribingCheckpoint):
         matrix = self.test_confusion.compute()  # synced across processes
         self.test_confusion.reset()
         self.test_confusion_matrix = matrix.cpu()
-        self.test_intervals = classification_intervals(self.test_confusion_matrix.numpy())
+        if self.trainer.is_global_zero:  # the report's and the summary's: no need on every process
+            self.test_intervals = classification_intervals(self.test_confusion_matrix.numpy())
         nothing = torch.empty(0, dtype=torch.long, device=self.device)  # a process given no image still gathers
         self.test_predictions = in_test_set_order(self, *(self.test_epoch.pop() or (nothing, nothing)))
         class_acc = matrix.diag() / matrix.sum(dim=1).clamp(min=1)  # a class with no test images counts 0

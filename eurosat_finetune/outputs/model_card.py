@@ -13,6 +13,7 @@ from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, stored_indices
 from eurosat_finetune.data.patches.description import DatasetDescription
 from eurosat_finetune.model.pretrained_weights import is_weights_source
 from eurosat_finetune.outputs.run_record import record_of, test_figures
+from eurosat_finetune.statistics.classification import RESAMPLES
 
 
 def training_settings(pl_module: LightningModule, trainer: Trainer, data: DatasetDescription | None) -> list[str]:
@@ -52,8 +53,8 @@ TTA_NOTE = (
 
 INTERVALS_NOTE = (
     "In brackets, 95% intervals: Wilson's for accuracy (the images right of the images evaluated), a bootstrap "
-    "over the test images (BCa, 2,000 resamples) for macro F1. They say how much the figure would move on "
-    "another sample of the same kind of images, not on other kinds."
+    f"over the test images (BCa, {RESAMPLES:,} resamples) for macro F1. They say how much the figure would move "
+    "on another sample of the same kind of images, not on other kinds."
 )
 
 EUROSAT_MS_UNITS = "Sentinel-2 Level-1C top-of-atmosphere reflectance x 10,000, uint16"

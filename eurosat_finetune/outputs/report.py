@@ -13,9 +13,15 @@ from matplotlib.figure import Figure
 from sklearn.metrics import classification_report
 
 from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput, tensorboard
-from eurosat_finetune.outputs.test_predictions import PREDICTIONS_NAME, ImagePredictions, earlier_predictions
-from eurosat_finetune.statistics.classification import ClassificationIntervals, labels_of
+from eurosat_finetune.outputs.test_predictions import (
+    PREDICTIONS_NAME,
+    ImagePredictions,
+    earlier_predictions,
+    relative_names,
+)
+from eurosat_finetune.statistics.classification import ClassificationIntervals, pairs_counted
 from eurosat_finetune.statistics.paired import compare_paired
+from eurosat_finetune.statistics.proportions import plural
 
 REPORT_NAME = "classification_report.txt"  # with .json and .csv beside it
 COMPARISON_NAME = "comparison.json"
@@ -47,15 +53,15 @@ def intervals_text(intervals: ClassificationIntervals, names: list[str], tta: bo
     accuracy, macro_f1 = intervals.accuracy, intervals.macro_f1
     augmented = " (with test-time augmentation)" if tta else ""
     lines = [
-        f"95% intervals over the {intervals.images} test images{augmented}:",
-        f"  accuracy {accuracy.estimate:.4f}, {accuracy.low:.4f} to {accuracy.high:.4f} ({accuracy.method})",
-        f"  macro F1 {macro_f1.estimate:.4f}, {macro_f1.low:.4f} to {macro_f1.high:.4f} ({macro_f1.method})",
-        "  per class: precision and recall by Wilson's score interval, F1 by the bootstrap",
+        f"95% intervals over the {plural(intervals.images, 'test image')}{augmented}:",
+        f"  accuracy {accuracy.estimate:.4f}, {accuracy.bounds()} ({accuracy.method})",
+        f"  macro F1 {macro_f1.estimate:.4f}, {macro_f1.bounds()} ({macro_f1.method})",
+        "  per class: precision and recall by Wilson's score interval; F1 joins their bounds, each at 97.5%",
         "",
         f"{'':>24}  {'precision':>16}  {'recall':>16}  {'f1-score':>16}",
     ]
     for name, *figures in zip(names, intervals.precision, intervals.recall, intervals.f1, strict=True):
-        lines.append(f"{name:>24}  " + "  ".join(f"{f.low:.4f} to {f.high:.4f}" for f in figures))
+        lines.append(f"{name:>24}  " + "  ".join(f"{f.bounds():>16}" for f in figures))
     return "\n".join(lines) + "\n"
 
 
@@ -105,8 +111,9 @@ class EvaluationReport(RunFolderCallback):
             return
         dataset = getattr(trainer.datamodule, "test_dataset", None)
         if dataset is not None:
+            names = list(pl_module.class_names)
             self.earlier.check_same_images(
-                ImagePredictions.of(dataset.files, dataset.labels, list(pl_module.class_names))
+                ImagePredictions(relative_names(dataset.files), [names[i] for i in dataset.labels], [])
             )
 
     @rank_zero_only
@@ -127,7 +134,7 @@ class EvaluationReport(RunFolderCallback):
 
         intervals: ClassificationIntervals = pl_module.test_intervals
         tta = bool(pl_module.hparams.get("tta"))
-        y_true, y_pred = labels_of(matrix)
+        y_true, y_pred = pairs_counted(matrix)
         labels = list(range(len(names)))
         text = classification_report(y_true, y_pred, labels=labels, target_names=names, digits=4, zero_division=0)
         text += "\n" + intervals_text(intervals, names, tta)
@@ -144,7 +151,7 @@ class EvaluationReport(RunFolderCallback):
         if tested is not None:
             tested.write(out / PREDICTIONS_NAME)
             if self.earlier is not None:
-                self.compare(tested, out / COMPARISON_NAME)
+                self.compare(tested, tta, out / COMPARISON_NAME)
 
     @staticmethod
     def write_csv(path: Path, report: dict, intervals: ClassificationIntervals, names: list[str]) -> None:
@@ -168,27 +175,41 @@ class EvaluationReport(RunFolderCallback):
 
     @staticmethod
     def tested_images(trainer: Trainer, pl_module: LightningModule) -> ImagePredictions | None:
-        """Each test image's file, true and predicted class, in the test set's order."""
+        """Each test image's file (below the folder all the test set's files share, whichever were tested),
+        true and predicted class, in the test set's order."""
         predictions = getattr(pl_module, "test_predictions", None)
         dataset = getattr(trainer.datamodule, "test_dataset", None)
         if predictions is None or dataset is None or not hasattr(dataset, "files"):
             return None
-        files = [dataset.files[i] for i in predictions.indices.tolist()]
-        names = list(pl_module.class_names)
-        return ImagePredictions.of(files, predictions.true.tolist(), names, predictions.predicted.tolist())
+        every_name, names = relative_names(dataset.files), list(pl_module.class_names)
+        return ImagePredictions(
+            [every_name[i] for i in predictions.indices.tolist()],
+            [names[i] for i in predictions.true.tolist()],
+            [names[i] for i in predictions.predicted.tolist()],
+        )
 
-    def compare(self, tested: ImagePredictions, path: Path) -> None:
-        """This model (B) against the earlier one (A), image by image."""
-        earlier = self.earlier  # holds the same images: setup checked the whole test set
+    def compare(self, tested: ImagePredictions, tta: bool, path: Path) -> None:
+        """This model (B) against the earlier one (A), image by image, on the images this test evaluated (all of
+        the earlier test's, unless ``trainer.limit_test_batches`` held it to some)."""
+        earlier = self.earlier  # holds the same test set: setup checked it
         by_image = dict(zip(earlier.images, earlier.correct(), strict=True))
         a_correct = np.array([by_image[image] for image in tested.images])
         comparison = compare_paired(a_correct, np.array(tested.correct()), names=("the earlier model", "this model"))
-        record = {"earlier": str(earlier.source), **comparison.as_dict()}
+        record = {
+            "earlier": str(earlier.source),
+            "test_time_augmentation": {"this test": tta, "the earlier test": earlier.test_time_augmentation},
+            **comparison.as_dict(),
+        }
         path.write_text(json.dumps(record, indent=2))
+        on = f"the same {plural(comparison.images, 'image')}"
+        if comparison.images < len(earlier.images):
+            on = f"{comparison.images} of the {len(earlier.images)} images both tested (trainer.limit_test_batches)"
+        augmented = {True: "with test-time augmentation", False: "without", None: "(not recorded)"}
+        views = ""
+        if earlier.test_time_augmentation != tta:
+            views = f" This test is {augmented[tta]}, the earlier one {augmented[earlier.test_time_augmentation]}."
         print(
-            f"Against {earlier.source} on the same {comparison.images} images: accuracy "
-            f"{100 * comparison.difference.estimate:+.2f} points "
-            f"(95% CI {100 * comparison.difference.low:+.2f} to {100 * comparison.difference.high:+.2f}); "
-            f"{comparison.only_b_correct} images right only here, {comparison.only_a_correct} only there. "
-            f"{comparison.verdict[0].upper()}{comparison.verdict[1:]}."
+            f"Against {earlier.source} on {on}: accuracy {100 * comparison.difference.estimate:+.2f} points "
+            f"(95% CI {comparison.difference.bounds(2, 100, '+')}); {comparison.only_b_correct} right only here, "
+            f"{comparison.only_a_correct} only there. {comparison.verdict[0].upper()}{comparison.verdict[1:]}.{views}"
         )

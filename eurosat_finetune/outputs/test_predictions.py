@@ -2,14 +2,17 @@
 that two models are compared on the same images, image by image."""
 
 import csv
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from eurosat_finetune.errors import ConfigError
+from eurosat_finetune.statistics.proportions import plural
 
 PREDICTIONS_NAME = "test_predictions.csv"
+REPORT_JSON = "classification_report.json"  # beside it: the report's JSON, which says whether TTA was on
 COLUMNS = ["image", "true", "predicted"]
 
 
@@ -30,16 +33,7 @@ class ImagePredictions:
     true: list[str]
     predicted: list[str]
     source: Path | None = None
-
-    @classmethod
-    def of(
-        cls,
-        files: Sequence[str | Path],
-        true: Sequence[int],
-        class_names: list[str],
-        predicted: Sequence[int] = (),
-    ) -> "ImagePredictions":
-        return cls(relative_names(files), [class_names[i] for i in true], [class_names[i] for i in predicted])
+    test_time_augmentation: bool | None = None  # of an earlier test, as its report says (None: no report)
 
     def correct(self) -> list[bool]:
         return [t == p for t, p in zip(self.true, self.predicted, strict=True)]
@@ -57,14 +51,16 @@ class ImagePredictions:
         where = f"--report.compare_with: {self.source}"
         if unshared:
             raise ConfigError(
-                f"{where} holds {len(mine)} test images and this test {len(theirs)}, and {len(unshared)} are not "
-                f"in both (e.g. {unshared[0]}); compare two tests of the same split (data.split, the same data)"
+                f"{where} holds {plural(len(mine), 'test image')} and this test {len(theirs)}, and "
+                f"{len(unshared)} {'is' if len(unshared) == 1 else 'are'} not in both (e.g. {unshared[0]}); "
+                "compare two tests of the same split (data.split, the same data)"
             )
         relabelled = sorted(image for image in mine if mine[image] != theirs[image])
         if relabelled:
             first = relabelled[0]
             raise ConfigError(
-                f"{where}: {len(relabelled)} test images have another true class there (e.g. {first}: "
+                f"{where}: {plural(len(relabelled), 'test image')} {'has' if len(relabelled) == 1 else 'have'} another "
+                f"true class there (e.g. {first}: "
                 f"{mine[first]} there, {theirs[first]} here); compare two tests of the same labelled data"
             )
 
@@ -90,4 +86,12 @@ def earlier_predictions(path: Path, option: str) -> ImagePredictions:
             f"per image); give an earlier test's {PREDICTIONS_NAME}"
         )
     images, true, predicted = ([row[column] for row in rows] for column in COLUMNS)
-    return ImagePredictions(images, true, predicted, source=file)
+    return ImagePredictions(images, true, predicted, file, augmented_in(file.with_name(REPORT_JSON)))
+
+
+def augmented_in(report: Path) -> bool | None:
+    """Whether the test whose report this is used test-time augmentation; None if its report does not say."""
+    try:
+        return json.loads(report.read_text())["intervals"]["test_time_augmentation"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -1,7 +1,9 @@
 """The figures of a test with their 95% intervals. Accuracy, and each class's precision and recall, are
-proportions (images right of the images counted), so they get Wilson's interval; each class's F1 and macro F1
-are not, so they get a bootstrap over the test images (scipy.stats.bootstrap). A bootstrap alone would give a
-class that no test image got wrong the interval [1, 1]; Wilson's says how sure 20 of 20 is."""
+proportions (images right of the images counted), so they get Wilson's interval. A class's F1 grows with both
+its precision and its recall, so its interval joins theirs, each taken at 97.5% so that both hold together
+with 95% (Bonferroni): a bootstrap would give a class no test image got wrong the interval [1, 1], and a
+small class 0 in every resample that misses it. Macro F1 averages every class: a bootstrap over the test
+images (scipy.stats.bootstrap, BCa)."""
 
 import warnings
 from collections.abc import Callable
@@ -61,7 +63,7 @@ def per_class_scores(true: np.ndarray, predicted: np.ndarray, classes: int) -> n
     return np.moveaxis(scores.reshape(*lead, -1), -1, 0)
 
 
-def labels_of(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pairs_counted(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (true, predicted) label of every image a confusion matrix counts (rows true, columns predicted)."""
     pairs = np.indices(matrix.shape).reshape(2, -1)
     counts = matrix.reshape(-1).astype(np.int64)
@@ -70,20 +72,17 @@ def labels_of(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def bootstrap_bounds(
     samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], confidence: float, resamples: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """Bias-corrected and accelerated (BCa) bounds of a vectorised statistic of paired samples; where BCa
-    is undefined (every resample gives the same value, e.g. a class always right) the percentile bounds."""
+) -> tuple[float, float, str]:
+    """Bias-corrected and accelerated (BCa) bounds of a vectorised scalar statistic of paired samples; none
+    where every resample gives the same value (every image right, say), which says nothing of how sure it is."""
     options = dict(paired=True, vectorized=True, n_resamples=resamples, batch=BATCH, confidence_level=confidence)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns of the degenerate statistics handled below
-        interval = bootstrap(samples, statistic, method="BCa", rng=seed, **options).confidence_interval
-        low, high = np.atleast_1d(interval.low).copy(), np.atleast_1d(interval.high).copy()
-        undefined = np.isnan(low) | np.isnan(high)
-        if undefined.any():
-            fallback = bootstrap(samples, statistic, method="percentile", rng=seed, **options).confidence_interval
-            low[undefined] = np.atleast_1d(fallback.low)[undefined]
-            high[undefined] = np.atleast_1d(fallback.high)[undefined]
-    return low, high, "bootstrap BCa" if not undefined.any() else "bootstrap BCa (percentile where BCa is undefined)"
+        warnings.simplefilter("ignore")  # scipy warns of a degenerate statistic, handled below
+        result = bootstrap(samples, statistic, method="BCa", rng=seed, **options)
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if np.ptp(result.bootstrap_distribution) == 0 or np.isnan(low) or np.isnan(high):
+        return float("nan"), float("nan"), "none (every resample gives the same value)"
+    return low, high, f"bootstrap BCa, {resamples} resamples of the images"
 
 
 def class_proportion(hits: int, counted: int, confidence: float) -> Interval:
@@ -94,6 +93,21 @@ def class_proportion(hits: int, counted: int, confidence: float) -> Interval:
     return proportion_interval(hits, counted, confidence)
 
 
+def f1_of(precision: float, recall: float) -> float:
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def class_f1(hits: int, predicted: int, true: int, confidence: float) -> Interval:
+    """A class's F1 with the interval joining its precision's and recall's, each at ``1 - (1 - confidence) / 2``."""
+    each = 1 - (1 - confidence) / 2
+    precision, recall = class_proportion(hits, predicted, each), class_proportion(hits, true, each)
+    estimate = f1_of(precision.estimate, recall.estimate)
+    if not (precision.defined and recall.defined):
+        return Interval(estimate, float("nan"), float("nan"), "none (no image of the class, or none predicted)")
+    low, high = f1_of(precision.low, recall.low), f1_of(precision.high, recall.high)
+    return Interval(estimate, low, high, "Wilson bounds of precision and recall, 97.5% each", confidence)
+
+
 def classification_intervals(
     matrix: np.ndarray, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED
 ) -> ClassificationIntervals:
@@ -101,27 +115,24 @@ def classification_intervals(
     The bootstrap resamples the images the matrix counts, so it needs no more than the matrix."""
     matrix = np.asarray(matrix, dtype=np.int64)
     classes, images = len(matrix), int(matrix.sum())
-    hits = np.diagonal(matrix)
-    true, predicted = labels_of(matrix)
-    f1_columns = slice(2 * classes, 3 * classes + 1)  # each class's F1, then macro F1
-    estimates = per_class_scores(true, predicted, classes)[f1_columns]
+    hits, predicted_count, true_count = np.diagonal(matrix), matrix.sum(axis=0), matrix.sum(axis=1)
+    true, predicted = pairs_counted(matrix)
+    macro = float(per_class_scores(true, predicted, classes)[-1])
 
-    def statistic(true: np.ndarray, predicted: np.ndarray, axis: int = -1) -> np.ndarray:
-        return per_class_scores(np.moveaxis(true, axis, -1), np.moveaxis(predicted, axis, -1), classes)[f1_columns]
+    def macro_f1(true: np.ndarray, predicted: np.ndarray, axis: int = -1) -> np.ndarray:
+        return per_class_scores(np.moveaxis(true, axis, -1), np.moveaxis(predicted, axis, -1), classes)[-1]
 
+    low, high, method = float("nan"), float("nan"), "none (one image)"
     if images >= 2:
-        low, high, method = bootstrap_bounds((true, predicted), statistic, confidence, resamples, seed)
-    else:  # nothing to resample: no interval
-        low, high, method = np.full(len(estimates), np.nan), np.full(len(estimates), np.nan), "none (one image)"
-    f1 = [
-        Interval(float(e), float(lo), float(hi), method, confidence)
-        for e, lo, hi in zip(estimates, low, high, strict=True)
-    ]
+        low, high, method = bootstrap_bounds((true, predicted), macro_f1, confidence, resamples, seed)
+    counts = zip(hits.tolist(), predicted_count.tolist(), true_count.tolist(), strict=True)
     return ClassificationIntervals(
         images=images,
         accuracy=proportion_interval(int(hits.sum()), images, confidence),
-        macro_f1=f1[-1],
-        precision=[class_proportion(int(h), int(n), confidence) for h, n in zip(hits, matrix.sum(axis=0), strict=True)],
-        recall=[class_proportion(int(h), int(n), confidence) for h, n in zip(hits, matrix.sum(axis=1), strict=True)],
-        f1=f1[:-1],
+        macro_f1=Interval(macro, low, high, method, confidence),
+        precision=[
+            class_proportion(h, p, confidence) for h, p in zip(hits.tolist(), predicted_count.tolist(), strict=True)
+        ],
+        recall=[class_proportion(h, t, confidence) for h, t in zip(hits.tolist(), true_count.tolist(), strict=True)],
+        f1=[class_f1(h, p, t, confidence) for h, p, t in counts],
     )
