@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from scipy.stats import binomtest
 
 CONFIDENCE = 0.95
+SIGNIFICANCE = 0.05  # a difference with p below it is called better or worse
 
 
 @dataclass(frozen=True)
