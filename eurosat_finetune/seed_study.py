@@ -6,7 +6,9 @@ test run folders, each with ``classification_report.json`` and ``config.yaml``; 
 configuration here, once per seed, with every option after the study's own going to the CLI, as for
 ``eurosat fit`` (the final weights are tested, as the learning curve does). Per configuration: the number of
 seeds, the mean, standard deviation and 95% Student t interval of the test accuracy; each configuration
-against the first: a paired t-test where both ran the same seeds, Welch's otherwise, said in words. Writes
+against the first: a paired t-test on the seeds both ran where they share two or more, Welch's otherwise, said
+in words. Every run must have tested the same images (their number, test-time augmentation and, where
+``test_predictions.csv`` exists, their names); a report too old to say is accepted, and said to be. Writes
 ``seed_study_runs.csv``, ``seed_study_configurations.csv``, ``seed_study_comparisons.csv`` and
 ``seed_study.png`` into ``--out``, never over earlier ones::
 
@@ -17,6 +19,7 @@ against the first: a paired t-test where both ran the same seeds, Welch's otherw
 
 import argparse
 import csv
+import math
 import sys
 from pathlib import Path
 
@@ -49,6 +52,47 @@ def one_seed_each(name: str, runs: list[TestedRun]) -> list[TestedRun]:
             )
         by_seed[run.seed] = run
     return [by_seed[seed] for seed in sorted(by_seed)]
+
+
+def other_images(a: TestedRun, b: TestedRun) -> str | None:
+    """How the images two runs tested differ, in words; None where they are the same, or cannot be told."""
+    if not a.checked() or not b.checked():
+        return None  # a report written before `intervals`: accepted, and said to be unchecked
+    if a.images != b.images:
+        return (
+            f"{a.folder} tested {a.images} images and {b.folder} {b.images}; test every run on the whole test set "
+            "of the same split (no --trainer.limit_test_batches)"
+        )
+    if a.tta != b.tta:
+        with_a, with_b = ("with" if run.tta else "without" for run in (a, b))
+        return (
+            f"{a.folder} was tested {with_a} test-time augmentation and {b.folder} {with_b}; test every run with "
+            "the same --model.tta"
+        )
+    if a.image_set and b.image_set and a.image_set != b.image_set:
+        return (
+            f"{a.folder} and {b.folder} tested {a.images} images each but not the same ones (their "
+            f"test_predictions.csv name sets {a.image_set} and {b.image_set}); test every run on the same split"
+        )
+    return None
+
+
+def check_same_images(studies: dict[str, list[TestedRun]], options: dict[str, str]) -> None:
+    """Refuse runs of one configuration, or of a configuration and the first one it is compared with, that
+    tested other images: their accuracies would differ by the test set, not the seed or the configuration."""
+    first = next(iter(studies), None)
+    for name, runs in studies.items():
+        pairs = [(a, b, options[name]) for i, a in enumerate(runs) for b in runs[i + 1 :]]
+        if name != first:
+            pairs += [(a, b, f"{options[first]} against {options[name]}") for a in studies[first] for b in runs]
+        for a, b, where in pairs:
+            difference = other_images(a, b)
+            if difference:
+                raise ConfigError(f"{where}: {difference}")
+
+
+def unchecked(runs: list[TestedRun]) -> list[TestedRun]:
+    return [run for run in runs if not run.checked()]
 
 
 def run_seed(seed: int, runs_dir: Path, cli_args: list[str]) -> TestedRun:
@@ -84,6 +128,28 @@ def points(value: float) -> str:
     return f"{100 * value:+.2f}"
 
 
+def span(low: float, high: float, style: str) -> str:
+    """``low to high`` in percent, or ``n/a`` where the t interval is undefined (one seed, no spread)."""
+    if math.isnan(low) or math.isnan(high):
+        return "n/a"
+    return f"{format(100 * low, style)} to {format(100 * high, style)}"
+
+
+def images_note(studies: dict[str, list[TestedRun]]) -> str:
+    """What every run tested, or which runs could not be checked."""
+    runs = [run for study in studies.values() for run in study]
+    old = unchecked(runs)
+    if old:
+        folders = ", ".join(str(run.folder) for run in old)
+        return (
+            f"images not checked for {len(old)} of {len(runs)} runs (reports written before they held "
+            f"`intervals`): {folders}"
+        )
+    tta = "with" if runs[0].tta else "without"
+    by_name = ", the same by name" if all(run.image_set for run in runs) else ""
+    return f"every run tested {runs[0].images} images{by_name}, {tta} test-time augmentation"
+
+
 def table(
     studies: dict[str, list[TestedRun]], summaries: dict[str, SeedSummary], comparisons: list[SeedComparison]
 ) -> str:
@@ -93,17 +159,19 @@ def table(
     ]
     for name, summary in summaries.items():
         seeds = ",".join(str(run.seed) for run in studies[name])
-        low, high = summary.interval.low, summary.interval.high
+        std = "n/a" if math.isnan(summary.std) else f"{100 * summary.std:.2f}"
         lines.append(
-            f"{name:<{width}}  {summary.n:>2}  {100 * summary.mean:6.2f}%  {100 * summary.std:5.2f}  "
-            f"{100 * low:6.2f} to {100 * high:6.2f}   {seeds}"
+            f"{name:<{width}}  {summary.n:>2}  {100 * summary.mean:6.2f}%  {std:>5}  "
+            f"{span(summary.interval.low, summary.interval.high, '6.2f'):<18}  {seeds}"
         )
     for c in comparisons:
         d = c.difference
+        p = "n/a" if math.isnan(c.p_value) else f"{c.p_value:.3g}"
         lines.append(
-            f"{c.b} - {c.a}: {points(d.estimate)} points (95% CI {points(d.low)} to {points(d.high)}, {d.method}, "
-            f"p = {c.p_value:.3g}): {c.verdict}"
+            f"{c.b} - {c.a}: {points(d.estimate)} points (95% CI {span(d.low, d.high, '+.2f')}, {d.method}, "
+            f"p = {p}; {c.pairing()}): {c.verdict}"
         )
+    lines.append(images_note(studies))
     return "\n".join(lines)
 
 
@@ -124,7 +192,16 @@ def write_outputs(
     write_csv(
         runs,
         [
-            {"configuration": name, "seed": run.seed, "test_acc": run.accuracy, "run_folder": str(run.folder)}
+            {
+                "configuration": name,
+                "seed": run.seed,
+                "test_acc": run.accuracy,
+                "run_folder": str(run.folder),
+                "images_checked": run.checked(),  # False: a report written before `intervals`
+                "test_images": run.images if run.checked() else "",
+                "test_time_augmentation": run.tta if run.checked() else "",
+                "image_set": run.image_set or "",
+            }
             for name, study in studies.items()
             for run in study
         ],
@@ -140,6 +217,7 @@ def write_outputs(
                 "test_acc_low": s.interval.low,
                 "test_acc_high": s.interval.high,
                 "interval": f"{100 * s.interval.confidence:g}% {s.interval.method}",
+                "images_checked": not unchecked(studies[name]),
             }
             for name, s in summaries.items()
         ],
@@ -152,6 +230,7 @@ def write_outputs(
                     "a": c.a,
                     "b": c.b,
                     "test": c.difference.method,
+                    "pairing": c.pairing(),
                     "seeds_a": c.n_a,
                     "seeds_b": c.n_b,
                     "difference": c.difference.estimate,  # b - a
@@ -159,6 +238,7 @@ def write_outputs(
                     "difference_high": c.difference.high,
                     "p_value": c.p_value,
                     "verdict": c.verdict,
+                    "images_checked": not unchecked(studies[c.a]) and not unchecked(studies[c.b]),
                 }
                 for c in comparisons
             ],
@@ -173,7 +253,7 @@ def plot(studies: dict[str, list[TestedRun]], summaries: dict[str, SeedSummary],
     for x, (name, runs) in enumerate(studies.items()):
         ax.scatter([x - 0.1] * len(runs), [100 * run.accuracy for run in runs], color="grey", alpha=0.7, zorder=2)
         s = summaries[name]
-        if s.n > 1:
+        if not math.isnan(s.interval.low):
             error = [[100 * (s.mean - s.interval.low)], [100 * (s.interval.high - s.mean)]]
             ax.errorbar([x + 0.1], [100 * s.mean], yerr=error, fmt="o", color="C0", capsize=4, zorder=3)
         else:
@@ -230,10 +310,13 @@ def study(
     if seeds and runs_dir.exists():
         raise OutputError(f"{runs_dir} exists; choose another --name or --out for the runs of --seeds")
 
-    studies = {n: one_seed_each(n, find_runs(where)) for n, where in given}  # refused before any fit
+    studies = {n: one_seed_each(n, find_runs(where)) for n, where in given}
+    options = {**{n: f"--study {n}" for n, _ in given}, **({name: f"--seeds (--name {name})"} if seeds else {})}
+    check_same_images(studies, options)  # refused before any fit
     if seeds:
         show_progress_messages()  # as `eurosat` does: its progress, and a warning for each old option name
         studies[name] = [run_seed(seed, runs_dir, cli_args) for seed in seeds]
+        check_same_images(studies, options)  # its runs against the first configuration's: known only now
     out.mkdir(parents=True, exist_ok=True)
     summaries, comparisons = summarise(studies)
     write_outputs(out, studies, summaries, comparisons)

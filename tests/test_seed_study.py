@@ -15,7 +15,8 @@ from PIL import Image
 from scipy.stats import t as student_t
 
 from eurosat_finetune import seed_study
-from eurosat_finetune.statistics.seeds import compare_seeds, seed_summary
+from eurosat_finetune.outputs import tested_runs
+from eurosat_finetune.statistics.seeds import NO_SPREAD, compare_seeds, seed_summary
 
 SEEDS = (0, 1, 2)
 # A tiny ViT trained from scratch on the synthetic sample (32 px) for 3 batches of 16, no validation
@@ -107,8 +108,10 @@ def test_a_seed_study_of_run_folders_and_its_own_runs(study: dict) -> None:
     assert float(compared["difference"]) == pytest.approx(mean)
     assert float(compared["difference_low"]) == pytest.approx(mean - t * sd / math.sqrt(3), abs=1e-9)
     assert float(compared["difference_high"]) == pytest.approx(mean + t * sd / math.sqrt(3), abs=1e-9)
-    if sd > 0:
-        assert float(compared["p_value"]) == pytest.approx(p_two_degrees(mean / (sd / math.sqrt(3))), rel=1e-6)
+    # the seeds' differences vary (they are fixed by the seeds: 0, -12.5 and -10 points on this sample), so the
+    # t-test is defined and its p-value is checked, never skipped
+    assert sd > 0
+    assert float(compared["p_value"]) == pytest.approx(p_two_degrees(mean / (sd / math.sqrt(3))), rel=1e-6)
     p = float(compared["p_value"])
     expected = (
         f"lower_lr is {'better' if mean > 0 else 'worse'} than plain"
@@ -122,7 +125,15 @@ def test_a_seed_study_of_run_folders_and_its_own_runs(study: dict) -> None:
     printed = study["printed"]  # the table on the terminal says the same
     for name, values in accuracies.items():
         assert f"{name:<13}   3  {100 * sum(values) / 3:6.2f}%" in printed
-    assert f"lower_lr - plain: {100 * mean:+.2f} points" in printed and f"paired t, p = {p:.3g}): {expected}" in printed
+    assert f"lower_lr - plain: {100 * mean:+.2f} points" in printed
+    assert f"paired t, p = {p:.3g}; paired on the same 3 seeds): {expected}" in printed
+    # every run tested the same test images, as its report and test_predictions.csv say
+    assert {(r["images_checked"], r["test_images"], r["test_time_augmentation"]) for r in runs} == {
+        ("True", "40", "False")
+    }
+    assert len({r["image_set"] for r in runs}) == 1 and runs[0]["image_set"]
+    assert "every run tested 40 images, the same by name, without test-time augmentation" in printed
+    assert compared["pairing"] == "paired on the same 3 seeds" and compared["images_checked"] == "True"
     with Image.open(out / "seed_study.png") as image:
         image.verify()
         assert image.format == "PNG" and min(image.size) > 200
@@ -172,12 +183,9 @@ def test_the_statistics_against_figures_worked_out_by_hand() -> None:
         == "A and B are not distinguishable at n = 3 and 2 seeds"
     )
 
-    # no spread: the interval is the point, not scipy's warning; one seed: no interval, nothing distinguishable
+    # no spread in a summary: the interval is the point, not scipy's warning; one seed: no interval
     flat = seed_summary([0.1, 0.1, 0.1])
     assert (flat.std, flat.interval.low, flat.interval.high) == (0, flat.mean, flat.mean)
-    same = compare_seeds({0: 0.25, 1: 0.35}, {0: 0.1, 1: 0.2}, ("A", "B"))  # -0.15 each, up to rounding
-    assert same.p_value == 0 and same.verdict == "B is worse than A"
-    assert compare_seeds({0: 0.1, 1: 0.2}, {0: 0.1, 1: 0.2}).verdict == "A and B are not distinguishable at n = 2 seeds"
     one = seed_summary([0.5])
     assert one.n == 1 and math.isnan(one.std) and math.isnan(one.interval.low)
     assert compare_seeds({0: 0.5}, {0: 0.6}).verdict == "A and B are not distinguishable at n = 1 seed"
@@ -229,3 +237,128 @@ def test_refusals(study: dict, tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert (out / "seed_study_runs.csv").read_bytes() == before
     assert not (tmp_path / "new").exists()  # nothing written by a refused study
     assert "repeats a seed" in refusal(["--seeds", "1", "1", *new, *TINY], capsys)  # refused before any fit
+
+
+def test_no_spread_over_seeds_decides_nothing() -> None:
+    """A constant paired difference, or identical seeds on both sides, leaves the t statistic undefined (0/0 or
+    infinite): no p-value, no interval, and no verdict of better or worse."""
+    constant = compare_seeds({0: 0.25, 1: 0.35, 2: 0.3}, {0: 0.1, 1: 0.2, 2: 0.15}, ("A", "B"))  # -15 points each
+    zero = compare_seeds({0: 0.1, 1: 0.2}, {0: 0.1, 1: 0.2}, ("A", "B"))  # 0 each
+    flat = compare_seeds({0: 0.9, 1: 0.9, 2: 0.9}, {3: 0.95, 4: 0.95, 5: 0.95}, ("A", "B"))  # Welch, no spread
+    for c in (constant, zero, flat):
+        assert math.isnan(c.p_value) and math.isnan(c.difference.low) and math.isnan(c.difference.high)
+        assert c.verdict == NO_SPREAD == "cannot tell: no spread over seeds"
+    assert constant.difference.estimate == pytest.approx(-0.15) and flat.difference.estimate == pytest.approx(0.05)
+    assert (constant.paired, flat.paired) == (True, False)
+
+    # printed as n/a, not "+nan to +nan"; one seed per configuration the same
+    def runs(accuracies: dict[int, float]) -> list[tested_runs.TestedRun]:
+        return [tested_runs.TestedRun(Path(f"r{seed}"), seed, acc, 40, False) for seed, acc in accuracies.items()]
+
+    studies = {"A": runs({0: 0.25, 1: 0.35, 2: 0.3}), "B": runs({0: 0.1, 1: 0.2, 2: 0.15})}
+    summaries, comparisons = seed_study.summarise(studies)
+    text = seed_study.table(studies, summaries, comparisons)
+    assert "B - A: -15.00 points (95% CI n/a, paired t, p = n/a; paired on the same 3 seeds): " + NO_SPREAD in text
+    assert "nan" not in text
+    studies = {"A": runs({0: 0.5}), "B": runs({0: 0.6})}
+    summaries, comparisons = seed_study.summarise(studies)
+    text = seed_study.table(studies, summaries, comparisons)
+    assert "A               1   50.00%    n/a  n/a                 0" in text
+    assert "B - A: +10.00 points (95% CI n/a, Welch t, p = n/a; Welch: 1 seed in common, too few to pair)" in text
+    assert "nan" not in text
+
+
+def test_partly_shared_seeds_are_paired_on_those_in_common() -> None:
+    a = {0: 0.90, 1: 0.92, 2: 0.91, 3: 0.95}
+    b = {1: 0.940, 2: 0.921, 3: 0.979, 7: 0.80}
+    c = compare_seeds(a, b, ("A", "B"))
+    differences = [0.940 - 0.92, 0.921 - 0.91, 0.979 - 0.95]  # seeds 1, 2, 3; A's 0 and B's 7 left out
+    mean, sd = mean_sd(differences)
+    assert c.paired and c.difference.method == "paired t" and (c.n_a, c.n_b, c.shared) == (3, 3, 3)
+    assert (c.left_out_a, c.left_out_b) == ((0,), (7,))
+    assert c.pairing() == "paired on the 3 seeds in common (left out: A's 0; B's 7)"
+    assert c.difference.estimate == pytest.approx(mean)
+    assert c.p_value == pytest.approx(p_two_degrees(mean / (sd / math.sqrt(3))))
+    half = t_975_two_degrees() * sd / math.sqrt(3)
+    assert (c.difference.low, c.difference.high) == (pytest.approx(mean - half), pytest.approx(mean + half))
+    assert c.verdict == "A and B are not distinguishable at n = 3 seeds"
+
+    # one seed in common is too few to pair: Welch on all runs, and said so
+    welch = compare_seeds({0: 0.90, 1: 0.92, 2: 0.91}, {2: 0.95, 8: 0.97, 9: 0.96}, ("A", "B"))
+    assert not welch.paired and (welch.n_a, welch.n_b, welch.shared) == (3, 3, 1)
+    assert welch.pairing() == "Welch: 1 seed in common, too few to pair"
+    assert welch.difference.estimate == pytest.approx(0.96 - 0.91)
+    assert compare_seeds({0: 0.9, 1: 0.8}, {2: 0.7, 3: 0.6}).pairing() == "Welch: no seed in common"
+
+
+def copy_runs(plain: Path, to: Path) -> list[Path]:
+    """Copies of the fixture's three `eurosat test` runs (seeds 0, 1, 2: their ckpt_path still leads to the
+    fit runs), which tested the sample's 40 test images without test-time augmentation."""
+    copies = []
+    for version in (1, 3, 5):
+        shutil.copytree(plain / "runs" / f"version_{version}", to / f"version_{version}")
+        copies.append(to / f"version_{version}")
+    return copies
+
+
+def edit_report(folder: Path, **intervals: object) -> None:
+    path = folder / "classification_report.json"
+    report = json.loads(path.read_text())
+    if intervals:
+        report["intervals"].update(intervals)
+    else:  # as written before reports had intervals
+        del report["intervals"]
+    path.write_text(json.dumps(report))
+
+
+def test_runs_that_tested_other_images_are_refused(
+    study: dict, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    plain = study["plain"]
+    new = ["--out", str(tmp_path / "new")]
+
+    few = copy_runs(plain, tmp_path / "few")  # one configuration: one run of 4 images among runs of 40
+    edit_report(few[1], images=4)
+    fits = ["--seeds", "7", "--name", "more", *TINY, f"--data.root={sample_root}"]
+    message = refusal(["--study", f"few={tmp_path / 'few'}", *new, *fits], capsys)
+    assert f"--study few: {few[0]} tested 40 images and {few[1]} 4; test every run on the whole test set" in message
+    assert not (tmp_path / "new").exists()  # refused before the fit of --seeds
+
+    limited = copy_runs(plain, tmp_path / "limited")  # two configurations: 40 images each, and 4 each
+    for folder in limited:
+        edit_report(folder, images=4)
+    message = refusal(["--study", f"plain={plain}", "--study", f"limited={tmp_path / 'limited'}", *new], capsys)
+    assert f"--study plain against --study limited: {plain / 'runs' / 'version_1'} tested 40 images and " in message
+    assert f"{limited[0]} 4;" in message
+
+    augmented = copy_runs(plain, tmp_path / "augmented")  # with and without test-time augmentation
+    edit_report(augmented[2], test_time_augmentation=True)
+    message = refusal(["--study", f"a={tmp_path / 'augmented'}", *new], capsys)
+    assert f"--study a: {augmented[0]} was tested without test-time augmentation and {augmented[2]} with" in message
+
+    renamed = copy_runs(plain, tmp_path / "renamed")  # 40 images each, one of them another
+    predictions = renamed[1] / "test_predictions.csv"
+    header, first, *rest = predictions.read_text().splitlines()
+    other = "Forest/not_in_the_split.jpg" + first[first.index(",") :]
+    predictions.write_text("\n".join([header, other, *rest]) + "\n")
+    message = refusal(["--study", f"a={tmp_path / 'renamed'}", *new], capsys)
+    assert f"--study a: {renamed[0]} and {renamed[1]} tested 40 images each but not the same ones" in message
+
+    old = copy_runs(plain, tmp_path / "old")  # a report from before `intervals`: accepted, and said unchecked
+    edit_report(old[0])
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        seed_study.main(["--study", f"plain={plain}", "--study", f"old={tmp_path / 'old'}", *new])
+    assert f"images not checked for 1 of 6 runs (reports written before they held `intervals`): {old[0]}" in (
+        printed.getvalue()
+    )
+    with open(tmp_path / "new" / "seed_study_runs.csv") as f:
+        checked = {row["run_folder"]: row for row in csv.DictReader(f)}
+    assert (checked[str(old[0])]["images_checked"], checked[str(old[0])]["test_images"]) == ("False", "")
+    assert checked[str(old[1])]["images_checked"] == "True"
+    with open(tmp_path / "new" / "seed_study_configurations.csv") as f:
+        assert {row["configuration"]: row["images_checked"] for row in csv.DictReader(f)} == {
+            "plain": "True",
+            "old": "False",
+        }
+    with open(tmp_path / "new" / "seed_study_comparisons.csv") as f:
+        assert next(csv.DictReader(f))["images_checked"] == "False"

@@ -1,7 +1,10 @@
-"""Finished test runs read back from their run folders: the test accuracy of ``classification_report.json``
-and the seed the tested weights were trained with."""
+"""Finished test runs read back from their run folders: the test accuracy of ``classification_report.json``,
+the seed the tested weights were trained with, and which images were tested (their number, whether with
+test-time augmentation, and a fingerprint of their names in ``test_predictions.csv``)."""
 
+import csv
 import glob
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +13,7 @@ import yaml
 
 from eurosat_finetune.errors import ConfigError, DataNotFoundError
 from eurosat_finetune.outputs.report import REPORT_NAME
+from eurosat_finetune.outputs.test_predictions import PREDICTIONS_NAME
 
 REPORT_JSON = Path(REPORT_NAME).with_suffix(".json").name
 CONFIG_NAME = "config.yaml"  # LightningCLI's saved config, in every run folder
@@ -22,6 +26,13 @@ class TestedRun:
     folder: Path
     seed: int
     accuracy: float
+    images: int | None = None  # None: a report written before it had `intervals`, so the images are unknown
+    tta: bool | None = None
+    image_set: str | None = None  # a hash of the sorted image names of test_predictions.csv, where it exists
+
+    def checked(self) -> bool:
+        """Whether what it tested is known, so that it can be checked against the other runs."""
+        return self.images is not None and self.tta is not None
 
 
 def read_yaml(path: Path) -> dict:
@@ -62,14 +73,41 @@ def training_seed(folder: Path) -> int:
     return seed
 
 
+def image_set(file: Path) -> str | None:
+    """A fingerprint of the tested images: the first 12 hex digits of the SHA-256 of their sorted names (paths
+    below the data's folder, so copies of the data elsewhere match). None where the file is absent."""
+    if not file.is_file():
+        return None
+    try:
+        with open(file, newline="") as f:
+            names = sorted(row["image"] for row in csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError):
+        raise ConfigError(
+            f"{file} cannot be read as a test's predictions (columns image,true,predicted); rerun its test"
+        ) from None
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+
+
 def read_run(folder: Path) -> TestedRun:
-    try:  # only `accuracy` is read: the rest of the report may grow
+    try:  # only `accuracy` and what was tested are read: the rest of the report may grow
         report = json.loads((folder / REPORT_JSON).read_text())
     except (OSError, ValueError):
         report = None
     if not isinstance(report, dict) or not isinstance(report.get("accuracy"), int | float):
         raise ConfigError(f"{folder / REPORT_JSON} has no overall accuracy; rerun its test")
-    return TestedRun(folder, training_seed(folder), float(report["accuracy"]))
+    intervals = report.get("intervals")
+    if intervals is None:  # written before the report had intervals: accepted, its images unchecked
+        return TestedRun(folder, training_seed(folder), float(report["accuracy"]))
+    images = intervals.get("images") if isinstance(intervals, dict) else None
+    tta = intervals.get("test_time_augmentation") if isinstance(intervals, dict) else None
+    if isinstance(images, bool) or not isinstance(images, int) or not isinstance(tta, bool):
+        raise ConfigError(
+            f"{folder / REPORT_JSON}: its intervals do not say how many images were tested (images) and whether "
+            "with test-time augmentation; rerun its test"
+        )
+    return TestedRun(
+        folder, training_seed(folder), float(report["accuracy"]), images, tta, image_set(folder / PREDICTIONS_NAME)
+    )
 
 
 def find_runs(where: str) -> list[TestedRun]:
