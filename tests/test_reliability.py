@@ -223,8 +223,11 @@ def test_run_folders_are_claimed_once_each(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         versions = list(pool.map(lambda _: run_claim.claim_version(root), range(8)))
     assert sorted(versions) == list(range(1, 9))
-    (root / "version_3" / "config.yaml").write_text("a run that wrote something")
-    run_claim.release_unused_claims()  # a command that stopped before writing gives its folders back
+    (root / "version_3" / "predictions.csv").write_text("a run that wrote a result")
+    for started in ("config.yaml", "hparams.yaml", "events.out.tfevents.1.host.2.0"):  # what every run writes first
+        (root / "version_5" / started).write_text("")
+    # a command stopped by a user error gives back the folders it made that hold no result
+    run_claim.release_unused_claims()
     assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_3"]
 
 

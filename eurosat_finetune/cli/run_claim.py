@@ -5,9 +5,10 @@ with ``mkdir``, which the filesystem lets only one process do; who fails takes t
 
 Only the process of global rank 0 claims: under DDP the others use the folder Lightning broadcasts.
 The saved ``config.yaml`` keeps ``version: null``, so running it again makes a new run. A command that
-stops with a user error before writing anything removes the folders it made.
+stops with a user error before writing any result removes the folders it made.
 """
 
+from fnmatch import fnmatch
 from pathlib import Path
 
 from jsonargparse import Namespace
@@ -16,6 +17,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from eurosat_finetune.cli.resume import logger_root, logger_specs
 
 MADE: list[Path] = []  # the folders this command made (claimed versions and their missing parents), newest last
+# what every run writes as it starts, before any work: a run folder of these alone holds no result
+WRITTEN_AT_START = ("config.yaml", "hparams.yaml", "events.out.tfevents.*")
 
 
 def claim_version(root: Path) -> int | None:
@@ -62,9 +65,19 @@ def unclaimed_in_config(specs: list[Namespace]) -> None:
         spec.init_args.version = None
 
 
+def holds_no_result(folder: Path) -> bool:
+    """Whether ``folder`` holds only what a run writes as it starts (no checkpoint, report, map or export)."""
+    return all(
+        entry.is_file() and any(fnmatch(entry.name, name) for name in WRITTEN_AT_START) for entry in folder.iterdir()
+    )
+
+
 def release_unused_claims() -> None:
-    """Remove the folders the command made that are still empty (it stopped before writing)."""
+    """Remove the folders the command made that hold no result (it was refused before any work, or stopped
+    before writing one): a refused command leaves no run folder behind, and the next run takes its number."""
     while MADE:
         folder = MADE.pop()
-        if folder.is_dir() and not any(folder.iterdir()):
+        if folder.is_dir() and holds_no_result(folder):
+            for entry in folder.iterdir():
+                entry.unlink()
             folder.rmdir()
