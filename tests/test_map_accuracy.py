@@ -18,7 +18,7 @@ from rasterio.transform import from_origin
 from test_maps import checkpoint, predict, write_raster  # noqa: F401 (checkpoint: the module's tiny ViT fixture)
 
 from eurosat_finetune.errors import ReferencePointsError
-from eurosat_finetune.outputs.class_areas import class_areas, row_cell_areas
+from eurosat_finetune.outputs.class_areas import cell_areas, class_areas
 from eurosat_finetune.outputs.map_assessment import assess_written_map
 from eurosat_finetune.outputs.reference_points import read_reference_points
 from eurosat_finetune.statistics.map_accuracy import stratified_estimates
@@ -106,18 +106,77 @@ def test_estimates_need_points_in_every_mapped_class_and_say_what_one_point_cann
     assert absent.proportions[1].estimate == pytest.approx(10 / 10 * 1 / 4)
 
 
-def test_a_utm_map_of_640_m_cells_gives_40_96_ha_a_cell() -> None:
+def geod_cell_area(crs: str, transform: rasterio.Affine, row: int, col: int) -> float:
+    """A projected cell's area on WGS84 from pyproj's Geod: its corners in lon/lat, joined by geodesics (a
+    cell's edges are straight on the plane, not geodesics: a sliver apart, well under 0.1% at these sizes)."""
+    to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    corners = [transform * (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (1, 1), (0, 1))]
+    lons, lats = to_lonlat.transform(*zip(*corners, strict=True))
+    return abs(Geod(ellps="WGS84").polygon_area_perimeter(lons, lats)[0])
+
+
+def test_web_mercator_cells_at_60_n_have_their_area_on_the_ellipsoid() -> None:
+    """10 x 10 cells of 100 m in EPSG:3857 at 60 N: 100 ha on the plane, about 25 ha on the ground (the
+    projection's areal scale there is about 1 / cos^2(60) = 4); each cell against Geod on its corners."""
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform(10.0, 60.0)
+    transform = from_origin(x, y, 100, 100)
+    classes = np.zeros((10, 10), np.uint8)
+    classes[5:] = 1
+    areas = class_areas(classes, ["a", "b"], 255, rasterio.CRS.from_epsg(3857), transform)
+    expected = [
+        sum(geod_cell_area("EPSG:3857", transform, r, c) for r in rows for c in range(10)) / 1e4
+        for rows in (range(5), range(5, 10))
+    ]
+    assert sum(expected) == pytest.approx(25, rel=0.01)
+    assert areas.hectares == pytest.approx(expected, rel=1e-3)
+    assert areas.how == "projected: each cell's corners on the WGS 84 ellipsoid, from WGS 84 / Pseudo-Mercator"
+
+
+def test_a_utm_map_of_640_m_cells_has_each_cells_area_on_the_ellipsoid() -> None:
+    """640 m cells (40.96 ha on the plane) near the edge of UTM zone 32 and on its central meridian: the
+    plane's area is off by up to ~0.1% (scale 0.9996 to ~1.0005), each cell's ellipsoidal area is not."""
     classes = np.array([[0, 0, 1, 255], [2, 2, 2, 1]], np.uint8)
-    areas = class_areas(classes, ["a", "b", "c"], 255, rasterio.CRS.from_epsg(32632), from_origin(5e5, 5e6, 640, 640))
-    assert areas.cells == [2, 2, 3] and areas.no_data_cells == 1
-    assert areas.hectares == [2 * 40.96, 2 * 40.96, 3 * 40.96]
-    assert areas.shares == pytest.approx([2 / 7, 2 / 7, 3 / 7])
-    record = areas.as_dict()
-    assert record["mapped_hectares"] == pytest.approx(7 * 40.96) and record["classes"]["c"]["cells"] == 3
+    for easting in (5e5, 7.5e5):  # on the central meridian, and 250 km east of it
+        transform = from_origin(easting, 5e6, 640, 640)
+        areas = class_areas(classes, ["a", "b", "c"], 255, rasterio.CRS.from_epsg(32632), transform)
+        assert areas.cells == [2, 2, 3] and areas.no_data_cells == 1
+        expected = [
+            sum(geod_cell_area("EPSG:32632", transform, r, c) for r, c in zip(*np.nonzero(classes == k), strict=True))
+            for k in range(3)
+        ]
+        assert areas.hectares == pytest.approx([e / 1e4 for e in expected], rel=1e-5)
+        assert areas.shares == pytest.approx(np.array(expected) / sum(expected))
+        record = areas.as_dict()
+        assert record["mapped_hectares"] == pytest.approx(sum(expected) / 1e4, rel=1e-5)
+    assert areas.hectares[2] == pytest.approx(3 * 40.96 / 1.00077, rel=1e-4)  # 250 km east: the plane 0.08% larger
     plain = class_areas(classes, ["a", "b", "c"], 255, None, rasterio.Affine.identity())  # a photo mapped: no CRS
     assert plain.hectares is None and plain.how == "cells only: the map has no CRS" and plain.shares[2] == 3 / 7
-    feet = row_cell_areas(rasterio.CRS.from_epsg(2263), from_origin(1e6, 2e5, 100, 100), 1)[0]  # US survey feet
-    assert feet[0] == pytest.approx((100 * 1200 / 3937) ** 2, rel=1e-12)
+    feet = from_origin(1e6, 2e5, 100, 100)  # US survey feet: the cell in metres over the scale
+    assert cell_areas(rasterio.CRS.from_epsg(2263), feet, (1, 1))[0][0, 0] == pytest.approx(
+        geod_cell_area("EPSG:2263", feet, 0, 0), rel=1e-5
+    )
+
+
+def test_cells_pyproj_cannot_put_on_the_ellipsoid_leave_the_map_cells_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where pyproj cannot take a cell's corners to lon/lat (off an orthographic projection's disc: an error;
+    NaN from some transformation), the map gets its cells only and ``how`` says why, not the plane's area."""
+    import eurosat_finetune.outputs.class_areas as module
+
+    classes = np.zeros((2, 2), np.uint8)
+    ortho = CRS.from_proj4("+proj=ortho +lat_0=0 +lon_0=0 +ellps=WGS84")
+    assert class_areas(classes, ["a"], 255, ortho, from_origin(6e6, 0, 1000, 1000)).hectares is not None
+    off = class_areas(classes, ["a"], 255, ortho, from_origin(7e6, 0, 1000, 1000))  # past the disc's 6,378 km
+    assert off.hectares is None and off.cells == [4]
+    assert off.how.startswith("cells only: pyproj cannot take the map's cell corners (unknown) to lon/lat (")
+
+    class NaNs:
+        def transform(self, xs: np.ndarray, ys: np.ndarray, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+            return np.full(np.shape(xs), np.nan), np.asarray(ys, float)
+
+    monkeypatch.setattr(module.Transformer, "from_crs", lambda *args, **kwargs: NaNs())
+    utm = class_areas(classes, ["a"], 255, rasterio.CRS.from_epsg(32632), from_origin(5e5, 5e6, 640, 640))
+    assert utm.hectares is None
+    assert utm.how == "cells only: pyproj cannot take some of the map's cell corners (WGS 84 / UTM zone 32N) to lon/lat"
 
 
 def test_a_geographic_map_has_each_rows_cells_on_the_ellipsoid() -> None:
@@ -141,10 +200,10 @@ def test_a_geographic_map_has_each_rows_cells_on_the_ellipsoid() -> None:
     assert areas.no_data_cells == 1 and "WGS 84" in areas.how
 
     sphere = CRS.from_proj4("+proj=longlat +R=6371000 +no_defs")
-    rows, _ = row_cell_areas(sphere, transform, 20)
+    rows, _ = cell_areas(sphere, transform, (20, 3))
     lats = np.radians(60.0 - 0.005 * np.arange(21))
     band = 6371000.0**2 * np.radians(0.01) * (np.sin(lats[:-1]) - np.sin(lats[1:]))
-    assert rows == pytest.approx(band, rel=1e-9)
+    assert rows[:, 0] == pytest.approx(band, rel=1e-9)
 
 
 def test_reference_points_are_refused_in_one_line(tmp_path: Path) -> None:
@@ -316,15 +375,19 @@ def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
         )
     with rasterio.open(run / "maps" / "s.classes.tif") as source:
         assert (source.read(1) == expected).all()
+        grid = source.transform
     sidecar = json.loads((run / "maps" / "s.json").read_text())
 
     cells_of = [int((expected == k).sum()) for k in range(len(names))]
+    cell_ha = np.array([[geod_cell_area("EPSG:32632", grid, r, c) / 1e4 for c in range(5)] for r in range(4)])
+    assert cell_ha == pytest.approx(10.24, rel=2e-3)  # the plane's 10.24 ha, scaled by UTM's factor there
+    ha_of = [float(cell_ha[expected == k].sum()) for k in range(len(names))]
     areas = sidecar["areas"]
     assert areas["no_data_cells"] == 1 and areas["mapped_cells"] == 19
-    assert areas["mapped_hectares"] == pytest.approx(19 * 10.24)
+    assert areas["mapped_hectares"] == pytest.approx(sum(ha_of), rel=1e-5)
     for k, name in enumerate(names):
         assert areas["classes"][name] == pytest.approx(
-            {"cells": cells_of[k], "hectares": cells_of[k] * 10.24, "share": cells_of[k] / 19}
+            {"cells": cells_of[k], "hectares": ha_of[k], "share": ha_of[k] / sum(ha_of)}, rel=1e-5
         )
 
     accuracy = sidecar["accuracy"]
@@ -339,7 +402,7 @@ def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
     assert accuracy["at_points"]["overall"] == pytest.approx(2 / 3)
     present = [k for k in range(len(names)) if cells_of[k] or counts[:, k].sum()]
     hand = by_hand(
-        [[int(counts[i, j]) for j in present] for i in present], [cells_of[i] * 10.24 for i in present]
+        [[int(counts[i, j]) for j in present] for i in present], [ha_of[i] for i in present]
     )  # classes neither mapped nor referenced add nothing
     adjusted = accuracy["area_adjusted"]
     assert adjusted["overall"]["estimate"] == pytest.approx(hand["overall"])
