@@ -21,7 +21,7 @@ from eurosat_finetune.errors import ReferencePointsError
 from eurosat_finetune.outputs.class_areas import cell_areas, class_areas
 from eurosat_finetune.outputs.map_assessment import assess_written_map
 from eurosat_finetune.outputs.reference_points import read_reference_points
-from eurosat_finetune.statistics.map_accuracy import stratified_estimates
+from eurosat_finetune.statistics.stratified_estimates import stratified_estimates
 
 Z = 1.959963984540054  # the normal distribution's 97.5% quantile
 

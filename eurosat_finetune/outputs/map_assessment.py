@@ -1,7 +1,7 @@
 """A map's accuracy at labelled reference points: which map cell each point falls in, the error matrix of the
 points (rows the map's class, columns the reference class), the accuracies at the points and, for a stratified
 random sample of the map's classes, the area-adjusted estimates of
-:mod:`eurosat_finetune.statistics.map_accuracy` with the map's class areas as strata weights. For a map being
+:mod:`eurosat_finetune.statistics.stratified_estimates` with the map's class areas as strata weights. For a map being
 written (:class:`~eurosat_finetune.outputs.land_cover_maps.LandCoverMaps`) or one written earlier
 (:func:`assess_written_map`)."""
 
@@ -20,7 +20,7 @@ from rasterio.transform import Affine
 from eurosat_finetune.errors import UnreadableImageError
 from eurosat_finetune.outputs.class_areas import ClassAreas, class_areas
 from eurosat_finetune.outputs.reference_points import ReferencePoints, read_reference_points
-from eurosat_finetune.statistics.map_accuracy import sample_accuracy, stratified_estimates
+from eurosat_finetune.statistics.stratified_estimates import sample_accuracy, stratified_estimates
 
 log = logging.getLogger(__name__)
 
