@@ -219,7 +219,7 @@ def test_reference_points_are_refused_in_one_line(tmp_path: Path) -> None:
         return message.removeprefix(f"maps.reference_points={path}")
 
     assert refused("a.csv", "x,y,class\n8,48,Forest\n8,48,Forrest\n") == (
-        ", line 3: class 'Forrest' is not one of the model's classes (Forest, River); give a class name or its "
+        ", line 3: class 'Forrest' is not one of the map's classes (Forest, River); give a class name or its "
         "index, 0 to 1"
     )
     assert refused("b.csv", "x,y,label\n8,48,Forest\n").startswith(" has no column class (its columns: x, y, label)")
@@ -245,8 +245,9 @@ def test_reference_points_are_refused_in_one_line(tmp_path: Path) -> None:
     assert points.classes.tolist() == [0, 1] and points.names == ["line 2", "line 3"]
 
 
-def test_a_written_geographic_map_is_assessed_at_geojson_points(tmp_path: Path) -> None:
-    """``assess_written_map``: a map in lon/lat, points as GeoJSON; one off the map and one on no data named."""
+def write_geographic_map(tmp_path: Path) -> tuple[Path, Path]:
+    """A 2 x 2 map in lon/lat (Forest, River, River, no data) and 5 GeoJSON points: Forest's stratum 1 point,
+    River's 2, one point on the no-data cell and one off the map."""
     transform = from_origin(8.0, 48.0, 0.01, 0.01)
     classes = np.array([[0, 1], [1, 255]], np.uint8)
     path = tmp_path / "m.classes.tif"
@@ -281,6 +282,12 @@ def test_a_written_geographic_map_is_assessed_at_geojson_points(tmp_path: Path) 
         for i, (x, y, c) in enumerate(points)
     ]
     (tmp_path / "p.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path, tmp_path / "p.geojson"
+
+
+def test_a_written_geographic_map_is_assessed_at_geojson_points(tmp_path: Path) -> None:
+    """``assess_written_map``: a map in lon/lat, points as GeoJSON; one off the map and one on no data named."""
+    path, _ = write_geographic_map(tmp_path)
     accuracy = assess_written_map(path, tmp_path / "p.geojson")
     record = accuracy.as_dict()
     assert record["error_matrix"]["counts"] == [[1, 0], [1, 1]]
@@ -299,7 +306,69 @@ def test_a_written_geographic_map_is_assessed_at_geojson_points(tmp_path: Path) 
     (tmp_path / "q.csv").write_text("x,y,class\n8.015,47.995,River\n8.005,47.985,River\n")  # none on Forest
     unsampled = assess_written_map(path, tmp_path / "q.csv", "stratified").as_dict()
     assert unsampled["area_adjusted"] is None
-    assert unsampled["area_adjusted_note"].startswith("not estimated: mapped class(es) Forest hold no reference points")
+    assert unsampled["area_adjusted_note"].startswith("not estimated: mapped class Forest holds no reference points")
+
+
+def test_strata_of_few_points_are_flagged_and_one_point_said_once(tmp_path: Path) -> None:
+    """Forest's stratum holds 1 point, River's 2: every area's standard error is undefined, said once naming
+    Forest (not against every class), and both strata are flagged as too small for the normal intervals."""
+    path, points = write_geographic_map(tmp_path)
+    accuracy = assess_written_map(path, points, "stratified")
+    adjusted = accuracy.as_dict()["area_adjusted"]
+    assert adjusted["small_strata"] == {"Forest": 1, "River": 2}
+    note = (
+        "a stratum of one point (Forest) leaves the standard errors undefined; strata of fewer than 5 points, too "
+        "few for the normal approximation's intervals: Forest (1 point), River (2 points)"
+    )
+    assert adjusted["small_strata_note"] == note
+    assert adjusted["hectares"]["River"]["standard_error"] is None
+    summary = accuracy.summary("m")
+    assert summary.count("one point") == 1 and summary.endswith(f"\n  {note}")
+    assert "(no interval)" in summary and "a class of one point" not in summary
+    from eurosat_finetune.outputs.map_assessment import small_strata_note
+
+    assert small_strata_note({}) is None
+    assert small_strata_note({"A": 4}) == (
+        "strata of fewer than 5 points, too few for the normal approximation's intervals: A (4 points)"
+    )
+    assert small_strata_note({"A": 1, "B": 1}).startswith("strata of one point (A, B) leave the standard errors")
+
+
+def test_the_command_never_writes_over_a_file_and_refuses_before_assessing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``--json`` onto an existing file (the map's own sidecar too) or into a missing folder: one line, before
+    any assessing (nothing printed), the file as it was; a new file is made, once."""
+    from eurosat_finetune.map_accuracy import main
+
+    path, points = write_geographic_map(tmp_path)
+    sidecar = tmp_path / "m.json"
+    sidecar.write_text('{"areas": "as predict wrote them"}\n')
+    prog = "python -m eurosat_finetune.map_accuracy"
+    for target, said in (
+        (sidecar, f"--json {sidecar} already exists; give a new file name (it is never replaced)"),
+        (
+            tmp_path / "no" / "a.json",
+            f"--json {tmp_path / 'no' / 'a.json'}: no folder {tmp_path / 'no'}; create it or give another path",
+        ),
+    ):
+        with pytest.raises(SystemExit) as exit:
+            main([str(path), str(points), "--json", str(target)])
+        assert exit.value.code == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.splitlines()[-1] == f"{prog}: error: {said}" and "Traceback" not in err
+    assert sidecar.read_text() == '{"areas": "as predict wrote them"}\n'
+    new = tmp_path / "new.json"
+    assert main([str(path), str(points), "--sampling", "stratified", "--json", str(new)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(new.read_text())["accuracy"]["area_adjusted"]["small_strata"] == {"Forest": 1, "River": 2}
+    assert err.splitlines() == [  # map_assessment's own wording, as predict's warning
+        f"{points}: 1 point on no-data cells, not used: feature 3 (id p3)",
+        f"{points}: 1 point outside the map, not used: feature 4 (id p4)",
+    ]
+    with pytest.raises(SystemExit):
+        main([str(path), str(points), "--json", str(new)])
+    assert "already exists" in capsys.readouterr().err
 
 
 def cell_centre(row: int, col: int, cell: float = 320.0) -> tuple[float, float]:
@@ -422,8 +491,8 @@ def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
     assert f"Accuracy of s at {len(rows) - 2} of {len(rows)} reference points (sampling: stratified)" in printed
     said = [r.getMessage() for r in caplog.records if str(points) in r.getMessage()]
     assert said == [
-        f"{points}: 1 point(s) on no-data cells, not used: {no_data_line}",
-        f"{points}: 1 point(s) outside every map, not used: {far_line}",
+        f"{points}: 1 point on no-data cells, not used: {no_data_line}",
+        f"{points}: 1 point outside the map, not used: {far_line}",
     ]
 
     # the written map assessed again, without mapping: the same figures, as the command prints and writes them
@@ -442,7 +511,7 @@ def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
     assert exit.value.code == 2
     assert capsys.readouterr().err == (
         f"python -m eurosat_finetune.map_accuracy: error: points={bad}, line 2: class 'Forrest' is not one of the "
-        f"model's classes ({', '.join(names)}); give a class name or its index, 0 to {len(names) - 1}\n"
+        f"map's classes ({', '.join(names)}); give a class name or its index, 0 to {len(names) - 1}\n"
     )
 
 
