@@ -10,6 +10,11 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 point``, ``2 points``: a count with its noun in number (``plural`` where not the noun + s)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 class UserError(Exception):
     """Bad input or a refused action; the message names the file or option and says what to do."""
 

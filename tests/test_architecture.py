@@ -79,6 +79,16 @@ def test_the_layers_are_data_model_outputs_cli() -> None:
     assert len(MODULES) > 30  # the walk below sees every module
 
 
+def test_no_two_modules_share_a_name() -> None:
+    """A module's name says what it is wherever it is imported: ``map_accuracy`` the command and
+    ``statistics.map_accuracy`` the estimators read alike in an import and a traceback."""
+    stems: dict[str, list[str]] = {}
+    for path in MODULES:
+        if path.stem != "__init__":
+            stems.setdefault(path.stem, []).append(module_name(path))
+    assert {stem: names for stem, names in stems.items() if len(names) > 1} == {}
+
+
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
 def test_no_module_imports_from_a_higher_layer(path: Path) -> None:
     name = module_name(path)

@@ -18,10 +18,10 @@ from rasterio.transform import from_origin
 from test_maps import checkpoint, predict, write_raster  # noqa: F401 (checkpoint: the module's tiny ViT fixture)
 
 from eurosat_finetune.errors import ReferencePointsError
-from eurosat_finetune.outputs.class_areas import class_areas, row_cell_areas
+from eurosat_finetune.outputs.class_areas import cell_areas, class_areas
 from eurosat_finetune.outputs.map_assessment import assess_written_map
 from eurosat_finetune.outputs.reference_points import read_reference_points
-from eurosat_finetune.statistics.map_accuracy import stratified_estimates
+from eurosat_finetune.statistics.stratified_estimates import stratified_estimates
 
 Z = 1.959963984540054  # the normal distribution's 97.5% quantile
 
@@ -106,18 +106,77 @@ def test_estimates_need_points_in_every_mapped_class_and_say_what_one_point_cann
     assert absent.proportions[1].estimate == pytest.approx(10 / 10 * 1 / 4)
 
 
-def test_a_utm_map_of_640_m_cells_gives_40_96_ha_a_cell() -> None:
+def geod_cell_area(crs: str, transform: rasterio.Affine, row: int, col: int) -> float:
+    """A projected cell's area on WGS84 from pyproj's Geod: its corners in lon/lat, joined by geodesics (a
+    cell's edges are straight on the plane, not geodesics: a sliver apart, well under 0.1% at these sizes)."""
+    to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    corners = [transform * (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (1, 1), (0, 1))]
+    lons, lats = to_lonlat.transform(*zip(*corners, strict=True))
+    return abs(Geod(ellps="WGS84").polygon_area_perimeter(lons, lats)[0])
+
+
+def test_web_mercator_cells_at_60_n_have_their_area_on_the_ellipsoid() -> None:
+    """10 x 10 cells of 100 m in EPSG:3857 at 60 N: 100 ha on the plane, about 25 ha on the ground (the
+    projection's areal scale there is about 1 / cos^2(60) = 4); each cell against Geod on its corners."""
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform(10.0, 60.0)
+    transform = from_origin(x, y, 100, 100)
+    classes = np.zeros((10, 10), np.uint8)
+    classes[5:] = 1
+    areas = class_areas(classes, ["a", "b"], 255, rasterio.CRS.from_epsg(3857), transform)
+    expected = [
+        sum(geod_cell_area("EPSG:3857", transform, r, c) for r in rows for c in range(10)) / 1e4
+        for rows in (range(5), range(5, 10))
+    ]
+    assert sum(expected) == pytest.approx(25, rel=0.01)
+    assert areas.hectares == pytest.approx(expected, rel=1e-3)
+    assert areas.how == "projected: each cell's corners on the WGS 84 ellipsoid, from WGS 84 / Pseudo-Mercator"
+
+
+def test_a_utm_map_of_640_m_cells_has_each_cells_area_on_the_ellipsoid() -> None:
+    """640 m cells (40.96 ha on the plane) near the edge of UTM zone 32 and on its central meridian: the
+    plane's area is off by up to ~0.1% (scale 0.9996 to ~1.0005), each cell's ellipsoidal area is not."""
     classes = np.array([[0, 0, 1, 255], [2, 2, 2, 1]], np.uint8)
-    areas = class_areas(classes, ["a", "b", "c"], 255, rasterio.CRS.from_epsg(32632), from_origin(5e5, 5e6, 640, 640))
-    assert areas.cells == [2, 2, 3] and areas.no_data_cells == 1
-    assert areas.hectares == [2 * 40.96, 2 * 40.96, 3 * 40.96]
-    assert areas.shares == pytest.approx([2 / 7, 2 / 7, 3 / 7])
-    record = areas.as_dict()
-    assert record["mapped_hectares"] == pytest.approx(7 * 40.96) and record["classes"]["c"]["cells"] == 3
+    for easting in (5e5, 7.5e5):  # on the central meridian, and 250 km east of it
+        transform = from_origin(easting, 5e6, 640, 640)
+        areas = class_areas(classes, ["a", "b", "c"], 255, rasterio.CRS.from_epsg(32632), transform)
+        assert areas.cells == [2, 2, 3] and areas.no_data_cells == 1
+        expected = [
+            sum(geod_cell_area("EPSG:32632", transform, r, c) for r, c in zip(*np.nonzero(classes == k), strict=True))
+            for k in range(3)
+        ]
+        assert areas.hectares == pytest.approx([e / 1e4 for e in expected], rel=1e-5)
+        assert areas.shares == pytest.approx(np.array(expected) / sum(expected))
+        record = areas.as_dict()
+        assert record["mapped_hectares"] == pytest.approx(sum(expected) / 1e4, rel=1e-5)
+    assert areas.hectares[2] == pytest.approx(3 * 40.96 / 1.00077, rel=1e-4)  # 250 km east: the plane 0.08% larger
     plain = class_areas(classes, ["a", "b", "c"], 255, None, rasterio.Affine.identity())  # a photo mapped: no CRS
     assert plain.hectares is None and plain.how == "cells only: the map has no CRS" and plain.shares[2] == 3 / 7
-    feet = row_cell_areas(rasterio.CRS.from_epsg(2263), from_origin(1e6, 2e5, 100, 100), 1)[0]  # US survey feet
-    assert feet[0] == pytest.approx((100 * 1200 / 3937) ** 2, rel=1e-12)
+    feet = from_origin(1e6, 2e5, 100, 100)  # US survey feet: the cell in metres over the scale
+    assert cell_areas(rasterio.CRS.from_epsg(2263), feet, (1, 1))[0][0, 0] == pytest.approx(
+        geod_cell_area("EPSG:2263", feet, 0, 0), rel=1e-5
+    )
+
+
+def test_cells_pyproj_cannot_put_on_the_ellipsoid_leave_the_map_cells_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where pyproj cannot take a cell's corners to lon/lat (off an orthographic projection's disc: an error;
+    NaN from some transformation), the map gets its cells only and ``how`` says why, not the plane's area."""
+    import eurosat_finetune.outputs.class_areas as module
+
+    classes = np.zeros((2, 2), np.uint8)
+    ortho = CRS.from_proj4("+proj=ortho +lat_0=0 +lon_0=0 +ellps=WGS84")
+    assert class_areas(classes, ["a"], 255, ortho, from_origin(6e6, 0, 1000, 1000)).hectares is not None
+    off = class_areas(classes, ["a"], 255, ortho, from_origin(7e6, 0, 1000, 1000))  # past the disc's 6,378 km
+    assert off.hectares is None and off.cells == [4]
+    assert off.how.startswith("cells only: pyproj cannot take the map's cell corners (unknown) to lon/lat (")
+
+    class NaNs:
+        def transform(self, xs: np.ndarray, ys: np.ndarray, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+            return np.full(np.shape(xs), np.nan), np.asarray(ys, float)
+
+    monkeypatch.setattr(module.Transformer, "from_crs", lambda *args, **kwargs: NaNs())
+    utm = class_areas(classes, ["a"], 255, rasterio.CRS.from_epsg(32632), from_origin(5e5, 5e6, 640, 640))
+    assert utm.hectares is None
+    assert utm.how == "cells only: pyproj cannot take some of the map's cell corners (WGS 84 / UTM zone 32N) to lon/lat"
 
 
 def test_a_geographic_map_has_each_rows_cells_on_the_ellipsoid() -> None:
@@ -141,10 +200,10 @@ def test_a_geographic_map_has_each_rows_cells_on_the_ellipsoid() -> None:
     assert areas.no_data_cells == 1 and "WGS 84" in areas.how
 
     sphere = CRS.from_proj4("+proj=longlat +R=6371000 +no_defs")
-    rows, _ = row_cell_areas(sphere, transform, 20)
+    rows, _ = cell_areas(sphere, transform, (20, 3))
     lats = np.radians(60.0 - 0.005 * np.arange(21))
     band = 6371000.0**2 * np.radians(0.01) * (np.sin(lats[:-1]) - np.sin(lats[1:]))
-    assert rows == pytest.approx(band, rel=1e-9)
+    assert rows[:, 0] == pytest.approx(band, rel=1e-9)
 
 
 def test_reference_points_are_refused_in_one_line(tmp_path: Path) -> None:
@@ -160,7 +219,7 @@ def test_reference_points_are_refused_in_one_line(tmp_path: Path) -> None:
         return message.removeprefix(f"maps.reference_points={path}")
 
     assert refused("a.csv", "x,y,class\n8,48,Forest\n8,48,Forrest\n") == (
-        ", line 3: class 'Forrest' is not one of the model's classes (Forest, River); give a class name or its "
+        ", line 3: class 'Forrest' is not one of the map's classes (Forest, River); give a class name or its "
         "index, 0 to 1"
     )
     assert refused("b.csv", "x,y,label\n8,48,Forest\n").startswith(" has no column class (its columns: x, y, label)")
@@ -186,8 +245,9 @@ def test_reference_points_are_refused_in_one_line(tmp_path: Path) -> None:
     assert points.classes.tolist() == [0, 1] and points.names == ["line 2", "line 3"]
 
 
-def test_a_written_geographic_map_is_assessed_at_geojson_points(tmp_path: Path) -> None:
-    """``assess_written_map``: a map in lon/lat, points as GeoJSON; one off the map and one on no data named."""
+def write_geographic_map(tmp_path: Path) -> tuple[Path, Path]:
+    """A 2 x 2 map in lon/lat (Forest, River, River, no data) and 5 GeoJSON points: Forest's stratum 1 point,
+    River's 2, one point on the no-data cell and one off the map."""
     transform = from_origin(8.0, 48.0, 0.01, 0.01)
     classes = np.array([[0, 1], [1, 255]], np.uint8)
     path = tmp_path / "m.classes.tif"
@@ -222,6 +282,12 @@ def test_a_written_geographic_map_is_assessed_at_geojson_points(tmp_path: Path) 
         for i, (x, y, c) in enumerate(points)
     ]
     (tmp_path / "p.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path, tmp_path / "p.geojson"
+
+
+def test_a_written_geographic_map_is_assessed_at_geojson_points(tmp_path: Path) -> None:
+    """``assess_written_map``: a map in lon/lat, points as GeoJSON; one off the map and one on no data named."""
+    path, _ = write_geographic_map(tmp_path)
     accuracy = assess_written_map(path, tmp_path / "p.geojson")
     record = accuracy.as_dict()
     assert record["error_matrix"]["counts"] == [[1, 0], [1, 1]]
@@ -240,7 +306,69 @@ def test_a_written_geographic_map_is_assessed_at_geojson_points(tmp_path: Path) 
     (tmp_path / "q.csv").write_text("x,y,class\n8.015,47.995,River\n8.005,47.985,River\n")  # none on Forest
     unsampled = assess_written_map(path, tmp_path / "q.csv", "stratified").as_dict()
     assert unsampled["area_adjusted"] is None
-    assert unsampled["area_adjusted_note"].startswith("not estimated: mapped class(es) Forest hold no reference points")
+    assert unsampled["area_adjusted_note"].startswith("not estimated: mapped class Forest holds no reference points")
+
+
+def test_strata_of_few_points_are_flagged_and_one_point_said_once(tmp_path: Path) -> None:
+    """Forest's stratum holds 1 point, River's 2: every area's standard error is undefined, said once naming
+    Forest (not against every class), and both strata are flagged as too small for the normal intervals."""
+    path, points = write_geographic_map(tmp_path)
+    accuracy = assess_written_map(path, points, "stratified")
+    adjusted = accuracy.as_dict()["area_adjusted"]
+    assert adjusted["small_strata"] == {"Forest": 1, "River": 2}
+    note = (
+        "a stratum of one point (Forest) leaves the standard errors undefined; strata of fewer than 5 points, too "
+        "few for the normal approximation's intervals: Forest (1 point), River (2 points)"
+    )
+    assert adjusted["small_strata_note"] == note
+    assert adjusted["hectares"]["River"]["standard_error"] is None
+    summary = accuracy.summary("m")
+    assert summary.count("one point") == 1 and summary.endswith(f"\n  {note}")
+    assert "(no interval)" in summary and "a class of one point" not in summary
+    from eurosat_finetune.outputs.map_assessment import small_strata_note
+
+    assert small_strata_note({}) is None
+    assert small_strata_note({"A": 4}) == (
+        "strata of fewer than 5 points, too few for the normal approximation's intervals: A (4 points)"
+    )
+    assert small_strata_note({"A": 1, "B": 1}).startswith("strata of one point (A, B) leave the standard errors")
+
+
+def test_the_command_never_writes_over_a_file_and_refuses_before_assessing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``--json`` onto an existing file (the map's own sidecar too) or into a missing folder: one line, before
+    any assessing (nothing printed), the file as it was; a new file is made, once."""
+    from eurosat_finetune.map_accuracy import main
+
+    path, points = write_geographic_map(tmp_path)
+    sidecar = tmp_path / "m.json"
+    sidecar.write_text('{"areas": "as predict wrote them"}\n')
+    prog = "python -m eurosat_finetune.map_accuracy"
+    for target, said in (
+        (sidecar, f"--json {sidecar} already exists; give a new file name (it is never replaced)"),
+        (
+            tmp_path / "no" / "a.json",
+            f"--json {tmp_path / 'no' / 'a.json'}: no folder {tmp_path / 'no'}; create it or give another path",
+        ),
+    ):
+        with pytest.raises(SystemExit) as exit:
+            main([str(path), str(points), "--json", str(target)])
+        assert exit.value.code == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.splitlines()[-1] == f"{prog}: error: {said}" and "Traceback" not in err
+    assert sidecar.read_text() == '{"areas": "as predict wrote them"}\n'
+    new = tmp_path / "new.json"
+    assert main([str(path), str(points), "--sampling", "stratified", "--json", str(new)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(new.read_text())["accuracy"]["area_adjusted"]["small_strata"] == {"Forest": 1, "River": 2}
+    assert err.splitlines() == [  # map_assessment's own wording, as predict's warning
+        f"{points}: 1 point on no-data cells, not used: feature 3 (id p3)",
+        f"{points}: 1 point outside the map, not used: feature 4 (id p4)",
+    ]
+    with pytest.raises(SystemExit):
+        main([str(path), str(points), "--json", str(new)])
+    assert "already exists" in capsys.readouterr().err
 
 
 def cell_centre(row: int, col: int, cell: float = 320.0) -> tuple[float, float]:
@@ -316,15 +444,19 @@ def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
         )
     with rasterio.open(run / "maps" / "s.classes.tif") as source:
         assert (source.read(1) == expected).all()
+        grid = source.transform
     sidecar = json.loads((run / "maps" / "s.json").read_text())
 
     cells_of = [int((expected == k).sum()) for k in range(len(names))]
+    cell_ha = np.array([[geod_cell_area("EPSG:32632", grid, r, c) / 1e4 for c in range(5)] for r in range(4)])
+    assert cell_ha == pytest.approx(10.24, rel=2e-3)  # the plane's 10.24 ha, scaled by UTM's factor there
+    ha_of = [float(cell_ha[expected == k].sum()) for k in range(len(names))]
     areas = sidecar["areas"]
     assert areas["no_data_cells"] == 1 and areas["mapped_cells"] == 19
-    assert areas["mapped_hectares"] == pytest.approx(19 * 10.24)
+    assert areas["mapped_hectares"] == pytest.approx(sum(ha_of), rel=1e-5)
     for k, name in enumerate(names):
         assert areas["classes"][name] == pytest.approx(
-            {"cells": cells_of[k], "hectares": cells_of[k] * 10.24, "share": cells_of[k] / 19}
+            {"cells": cells_of[k], "hectares": ha_of[k], "share": ha_of[k] / sum(ha_of)}, rel=1e-5
         )
 
     accuracy = sidecar["accuracy"]
@@ -339,7 +471,7 @@ def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
     assert accuracy["at_points"]["overall"] == pytest.approx(2 / 3)
     present = [k for k in range(len(names)) if cells_of[k] or counts[:, k].sum()]
     hand = by_hand(
-        [[int(counts[i, j]) for j in present] for i in present], [cells_of[i] * 10.24 for i in present]
+        [[int(counts[i, j]) for j in present] for i in present], [ha_of[i] for i in present]
     )  # classes neither mapped nor referenced add nothing
     adjusted = accuracy["area_adjusted"]
     assert adjusted["overall"]["estimate"] == pytest.approx(hand["overall"])
@@ -359,8 +491,8 @@ def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
     assert f"Accuracy of s at {len(rows) - 2} of {len(rows)} reference points (sampling: stratified)" in printed
     said = [r.getMessage() for r in caplog.records if str(points) in r.getMessage()]
     assert said == [
-        f"{points}: 1 point(s) on no-data cells, not used: {no_data_line}",
-        f"{points}: 1 point(s) outside every map, not used: {far_line}",
+        f"{points}: 1 point on no-data cells, not used: {no_data_line}",
+        f"{points}: 1 point outside the map, not used: {far_line}",
     ]
 
     # the written map assessed again, without mapping: the same figures, as the command prints and writes them
@@ -379,7 +511,7 @@ def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
     assert exit.value.code == 2
     assert capsys.readouterr().err == (
         f"python -m eurosat_finetune.map_accuracy: error: points={bad}, line 2: class 'Forrest' is not one of the "
-        f"model's classes ({', '.join(names)}); give a class name or its index, 0 to {len(names) - 1}\n"
+        f"map's classes ({', '.join(names)}); give a class name or its index, 0 to {len(names) - 1}\n"
     )
 
 

@@ -133,8 +133,8 @@ def test_mapping_progress_counts_windows(
     capsys.readouterr()
     predict(checkpoint, tmp_path / "scenes", tmp_path / "logs", "--data.maps.stride=16")
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("INFO: Mapping")]
-    assert lines[0].startswith("INFO: Mapping 1 scene(s): 0% (0 of 35 windows, ")
-    assert lines[-1].startswith("INFO: Mapping 1 scene(s): 100% (35 of 35 windows, ") and len(lines) <= 3
+    assert lines[0].startswith("INFO: Mapping 1 scene: 0% (0 of 35 windows, ")
+    assert lines[-1].startswith("INFO: Mapping 1 scene: 100% (35 of 35 windows, ") and len(lines) <= 3
 
 
 def read_tags(run: Path) -> dict[str, str]:

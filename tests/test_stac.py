@@ -739,7 +739,7 @@ def test_a_search_maps_the_items_it_can_and_names_the_others_at_the_end(
     maps = predict(ms12, f"{server.url}/search?collections=sentinel-2-l2a", tmp_path / "logs")
     assert sorted(path.name for path in maps.glob("*.classes.tif")) == [f"S2A_32UMU_{DATES[0]}_0_L2A.classes.tif"]
     (said,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Not mapped")]
-    assert said.startswith(f"Not mapped, 1 scene(s) left out: S2A_32UMU_{DATES[1]}_0_L2A (cannot read")
+    assert said.startswith(f"Not mapped, 1 scene left out: S2A_32UMU_{DATES[1]}_0_L2A (cannot read")
 
 
 def test_an_areas_blocks_begin_where_its_files_tile_rows_do(server: StacServer) -> None:
@@ -793,7 +793,7 @@ def test_a_band_file_failing_while_read_leaves_that_item_out_and_maps_the_others
     maps = predict(ms12, search, tmp_path / "logs", "--data.loader.num_workers=2")
     assert sorted(path.name for path in maps.glob("*.classes.tif")) == [f"S2A_32UMU_{DATES[0]}_0_L2A.classes.tif"]
     (said,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Not mapped")]
-    assert said.startswith(f"Not mapped, 1 scene(s) left out: S2A_32UMU_{DATES[1]}_0_L2A (cannot read /vsicurl/")
+    assert said.startswith(f"Not mapped, 1 scene left out: S2A_32UMU_{DATES[1]}_0_L2A (cannot read /vsicurl/")
     assert "IReadBlock failed" in said or "HTTP" in said  # GDAL's own words, not "see previous exception"
     # one item, failing: the error, in one line (an item never read here: GDAL keeps what this process read)
     publish_cloudy(server, 3, DATES[2], [])

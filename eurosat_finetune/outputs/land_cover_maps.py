@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from eurosat_finetune.data.predict_batches import SCENE_WINDOWS
 from eurosat_finetune.data.scenes.windows import Scene, SceneWindows
-from eurosat_finetune.errors import OutputError, UnreadableImageError, UserError
+from eurosat_finetune.errors import OutputError, UnreadableImageError, UserError, counted
 from eurosat_finetune.outputs.class_areas import class_areas
 from eurosat_finetune.outputs.map_assessment import MapAccuracy, Sampling, assess, report
 from eurosat_finetune.outputs.map_legend import NODATA_CLASS, colour_table, legend_paths, write_legend
@@ -134,7 +134,7 @@ class LandCoverMaps(AddressedPredictionWriter):
             # Lightning's bar counts batches on a terminal; where it is off or output goes to a log, count windows
             if trainer.is_global_zero and (trainer.progress_bar_callback is None or not on_terminal()):
                 count = self.windows.own_window_count
-                self.progress = progress_bar(count, f"Mapping {len(self.scenes)} scene(s)", " windows")
+                self.progress = progress_bar(count, f"Mapping {counted(len(self.scenes), 'scene')}", " windows")
 
     def write_batch(self, prediction: dict[str, Any], pl_module: LightningModule) -> None:
         probs = prediction["probs"].float().cpu().numpy()
@@ -188,9 +188,10 @@ class LandCoverMaps(AddressedPredictionWriter):
             if error is None and len(failed) == len(self.scenes):  # nothing mapped: as one scene failing alone
                 error = UnreadableImageError(f"no scene could be mapped: {'; '.join(left_out)}")
             elif error is None:
-                print(f"Land-cover maps of {len(self.scenes) - len(failed)} scene(s) written to {folder}: {MAP_FILES}")
+                mapped = counted(len(self.scenes) - len(failed), "scene")
+                print(f"Land-cover maps of {mapped} written to {folder}: {MAP_FILES}")
                 if left_out:
-                    print(f"Not mapped, {len(left_out)} scene(s) left out: {'; '.join(left_out)}")
+                    print(f"Not mapped, {counted(len(left_out), 'scene')} left out: {'; '.join(left_out)}")
                 self.report_accuracy()
         trainer.strategy.barrier()
         if error is not None:
@@ -265,7 +266,7 @@ class LandCoverMaps(AddressedPredictionWriter):
                 for band, name in enumerate(class_names, start=1):
                     dst.set_band_description(band, name)
         write_preview(scene, classes, class_names, base.with_name(f"{base.name}.preview.png"))
-        areas = class_areas(classes, class_names, NODATA_CLASS, grid.crs, grid.transform)  # one bincount: ms
+        areas = class_areas(classes, class_names, NODATA_CLASS, grid.crs, grid.transform)  # ~15 ms a scene
         assessed: dict[str, Any] = {"areas": areas.as_dict()}
         if self.points is not None:
             accuracy = assess(

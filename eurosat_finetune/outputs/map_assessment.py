@@ -1,7 +1,7 @@
 """A map's accuracy at labelled reference points: which map cell each point falls in, the error matrix of the
 points (rows the map's class, columns the reference class), the accuracies at the points and, for a stratified
 random sample of the map's classes, the area-adjusted estimates of
-:mod:`eurosat_finetune.statistics.map_accuracy` with the map's class areas as strata weights. For a map being
+:mod:`eurosat_finetune.statistics.stratified_estimates` with the map's class areas as strata weights. For a map being
 written (:class:`~eurosat_finetune.outputs.land_cover_maps.LandCoverMaps`) or one written earlier
 (:func:`assess_written_map`)."""
 
@@ -17,15 +17,19 @@ import numpy as np
 import rasterio
 from rasterio.transform import Affine
 
-from eurosat_finetune.errors import UnreadableImageError
+from eurosat_finetune.errors import UnreadableImageError, counted
 from eurosat_finetune.outputs.class_areas import ClassAreas, class_areas
 from eurosat_finetune.outputs.reference_points import ReferencePoints, read_reference_points
-from eurosat_finetune.statistics.map_accuracy import sample_accuracy, stratified_estimates
+from eurosat_finetune.statistics.stratified_estimates import sample_accuracy, stratified_estimates
 
 log = logging.getLogger(__name__)
 
 Sampling = Literal["stratified", "other"]
 OUTSIDE, NO_DATA = -1, -2  # a point's map class when it is off the map, or on a no-data cell
+# A stratum of fewer points is flagged: its variance has under 4 degrees of freedom, so the normal quantile
+# (1.96) makes its interval far too narrow (Student's t at 3 degrees is 3.18), and its accuracy can take
+# only a few values. Olofsson et al. (2014) suggest 50 or more a stratum: 5 is a floor, not enough.
+SMALL_STRATUM = 5
 
 
 def map_classes_at(
@@ -107,15 +111,19 @@ class MapAccuracy:
             record["area_adjusted_note"] = "not estimated: no point falls on the map's data"
             return jsonable(record)
         if unsampled:
+            which = f"class {unsampled[0]} holds" if len(unsampled) == 1 else f"classes {', '.join(unsampled)} hold"
             record["area_adjusted_note"] = (
-                f"not estimated: mapped class(es) {', '.join(unsampled)} hold no reference points; a stratified "
-                "sample needs points in every mapped class"
+                f"not estimated: mapped {which} no reference points; a stratified sample needs points in every "
+                "mapped class"
             )
             return jsonable(record)
         estimates = stratified_estimates(counts, np.array(mapped, float))
+        small = self.small_strata()
         record["area_adjusted"] = {
             "method": "Olofsson et al. 2014, Remote Sensing of Environment 148:42-57 (stratified estimators)",
             "strata_weights": dict(zip(names, self.areas.shares, strict=True)),
+            "small_strata": small,
+            "small_strata_note": small_strata_note(small),
             "overall": estimates.overall.as_dict(),
             "users": {n: e.as_dict() for n, e in zip(names, estimates.users, strict=True)},
             "producers": {n: e.as_dict() for n, e in zip(names, estimates.producers, strict=True)},
@@ -124,6 +132,16 @@ class MapAccuracy:
             "cell_proportions": estimates.cell_proportions.tolist(),
         }
         return jsonable(record)
+
+    def small_strata(self) -> dict[str, int]:
+        """The mapped classes whose strata hold fewer than ``SMALL_STRATUM`` points, with their points."""
+        mapped = self.areas.hectares if self.areas.hectares is not None else self.areas.cells
+        points = self.counts.sum(1)
+        return {
+            name: int(n)
+            for name, area, n in zip(self.class_names, mapped, points, strict=True)
+            if area and n < SMALL_STRATUM
+        }
 
     def summary(self, map_name: str) -> str:
         """A few lines for the end of the run: points used and left out, the accuracies, the estimated areas."""
@@ -155,6 +173,8 @@ class MapAccuracy:
                 f"  {name}: {unit} mapped {on_map:,.0f}, estimated {with_interval(area, 0)}; user's "
                 f"{with_interval(adjusted['users'][name])}, producer's {with_interval(adjusted['producers'][name])}"
             )
+        if adjusted["small_strata_note"]:
+            lines.append(f"  {adjusted['small_strata_note']}")
         return "\n".join(lines)
 
 
@@ -166,9 +186,27 @@ def with_interval(figure: dict[str, Any], digits: int = 4) -> str:
     """``0.8800 +- 0.0740``: the estimate and the half-width of its 95% interval, as the paper gives them."""
     if figure["estimate"] is None:
         return "n/a"
-    if figure["standard_error"] is None:
-        return f"{figure['estimate']:.{digits}f} (no interval: a class of one point)"
+    if figure["standard_error"] is None:  # the summary says why once (small_strata_note)
+        return f"{figure['estimate']:,.{digits}f} (no interval)"
     return f"{figure['estimate']:,.{digits}f} +- {(figure['high'] - figure['estimate']):,.{digits}f}"
+
+
+def small_strata_note(small: dict[str, int]) -> str | None:
+    """What strata of few points do to the intervals, naming them: one point leaves the standard errors
+    undefined (its variance divides by ``n - 1``), fewer than ``SMALL_STRATUM`` makes the intervals too narrow."""
+    if not small:
+        return None
+    single = [name for name, n in small.items() if n == 1]
+    few = ", ".join(f"{name} ({counted(n, 'point')})" for name, n in small.items())
+    note = f"strata of fewer than {SMALL_STRATUM} points, too few for the normal approximation's intervals: {few}"
+    if single:
+        which = (
+            f"a stratum of one point ({single[0]}) leaves"
+            if len(single) == 1
+            else (f"strata of one point ({', '.join(single)}) leave")
+        )
+        note = f"{which} the standard errors undefined; {note}"
+    return note
 
 
 def jsonable(value: Any) -> Any:
@@ -225,21 +263,31 @@ def assess_written_map(
 
 
 def unused_points(points: ReferencePoints, assessments: list[MapAccuracy]) -> dict[str, list[str]]:
-    """The points no map used, named, by why: on no-data cells (of some map), or outside every map."""
+    """The points no map used, named, by why: on no-data cells (of some map), or outside every map (the map,
+    where there is one)."""
     found = np.array([accuracy.on_map for accuracy in assessments]).reshape(-1, len(points))
     unused = ~(found >= 0).any(0)
     on_no_data = (found == NO_DATA).any(0)
+    outside = "outside the map" if len(assessments) == 1 else "outside every map"
     return {
         why: [name for name, left in zip(points.names, which, strict=True) if left]
-        for why, which in (("on no-data cells", unused & on_no_data), ("outside every map", unused & ~on_no_data))
+        for why, which in (("on no-data cells", unused & on_no_data), (outside, unused & ~on_no_data))
     }
+
+
+def unused_lines(points: ReferencePoints, assessments: list[MapAccuracy]) -> list[str]:
+    """A line for each reason some points were not used, naming the first ten of them."""
+    lines = []
+    for why, names in unused_points(points, assessments).items():
+        if names:
+            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            lines.append(f"{points.source}: {counted(len(names), 'point')} {why}, not used: {shown}")
+    return lines
 
 
 def report(points: ReferencePoints, assessments: dict[str, MapAccuracy]) -> None:
     """At the end of a run: each map's accuracy (printed), and a warning naming the points no map could use."""
     for name, accuracy in assessments.items():
         print(accuracy.summary(name))
-    for why, names in unused_points(points, list(assessments.values())).items():
-        if names:
-            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-            log.warning("%s: %d point(s) %s, not used: %s", points.source, len(names), why, shown)
+    for line in unused_lines(points, list(assessments.values())):
+        log.warning("%s", line)

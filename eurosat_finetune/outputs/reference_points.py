@@ -1,7 +1,8 @@
 """Labelled reference points for a map's accuracy, read and checked before any mapping starts: a CSV with
-columns ``x``, ``y``, ``class`` (a class name as the model's labels, or its index) and optionally ``crs`` (else
-the CRS given, EPSG:4326 by default), or GeoJSON points (lon/lat, EPSG:4326) with a ``class`` property. Each
-point keeps a name its user finds it by: ``line N`` of the CSV, ``feature N`` (and its ``id``) of the GeoJSON."""
+columns ``x``, ``y``, ``class`` (one of the map's class names, the model's labels, or its index) and optionally
+``crs`` (else the CRS given, EPSG:4326 by default), or GeoJSON points (lon/lat, EPSG:4326) with a ``class``
+property. Each point keeps a name its user finds it by: ``line N`` of the CSV, ``feature N`` (and its ``id``) of
+the GeoJSON."""
 
 import csv
 import json
@@ -22,7 +23,7 @@ GEOJSON_SUFFIXES = (".geojson", ".json")
 
 @dataclass(frozen=True)
 class ReferencePoints:
-    """Points with their reference class (an index into the model's classes), each in its own CRS."""
+    """Points with their reference class (an index into the map's classes), each in its own CRS."""
 
     source: str
     names: list[str]  # how the file names each point: "line 5", "feature 3 (id p3)"
@@ -50,7 +51,7 @@ def read_reference_points(
 ) -> ReferencePoints:
     """Read and check every point of ``path``; raise :class:`ReferencePointsError` (one line naming the file as
     ``option`` gave it, the line or feature, and what to do) on a file that cannot be read, a missing column or
-    property, a class the model does not have, a coordinate that is no number, or a CRS pyproj does not know."""
+    property, a class the map does not have, a coordinate that is no number, or a CRS pyproj does not know."""
     path, named = Path(path), f"{option}={path}"
     if not path.is_file():
         raise ReferencePointsError(
@@ -140,13 +141,13 @@ def number(value: Any, what: str, where: str) -> float:
 
 
 def class_index(label: Any, class_names: list[str], where: str) -> int:
-    """A class given by its name (as the model's labels) or its index."""
+    """A class given by its name (one of the map's classes) or its index."""
     text = str(label).strip()
     if text in class_names:
         return class_names.index(text)
     if text.isdigit() and int(text) < len(class_names):
         return int(text)
     raise ReferencePointsError(
-        f"{where}: class {text!r} is not one of the model's classes ({', '.join(class_names)}); give a class name or "
+        f"{where}: class {text!r} is not one of the map's classes ({', '.join(class_names)}); give a class name or "
         f"its index, 0 to {len(class_names) - 1}"
     )
