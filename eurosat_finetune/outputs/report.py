@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 from sklearn.metrics import classification_report
 
+from eurosat_finetune.errors import counted
 from eurosat_finetune.outputs.run_folder import RunFolderCallback, RunOutput, tensorboard
 from eurosat_finetune.outputs.test_predictions import (
     PREDICTIONS_NAME,
@@ -21,7 +22,6 @@ from eurosat_finetune.outputs.test_predictions import (
 )
 from eurosat_finetune.statistics.classification import ClassificationIntervals, pairs_counted
 from eurosat_finetune.statistics.paired import compare_paired
-from eurosat_finetune.statistics.proportions import plural
 
 REPORT_NAME = "classification_report.txt"  # with .json and .csv beside it
 COMPARISON_NAME = "comparison.json"
@@ -53,7 +53,7 @@ def intervals_text(intervals: ClassificationIntervals, names: list[str], tta: bo
     accuracy, macro_f1 = intervals.accuracy, intervals.macro_f1
     augmented = " (with test-time augmentation)" if tta else ""
     lines = [
-        f"95% intervals over the {plural(intervals.images, 'test image')}{augmented}:",
+        f"95% intervals over the {counted(intervals.images, 'test image')}{augmented}:",
         f"  accuracy {accuracy.estimate:.4f}, {accuracy.bounds()} ({accuracy.method})",
         f"  macro F1 {macro_f1.estimate:.4f}, {macro_f1.bounds()} ({macro_f1.method})",
         "  per class: precision and recall by Wilson's score interval; F1 joins their bounds, each at 97.5%",
@@ -201,7 +201,7 @@ class EvaluationReport(RunFolderCallback):
             **comparison.as_dict(),
         }
         path.write_text(json.dumps(record, indent=2))
-        on = f"the same {plural(comparison.images, 'image')}"
+        on = f"the same {counted(comparison.images, 'image')}"
         if comparison.images < len(earlier.images):
             on = f"{comparison.images} of the {len(earlier.images)} images both tested (trainer.limit_test_batches)"
         augmented = {True: "with test-time augmentation", False: "without", None: "(not recorded)"}

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from eurosat_finetune.errors import ConfigError
-from eurosat_finetune.statistics.proportions import plural
+from eurosat_finetune.errors import ConfigError, counted
 
 PREDICTIONS_NAME = "test_predictions.csv"
 REPORT_JSON = "classification_report.json"  # beside it: the report's JSON, which says whether TTA was on
@@ -51,7 +50,7 @@ class ImagePredictions:
         where = f"--report.compare_with: {self.source}"
         if unshared:
             raise ConfigError(
-                f"{where} holds {plural(len(mine), 'test image')} and this test {len(theirs)}, and "
+                f"{where} holds {counted(len(mine), 'test image')} and this test {len(theirs)}, and "
                 f"{len(unshared)} {'is' if len(unshared) == 1 else 'are'} not in both (e.g. {unshared[0]}); "
                 "compare two tests of the same split (data.split, the same data)"
             )
@@ -59,7 +58,7 @@ class ImagePredictions:
         if relabelled:
             first = relabelled[0]
             raise ConfigError(
-                f"{where}: {plural(len(relabelled), 'test image')} {'has' if len(relabelled) == 1 else 'have'} another "
+                f"{where}: {counted(len(relabelled), 'test image')} {'has' if len(relabelled) == 1 else 'have'} another "
                 f"true class there (e.g. {first}: "
                 f"{mine[first]} there, {theirs[first]} here); compare two tests of the same labelled data"
             )

@@ -43,8 +43,3 @@ def proportion_interval(successes: int, trials: int, confidence: float = CONFIDE
         raise ValueError(f"a proportion needs at least one trial, got {trials}")
     bounds = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
     return Interval(successes / trials, float(bounds.low), float(bounds.high), "Wilson score", confidence)
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 image``, ``2 images``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
