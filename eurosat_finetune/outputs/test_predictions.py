@@ -58,8 +58,8 @@ class ImagePredictions:
         if relabelled:
             first = relabelled[0]
             raise ConfigError(
-                f"{where}: {counted(len(relabelled), 'test image')} {'has' if len(relabelled) == 1 else 'have'} another "
-                f"true class there (e.g. {first}: "
+                f"{where}: {counted(len(relabelled), 'test image')} {'has' if len(relabelled) == 1 else 'have'} "
+                f"another true class there (e.g. {first}: "
                 f"{mine[first]} there, {theirs[first]} here); compare two tests of the same labelled data"
             )
 
