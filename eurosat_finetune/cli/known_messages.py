@@ -1,8 +1,9 @@
 """Libraries' messages known to be harmless in the ``eurosat`` command, silenced while it runs, by their text.
 
 Each is in :data:`KNOWN_MESSAGES` with why it is harmless here; every other warning is shown as before. They
-are silenced only by :func:`quieted`, which ``main`` enters (a Python user of the package sees them all), and
-not at all when the environment sets ``EUROSAT_ALL_MESSAGES=1``. ``tests/test_known_messages.py`` checks that
+are silenced only within :func:`quieted`, which ``main`` enters, as do the learning curve's and the seed
+study's runs (a Python user of the package sees them all), and not at all where the environment sets
+``EUROSAT_ALL_MESSAGES=1``. ``tests/test_known_messages.py`` checks that
 each pattern still matches its library's current text, so a reworded message is noticed, not shown again.
 """
 

@@ -1,6 +1,6 @@
 """The ``eurosat`` command's argument parser: LightningCLI's, reading configs and checkpoint hyperparameters
-written with the options' old names (:mod:`eurosat_finetune.renamed_options`), and refusing a bad value in
-one line."""
+written with the options' old names (:mod:`eurosat_finetune.renamed_options`), and refusing a bad value or a
+typo in one line (a typo with the closest known names: :mod:`eurosat_finetune.cli.typos`)."""
 
 import os
 import sys
