@@ -17,6 +17,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from eurosat_finetune.cli import build_cli, show_progress_messages
+from eurosat_finetune.cli.known_messages import quieted
 
 DEFAULT_SIZES = ("10", "32", "100", "320", "1000", "3200", "all")
 
@@ -92,9 +93,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
         raise SystemExit(f"error: {csv_path} exists; choose another --out to keep the earlier curve")
 
     rows = []
-    for size in args.sizes:
-        rows.append(run_size(size, args.epochs, args.out, cli_args))
-        print(f"learning curve: {rows[-1]}")
+    with quieted():  # as `eurosat` does: libraries' messages known to be harmless (cli/known_messages.py)
+        for size in args.sizes:
+            rows.append(run_size(size, args.epochs, args.out, cli_args))
+            print(f"learning curve: {rows[-1]}")
     with open(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

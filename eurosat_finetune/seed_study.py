@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from eurosat_finetune.cli import build_cli, show_progress_messages
 from eurosat_finetune.cli.command import one_line
+from eurosat_finetune.cli.known_messages import quieted
 from eurosat_finetune.errors import ConfigError, OutputError, UserError
 from eurosat_finetune.outputs.tested_runs import TestedRun, find_runs, read_run
 from eurosat_finetune.statistics.seeds import SeedComparison, SeedSummary, compare_seeds, seed_summary
@@ -315,7 +316,8 @@ def study(
     check_same_images(studies, options)  # refused before any fit
     if seeds:
         show_progress_messages()  # as `eurosat` does: its progress, and a warning for each old option name
-        studies[name] = [run_seed(seed, runs_dir, cli_args) for seed in seeds]
+        with quieted():  # as `eurosat` does: libraries' messages known to be harmless (cli/known_messages.py)
+            studies[name] = [run_seed(seed, runs_dir, cli_args) for seed in seeds]
         check_same_images(studies, options)  # its runs against the first configuration's: known only now
     out.mkdir(parents=True, exist_ok=True)
     summaries, comparisons = summarise(studies)

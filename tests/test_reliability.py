@@ -19,6 +19,8 @@ from rasterio.transform import from_origin
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from eurosat_finetune.cli.known_messages import SHOW_ALL
+
 TINY_MODEL = ["--model.network.pretrained=null", f"--model.network.architecture={json.dumps(TINY_VIT)}"]
 
 
@@ -131,8 +133,9 @@ def test_model_that_cannot_be_loaded_offline(
 
 
 def test_config_typos_and_wrong_types_reach_the_user(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """jsonargparse's own messages, unchanged: the key, and for a wrong type the value it refused."""
-    assert "error: unrecognized arguments: --data.batchsize=8" in cli_error(["fit", "--data.batchsize=8"], capsys)
+    """One line each: a typo with the closest known names (cli/typos.py), a wrong type with the value refused."""
+    typo = "eurosat: error: unrecognized option --data.batchsize; did you mean --data.loader.batch_size?\n"
+    assert cli_error(["fit", "--data.batchsize=8"], capsys) == typo
     config = tmp_path / "typo.yaml"
     config.write_text(yaml.safe_dump({"data": {"roots": "data"}}))
     assert "roots" in cli_error(["fit", "--config", str(config)], capsys)
@@ -277,7 +280,9 @@ def test_unwritable_output_fails_before_training(
 
 
 @pytest.mark.slow
-def test_killed_fit_resumes_into_its_own_run(sample_root: Path, tmp_path: Path) -> None:
+def test_killed_fit_resumes_into_its_own_run(
+    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Kill -9 a fit after its best epoch, resume from its last.ckpt: the run continues in its own folder
     and TensorBoard run, and ends with the same weights, best.ckpt and export as a run never interrupted,
     flips, MixUp and CutMix included (each batch draws its own, wherever the run restarted)."""
@@ -305,6 +310,7 @@ def test_killed_fit_resumes_into_its_own_run(sample_root: Path, tmp_path: Path) 
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
     assert not (run / "huggingface").exists()
 
+    monkeypatch.setenv(SHOW_ALL, "1")  # the command would silence Lightning's warning (cli/known_messages.py)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run_cli([*fit[3:], "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])

@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from eurosat_finetune import __version__, renamed_options
 from eurosat_finetune.cli import preflight
+from eurosat_finetune.cli.known_messages import quieted
 from eurosat_finetune.cli.parser import EuroSATArgumentParser
 from eurosat_finetune.cli.parser_once import set_up_once
 from eurosat_finetune.cli.resume import (
@@ -293,7 +294,8 @@ def main(args: ArgsType = None) -> None:
     """
     show_progress_messages()
     try:
-        build_cli(args)
+        with quieted():  # libraries' messages known to be harmless here (cli/known_messages.py)
+            build_cli(args)
     except UserError as err:
         release_unused_claims()
         sys.stderr.write(f"eurosat: error: {one_line(err)}\n")

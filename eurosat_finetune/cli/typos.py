@@ -1,0 +1,112 @@
+"""A mistyped option, config key or config path, said in one line with the closest names that exist.
+
+jsonargparse reports each as a message of its own (``unrecognized arguments: --data.predict_rot x``,
+``Subcommand 'fit' does not accept option 'data.predict_rot'``, ``Parser key "config": File does not exist:
+'...'``); :meth:`EuroSATArgumentParser.error <eurosat_finetune.cli.parser.EuroSATArgumentParser.error>` asks
+:func:`explained` for a better line and keeps the library's own where it has none.
+"""
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from eurosat_finetune.renamed_options import RENAMED
+
+# jsonargparse's wording (argparse's too, for the first); a reworded message is left as the library says it
+UNRECOGNIZED = re.compile(r"^unrecognized arguments: (?P<args>.+)$", re.DOTALL)
+NOT_ACCEPTED = re.compile(r"^(?:Subcommand '[^']+'|Group '(?P<group>[^']+)') does not accept option '(?P<key>[^']+)'")
+NO_FILE = re.compile(r"""^Parser key "(?P<key>[^"]+)": File does not exist: (?P<path>'[^']*'|"[^"]*")\s*$""")
+
+# how many close names a message offers, how close (difflib's ratio) a name must be to be offered, and how
+# much less close than the closest: one near miss is named alone, not beside names that share a prefix
+SUGGESTIONS = 3
+CUTOFF = 0.6
+MARGIN = 0.1
+
+
+def known_options(parser: Any) -> list[str]:
+    """Every long option string ``parser`` accepts (``--data.predict_root``, ``--config``), nested groups'
+    keys included. argparse keeps them only in a private mapping, read here alone (and tested in
+    ``tests/test_cli_typos.py``, which fails if argparse or jsonargparse ever stops keeping them there)."""
+    return sorted(option for option in parser._option_string_actions if option.startswith("--"))
+
+
+def closest(name: str, known: list[str]) -> list[str]:
+    """The known names closest to ``name``; an old name (:data:`RENAMED`) that is closest is offered as its
+    new one, since that is what the user should type."""
+    prefix = "--" if name.startswith("--") else ""
+    old = {f"{prefix}{key}": f"{prefix}{new}" for key, new in RENAMED.items()}
+    matches = difflib.get_close_matches(name, [*known, *old], n=SUGGESTIONS, cutoff=CUTOFF)
+    ratios = [difflib.SequenceMatcher(None, name, match).ratio() for match in matches]
+    near = [match for match, ratio in zip(matches, ratios, strict=True) if ratio >= ratios[0] - MARGIN]
+    return list(dict.fromkeys(old.get(match, match) for match in near))
+
+
+def did_you_mean(names: list[str]) -> str:
+    return f"did you mean {' or '.join(names)}?" if names else ""
+
+
+def explained(message: str, parser: Any, ex: BaseException | None, configs: dict[str, dict[str, Any]]) -> str | None:
+    """One line for a mistyped option, config key or config file, or None where ``message`` is none of these.
+    ``parser`` is the one that refused (a subcommand's, for an option); ``configs`` the config files read, by
+    absolute path, each as loaded."""
+    if found := UNRECOGNIZED.match(message):
+        return unrecognized(found["args"].split(" "), known_options(parser))
+    if found := NOT_ACCEPTED.match(message):
+        # a subcommand's parser knows its keys; jsonargparse hands it over on the exception
+        subparser = getattr(ex, "subcommand_parser", None) or parser
+        key = f"{found['group']}.{found['key']}" if found["group"] else found["key"]
+        return unknown_key(key, known_options(subparser), configs)
+    if found := NO_FILE.match(message):
+        return missing_file(found["key"], found["path"][1:-1])
+    return None
+
+
+def unrecognized(args: list[str], known: list[str]) -> str | None:
+    """``unrecognized option --data.predict_rot; did you mean --data.predict_root?`` for each option among
+    ``args`` (an option's value is not named); None where no argument is an option (a stray value)."""
+    options = [arg.partition("=")[0] for arg in args if arg.startswith("--")]
+    if not options:
+        return None
+    if len(options) == 1:
+        suggestion = did_you_mean(closest(options[0], known))
+        return f"unrecognized option {options[0]}{'; ' + suggestion if suggestion else ''}"
+    named = [
+        f"{option} ({suggestion})" if (suggestion := did_you_mean(closest(option, known))) else option
+        for option in options
+    ]
+    return f"unrecognized options {', '.join(named)}"
+
+
+def unknown_key(key: str, known: list[str], configs: dict[str, dict[str, Any]]) -> str:
+    """``data.predict_rot`` in ``configs/run.yaml`` is not an option; did you mean ``data.predict_root``?"""
+    files = [path for path, loaded in configs.items() if _holds(loaded, key.split("."))]
+    where = f" in {', '.join(_shown(Path(path)) for path in files)}" if files else ""
+    suggestion = did_you_mean([option.removeprefix("--") for option in closest(f"--{key}", known)])
+    return f"unrecognized key {key}{where}{'; ' + suggestion if suggestion else ''}"
+
+
+def missing_file(key: str, path: str) -> str:
+    """``--config configs/demo.yml: no such file (did you mean configs/demo.yaml?)``."""
+    given = Path(path)
+    folder = given.parent
+    names = [entry.name for entry in folder.iterdir()] if folder.is_dir() else []
+    close = [_shown(folder / name) for name in difflib.get_close_matches(given.name, names, n=SUGGESTIONS)]
+    return f"--{key} {_shown(given)}: no such file{f' ({did_you_mean(close)})' if close else ''}"
+
+
+def _holds(config: Any, keys: list[str]) -> bool:
+    """Whether a loaded config (``{fit: {data: ...}}`` or a subcommand's) holds the dotted key."""
+    if not isinstance(config, dict):
+        return False
+    if keys[0] in config:
+        return len(keys) == 1 or _holds(config[keys[0]], keys[1:])
+    return any(_holds(config.get(subcommand), keys) for subcommand in ("fit", "validate", "test", "predict"))
+
+
+def _shown(path: Path) -> str:
+    """A path as the user likely typed it: relative to the working folder where it is under it."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else Path(relative).as_posix()

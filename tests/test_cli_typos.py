@@ -1,0 +1,90 @@
+"""A mistyped option, config key or config path: one line naming it and the closest that exist (cli/typos.py)."""
+
+from pathlib import Path
+
+import pytest
+from conftest import cli_error, run_cli
+
+
+def one_line(message: str) -> str:
+    assert len(message.strip().splitlines()) == 1 and "usage:" not in message, message
+    return message.strip()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["predict", "--data.predict_rot", "x"],
+            "unrecognized option --data.predict_rot; did you mean --data.predict_root?",
+        ),
+        (["fit", "--data.predict_rot=x"], "unrecognized option --data.predict_rot; did you mean --data.predict_root?"),
+        (["fit", "--ckpt_pth", "x"], "unrecognized option --ckpt_pth; did you mean --ckpt_path?"),
+        # a nested group's key
+        (["fit", "--data.loader.batch_sise", "3"], "did you mean --data.loader.batch_size?"),
+        # close to an old name, which renamed_options still translates: its new name is offered
+        (["fit", "--data.batch_sise", "3"], "did you mean --data.loader.batch_size?"),
+        (["fit", "--data.predict_rot", "x", "--dat.rot", "3"], "unrecognized options --data.predict_rot (did you mean"),
+        (["fit", "--zzzzzzzz", "1"], "unrecognized option --zzzzzzzz (see eurosat fit --help)"),
+    ],
+)
+def test_a_mistyped_option_is_one_line_naming_the_closest(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture
+) -> None:
+    message = one_line(cli_error(args, capsys))
+    assert message.startswith("eurosat: error: ") and expected in message
+
+
+def test_an_old_option_name_is_not_unknown(capsys: pytest.CaptureFixture) -> None:
+    printed = run_cli(["fit", "--data.batch_size", "4", "--print_config"], capsys)
+    assert "batch_size: 4" in printed
+
+
+def test_a_config_that_does_not_exist_names_the_close_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "demo.yaml").write_text("trainer: {max_epochs: 1}\n")
+    monkeypatch.chdir(tmp_path)
+    message = one_line(cli_error(["fit", "--config", "configs/demo.yml"], capsys))
+    assert message == "eurosat: error: --config configs/demo.yml: no such file (did you mean configs/demo.yaml?)"
+    message = one_line(cli_error(["fit", "--config", "nowhere/demo.yml"], capsys))
+    assert message.startswith("eurosat: error: --config nowhere/demo.yml: no such file")
+
+
+@pytest.mark.parametrize("at_root", [False, True], ids=["subcommand", "root"])
+def test_a_mistyped_key_in_a_config_names_the_key_and_the_file(
+    at_root: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = Path("run.yaml")
+    config.write_text("fit:\n  data: {predict_rot: x}\n" if at_root else "data:\n  loader: {batch_sise: 3}\n")
+    args = ["--config", str(config), "fit"] if at_root else ["fit", "--config", str(config)]
+    message = one_line(cli_error(args, capsys))
+    key, closest = (
+        ("data.predict_rot", "data.predict_root") if at_root else ("data.loader.batch_sise", "data.loader.batch_size")
+    )
+    assert message == f"eurosat: error: unrecognized key {key} in run.yaml; did you mean {closest}?"
+
+
+def test_a_bad_value_is_refused_as_before(capsys: pytest.CaptureFixture) -> None:
+    message = one_line(cli_error(["fit", "--data.loader.batch_size", "0"], capsys))
+    assert message.startswith('eurosat: error: Parser key "data.loader.batch_size": ')
+    assert message.endswith("(see eurosat fit --help)")
+
+
+def test_help_still_lists_every_option(capsys: pytest.CaptureFixture) -> None:
+    assert "--data.predict_root" in run_cli(["fit", "--help"], capsys)
+
+
+def test_the_parser_still_keeps_its_option_strings_where_typos_reads_them() -> None:
+    """known_options reads argparse's private ``_option_string_actions``: this fails if the library moves it."""
+    from lightning.pytorch.cli import LightningArgumentParser
+
+    from eurosat_finetune.cli.typos import known_options
+    from eurosat_finetune.data.datamodule import EuroSATDataModule
+
+    parser = LightningArgumentParser()
+    parser.add_lightning_class_args(EuroSATDataModule, "data")
+    known = known_options(parser)
+    assert {"--data.predict_root", "--data.loader.batch_size"} <= set(known), known
