@@ -21,6 +21,14 @@ CLASSES = list(EUROSAT_CLASSES)
 PRODUCT = "S2A_MSIL1C_20240601T103031_N0510_R108_T32TMT_20240601T123456"
 
 
+@pytest.fixture(autouse=True)
+def sidecars_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GDAL looks for a file's sidecars (the .aux.xml) unless told not to list folders on open, as reading STAC
+    items over HTTP tells it, for its whole process (stac_items.HTTP_DEFAULTS): a STAC test run earlier in this
+    process must not hide them here."""
+    monkeypatch.delenv("GDAL_DISABLE_READDIR_ON_OPEN", raising=False)
+
+
 def write_class_map(path: Path, names: list[str]) -> Path:
     """A class map as ``eurosat predict`` writes one: a COG with the colour table, the class names' tags, nodata."""
     with AtomicRaster(

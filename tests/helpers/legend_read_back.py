@@ -5,6 +5,7 @@ libgdal rasterio runs on. There are no GDAL Python bindings here, and rasterio r
 import ctypes
 import ctypes.util
 import json
+import os
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -122,6 +123,13 @@ def check_legend(class_map: Path) -> list[str]:
 
     lib = libgdal()
     if lib is not None:  # GDAL itself finds the sidecar beside the map and reads what the XML says
-        categories, columns, gdal_rows = read_legend(lib, class_map)
+        # as a GIS tool opens it: listing the map's folder, which reading STAC items over HTTP turns off for the
+        # rest of the process (stac_items.HTTP_DEFAULTS), and which a STAC test earlier in this one may have done
+        readdir = os.environ.pop("GDAL_DISABLE_READDIR_ON_OPEN", None)
+        try:
+            categories, columns, gdal_rows = read_legend(lib, class_map)
+        finally:
+            if readdir is not None:
+                os.environ["GDAL_DISABLE_READDIR_ON_OPEN"] = readdir
         assert categories == names and columns == COLUMNS and gdal_rows == rows
     return names
