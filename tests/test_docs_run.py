@@ -58,6 +58,7 @@ class Reader:
     env: dict[str, str]
     variables: dict[str, str] = field(default_factory=dict)
     fit_printed: str | None = None  # the run folder the last `eurosat fit` printed; None if it was skipped
+    fits: dict[str, str] = field(default_factory=dict)  # each fit that ran, and the run folder it printed
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
@@ -86,10 +87,11 @@ class Reader:
             assignment = ASSIGNMENT.match(command)
             if assignment is not None:
                 self.variables[assignment[1]] = assignment[2]
-            elif command.startswith("eurosat fit") and command in self.ran:
+            elif command in self.fits:
                 # the quickstart's demo fit is README's first block again: a second run of it only takes the
                 # next version_N and costs a fit's time, so the run folder README's printed stands
                 self.skipped.append(command)
+                self.fit_printed = self.fits[command]
             elif command in SKIPPED:
                 self.skipped.append(command)
                 if command.startswith("eurosat fit"):
@@ -99,7 +101,7 @@ class Reader:
                 self.ran.append(command)
                 self.outputs.append(printed)
                 if command.startswith("eurosat fit") and "--print_config" not in command and "--help" not in command:
-                    self.fit_printed = re.findall(r"Run folder: (\S+)", printed)[-1]
+                    self.fit_printed = self.fits[command] = re.findall(r"Run folder: (\S+)", printed)[-1]
 
     def python(self, where: str, code: str) -> None:
         script = self.folder.parent / f"block-{len(self.ran)}.py"  # outside the reader's folder
