@@ -50,6 +50,11 @@ ASSIGNMENT = re.compile(r"^(\w+)=(\S+)$")
 FENCE = re.compile(r"^```(bash|python)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
+def logger_folder(run_folder: str) -> str:
+    """``runs/demo/`` of ``runs/demo/version_3``: which fit's run folder a docs' example stands for."""
+    return re.sub(r"version_\d+$", "", run_folder)
+
+
 @dataclass
 class Reader:
     """What a reader's shell holds between blocks, and what the test did with each command."""
@@ -57,8 +62,8 @@ class Reader:
     folder: Path
     env: dict[str, str]
     variables: dict[str, str] = field(default_factory=dict)
-    fit_printed: str | None = None  # the run folder the last `eurosat fit` printed; None if it was skipped
-    fits: dict[str, str] = field(default_factory=dict)  # each fit that ran, and the run folder it printed
+    printed: dict[str, str] = field(default_factory=dict)  # the run folder each logger's last fit printed
+    fits: set[str] = field(default_factory=set)  # the fits that ran
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
@@ -74,14 +79,13 @@ class Reader:
         """One logical line of a bash block: assignments, commands joined by &&, a trailing comment."""
         run_folder = RUN_FOLDER.match(line)
         if run_folder is not None:
+            # the example (runs/demo/version_0) says which fit's printed folder the reader takes
             name, example = run_folder.groups()
-            if self.fit_printed is None:  # its fit was skipped: so is every command that reads the variable
+            if logger_folder(example) not in self.printed:  # that fit was skipped: so is what reads the variable
                 self.skipped.append(line)
                 self.variables.pop(name, None)
-                return
-            # the docs' example has the printed one's shape: same logger folder, another version at most
-            assert re.sub(r"version_\d+$", "", example) == re.sub(r"version_\d+$", "", self.fit_printed), where
-            self.variables[name] = self.fit_printed
+            else:
+                self.variables[name] = self.printed[logger_folder(example)]
             return
         for command in (part.strip() for part in re.sub(r"\s+#.*$", "", line).split("&&")):
             assignment = ASSIGNMENT.match(command)
@@ -91,17 +95,16 @@ class Reader:
                 # the quickstart's demo fit is README's first block again: a second run of it only takes the
                 # next version_N and costs a fit's time, so the run folder README's printed stands
                 self.skipped.append(command)
-                self.fit_printed = self.fits[command]
             elif command in SKIPPED:
                 self.skipped.append(command)
-                if command.startswith("eurosat fit"):
-                    self.fit_printed = None
             else:
                 printed = self.run(where, ["bash", "-euc", command])  # -u: a variable the docs never set fails
                 self.ran.append(command)
                 self.outputs.append(printed)
-                if command.startswith("eurosat fit") and "--print_config" not in command and "--help" not in command:
-                    self.fit_printed = self.fits[command] = re.findall(r"Run folder: (\S+)", printed)[-1]
+                if command.startswith("eurosat fit"):
+                    self.fits.add(command)
+                    folder = re.findall(r"Run folder: (\S+)", printed)[-1]
+                    self.printed[logger_folder(folder)] = folder
 
     def python(self, where: str, code: str) -> None:
         script = self.folder.parent / f"block-{len(self.ran)}.py"  # outside the reader's folder
