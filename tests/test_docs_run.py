@@ -1,7 +1,8 @@
 """The docs run as written: the ```bash and ```python blocks of README.md, docs/quickstart.md and
 docs/deploy.md, in the order a reader meets them, each in a fresh process in one folder that holds only a
 copy of ``configs/`` (as a clone's root does, without the code), with the hub offline. A command that needs
-a GPU, the network, the real data or the reader's own files is skipped by SKIPPED, each with why; nothing
+a GPU, the network, the real data or the reader's own files is skipped by SKIPPED, each with why, and a
+fit the reader ran before is not run again (the quickstart's demo is README's first block); nothing
 is substituted but the run folder, which the docs tell the reader to take from what ``eurosat fit`` printed.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-pytestmark = pytest.mark.slow  # several CLI processes: three demo fits, a test, a predict and an export
+pytestmark = pytest.mark.slow  # CLI processes: a demo fit, a test, a predict, an export; two Python blocks
 
 DOCS = ["README.md", "docs/quickstart.md", "docs/deploy.md"]  # the order the README's links give
 
