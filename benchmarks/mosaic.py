@@ -2,12 +2,19 @@
 with the true class of every tile beside it: a scene whose land-cover map can be checked.
 
     python benchmarks/mosaic.py --out mosaic/          # 12 x 12 tiles (768 x 768 px), UTM 32N, 10 m pixels
-    eurosat predict --ckpt_path runs/cpu/version_0/checkpoints/best.ckpt --data.predict_root mosaic/
+    eurosat predict --ckpt_path "$run/checkpoints/best.ckpt" --data.predict_root mosaic/ \\
+        --maps.reference_points mosaic-points.csv      # the map's accuracy at the 144 tiles' centres
+
+It writes <out>/mosaic.tif, and beside the folder (not in it, where predict would read them)
+<out>-truth.json (the class of each tile, row by row) and <out>-points.csv (each tile's centre and class,
+in the scene's CRS: the reference points of ``--maps.reference_points``).
 """
 
 import argparse
+import csv
 import io
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -18,19 +25,31 @@ from rasterio.transform import from_origin
 
 from eurosat_finetune.data.patches.splits import stratified_split
 
+# ../shared/data/EuroSAT_RGB.zip from the repository's root, wherever the command is run from
 REAL_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "EuroSAT_RGB.zip"
 
 # which class fills each 4 x 4 block of tiles: a made-up landscape of nine blocks
-LAYOUT = [["Forest", "Pasture", "AnnualCrop"], ["River", "Residential", "PermanentCrop"],
-          ["SeaLake", "Industrial", "HerbaceousVegetation"]]  # fmt: skip
+LAYOUT = [
+    ["Forest", "Pasture", "AnnualCrop"],
+    ["River", "Residential", "PermanentCrop"],
+    ["SeaLake", "Industrial", "HerbaceousVegetation"],
+]
+CRS = "EPSG:32632"
+ORIGIN = (500_000, 5_000_000)  # west, north, in metres
+PIXEL = 10  # metres, as Sentinel-2's 10 m bands
+TILE = 64  # px, EuroSAT's tiles
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zip", type=Path, default=REAL_ZIP)
-    parser.add_argument("--out", type=Path, default=Path("mosaic"))
-    parser.add_argument("--block", type=int, default=4, help="tiles per side of each class's block")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--zip", type=Path, default=REAL_ZIP, help="EuroSAT RGB's zip as Zenodo ships it (default: %(default)s)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("mosaic"), help="folder for mosaic.tif (default: %(default)s)")
+    parser.add_argument("--block", type=int, default=4, help="tiles per side of a class's block (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if not args.zip.is_file():  # one line, not zipfile's traceback
+        parser.error(f"no EuroSAT RGB archive at {args.zip}; give its path with --zip (EuroSAT_RGB.zip from Zenodo)")
 
     with zipfile.ZipFile(args.zip) as archive:
         names = sorted(n for n in archive.namelist() if n.endswith(".jpg"))
@@ -47,13 +66,31 @@ def main() -> None:
             rows.append(np.concatenate([np.asarray(Image.open(io.BytesIO(t)).convert("RGB")) for t in tiles], axis=1))
     mosaic = np.concatenate(rows).transpose(2, 0, 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    profile = {"driver": "GTiff", "height": mosaic.shape[1], "width": mosaic.shape[2], "count": 3, "dtype": "uint8",
-               "crs": "EPSG:32632", "transform": from_origin(500_000, 5_000_000, 10, 10)}  # fmt: skip
-    with rasterio.open(args.out / "mosaic.tif", "w", **profile) as dst:
+    profile = {
+        "driver": "GTiff",
+        "height": mosaic.shape[1],
+        "width": mosaic.shape[2],
+        "count": 3,
+        "dtype": "uint8",
+        "crs": CRS,
+        "transform": from_origin(*ORIGIN, PIXEL, PIXEL),
+    }
+    scene = args.out / "mosaic.tif"
+    with rasterio.open(scene, "w", **profile) as dst:
         dst.write(mosaic)
-    (args.out.parent / f"{args.out.name}-truth.json").write_text(json.dumps(truth))
-    print(f"wrote {args.out / 'mosaic.tif'} ({mosaic.shape[2]} x {mosaic.shape[1]} px) and its truth")
+    truth_path = args.out.parent / f"{args.out.name}-truth.json"
+    truth_path.write_text(json.dumps(truth))
+    points_path = args.out.parent / f"{args.out.name}-points.csv"
+    with open(points_path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["x", "y", "class", "crs"])
+        half = TILE * PIXEL / 2  # a tile's centre, well inside the map cell of a 64 px window
+        for r, row in enumerate(truth):
+            for c, name in enumerate(row):
+                writer.writerow([ORIGIN[0] + c * TILE * PIXEL + half, ORIGIN[1] - r * TILE * PIXEL - half, name, CRS])
+    print(f"wrote {scene} ({mosaic.shape[2]} x {mosaic.shape[1]} px, {side * side} tiles)")
+    print(f"its truth: {truth_path} (class of each tile, row by row) and {points_path} (reference points)")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
