@@ -88,3 +88,17 @@ def test_best_checkpoint_is_found_by_what_it_is_in_any_callback_order(sample_roo
     for path, same in ((best.best_model_path, True), (last.best_model_path, False)):
         saved = torch.load(path, weights_only=True)["state_dict"]
         assert all(torch.equal(value, saved[f"net.{key}"]) for key, value in exported.items()) == same
+
+
+def test_a_figure_with_no_interval_says_so() -> None:
+    """Every test image right: the bootstrap cannot give macro F1 an interval, and the summary says n/a, not nan."""
+    from eurosat_finetune.outputs.run_record import figures
+
+    said = figures(
+        {"test_acc": 1.0, "test_acc_low": 0.98, "test_acc_high": 1.0, "test_images": 200, "test_macro_f1": 1.0,
+         "test_macro_f1_low": float("nan"), "test_macro_f1_high": float("nan"), "test_loss": 0.01},
+        "test",
+    )  # fmt: skip
+    assert said == (
+        "test_acc 1.0000 (95% CI 0.9800 to 1.0000, 200 images), test_macro_f1 1.0000 (95% CI n/a), test_loss 0.0100"
+    )

@@ -3,6 +3,7 @@ then what the model is, what it was trained on and how, how well it did, its lim
 Every fact comes from the run: the data describes itself (:class:`DatasetDescription`), the figures
 are the run's own."""
 
+import math
 from typing import Any
 
 import yaml
@@ -246,7 +247,8 @@ def row(name: str, metrics: dict[str, float], stage: str) -> str:
     cells = []
     for key in ("acc", "macro_f1", "loss"):
         cell = f"{metrics.get(f'{stage}_{key}', float('nan')):.4f}"
-        if f"{stage}_{key}_low" in metrics:
-            cell += f" ({metrics[f'{stage}_{key}_low']:.4f} to {metrics[f'{stage}_{key}_high']:.4f})"
+        low, high = metrics.get(f"{stage}_{key}_low", math.nan), metrics.get(f"{stage}_{key}_high", math.nan)
+        if not (math.isnan(low) or math.isnan(high)):  # no interval where the run has none (or none could be given)
+            cell += f" ({low:.4f} to {high:.4f})"
         cells.append(cell)
     return f"| {name} | " + " | ".join(cells) + " |"

@@ -1,6 +1,7 @@
 """What a run leaves, said when it ends: the closing summary each subcommand prints, the figures that
 TensorBoard's HPARAMS tab compares runs by, and the facts the model card is written from."""
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,9 @@ def figures(metrics: dict[str, float], stage: str) -> str:
         figure = f"{key} {metrics[key]:.4f}"
         if f"{key}_low" in metrics:
             images = f", {int(metrics[f'{stage}_images'])} images" if key == f"{stage}_acc" else ""
-            figure += f" (95% CI {metrics[f'{key}_low']:.4f} to {metrics[f'{key}_high']:.4f}{images})"
+            low, high = metrics[f"{key}_low"], metrics[f"{key}_high"]
+            bounds = "n/a" if math.isnan(low) or math.isnan(high) else f"{low:.4f} to {high:.4f}"  # none to give
+            figure += f" (95% CI {bounds}{images})"
         said.append(figure)
     return ", ".join(said) or "no metrics"
 
