@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from eurosat_finetune import __version__, renamed_options
 from eurosat_finetune.cli import preflight
+from eurosat_finetune.cli.cpu_precision import warn_software_bf16
 from eurosat_finetune.cli.known_messages import quieted
 from eurosat_finetune.cli.parser import EuroSATArgumentParser
 from eurosat_finetune.cli.parser_once import set_up_once
@@ -144,6 +145,8 @@ class EuroSATCLI(LightningCLI):
         optimizer = config.model.get("optimizer")
         if isinstance(optimizer, Namespace) and isinstance(optimizer.get("init_args"), Namespace):
             refuse_negative_learning_rate(optimizer.init_args.get("lr"))
+        if rank_zero_only.rank == 0:
+            warn_software_bf16(config.trainer.get("accelerator"), config.trainer.get("precision"))
         for key, value in self.evaluation_options.items():
             config.model[key] = value
         self.checkpoint_bands(config)
