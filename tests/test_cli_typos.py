@@ -26,6 +26,11 @@ def one_line(message: str) -> str:
         (["fit", "--data.batch_sise", "3"], "did you mean --data.loader.batch_size?"),
         (["fit", "--data.predict_rot", "x", "--dat.rot", "3"], "unrecognized options --data.predict_rot (did you mean"),
         (["fit", "--zzzzzzzz", "1"], "unrecognized option --zzzzzzzz (see eurosat fit --help)"),
+        # a prefix of an option is a typo too, as a config file's key would be, not the option it abbreviates
+        (
+            ["fit", "--trainer.max_epoch", "1"],
+            "unrecognized option --trainer.max_epoch; did you mean --trainer.max_epochs?",
+        ),
     ],
 )
 def test_a_mistyped_option_is_one_line_naming_the_closest(
@@ -44,7 +49,8 @@ def test_a_config_that_does_not_exist_names_the_close_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     (tmp_path / "configs").mkdir()
-    (tmp_path / "configs" / "demo.yaml").write_text("trainer: {max_epochs: 1}\n")
+    for name in ("demo.yaml", "ms.yaml", "ssl4eo.yaml", "fit.yaml", "cpu.yaml"):  # as the project's configs/
+        (tmp_path / "configs" / name).write_text("trainer: {max_epochs: 1}\n")
     monkeypatch.chdir(tmp_path)
     message = one_line(cli_error(["fit", "--config", "configs/demo.yml"], capsys))
     assert message == "eurosat: error: --config configs/demo.yml: no such file (did you mean configs/demo.yaml?)"

@@ -59,3 +59,26 @@ def test_the_command_warns_before_any_work(sample_root: Path, tmp_path: Path, mo
     args += ["--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]
     with pytest.warns(SoftwareBf16Warning, match=r"trainer\.precision=bf16-mixed on a CPU without bf16"):
         run_cli([*args, "--trainer.precision=bf16-mixed", "--export.after_fit=false"])
+
+
+def test_the_package_s_warnings_print_as_one_line() -> None:
+    """Its own warnings (by class, or raised from its code) as ``eurosat: warning: ...``; a library's as Python
+    writes them, with the file and line they came from."""
+    import lightning
+
+    from eurosat_finetune.cli import command
+    from eurosat_finetune.outputs.predictions_csv import LeftOutImagesWarning
+
+    line = "warnings.warn(message)"
+    assert command.one_line_warning("bf16 in software", SoftwareBf16Warning, "/elsewhere.py", 3, line) == (
+        "eurosat: warning: bf16 in software\n"
+    )
+    from_code = str(Path(command.__file__).parents[1] / "outputs" / "predictions_csv.py")
+    assert command.one_line_warning("skipped 1 unreadable image", UserWarning, from_code, 9, line) == (
+        "eurosat: warning: skipped 1 unreadable image\n"
+    )
+    assert (
+        command.one_line_warning("left out", LeftOutImagesWarning, from_code, 9, line) == "eurosat: warning: left out\n"
+    )
+    library = str(Path(lightning.__file__).parent / "fabric" / "x.py")
+    assert command.one_line_warning("a library's", UserWarning, library, 5, line).startswith(f"{library}:5: ")

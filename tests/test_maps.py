@@ -218,7 +218,11 @@ def test_bad_scenes_are_refused_or_listed(checkpoint: Path, tmp_path: Path, caps
     assert refused(two) == (
         f"eurosat: error: {two / 'two.tif'} has 2 band(s), none described as a Sentinel-2 band: give its red, green "
         "and blue bands' numbers (from 1) with data.maps.raster_bands, e.g. --data.maps.raster_bands [4,3,2], or name "
-        "every band, e.g. [B02,B03,B04,B08]"
+        "all 2 in file order"
+    )
+    assert refused(two, "--data.maps.raster_bands=[B02,B03,B04,B08]") == (  # names of another count: not passed over
+        f"eurosat: error: data.maps.raster_bands names 4 band(s) but {two / 'two.tif'} has 2: name every band of the "
+        "file, in file order"
     )
     assert refused(two, "--data.maps.raster_bands=[1, 2, 3]").startswith(
         f"eurosat: error: {two / 'two.tif'} has 2 band(s); data.maps.raster_bands=[1, 2, 3] asks for band 3"
@@ -235,8 +239,9 @@ def test_bad_scenes_are_refused_or_listed(checkpoint: Path, tmp_path: Path, caps
     write_raster(mixed / "good.tif", np.zeros((3, 64, 64), np.uint8))
     (mixed / "corrupt.tif").write_bytes((mixed / "good.tif").read_bytes()[:300])
     (mixed / "notes.tif").write_text("not a raster")
-    with pytest.warns(UserWarning, match=r"skipped 2 unreadable image\(s\)"):
+    with pytest.warns(UserWarning, match=r"skipped 2 unreadable images, nothing classified: .*corrupt\.tif"):
         run = predict(checkpoint, mixed, tmp_path / "logs")
+    assert not (run / "predictions.csv").exists()  # only a scene mapped: no CSV of a header alone
     assert sorted(p.name for p in (run / "maps").iterdir()) == [
         f"good.{end}" for end in ("classes.qml", "classes.tif", "classes.tif.aux.xml", "json", "preview.png")
     ]

@@ -392,7 +392,15 @@ def test_test_and_validate_take_the_checkpoints_bands(
     refusal = cli_error(["test", *common, "--data.bands=[B04]", f"--trainer.logger.save_dir={tmp_path}"], capsys)
     assert refusal.strip() == (
         "eurosat: error: the checkpoint was trained on bands ['B08'] but the data gives ['B04']; "
-        "evaluate it on data with the checkpoint's bands (data.bands)"
+        "evaluate it on data with the checkpoint's bands (leave data.bands out: it then takes them)"
+    )
+    # another number of bands: the same line, before the model is built for the checkpoint's one channel
+    refusal = cli_error(
+        ["validate", *common, "--data.bands=[B04,B03,B02]", f"--trainer.logger.save_dir={tmp_path}"], capsys
+    )
+    assert refusal.strip() == (
+        "eurosat: error: the checkpoint was trained on bands ['B08'] but the data gives ['B04', 'B03', 'B02']; "
+        "evaluate it on data with the checkpoint's bands (leave data.bands out: it then takes them)"
     )
     on_rgb = cli_error(["test", *common[:-2], f"--data.root={sample_root}", "--trainer.logger=CSVLogger",
                         f"--trainer.logger.save_dir={tmp_path}"], capsys)  # fmt: skip

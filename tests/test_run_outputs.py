@@ -161,7 +161,9 @@ def test_a_card_says_which_figures_include_test_time_augmentation(fitted: dict) 
                        f"--export.dirpath={exported}", "--model.tta=true", *FAST[:4]], CaptureOut())  # fmt: skip
     test_acc = float(re.search(r"test_acc (\d\.\d+)", printed).group(1))
     tested_card = (exported / "README.md").read_text()
-    assert f"| test, with test-time augmentation | {test_acc:.4f} |" in tested_card
+    low, high = wilson_by_hand(round(test_acc * 40), 40)  # the split's 40 test images
+    assert f"| test, with test-time augmentation | {test_acc:.4f} ({low:.4f} to {high:.4f}) |" in tested_card
+    assert "(with test-time augmentation)" in printed  # the summary's figures say so too
     assert "The test figures include test-time augmentation (`--model.tta true`)" in tested_card
     assert "The validation figures do not, nor does the exported model, which classifies each image once." in (
         tested_card

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
@@ -176,6 +177,10 @@ class EuroSATCLI(LightningCLI):
             return
         trained_bands = (self.checkpoint_hparams.get("input_bands") or {}).get("names")
         new_files = self.subcommand == "predict" and config.data.get("predict_root") is not None
+        given = config.data.get("bands")
+        if not new_files and trained_bands and isinstance(given, list) and len(given) != len(trained_bands):
+            # refused here, before the model is built for the checkpoint's channels and blames its statistics
+            preflight.check_bands(self.checkpoint_hparams.get("input_bands"), list(given))
         if new_files or (trained_bands and config.data.get("bands") is None):
             config.data.bands = trained_bands
 
@@ -279,13 +284,16 @@ def show_progress_messages() -> None:
 
 
 FORMAT_WARNING = warnings.formatwarning  # Python's, for every other warning
+PACKAGE_FOLDER = Path(__file__).resolve().parents[1]
 
 
 def one_line_warning(
     message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
 ) -> str:
-    """``warnings.formatwarning`` that writes a renamed option as ``eurosat: warning: ...``, others as before."""
-    if issubclass(category, RenamedOptionWarning):
+    """``warnings.formatwarning`` that writes the package's own warnings (a renamed option, files left out, bf16 in
+    software: their classes, or any raised from its code) as ``eurosat: warning: ...``, others as before."""
+    own = category.__module__.startswith("eurosat_finetune") or Path(filename).is_relative_to(PACKAGE_FOLDER)
+    if issubclass(category, RenamedOptionWarning) or own:
         return f"eurosat: warning: {message}\n"
     return FORMAT_WARNING(message, category, filename, lineno, line)
 

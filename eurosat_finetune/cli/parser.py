@@ -17,7 +17,13 @@ from eurosat_finetune.renamed_options import renamed_config
 
 class EuroSATArgumentParser(LightningArgumentParser):
     """Every config file and ``--config`` string reaches ``parse_string``, and LightningCLI gives a
-    ``--ckpt_path``'s hyperparameters to ``parse_object``: old option names are translated in both."""
+    ``--ckpt_path``'s hyperparameters to ``parse_object``: old option names are translated in both. An option's
+    prefix is not taken for it (argparse would run ``--trainer.max_epoch`` as ``--trainer.max_epochs``, where
+    a config file's key is refused): a typo is named, whatever it happens to abbreviate."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def parse_string(self, content: str, *args: Any, **kwargs: Any) -> Namespace:
         try:

@@ -114,7 +114,7 @@ def check_bands(saved: dict[str, list] | None, data_bands: list[str] | None) -> 
     if trained != data_bands:
         raise BandError(
             f"the checkpoint was trained on bands {trained or 'RGB'} but the data gives {data_bands or 'RGB'}; "
-            "evaluate it on data with the checkpoint's bands (data.bands)"
+            "evaluate it on data with the checkpoint's bands (leave data.bands out: it then takes them)"
         )
 
 

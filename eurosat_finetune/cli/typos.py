@@ -93,7 +93,10 @@ def missing_file(key: str, path: str) -> str:
     given = Path(path)
     folder = given.parent
     names = [entry.name for entry in folder.iterdir()] if folder.is_dir() else []
-    close = [_shown(folder / name) for name in difflib.get_close_matches(given.name, names, n=SUGGESTIONS)]
+    matches = difflib.get_close_matches(given.name, names, n=SUGGESTIONS)
+    ratios = [difflib.SequenceMatcher(None, given.name, match).ratio() for match in matches]
+    near = [match for match, ratio in zip(matches, ratios, strict=True) if ratio >= ratios[0] - MARGIN]  # as options
+    close = [_shown(folder / name) for name in near]
     return f"--{key} {_shown(given)}: no such file{f' ({did_you_mean(close)})' if close else ''}"
 
 

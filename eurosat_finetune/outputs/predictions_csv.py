@@ -12,7 +12,7 @@ from lightning.pytorch import LightningModule, Trainer
 from eurosat_finetune.data.predict_batches import IMAGES
 from eurosat_finetune.data.prediction_images import UNREADABLE
 from eurosat_finetune.data.scenes.windows import SceneWindows
-from eurosat_finetune.errors import UnreadableImageError
+from eurosat_finetune.errors import UnreadableImageError, counted
 from eurosat_finetune.outputs.prediction_writer import AddressedPredictionWriter
 from eurosat_finetune.outputs.run_folder import RunOutput
 
@@ -79,6 +79,9 @@ class PredictionWriter(AddressedPredictionWriter):
             reasons = Counter(why for _, why in nothing)
             why, count = reasons.most_common(1)[0]
             example = next(path for path, reason in nothing if reason == why)
+            if len(nothing) == 1:  # one file given, or found
+                said = "could not be read" if why == UNREADABLE else f"has {why}"
+                raise UnreadableImageError(f"nothing under data.predict_root could be classified: {example} {said}")
             others = f" ({len(nothing) - count} more for other reasons)" if len(reasons) > 1 else ""
             said = "could not be read" if why == UNREADABLE else f"have {why}"
             raise UnreadableImageError(
@@ -95,27 +98,36 @@ class PredictionWriter(AddressedPredictionWriter):
                 with open(self._part(rank, kind), newline="") as f:
                     gathered += list(csv.reader(f))
         parts = [self._part(rank, kind) for rank in range(world_size) for kind in ("csv", "left_out")]
-        if fail_if_empty and left_out and not rows:  # nothing predicted: no CSV of a header alone (it fails)
-            for part in parts:
-                part.unlink()
-            return sorted(left_out)
-        tmp = self._part(0, "merged")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["path", "predicted_class", "probability", *class_names])
-            writer.writerows(sorted(rows))
-        os.replace(tmp, self.path)
+        if rows:
+            tmp = self._part(0, "merged")
+            with open(tmp, "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["path", "predicted_class", "probability", *class_names])
+                writer.writerows(sorted(rows))
+            os.replace(tmp, self.path)
         for part in parts:
             part.unlink()
+        if not rows and fail_if_empty and left_out:  # nothing predicted: no CSV of a header alone (it fails)
+            return sorted(left_out)
         if left_out:
             if all(why == UNREADABLE for _, why in left_out):
-                said, listing = "unreadable image(s)", ", ".join(path for path, _ in sorted(left_out))
+                said, listing = "unreadable image", ", ".join(path for path, _ in sorted(left_out))
             else:
-                said = "image(s) the model cannot take or read"
+                said = "image the model cannot take or read"
                 listing = ", ".join(f"{path} ({why})" for path, why in sorted(left_out))
-            warnings.warn(f"skipped {len(left_out)} {said}, not in {self.path}: {listing}", stacklevel=1)
-        print(f"Predictions written to {self.path}")
+            where = f"not in {self.path}" if rows else "nothing classified"
+            warnings.warn(
+                f"skipped {counted(len(left_out), said, said.replace('image', 'images', 1))}, {where}: {listing}",
+                LeftOutImagesWarning,
+                stacklevel=1,
+            )
+        if rows:  # a run that only mapped scenes writes no CSV of a header alone
+            print(f"Predictions written to {self.path}")
         return []
+
+
+class LeftOutImagesWarning(UserWarning):
+    """Files under ``data.predict_root`` left out of the predictions, each with why."""
 
 
 def loaders_of(trainer: Trainer) -> list[Any]:

@@ -34,12 +34,18 @@ def sentinel2_name(description: str | None) -> str | None:
     return name if name in EUROSAT_MS_BANDS else None
 
 
-def named_bands(descriptions: tuple[str | None, ...], scene_bands: SceneBands) -> list[str] | None:
-    """The Sentinel-2 names of a file's bands in file order, if its descriptions or ``data.maps.raster_bands`` say."""
+def named_bands(path: Path, descriptions: tuple[str | None, ...], scene_bands: SceneBands) -> list[str] | None:
+    """The Sentinel-2 names of a file's bands in file order, if its descriptions or ``data.maps.raster_bands`` say;
+    a list of names of another length than the file's bands is refused, not passed over."""
     named = [sentinel2_name(description) for description in descriptions]
     if all(named) and len(set(named)) == len(named):
         return named  # type: ignore[return-value]
-    if scene_bands and all(isinstance(band, str) for band in scene_bands) and len(scene_bands) == len(descriptions):
+    if scene_bands and all(isinstance(band, str) for band in scene_bands):
+        if len(scene_bands) != len(descriptions):
+            raise BandError(
+                f"data.maps.raster_bands names {len(scene_bands)} band(s) but {path} has {len(descriptions)}: "
+                "name every band of the file, in file order"
+            )
         return [str(band) for band in scene_bands]
     return None
 
@@ -49,7 +55,7 @@ def multispectral_bands(
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The band numbers (from 1) to read for a model ``trained`` on those bands, in its channel order;
     and the three shown as true colour in the preview (B04, B03, B02, else the first read, as grey)."""
-    names = named_bands(descriptions, scene_bands)
+    names = named_bands(path, descriptions, scene_bands)
     count, needs = len(descriptions), f"the model reads {len(trained)} band(s), {', '.join(trained)}"
     if names is None and count < len(trained):
         raise BandError(f"{path} has {count} band(s); {needs}: map scenes that hold all of them")
@@ -86,7 +92,7 @@ def rgb_bands(path: Path, descriptions: tuple[str | None, ...], scene_bands: Sce
                 "--data.maps.raster_bands [4,3,2] for Sentinel-2 order"
             )
         return tuple(int(band) for band in scene_bands)
-    names = named_bands(descriptions, scene_bands)
+    names = named_bands(path, descriptions, scene_bands)
     if names is not None and all(band in names for band in RGB_BANDS):
         return tuple(names.index(band) + 1 for band in RGB_BANDS)
     if names is None and count in (3, 4):
@@ -96,7 +102,7 @@ def rgb_bands(path: Path, descriptions: tuple[str | None, ...], scene_bands: Sce
     described = f" ({', '.join(names)})" if names else ", none described as a Sentinel-2 band"
     raise BandError(
         f"{path} has {count} band(s){described}: give its red, green and blue bands' numbers (from 1) with "
-        "data.maps.raster_bands, e.g. --data.maps.raster_bands [4,3,2], or name every band, e.g. [B02,B03,B04,B08]"
+        f"data.maps.raster_bands, e.g. --data.maps.raster_bands [4,3,2], or name all {count} in file order"
     )
 
 
