@@ -25,8 +25,11 @@ from rasterio.transform import from_origin
 
 from eurosat_finetune.data.patches.splits import stratified_split
 
-# ../shared/data/EuroSAT_RGB.zip from the repository's root, wherever the command is run from
-REAL_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "EuroSAT_RGB.zip"
+REPO = Path(__file__).resolve().parents[1]
+# where `eurosat fit --config configs/fit.yaml` downloads it (data/ in the repository), else ../shared/data/ beside
+# the repository, as this project's machines have it; wherever the command is run from
+ARCHIVES = (REPO / "data" / "EuroSAT_RGB.zip", REPO.parent / "shared" / "data" / "EuroSAT_RGB.zip")
+REAL_ZIP = next((path for path in ARCHIVES if path.is_file()), ARCHIVES[0])
 
 # which class fills each 4 x 4 block of tiles: a made-up landscape of nine blocks
 LAYOUT = [
@@ -49,7 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--block", type=int, default=4, help="tiles per side of a class's block (default: %(default)s)")
     args = parser.parse_args(argv)
     if not args.zip.is_file():  # one line, not zipfile's traceback
-        parser.error(f"no EuroSAT RGB archive at {args.zip}; give its path with --zip (EuroSAT_RGB.zip from Zenodo)")
+        parser.error(
+            f"no EuroSAT RGB archive at {args.zip}; give its path with --zip (`eurosat fit --config configs/fit.yaml` "
+            "downloads EuroSAT_RGB.zip from Zenodo into data/)"
+        )
 
     with zipfile.ZipFile(args.zip) as archive:
         names = sorted(n for n in archive.namelist() if n.endswith(".jpg"))
