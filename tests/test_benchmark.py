@@ -178,8 +178,12 @@ def test_the_mosaic_names_a_missing_archive_in_one_line(tmp_path: Path, capsys: 
     with pytest.raises(SystemExit) as exit:
         mosaic.main(["--zip", str(tmp_path / "nowhere.zip"), "--out", str(tmp_path / "mosaic")])
     assert exit.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        f"mosaic.py: error: no EuroSAT RGB archive at {tmp_path / 'nowhere.zip'}; give its path with --zip "
-        "(`eurosat fit --config configs/fit.yaml` downloads EuroSAT_RGB.zip from Zenodo into data/)"
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(  # after the program's name, which argparse takes from argv
+            f": error: no EuroSAT RGB archive at {tmp_path / 'nowhere.zip'}; give its path with --zip "
+            "(`eurosat fit --config configs/fit.yaml` downloads EuroSAT_RGB.zip from Zenodo into data/)"
+        )
     )
     assert mosaic.REAL_ZIP in mosaic.ARCHIVES and mosaic.ARCHIVES[0] == REPO / "data" / "EuroSAT_RGB.zip"
