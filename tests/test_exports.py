@@ -193,3 +193,14 @@ def test_a_card_of_other_multispectral_data_names_its_bands_without_claiming_eur
     assert "Helber" not in section and "reflectance" not in section and "EuroSAT" not in section
     shown = "\n".join(usage(model, data))
     assert "bands = [1, 12]  # B02, B8A" in shown and "patch = source.read()  # (13, 20, 20)" in shown
+
+
+def test_an_export_draws_no_progress_bar_and_leaves_transformers_bars_as_they_were(
+    tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    export_huggingface(tiny_classifier(), tmp_path / "export")
+    assert "Writing model shards" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # a user's own loading shows its bars again

@@ -2,6 +2,8 @@
 
 import copy
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,6 +11,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from transformers import PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from eurosat_finetune.model.backbones import backbone_of
 from eurosat_finetune.outputs.exported_network import exported_network
@@ -66,6 +69,18 @@ def export_output(directory: Path) -> RunOutput:
     return RunOutput("Hugging Face export", directory, "--export.dirpath")
 
 
+@contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """transformers' progress bars off within, as they were after (its public switches)."""
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 def export_huggingface(
     model: "ImageClassifier", directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
 ) -> Path:
@@ -78,7 +93,8 @@ def export_huggingface(
     """
     directory = Path(directory)
     export_output(directory).refuse_existing()
-    at_input_size(exported_network(model, state_dict), model.image_size).save_pretrained(directory)
+    with no_progress_bars():  # "Writing model shards: 1/1" is not the user's business
+        at_input_size(exported_network(model, state_dict), model.image_size).save_pretrained(directory)
     rgb = model.input_bands is None  # multispectral images are normalised in stored units, not rescaled
     image_processor(model.image_size, model.image_mean, model.image_std, rescale=rgb).save_pretrained(directory)
     return directory
