@@ -289,7 +289,7 @@ def test_georeferenced_jpeg2000_and_vrt_files_are_scenes(checkpoint: Path, tmp_p
     for name in ("T32TMT_TCI_10m", "stack"):
         with rasterio.open(run / "maps" / f"{name}.classes.tif") as source:
             assert (source.read(1) == reference).all() and source.transform == from_origin(500_000, 5_000_000, 320, 320)
-    assert not (run / "predictions.csv").read_text().strip().splitlines()[1:]  # nothing classified whole
+    assert not (run / "predictions.csv").exists()  # nothing classified whole: no CSV of a header alone
 
 
 @pytest.mark.slow  # an end-to-end run: the full suite
