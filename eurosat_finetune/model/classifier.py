@@ -10,7 +10,6 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, SumMetric
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from eurosat_finetune.model import backbones, losses
 from eurosat_finetune.model.metrics import EpochPredictions, TestPredictions, in_test_set_order, stage_metrics
@@ -162,7 +161,7 @@ class ImageClassifier(SelfDescribingCheckpoint):
 
     def configure_metrics(self) -> None:
         """One collection per stage. Validation also counts its images (for its accuracy's interval); the test
-        keeps a confusion matrix, its figures' intervals and each image's prediction for the report."""
+        keeps each image's prediction, and from them its confusion matrix and figures' intervals, for the report."""
         num_classes = len(self.class_names)
         metrics = stage_metrics(num_classes)
         # losses averaged over images, synced by torchmetrics, so every process count gives the same value
@@ -174,7 +173,6 @@ class ImageClassifier(SelfDescribingCheckpoint):
         self.val_image_count = SumMetric()
         self.val_images: int | None = None
         self.test_metrics = metrics.clone(prefix="test_")
-        self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion_matrix: torch.Tensor | None = None
         self.test_epoch = EpochPredictions()
         self.test_intervals: ClassificationIntervals | None = None
@@ -244,22 +242,19 @@ class ImageClassifier(SelfDescribingCheckpoint):
         images, labels = batch
         logits = self.evaluation_logits(images)
         self.test_metrics.update(logits, labels)
-        self.test_confusion.update(logits, labels)
         self.test_epoch.add(logits, labels)
         self.test_loss.update(self.criterion(logits, labels), weight=len(labels))
         self.log("test_loss", self.test_loss)
         self.log_dict(self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
-        """Per-class accuracy (recall) from the confusion matrix, which is kept for the report with the
-        figures' intervals and every image's prediction, in the test set's order."""
-        matrix = self.test_confusion.compute()  # synced across processes
-        self.test_confusion.reset()
-        self.test_confusion_matrix = matrix.cpu()
-        if self.trainer.is_global_zero:  # the report's and the summary's: no need on every process
-            self.test_intervals = classification_intervals(self.test_confusion_matrix.numpy())
+        """Every image's prediction, gathered from the processes in the test set's order, and from them the
+        confusion matrix, per-class accuracy (recall) and the figures' intervals, kept for the report."""
         nothing = torch.empty(0, dtype=torch.long, device=self.device)  # a process given no image still gathers
         self.test_predictions = in_test_set_order(self, *(self.test_epoch.pop() or (nothing, nothing)))
+        matrix = self.test_confusion_matrix = self.test_predictions.confusion_matrix(len(self.class_names))
+        if self.trainer.is_global_zero:  # the report's and the summary's: no need on every process
+            self.test_intervals = classification_intervals(matrix.numpy())
         class_acc = matrix.diag() / matrix.sum(dim=1).clamp(min=1)  # a class with no test images counts 0
         self.log_dict({f"test_acc_{name}": acc for name, acc in zip(self.class_names, class_acc, strict=True)})
 

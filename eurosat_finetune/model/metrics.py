@@ -57,6 +57,11 @@ class TestPredictions:
     predicted: torch.Tensor
     true: torch.Tensor
 
+    def confusion_matrix(self, num_classes: int) -> torch.Tensor:
+        """Rows true, columns predicted, each image counted once (they are gathered from every process)."""
+        cells = self.true * num_classes + self.predicted
+        return torch.bincount(cells, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
 
 def in_test_set_order(module: LightningModule, predicted: torch.Tensor, true: torch.Tensor) -> TestPredictions:
     """Each process's predictions gathered (``all_gather``, every process calls this) and put back in the

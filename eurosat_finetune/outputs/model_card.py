@@ -3,7 +3,6 @@ then what the model is, what it was trained on and how, how well it did, its lim
 Every fact comes from the run: the data describes itself (:class:`DatasetDescription`), the figures
 are the run's own."""
 
-import math
 from typing import Any
 
 import yaml
@@ -13,7 +12,7 @@ from eurosat_finetune import __version__
 from eurosat_finetune.data.bands import EUROSAT_MS_BANDS, stored_indices
 from eurosat_finetune.data.patches.description import DatasetDescription
 from eurosat_finetune.model.pretrained_weights import is_weights_source
-from eurosat_finetune.outputs.run_record import record_of, test_figures
+from eurosat_finetune.outputs.run_record import interval_of, record_of, test_figures
 from eurosat_finetune.statistics.classification import RESAMPLES
 
 
@@ -247,8 +246,6 @@ def row(name: str, metrics: dict[str, float], stage: str) -> str:
     cells = []
     for key in ("acc", "macro_f1", "loss"):
         cell = f"{metrics.get(f'{stage}_{key}', float('nan')):.4f}"
-        low, high = metrics.get(f"{stage}_{key}_low", math.nan), metrics.get(f"{stage}_{key}_high", math.nan)
-        if not (math.isnan(low) or math.isnan(high)):  # no interval where the run has none (or none could be given)
-            cell += f" ({low:.4f} to {high:.4f})"
-        cells.append(cell)
+        bounds = interval_of(metrics, f"{stage}_{key}")
+        cells.append(cell if bounds is None else f"{cell} ({bounds})")
     return f"| {name} | " + " | ".join(cells) + " |"

@@ -72,7 +72,7 @@ class EvaluationReport(RunFolderCallback):
     Writes ``confusion_matrix.png`` (also in TensorBoard), ``classification_report.txt``, ``.json`` and
     ``.csv`` (each figure with its interval: Wilson's for accuracy, a bootstrap over the test images for the
     others) and ``test_predictions.csv`` into the run folder, and prints the text report. The numbers come
-    from the model's torchmetrics confusion matrix, which is synced across processes.
+    from the model's confusion matrix, counted from every image's prediction, gathered from every process.
 
     Args:
         enabled: Write the report after each test run.

@@ -1,7 +1,6 @@
 """What a run leaves, said when it ends: the closing summary each subcommand prints, the figures that
 TensorBoard's HPARAMS tab compares runs by, and the facts the model card is written from."""
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from eurosat_finetune.outputs.run_folder import RunOutput
-from eurosat_finetune.statistics.proportions import proportion_interval
+from eurosat_finetune.statistics.proportions import Interval, proportion_interval
 
 
 class RunRecord(Callback):
@@ -121,13 +120,20 @@ def figures(metrics: dict[str, float], stage: str) -> str:
         if key not in metrics:
             continue
         figure = f"{key} {metrics[key]:.4f}"
-        if f"{key}_low" in metrics:
+        bounds = interval_of(metrics, key)
+        if bounds is not None:
             images = f", {int(metrics[f'{stage}_images'])} images" if key == f"{stage}_acc" else ""
-            low, high = metrics[f"{key}_low"], metrics[f"{key}_high"]
-            bounds = "n/a" if math.isnan(low) or math.isnan(high) else f"{low:.4f} to {high:.4f}"  # none to give
             figure += f" (95% CI {bounds}{images})"
         said.append(figure)
     return ", ".join(said) or "no metrics"
+
+
+def interval_of(metrics: dict[str, float], key: str) -> str | None:
+    """``0.9804 to 0.9871``, the 95% interval the record holds for ``key`` (its ``_low`` and ``_high``); ``n/a``
+    where none could be given; None where the record holds none."""
+    if f"{key}_low" not in metrics:
+        return None
+    return Interval(metrics[key], metrics[f"{key}_low"], metrics[f"{key}_high"], "as recorded").bounds()
 
 
 def log_run_metrics(trainer: Trainer, hparams: dict[str, Any], figures: dict[str, float]) -> None:
