@@ -167,6 +167,7 @@ def test_an_interrupted_download_resumes_where_it_stopped(
     assert len(server.gets) == 2
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps the interrupted download
 def test_a_dropped_connection_is_resumed_within_the_run(tmp_path: Path, server: ArchiveServer, archive: bytes) -> None:
     root = tmp_path / "data"
     server.drop_after = 12 * MB
@@ -175,7 +176,7 @@ def test_a_dropped_connection_is_resumed_within_the_run(tmp_path: Path, server: 
     extracted_once(root, archive)
 
 
-@pytest.mark.slow  # the full suite; the quick one keeps the interrupted and the dropped download
+@pytest.mark.slow  # the full suite; the quick one keeps the interrupted download
 def test_a_server_without_ranges_starts_the_download_again(tmp_path: Path, archive: bytes) -> None:
     server = ArchiveServer(archive, ranges=False)
     try:
@@ -188,6 +189,7 @@ def test_a_server_without_ranges_starts_the_download_again(tmp_path: Path, archi
         server.stop()
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps the interrupted download
 def test_a_corrupted_resume_is_caught_by_the_checksum(tmp_path: Path, server: ArchiveServer, archive: bytes) -> None:
     root = tmp_path / "data"
     partial = interrupted_first_run(root, server, archive)
@@ -221,7 +223,7 @@ def test_a_download_the_disk_cannot_hold_is_refused_before_it_starts(
     assert server.gets == [] and sorted(p.name for p in root.iterdir()) == [LOCK_NAME]
 
 
-@pytest.mark.slow  # the full suite; the quick one keeps the interrupted and the dropped download
+@pytest.mark.slow  # the full suite; the quick one keeps the interrupted download
 def test_a_reset_connection_is_resumed_within_the_run(
     tmp_path: Path, server: ArchiveServer, archive: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -236,7 +238,7 @@ def test_a_reset_connection_is_resumed_within_the_run(
     extracted_once(root, archive)
 
 
-@pytest.mark.slow  # the full suite; the quick one keeps the interrupted and the dropped download
+@pytest.mark.slow  # the full suite; the quick one keeps the interrupted download
 def test_a_complete_part_is_not_fetched_again_where_head_is_refused(
     tmp_path: Path, server: ArchiveServer, archive: bytes
 ) -> None:
@@ -258,7 +260,7 @@ def test_a_complete_part_is_not_fetched_again_where_head_is_refused(
     extracted_once(root, archive)
 
 
-@pytest.mark.slow  # the full suite; the quick one keeps the interrupted and the dropped download
+@pytest.mark.slow  # the full suite; the quick one keeps the interrupted download
 def test_a_changed_file_or_no_checksum_starts_over(tmp_path: Path, server: ArchiveServer, archive: bytes) -> None:
     """The part of an earlier version of the file (the server's ETag changed) is not resumed; nor is a part
     that no checksum or version could vouch for."""

@@ -303,6 +303,7 @@ def test_each_test_image_s_prediction_and_two_models_compared_image_by_image(
     assert (itself["difference"]["low"], itself["difference"]["high"]) == pytest.approx((-bound, bound))
 
 
+@pytest.mark.slow  # two test runs: the full suite; the comparison's statistics stay quick
 def test_a_comparison_with_another_test_set_is_refused_in_one_line(
     sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

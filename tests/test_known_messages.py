@@ -75,6 +75,7 @@ class Kept(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@pytest.mark.slow  # an end-to-end predict: the full suite; the filter's own tests stay quick
 def test_a_real_run_shows_none_of_them_and_still_a_real_warning(
     sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
 ) -> None:

@@ -375,6 +375,7 @@ def cell_centre(row: int, col: int, cell: float = 320.0) -> tuple[float, float]:
     return 500_000 + cell * (col + 0.5), 5_000_000 - cell * (row + 0.5)
 
 
+@pytest.mark.slow  # an end-to-end predict: the full suite; the assessment's figures stay quick
 def test_predict_reports_each_maps_areas_and_its_accuracy_at_stratified_points(
     checkpoint: Path,  # noqa: F811 (the fixture of test_maps)
     tmp_path: Path,

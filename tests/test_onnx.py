@@ -45,6 +45,7 @@ def predict_and_run_onnx(run: Path, images: list[Path], tmp_path: Path) -> None:
         start += size
 
 
+@pytest.mark.slow  # an ONNX export takes seconds: the full suite
 def test_a_vit_exports_raw_pixels_to_probabilities(sample_root: Path, tmp_path: Path) -> None:
     """The quick suite's export end to end; the full suite exports every family in test_backbones.py's
     test_family_fine_tunes_restores_offline_and_exports, whose fit and predict it shares."""

@@ -122,6 +122,7 @@ def test_served_weights_are_downloaded_once_checked_and_then_read_offline(
     assert model.pretrained_from == f"http://127.0.0.1:9/{served.name}"
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps the served weights' download
 def test_a_download_that_does_not_match_its_hash_is_refused_and_leaves_nothing(
     tmp_path: Path, torch_home: Path, serve_dir
 ) -> None:
@@ -139,6 +140,7 @@ def test_a_download_that_does_not_match_its_hash_is_refused_and_leaves_nothing(
         from_weights(f"http://127.0.0.1:9/{wrong.name}", None)
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps the served weights' download
 def test_ranks_starting_together_download_once(
     tmp_path: Path, torch_home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -205,6 +207,7 @@ def test_rgb_images_take_the_weights_red_green_and_blue_filters_as_true_colour(t
         torch.testing.assert_close(model(pixels), timm_net(pixels.float() / 255 * 0.2), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow  # the full suite; the quick one matches bands by name
 def test_new_bands_start_as_new_channels_says(tmp_path: Path) -> None:
     """Weights of four bands on data of five: the filters of the four by name, the fifth new."""
     file = tmp_path / "four.pth"

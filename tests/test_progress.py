@@ -109,6 +109,7 @@ def test_a_log_file_gets_a_few_lines_per_step(
         )
 
 
+@pytest.mark.slow  # an end-to-end run: the full suite
 def test_a_logged_step_says_when_it_is_slow_and_when_it_ends(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

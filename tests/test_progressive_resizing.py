@@ -57,6 +57,7 @@ def test_validation_outside_fit_keeps_the_models_size() -> None:
     assert module.image_size == 48
 
 
+@pytest.mark.slow  # an end-to-end fit: the full suite; the ramp's sizes stay quick
 def test_training_grows_to_the_models_size_and_evaluation_stays_there(sample_root: Path, tmp_path: Path) -> None:
     SEEN.clear()
     logs = ["--trainer.logger=CSVLogger", f"--trainer.logger.save_dir={tmp_path}"]

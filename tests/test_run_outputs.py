@@ -101,6 +101,7 @@ def logged_at_epoch_end(run: Path, epoch: int) -> dict[str, float]:
     return {tag: e.value for tag in events.Tags()["scalars"] for e in events.Scalars(tag) if e.step == step}
 
 
+@pytest.mark.slow  # a fit, shared with the tests below: the full suite
 def test_fit_summary_names_the_best_checkpoint_and_the_command(fitted: dict) -> None:
     run, printed = fitted["run"], fitted["printed"]
     best = run / "checkpoints" / "best.ckpt"
@@ -118,6 +119,7 @@ def test_fit_summary_names_the_best_checkpoint_and_the_command(fitted: dict) -> 
     assert f"classification report (.txt, .json, .csv): {test_run / 'classification_report.txt'}" in tested
 
 
+@pytest.mark.slow  # the module's fit: the full suite
 def test_validation_samples_and_hparams_figures(fitted: dict) -> None:
     events = EventAccumulator(str(fitted["run"])).Reload()
     assert len(events.Images("val/samples")) == EPOCHS  # one grid per epoch, none in the sanity check
@@ -129,6 +131,7 @@ def test_validation_samples_and_hparams_figures(fitted: dict) -> None:
     assert {"hp/val_acc", "hp/val_macro_f1"} <= set(tags)
 
 
+@pytest.mark.slow  # the module's fit: the full suite
 def test_model_card_holds_the_run_s_numbers(fitted: dict, sample_root: Path) -> None:
     run = fitted["run"]
     card = (run / "huggingface" / "README.md").read_text()

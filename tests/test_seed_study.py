@@ -73,6 +73,7 @@ def study(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"tmp": tmp, "plain": plain, "out": out, "printed": printed.getvalue(), "returned": (summaries, comparisons)}
 
 
+@pytest.mark.slow  # twelve CLI runs: the full suite; the statistics by hand stay quick
 def test_a_seed_study_of_run_folders_and_its_own_runs(study: dict) -> None:
     out = study["out"]
     with open(out / "seed_study_runs.csv") as f:
@@ -202,6 +203,7 @@ def refusal(args: list[str], capsys: pytest.CaptureFixture) -> str:
     return message
 
 
+@pytest.mark.slow  # the study's twelve CLI runs: the full suite
 def test_refusals(study: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     plain, out = study["plain"], study["out"]
     new = ["--out", str(tmp_path / "new")]
@@ -311,6 +313,7 @@ def edit_report(folder: Path, **intervals: object) -> None:
     path.write_text(json.dumps(report))
 
 
+@pytest.mark.slow  # the study's twelve CLI runs: the full suite
 def test_runs_that_tested_other_images_are_refused(
     study: dict, sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

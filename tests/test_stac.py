@@ -222,6 +222,9 @@ def test_items_searches_and_item_collections_are_read_with_pystac(
 
 
 def test_failures_are_one_line_naming_the_url(server: StacServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the messages, not the waiting: no retries (each backs off for seconds), and a short wait for an answer
+    monkeypatch.setattr("eurosat_finetune.data.scenes.stac_items.HTTP_TIMEOUT_S", (0.25, 0.25))
+    monkeypatch.setattr("eurosat_finetune.data.scenes.stac_items.HTTP_RETRIES", 0)
     missing = f"{server.url}/collections/sentinel-2-l2a/items/S2A_32UMU_20990101_0_L2A"
     with pytest.raises(CatalogueError) as not_there:
         load_items(missing)
@@ -238,10 +241,11 @@ def test_failures_are_one_line_naming_the_url(server: StacServer, monkeypatch: p
     silent = socket.socket()  # accepts connections and never answers
     silent.bind(("127.0.0.1", 0))
     silent.listen()
-    monkeypatch.setattr("eurosat_finetune.data.scenes.stac_items.HTTP_TIMEOUT_S", (1.0, 1.0))
-    monkeypatch.setattr("eurosat_finetune.data.scenes.stac_items.HTTP_RETRIES", 0)
-    for quiet in (f"http://127.0.0.1:{silent.getsockname()[1]}/v1/search?collections=sentinel-2-l2a",
-                  f"http://127.0.0.1:{silent.getsockname()[1]}/v1/collections/sentinel-2-l2a/items/x"):  # fmt: skip
+    port = silent.getsockname()[1]
+    for quiet in (
+        f"http://127.0.0.1:{port}/v1/search?collections=sentinel-2-l2a",
+        f"http://127.0.0.1:{port}/v1/collections/sentinel-2-l2a/items/x",
+    ):
         with pytest.raises(
             CatalogueError, match=rf"^cannot read the STAC item\(s\) at {re.escape(quiet)} \(.*timed out"
         ):
@@ -331,6 +335,7 @@ def test_files_that_are_not_stac_items_and_items_without_clouds_classes_are_one_
         band_assets(pystac.Item.from_dict(published), ["B04", "SCL"])
 
 
+@pytest.mark.slow  # the full suite; the quick one maps an area of an item
 def test_a_search_maps_its_bbox_alone_with_the_whole_scenes_pixels(server: StacServer) -> None:
     """The bbox, in the item's CRS, snapped outwards to its 10 m grid: the cropped scene's pixels are the
     whole scene's there, 20 m and 60 m bands resampled as for the whole scene."""
@@ -362,6 +367,7 @@ def test_a_search_maps_its_bbox_alone_with_the_whole_scenes_pixels(server: StacS
     assert server.partial > 0 and sum(server.bytes_sent.values()) <= 1.1 * sum(sizes[f] for f in server.bytes_sent)
 
 
+@pytest.mark.slow  # the full suite; the quick one masks clouds in a composite
 def test_clouds_are_masked_by_the_items_scene_classification(server: StacServer) -> None:
     """``data.maps.mask_clouds``: the item's ``scl`` asset (20 m) read onto the grid, clouds no data."""
     _, stored = scene_pixels(1, 0)
@@ -556,6 +562,7 @@ def constant_item(server: StacServer, value: int, tile: str, origin: tuple[float
     server.add_item(earth_search_item(server.files, base, flat, True, date=date, tile=tile, origin=origin))
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps a composite of one tile
 def test_a_composite_puts_other_tiles_and_utm_zones_onto_the_grid_covering_most_of_the_area(
     server: StacServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -685,6 +692,7 @@ def test_a_search_fetches_only_the_tiles_of_its_bbox(ms12: Path, server: StacSer
     print(f"bytes fetched {fetched:,}, the area's tiles {tiles:,}: {fetched / tiles:.2f} times")
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps a failing search
 def test_of_several_items_one_that_fails_is_left_out_and_named(
     server: StacServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -742,6 +750,7 @@ def test_a_search_maps_the_items_it_can_and_names_the_others_at_the_end(
     assert said.startswith(f"Not mapped, 1 scene left out: S2A_32UMU_{DATES[1]}_0_L2A (cannot read")
 
 
+@pytest.mark.slow  # the full suite; the quick one maps an area of an item
 def test_an_areas_blocks_begin_where_its_files_tile_rows_do(server: StacServer) -> None:
     """A bbox starting inside a tile row: the blocks of window rows are counted from the files' tile rows, so
     a reader's share never ends inside one (each tile row fetched by one reader); the windows stay on the
@@ -805,6 +814,7 @@ def test_a_band_file_failing_while_read_leaves_that_item_out_and_maps_the_others
     assert last.startswith(f"eurosat: error: no scene could be mapped: S2A_32UMU_{DATES[2]}_0_L2A (cannot read")
 
 
+@pytest.mark.slow  # the full suite; the quick one keeps a failing search
 def test_a_scene_that_fails_while_read_is_one_batch_saying_so(
     server: StacServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,6 +44,13 @@ def confusion(true: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.
     return matrix
 
 
+def macro_f1_by_hand(matrix: np.ndarray) -> float:
+    """The mean over classes of 2 TP / (2 TP + FP + FN), a class never predicted nor present counting 0."""
+    hits = np.diag(matrix)
+    wrong = matrix.sum(axis=0) + matrix.sum(axis=1) - 2 * hits
+    return float(np.mean(np.divide(2 * hits, 2 * hits + wrong, out=np.zeros(len(hits)), where=2 * hits + wrong > 0)))
+
+
 def test_a_test_s_figures_are_scikit_learn_s_with_their_intervals() -> None:
     true, predicted = predictions(2000, 0.9)
     intervals = classification_intervals(confusion(true, predicted))
@@ -52,13 +59,14 @@ def test_a_test_s_figures_are_scikit_learn_s_with_their_intervals() -> None:
     assert [i.estimate for i in intervals.recall] == pytest.approx(recall)
     assert [i.estimate for i in intervals.f1] == pytest.approx(f1)
     assert intervals.macro_f1.estimate == pytest.approx(f1_score(true, predicted, average="macro"))
+    assert macro_f1_by_hand(confusion(true, predicted)) == pytest.approx(intervals.macro_f1.estimate)
     right = int((true == predicted).sum())
     assert (intervals.accuracy.low, intervals.accuracy.high) == pytest.approx(wilson_by_hand(right, 2000))
 
     # macro F1: a plain percentile bootstrap, resampling the images here, gives the same interval within its noise
     rng = np.random.default_rng(1)
     picks = rng.integers(0, 2000, (1000, 2000))
-    resampled = [f1_score(true[p], predicted[p], average="macro") for p in picks]
+    resampled = [macro_f1_by_hand(confusion(true[p], predicted[p])) for p in picks]  # sklearn's: 2 ms each
     assert (intervals.macro_f1.low, intervals.macro_f1.high) == pytest.approx(
         np.percentile(resampled, [2.5, 97.5]), abs=0.006
     )
