@@ -58,6 +58,31 @@ def test_a_config_that_does_not_exist_names_the_close_files(
     assert message.startswith("eurosat: error: --config nowhere/demo.yml: no such file")
 
 
+def test_a_groups_file_that_does_not_exist_names_the_config_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A config's ``model: models/tiny_vt.yaml`` is read from that config's folder (jsonargparse's rule), so
+    the close names come from there; on the command line, from the working folder. A file that is there but
+    does not parse keeps the library's message, which says what is wrong in it."""
+    (tmp_path / "configs" / "models").mkdir(parents=True)
+    (tmp_path / "configs" / "models" / "tiny_vit.yaml").write_text("network: {pretrained: null}\n")
+    (tmp_path / "configs" / "models" / "broken.yaml").write_text("network: [\n")
+    (tmp_path / "configs" / "mine.yaml").write_text("model: models/tiny_vt.yaml\n")
+    (tmp_path / "configs" / "other.yaml").write_text("model: models/broken.yaml\n")
+    monkeypatch.chdir(tmp_path)
+    message = one_line(cli_error(["fit", "--config", "configs/mine.yaml"], capsys))
+    assert message == (
+        "eurosat: error: model: models/tiny_vt.yaml in configs/mine.yaml: no such file "
+        "(did you mean models/tiny_vit.yaml?)"
+    )
+    message = one_line(cli_error(["fit", "--model", "configs/models/tiny_vt.yaml"], capsys))
+    assert message == (
+        "eurosat: error: --model configs/models/tiny_vt.yaml: no such file (did you mean configs/models/tiny_vit.yaml?)"
+    )
+    message = one_line(cli_error(["fit", "--config", "configs/other.yaml"], capsys))
+    assert "no such file" not in message and "models/broken.yaml" in message
+
+
 @pytest.mark.parametrize("at_root", [False, True], ids=["subcommand", "root"])
 def test_a_mistyped_key_in_a_config_names_the_key_and_the_file(
     at_root: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture

@@ -25,6 +25,11 @@ class EuroSATArgumentParser(LightningArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def parse_args(self, *args: Any, **kwargs: Any) -> Namespace:
+        # jsonargparse reads each config from its own folder: an error names paths from where the command started
+        self.working_folder = Path.cwd()
+        return super().parse_args(*args, **kwargs)
+
     def parse_string(self, content: str, *args: Any, **kwargs: Any) -> Namespace:
         try:
             loaded = yaml.safe_load(content)

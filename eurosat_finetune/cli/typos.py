@@ -18,6 +18,8 @@ from eurosat_finetune.renamed_options import RENAMED
 UNRECOGNIZED = re.compile(r"^unrecognized arguments: (?P<args>.+)$", re.DOTALL)
 NOT_ACCEPTED = re.compile(r"^(?:Subcommand '[^']+'|Group '(?P<group>[^']+)') does not accept option '(?P<key>[^']+)'")
 NO_FILE = re.compile(r"""^Parser key "(?P<key>[^"]+)": File does not exist: (?P<path>'[^']*'|"[^"]*")\s*$""")
+# a group's config file (``model: models/tiny_vit.yaml``, or ``--model file.yaml``) that cannot be loaded
+NOT_LOADED = re.compile(r"""^Parser key "(?P<key>[^"]+)":\s*Unable to load config (?P<path>'[^']*'|"[^"]*")""")
 
 # how many close names a message offers, how close (difflib's ratio) a name must be to be offered, and how
 # much less close than the closest: one near miss is named alone, not beside names that share a prefix
@@ -61,6 +63,10 @@ def explained(message: str, parser: Any, ex: BaseException | None, configs: dict
         return unknown_key(key, known_options(subparser), configs)
     if found := NO_FILE.match(message):
         return missing_file(found["key"], found["path"][1:-1])
+    if found := NOT_LOADED.match(message):
+        # jsonargparse reads a config from its own folder: paths are shown from where the command started
+        start = getattr(parser, "working_folder", None) or Path.cwd()
+        return missing_group_file(found["key"], found["path"][1:-1], configs, start)
     return None
 
 
@@ -91,13 +97,41 @@ def unknown_key(key: str, known: list[str], configs: dict[str, dict[str, Any]]) 
 def missing_file(key: str, path: str) -> str:
     """``--config configs/demo.yml: no such file (did you mean configs/demo.yaml?)``."""
     given = Path(path)
-    folder = given.parent
+    return f"--{key} {_shown(given)}: no such file{_close_files(given)}"
+
+
+def missing_group_file(key: str, path: str, configs: dict[str, dict[str, Any]], start: Path) -> str | None:
+    """``model: models/tiny_vt.yaml in configs/my.yaml: no such file (did you mean models/tiny_vit.yaml?)``,
+    for a group's file named in a config (read relative to that config's folder, as jsonargparse does) or
+    on the command line; None where the file is there (then it is its contents that failed to load)."""
+    files = [Path(file) for file, loaded in configs.items() if _value(loaded, key.split(".")) == path]
+    folder = files[-1].parent if files else start  # the last config read gave the value
+    if (folder / path).exists():
+        return None
+    where = f"{key}: {path} in {_shown(files[-1], start)}" if files else f"--{key} {path}"
+    return f"{where}: no such file{_close_files(Path(path), folder)}"
+
+
+def _close_files(given: Path, base: Path = Path()) -> str:
+    """`` (did you mean configs/demo.yaml?)`` for the files beside ``given`` (relative to ``base``) whose
+    names are closest to its own, shown as they would be given; empty where none is close."""
+    folder = base / given.parent
     names = [entry.name for entry in folder.iterdir()] if folder.is_dir() else []
     matches = difflib.get_close_matches(given.name, names, n=SUGGESTIONS)
     ratios = [difflib.SequenceMatcher(None, given.name, match).ratio() for match in matches]
     near = [match for match, ratio in zip(matches, ratios, strict=True) if ratio >= ratios[0] - MARGIN]  # as options
-    close = [_shown(folder / name) for name in near]
-    return f"--{key} {_shown(given)}: no such file{f' ({did_you_mean(close)})' if close else ''}"
+    shown = [(given.parent / name).as_posix() if base != Path() else _shown(given.parent / name) for name in near]
+    return f" ({did_you_mean(shown)})" if shown else ""
+
+
+def _value(config: Any, keys: list[str]) -> Any:
+    """The dotted key's value in a loaded config (``{fit: {model: ...}}`` or a subcommand's), or None."""
+    if not isinstance(config, dict):
+        return None
+    if keys[0] in config:
+        return config[keys[0]] if len(keys) == 1 else _value(config[keys[0]], keys[1:])
+    found = (_value(config.get(subcommand), keys) for subcommand in ("fit", "validate", "test", "predict"))
+    return next((value for value in found if value is not None), None)
 
 
 def _holds(config: Any, keys: list[str]) -> bool:
@@ -109,7 +143,7 @@ def _holds(config: Any, keys: list[str]) -> bool:
     return any(_holds(config.get(subcommand), keys) for subcommand in ("fit", "validate", "test", "predict"))
 
 
-def _shown(path: Path) -> str:
-    """A path as the user likely typed it: relative to the working folder where it is under it."""
-    relative = os.path.relpath(path)
+def _shown(path: Path, start: Path | None = None) -> str:
+    """A path as the user likely typed it: relative to the working folder (``start``) where it is under it."""
+    relative = os.path.relpath(path, start)
     return path.as_posix() if relative.startswith("..") else Path(relative).as_posix()
