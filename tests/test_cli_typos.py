@@ -81,6 +81,22 @@ def test_a_groups_file_that_does_not_exist_names_the_config_naming_it(
     )
     message = one_line(cli_error(["fit", "--config", "configs/other.yaml"], capsys))
     assert "no such file" not in message and "models/broken.yaml" in message
+    # written as a config writes it, given on the command line: found beside the config read
+    (tmp_path / "configs" / "ok.yaml").write_text("trainer: {max_epochs: 1}\n")
+    message = one_line(cli_error(["fit", "--config", "configs/ok.yaml", "--model", "models/tiny_vit.yaml"], capsys))
+    assert message == (
+        "eurosat: error: --model models/tiny_vit.yaml: no such file (did you mean configs/models/tiny_vit.yaml?)"
+    )
+    # written from the working folder inside a config, which reads it from its own folder
+    (tmp_path / "configs" / "from_root.yaml").write_text("model: configs/models/tiny_vit.yaml\n")
+    message = one_line(cli_error(["fit", "--config", "configs/from_root.yaml"], capsys))
+    assert message == (
+        "eurosat: error: model: configs/models/tiny_vit.yaml in configs/from_root.yaml: no such file in configs/, "
+        "the config's folder (did you mean models/tiny_vit.yaml?)"
+    )
+    # inline YAML that does not parse is not a file: the library's message says what is wrong in it
+    message = one_line(cli_error(["fit", "--model", "network: {pretrained: null"], capsys))
+    assert "no such file" not in message and "did not find expected ',' or '}'" in message
 
 
 @pytest.mark.parametrize("at_root", [False, True], ids=["subcommand", "root"])

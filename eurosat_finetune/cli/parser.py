@@ -26,8 +26,11 @@ class EuroSATArgumentParser(LightningArgumentParser):
         super().__init__(*args, **kwargs)
 
     def parse_args(self, *args: Any, **kwargs: Any) -> Namespace:
-        # jsonargparse reads each config from its own folder: an error names paths from where the command started
+        # jsonargparse reads each config from its own folder: an error names paths from where the command started,
+        # and tells a path given on the command line from one a config gave
         self.working_folder = Path.cwd()
+        given = args[0] if args else kwargs.get("args")
+        self.command_line = [str(arg) for arg in (sys.argv[1:] if given is None else given)]
         return super().parse_args(*args, **kwargs)
 
     def parse_string(self, content: str, *args: Any, **kwargs: Any) -> Namespace:

@@ -6,11 +6,14 @@ jsonargparse reports each as a message of its own (``unrecognized arguments: --d
 :func:`explained` for a better line and keeps the library's own where it has none.
 """
 
+import ast
 import difflib
 import os
 import re
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from eurosat_finetune.renamed_options import RENAMED
 
@@ -62,11 +65,12 @@ def explained(message: str, parser: Any, ex: BaseException | None, configs: dict
         key = f"{found['group']}.{found['key']}" if found["group"] else found["key"]
         return unknown_key(key, known_options(subparser), configs)
     if found := NO_FILE.match(message):
-        return missing_file(found["key"], found["path"][1:-1])
+        return missing_file(found["key"], ast.literal_eval(found["path"]))
     if found := NOT_LOADED.match(message):
         # jsonargparse reads a config from its own folder: paths are shown from where the command started
         start = getattr(parser, "working_folder", None) or Path.cwd()
-        return missing_group_file(found["key"], found["path"][1:-1], configs, start)
+        given = getattr(parser, "command_line", [])
+        return missing_group_file(found["key"], ast.literal_eval(found["path"]), configs, start, given)
     return None
 
 
@@ -100,16 +104,40 @@ def missing_file(key: str, path: str) -> str:
     return f"--{key} {_shown(given)}: no such file{_close_files(given)}"
 
 
-def missing_group_file(key: str, path: str, configs: dict[str, dict[str, Any]], start: Path) -> str | None:
+def missing_group_file(
+    key: str, path: str, configs: dict[str, dict[str, Any]], start: Path, command_line: list[str]
+) -> str | None:
     """``model: models/tiny_vt.yaml in configs/my.yaml: no such file (did you mean models/tiny_vit.yaml?)``,
     for a group's file named in a config (read relative to that config's folder, as jsonargparse does) or
-    on the command line; None where the file is there (then it is its contents that failed to load)."""
-    files = [Path(file) for file, loaded in configs.items() if _value(loaded, key.split(".")) == path]
+    on the command line (``command_line``, read from ``start``); None where the value is not a path (inline
+    YAML that does not parse) or the file is there (then it is its contents that failed to load)."""
+    try:
+        if not isinstance(yaml.safe_load(path), str) or "\n" in path:
+            return None
+    except yaml.YAMLError:
+        return None  # inline YAML: the library says what is wrong in it
+    option = f"--{key}"
+    given = any(
+        arg == f"{option}={path}" or (arg == option and following == path)
+        for arg, following in zip(command_line, [*command_line[1:], None], strict=True)
+    )
+    files = [] if given else [Path(file) for file, loaded in configs.items() if _value(loaded, key.split(".")) == path]
     folder = files[-1].parent if files else start  # the last config read gave the value
     if (folder / path).exists():
         return None
-    where = f"{key}: {path} in {_shown(files[-1], start)}" if files else f"--{key} {path}"
-    return f"{where}: no such file{_close_files(Path(path), folder)}"
+    where = f"{key}: {path} in {_shown(files[-1], start)}" if files else f"{option} {path}"
+    if files and (start / path).exists():  # written from the working folder, where configs read from their own
+        relative = Path(os.path.relpath(start / path, folder)).as_posix()
+        return f"{where}: no such file in {_shown(folder, start)}/, the config's folder (did you mean {relative}?)"
+    return f"{where}: no such file{_close_files(Path(path), folder) or _beside_configs(path, configs, start)}"
+
+
+def _beside_configs(path: str, configs: dict[str, dict[str, Any]], start: Path) -> str:
+    """`` (did you mean configs/models/tiny_vit.yaml?)`` where ``path`` (given on the command line) is there
+    relative to the folder of a config read, as it is written in such a config."""
+    folders = [Path(config).parent for config in reversed(list(configs))]  # the last read first
+    found = [_shown(folder / path, start) for folder in folders if (folder / path).exists()]
+    return f" ({did_you_mean(found[:1])})" if found else ""
 
 
 def _close_files(given: Path, base: Path = Path()) -> str:
