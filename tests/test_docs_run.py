@@ -10,7 +10,8 @@ other command runs in bash.
 
 A command that needs a GPU, the network, the reader's own files or more than a test's time is skipped by
 SKIPPED (or, for a whole block, SKIPPED_BLOCKS), each with why; so is one that reads the run folder of a
-fit that was skipped. The docs' only substitutions are the run folders they tell the reader to take from
+run the test does not make (UNMADE_RUNS, each with why; a line naming any other folder that no command
+printed fails). The docs' only substitutions are the run folders they tell the reader to take from
 what a command printed (``run=runs/demo/version_0   # the run folder `eurosat fit` printed``), and
 STAND_INS, where the demo's run stands for a fit that needs the real data.
 """
@@ -63,6 +64,8 @@ SKIPPED = {
     "eurosat fit --config configs/fit.yaml --model.network.pretrained facebook/deit-small-patch16-224": GPU_OR_NETWORK,
     # maps.md: real products, catalogues on the network, the full-size benchmarks
     'eurosat predict --ckpt_path "$run/checkpoints/best.ckpt" --data.predict_root scenes/': "the reader's scenes",
+    "eurosat test --config configs/fit.yaml --config configs/cpu.yaml --data.root /path/to/folder/holding/EuroSAT_RGB "
+    '--ckpt_path "$run/checkpoints/best.ckpt" --model.tta true': "the CPU recipe's run on the real data",
     "python benchmarks/maps.py --product --products /tmp/s2full": "writes a full-size product: about 4 minutes",
     "python benchmarks/maps.py": "maps a full Sentinel-2 tile: minutes",
     # multispectral.md, sentinel2_weights.md
@@ -121,14 +124,33 @@ SKIPPED_BLOCKS = {
     ),
 }
 
+# The run folders the docs take from a command the test does not run, each with why; every other run folder
+# a docs line names must be one a command printed (a line naming a folder no command writes fails)
+REAL_FINE_TUNE = "the real fine-tune's run (the network's data and weights; a GPU's work)"
+UNMADE_RUNS = {
+    "run=runs/eurosat/version_0 # the run folder `eurosat fit` printed": REAL_FINE_TUNE,
+    'run = "runs/eurosat/version_0" # the run folder `eurosat fit` printed': REAL_FINE_TUNE,
+    "run=runs/ms/version_0 # the run folder `eurosat fit` printed for the multispectral model": (
+        "the multispectral fine-tune's run (EuroSAT MS from the network)"
+    ),
+    'run = "runs/ms/version_0" # the run folder `eurosat fit` printed': "the multispectral fine-tune's run",
+    "run=runs/ssl4eo/version_0 # the run folder `eurosat fit` printed": "a fine-tune from the network's weights",
+    "predicted=maps_run/lightning_logs/version_0 # the run folder `eurosat predict` printed": (
+        "the map of a product downloaded from ESA"
+    ),
+    "predicted=lightning_logs/version_0 # the run folder `eurosat predict` printed for the product above": (
+        "the map of the reader's product and points"
+    ),
+}
+
 # A fit the test cannot run (the real data), whose run folder a command then reads: the demo's run stands
 # in for it where any RGB model does what the command shows (map the mosaic and score it at its points)
 STAND_INS = {"runs/cpu/": "runs/demo/"}
 NEEDS_REAL_DATA = {"python benchmarks/mosaic.py --out mosaic/"}  # EuroSAT RGB's zip: ../shared/data/
 
 # `run=runs/demo/version_0   # the run folder `eurosat fit` printed`; in Python, `run = "..."  # the run ...`
-RUN_FOLDER = re.compile(r"^(\w+)=(\S+)\s+# the run folder `eurosat (\w+)` printed")
-PYTHON_RUN_FOLDER = re.compile(r'^(\w+) = "(\S+)"\s+# the run folder `eurosat (\w+)` printed', re.MULTILINE)
+RUN_FOLDER = re.compile(r"^(\w+)=(\S+)\s+# the run folder `eurosat (\w+)` printed.*$")
+PYTHON_RUN_FOLDER = re.compile(r'^(\w+) = "(\S+)"\s+# the run folder `eurosat (\w+)` printed.*$', re.MULTILINE)
 ASSIGNMENT = re.compile(r"^(\w+)=(\S+)$")
 FENCE = re.compile(r"^```(bash|python)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 SHELL_SYNTAX = re.compile(r"[|;<>`]|\$\(")  # a pipe, a redirect, a substitution: bash runs the line whole
@@ -154,12 +176,15 @@ class Reader:
     outputs: list[str] = field(default_factory=list)
     python_printed: dict[str, str] = field(default_factory=dict)  # what each Python block printed, by block
 
-    def resolve(self, name: str, example: str, command: str) -> None:
+    def resolve(self, where: str, line: str, name: str, example: str, command: str) -> None:
         """``name=<example>   # the run folder `eurosat <command>` printed``: the folder that command printed."""
         logger = STAND_INS.get(logger_folder(example), logger_folder(example))
         printed = self.printed.get((command, logger))
-        if printed is None:  # that command was skipped: so is each command reading the variable
-            self.unset[name] = f"reads ${name}, the run folder of an `eurosat {command}` that was skipped"
+        if printed is None:  # a run the test does not make: so is each command reading the variable skipped
+            unmade = " ".join(line.split())
+            assert unmade in UNMADE_RUNS, f"{where}: {line}: no `eurosat {command}` printed a run folder of {logger}"
+            self.skipped[unmade] = UNMADE_RUNS[unmade]
+            self.unset[name] = f"reads ${name}, {UNMADE_RUNS[unmade]}"
             self.variables.pop(name, None)
         else:
             self.variables[name] = printed
@@ -169,7 +194,7 @@ class Reader:
         """One logical line of a bash block: assignments, commands joined by &&, a trailing comment."""
         run_folder = RUN_FOLDER.match(line)
         if run_folder is not None:
-            self.resolve(*run_folder.groups())
+            self.resolve(where, line, *run_folder.groups())
             return
         for command in (part.strip() for part in re.sub(r"\s+#.*$", "", line).split("&&")):
             assignment = ASSIGNMENT.match(command)
@@ -243,8 +268,9 @@ class Reader:
         return out
 
     def python(self, where: str, code: str) -> None:
-        for name, example, command in PYTHON_RUN_FOLDER.findall(code):
-            self.resolve(name, example, command)
+        for found in PYTHON_RUN_FOLDER.finditer(code):
+            name, example, command = found.groups()
+            self.resolve(where, found[0], name, example, command)
             if name in self.unset:
                 self.skipped[code.splitlines()[0]] = self.unset[name]
                 return
@@ -289,7 +315,7 @@ def test_the_docs_blocks_run_in_a_readers_order(
 
     with contextlib.suppress(KeyError):
         del reader.skipped["python benchmarks/mosaic.py --out mosaic/"]  # skipped only without the real data
-    missing = sorted((set(SKIPPED) | set(SKIPPED_BLOCKS)) - set(reader.skipped))
+    missing = sorted((set(SKIPPED) | set(SKIPPED_BLOCKS) | set(UNMADE_RUNS)) - set(reader.skipped))
     assert missing == [], f"entries that no longer name a command of the docs: {missing}"
     demo = ("eurosat fit --config configs/demo.yaml", "eurosat test", "eurosat predict")
     # README's demo fit, the quickstart's test and predict, backbones.md's ConvNeXt, deploy.md's export,

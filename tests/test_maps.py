@@ -101,7 +101,6 @@ def test_windows_step_by_the_stride_and_the_last_is_aligned_to_the_edge() -> Non
     assert windows_along(32, 16, 32) == 1
 
 
-@pytest.mark.slow  # the full suite; the quick one maps nodata windows and patches
 def test_overlapping_windows_average_into_each_cell(checkpoint: Path, tmp_path: Path) -> None:
     pixels = np.random.default_rng(1).integers(0, 256, (3, 96, 128), dtype=np.uint8)
     (tmp_path / "scenes").mkdir()

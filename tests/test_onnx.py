@@ -47,8 +47,8 @@ def predict_and_run_onnx(run: Path, images: list[Path], tmp_path: Path) -> None:
 
 @pytest.mark.slow  # an ONNX export takes seconds: the full suite
 def test_a_vit_exports_raw_pixels_to_probabilities(sample_root: Path, tmp_path: Path) -> None:
-    """The quick suite's export end to end; the full suite exports every family in test_backbones.py's
-    test_family_fine_tunes_restores_offline_and_exports, whose fit and predict it shares."""
+    """A ViT's export end to end (the quick suite checks only the refusal without the ONNX extra); every
+    family's is in test_backbones.py's test_family_fine_tunes_restores_offline_and_exports."""
     pretrained = save_tiny("vit", tmp_path / "pretrained")
     run_cli(["fit", *QUICK, f"--model.network.pretrained={pretrained}", f"--data.root={sample_root}",
              f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
