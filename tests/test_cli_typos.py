@@ -135,3 +135,14 @@ def test_the_parser_still_keeps_its_option_strings_where_typos_reads_them() -> N
     parser.add_lightning_class_args(EuroSATDataModule, "data")
     known = known_options(parser)
     assert {"--data.predict_root", "--data.loader.batch_size"} <= set(known), known
+
+
+@pytest.mark.parametrize("group", ["model", "data"])
+def test_a_scalar_where_a_group_belongs_is_one_line(
+    group: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """jsonargparse takes ``model: 5`` (a group may be given as a file's path); the command says what it is."""
+    monkeypatch.chdir(tmp_path)
+    Path("five.yaml").write_text(f"{group}: 5\n")
+    message = one_line(cli_error(["fit", "--config", "five.yaml"], capsys))
+    assert message.startswith(f"eurosat: error: {group}: 5 is neither the {group} options (a mapping) nor a config")

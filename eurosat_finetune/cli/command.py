@@ -117,6 +117,13 @@ class EuroSATCLI(LightningCLI):
             warnings.filterwarnings("ignore", "LightningCLI's args parameter", UserWarning)
             super().parse_arguments(parser, args if translated == given else translated)
         subcommand = self.config.get("subcommand")
+        for group in ("model", "data"):  # jsonargparse takes a scalar where a group's file path could be
+            value = (self.config[subcommand] if subcommand else self.config).get(group)
+            if value is not None and not isinstance(value, Namespace):
+                parser.error(
+                    f"{group}: {value!r} is neither the {group} options (a mapping) nor a config file's path; "
+                    f"give {group}: {{...}} or {group}: <file>.yaml"
+                )
         self.checkpoint_hparams: dict[str, Any] = {}
         self.evaluation_options: dict[str, Any] = {}
         if subcommand:
