@@ -16,7 +16,6 @@ what a command printed (``run=runs/demo/version_0   # the run folder `eurosat fi
 STAND_INS, where the demo's run stands for a fit that needs the real data.
 """
 
-import contextlib
 import os
 import re
 import runpy
@@ -313,8 +312,6 @@ def test_the_docs_blocks_run_in_a_readers_order(
                 for line in lines:
                     reader.shell(where, line)
 
-    with contextlib.suppress(KeyError):
-        del reader.skipped["python benchmarks/mosaic.py --out mosaic/"]  # skipped only without the real data
     missing = sorted((set(SKIPPED) | set(SKIPPED_BLOCKS) | set(UNMADE_RUNS)) - set(reader.skipped))
     assert missing == [], f"entries that no longer name a command of the docs: {missing}"
     demo = ("eurosat fit --config configs/demo.yaml", "eurosat test", "eurosat predict")

@@ -8,7 +8,6 @@ import re
 import socket
 import sys
 import threading
-import urllib.request
 import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -260,34 +259,10 @@ def test_failures_are_one_line_naming_the_url(server: StacServer, monkeypatch: p
 def test_a_busy_catalogue_is_asked_again(server: StacServer) -> None:
     """A catalogue that answers 503 (busy) is asked again (urllib3's first retry waits 0 s), and its item is read."""
     url, _ = publish(server, "earth-search", 1, 0, boa_offset_applied=True)
-    asked: list[str] = []
-
-    class Busy(BaseHTTPRequestHandler):  # 503 once, then what the catalogue says
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            if len(asked) == 1:
-                self.send_error(503)
-                return
-            with urllib.request.urlopen(f"{server.url}{self.path}") as answer:
-                body = answer.read()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    busy = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
-    threading.Thread(target=busy.serve_forever, daemon=True).start()
-    try:
-        path = url.removeprefix(server.url)
-        items = load_items(f"http://127.0.0.1:{busy.server_address[1]}{path}")
-    finally:
-        busy.shutdown()
-        busy.server_close()
-    assert [item.id for item in items.items] == ["S2A_32UMU_20230615_0_L2A"] and asked == [path, path]
+    server.busy = 1
+    items = load_items(url)
+    path = url.removeprefix(server.url)
+    assert [item.id for item in items.items] == ["S2A_32UMU_20230615_0_L2A"] and server.api_requests == [path, path]
 
 
 TOKEN = "st=2026-12-05T00%3A00%3A00Z&se=2099-01-01T00%3A00%3A00Z&sp=rl&sv=2021-06-08&sr=c&sig=test"

@@ -43,10 +43,14 @@ def closest(name: str, known: list[str]) -> list[str]:
     new one, since that is what the user should type."""
     prefix = "--" if name.startswith("--") else ""
     old = {f"{prefix}{key}": f"{prefix}{new}" for key, new in RENAMED.items()}
-    matches = difflib.get_close_matches(name, [*known, *old], n=SUGGESTIONS, cutoff=CUTOFF)
+    return list(dict.fromkeys(old.get(match, match) for match in _nearest(name, [*known, *old])))
+
+
+def _nearest(name: str, candidates: list[str]) -> list[str]:
+    """The candidates closest to ``name``, none much less close than the closest."""
+    matches = difflib.get_close_matches(name, candidates, n=SUGGESTIONS, cutoff=CUTOFF)
     ratios = [difflib.SequenceMatcher(None, name, match).ratio() for match in matches]
-    near = [match for match, ratio in zip(matches, ratios, strict=True) if ratio >= ratios[0] - MARGIN]
-    return list(dict.fromkeys(old.get(match, match) for match in near))
+    return [match for match, ratio in zip(matches, ratios, strict=True) if ratio >= ratios[0] - MARGIN]
 
 
 def did_you_mean(names: list[str]) -> str:
@@ -101,7 +105,8 @@ def unknown_key(key: str, known: list[str], configs: dict[str, dict[str, Any]]) 
 def missing_file(key: str, path: str) -> str:
     """``--config configs/demo.yml: no such file (did you mean configs/demo.yaml?)``."""
     given = Path(path)
-    return f"--{key} {_shown(given)}: no such file{_close_files(given)}"
+    close = [_shown(given.parent / name) for name in _close_names(given.parent, given.name)]
+    return f"--{key} {_shown(given)}: no such file{_suggested(close)}"
 
 
 def missing_group_file(
@@ -129,7 +134,9 @@ def missing_group_file(
     if files and (start / path).exists():  # written from the working folder, where configs read from their own
         relative = Path(os.path.relpath(start / path, folder)).as_posix()
         return f"{where}: no such file in {_shown(folder, start)}/, the config's folder (did you mean {relative}?)"
-    return f"{where}: no such file{_close_files(Path(path), folder) or _beside_configs(path, configs, start)}"
+    written = Path(path)  # suggested as it would be written there
+    close = [(written.parent / name).as_posix() for name in _close_names(folder / written.parent, written.name)]
+    return f"{where}: no such file{_suggested(close) or _beside_configs(path, configs, start)}"
 
 
 def _beside_configs(path: str, configs: dict[str, dict[str, Any]], start: Path) -> str:
@@ -137,38 +144,34 @@ def _beside_configs(path: str, configs: dict[str, dict[str, Any]], start: Path) 
     relative to the folder of a config read, as it is written in such a config."""
     folders = [Path(config).parent for config in reversed(list(configs))]  # the last read first
     found = [_shown(folder / path, start) for folder in folders if (folder / path).exists()]
-    return f" ({did_you_mean(found[:1])})" if found else ""
+    return _suggested(found[:1])
 
 
-def _close_files(given: Path, base: Path = Path()) -> str:
-    """`` (did you mean configs/demo.yaml?)`` for the files beside ``given`` (relative to ``base``) whose
-    names are closest to its own, shown as they would be given; empty where none is close."""
-    folder = base / given.parent
-    names = [entry.name for entry in folder.iterdir()] if folder.is_dir() else []
-    matches = difflib.get_close_matches(given.name, names, n=SUGGESTIONS)
-    ratios = [difflib.SequenceMatcher(None, given.name, match).ratio() for match in matches]
-    near = [match for match, ratio in zip(matches, ratios, strict=True) if ratio >= ratios[0] - MARGIN]  # as options
-    shown = [(given.parent / name).as_posix() if base != Path() else _shown(given.parent / name) for name in near]
-    return f" ({did_you_mean(shown)})" if shown else ""
+def _close_names(folder: Path, name: str) -> list[str]:
+    """The names of the files in ``folder`` closest to ``name`` (as close as options' suggestions)."""
+    return _nearest(name, [entry.name for entry in folder.iterdir()] if folder.is_dir() else [])
+
+
+def _suggested(paths: list[str]) -> str:
+    return f" ({did_you_mean(paths)})" if paths else ""
+
+
+_ABSENT = object()
 
 
 def _value(config: Any, keys: list[str]) -> Any:
-    """The dotted key's value in a loaded config (``{fit: {model: ...}}`` or a subcommand's), or None."""
+    """The dotted key's value in a loaded config (``{fit: {model: ...}}`` or a subcommand's), or ``_ABSENT``."""
     if not isinstance(config, dict):
-        return None
+        return _ABSENT
     if keys[0] in config:
         return config[keys[0]] if len(keys) == 1 else _value(config[keys[0]], keys[1:])
     found = (_value(config.get(subcommand), keys) for subcommand in ("fit", "validate", "test", "predict"))
-    return next((value for value in found if value is not None), None)
+    return next((value for value in found if value is not _ABSENT), _ABSENT)
 
 
 def _holds(config: Any, keys: list[str]) -> bool:
     """Whether a loaded config (``{fit: {data: ...}}`` or a subcommand's) holds the dotted key."""
-    if not isinstance(config, dict):
-        return False
-    if keys[0] in config:
-        return len(keys) == 1 or _holds(config[keys[0]], keys[1:])
-    return any(_holds(config.get(subcommand), keys) for subcommand in ("fit", "validate", "test", "predict"))
+    return _value(config, keys) is not _ABSENT
 
 
 def _shown(path: Path, start: Path | None = None) -> str:

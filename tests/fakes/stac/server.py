@@ -55,7 +55,8 @@ class _Server(ThreadingHTTPServer):
 class StacServer:
     """Serves ``files`` (a folder) under ``/files/`` and the items added with :meth:`add_item`. ``url`` is its
     root; :attr:`bytes_sent` counts the file bytes sent per path, :attr:`ranges` lists them, :attr:`partial`
-    counts the 206 answers. ``whole_file_reads=False`` reads only the range asked for from disk (the same
+    counts the 206 answers, :attr:`api_requests` lists the API's paths asked for; the next :attr:`busy` of
+    those answer 503. ``whole_file_reads=False`` reads only the range asked for from disk (the same
     bytes sent): full-size COGs, hundreds of MB each, read whole for every range slow the server down."""
 
     def __init__(self, files: Path, whole_file_reads: bool = True) -> None:
@@ -66,6 +67,8 @@ class StacServer:
         self.bytes_sent: Counter[str] = Counter()
         self.ranges: list[tuple[str, int, int]] = []  # every file range sent: path, first and last byte
         self.broken: set[str] = set()  # files (paths under ``files``) whose bytes past their header answer 500
+        self.busy = 0  # how many of the next API requests answer 503, as a busy catalogue does
+        self.api_requests: list[str] = []  # every API path asked for (not the files')
         self.partial = 0
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"stac": self})
@@ -165,6 +168,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(f"/{FILES}/"):
             return self.send_file(path.removeprefix(f"/{FILES}/"), head)
         segments = path.split("/")[1:]
+        with stac.lock:
+            stac.api_requests.append(self.path)
+            busy, stac.busy = stac.busy > 0, max(0, stac.busy - 1)
+        if busy:
+            return self.send_json({"code": "ServiceUnavailable", "description": "busy"}, 503, head)
         answer: Any = None
         if path == "":
             answer = stac.landing()
