@@ -131,13 +131,16 @@ def run_sampled(command: list[str], cwd: Path) -> tuple[float, int, int]:
     """Wall seconds of ``command``, the peak memory of it and its children together, and the peak resident
     memory of the largest of them."""
     start, peak, largest = time.perf_counter(), 0, 0
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    while process.poll() is None:
-        together, alone = tree_memory(process.pid)
-        peak, largest = max(peak, together), max(largest, alone)
-        time.sleep(0.2)
-    if process.returncode != 0:
-        raise SystemExit(process.stderr.read()[-3000:])
+    # stderr to a file, not a pipe read at the end: a pipe holds 64 KB, and a child that writes more waits forever
+    with tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        while process.poll() is None:
+            together, alone = tree_memory(process.pid)
+            peak, largest = max(peak, together), max(largest, alone)
+            time.sleep(0.2)
+        if process.returncode != 0:
+            stderr.seek(0)
+            raise SystemExit(stderr.read()[-3000:])
     return time.perf_counter() - start, peak, largest
 
 

@@ -187,3 +187,18 @@ def test_the_mosaic_names_a_missing_archive_in_one_line(tmp_path: Path, capsys: 
         )
     )
     assert mosaic.REAL_ZIP in mosaic.ARCHIVES and mosaic.ARCHIVES[0] == REPO / "data" / "EuroSAT_RGB.zip"
+
+
+def test_a_sampled_child_that_writes_much_to_stderr_ends_and_a_failing_one_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_sampled`` reads the child's stderr only at its end: 200 KB of it (three times a pipe's buffer) must
+    neither stop the child nor be lost when it fails."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from maps import run_sampled
+
+    writes = "import sys, time; time.sleep(0.5); sys.stderr.write('x' * 200_000 + 'the last line')"  # sampled first
+    seconds, peak, largest = run_sampled([sys.executable, "-c", writes], tmp_path)
+    assert seconds > 0 and peak > 0 and largest > 0
+    with pytest.raises(SystemExit, match=r"the last line$"):
+        run_sampled([sys.executable, "-c", f"{writes}; sys.exit(3)"], tmp_path)
