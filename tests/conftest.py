@@ -1,5 +1,6 @@
 """Shared fixtures: small real objects made on the spot (JPEG datasets, a tiny saved ViT, a zip server)."""
 
+import faulthandler
 import functools
 import gc
 import http.server
@@ -35,6 +36,11 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     os.environ["OMP_NUM_THREADS"] = str(max(1, cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
+# torch.compile's Inductor compiles in a pool of worker processes by default (2 here); in CI containers that
+# pool has been seen to hang its caller forever (AReaL#701, pytorch#162199). The suite's compiled networks
+# are tiny: compiled in the test's own process, nothing waits on another process. Read at Inductor's import.
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_ZIP = REPO.parent / "shared" / "data" / "EuroSAT_RGB.zip"
 REAL_ZIP_MD5 = "ea036c2789aa0f5467ce95ed70422d00"
@@ -65,6 +71,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     sizes = Counter(module_of(item) for item in items)
     items.sort(key=lambda item: (not starts_processes(module_of(item)), -sizes[module_of(item)]))
+
+
+STDERR: list[int] = []  # this process's stderr as pytest found it (it captures fd 2 for each test)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    STDERR.append(os.dup(2))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A crash (a fatal signal) prints every thread's stack to stderr, whatever ran before: faulthandler sets
+    its handlers in C, so Python's signal module reports none, and at the end of every run Lightning sets
+    each signal back to what that module reported (``_SignalConnector.teardown``), the default."""
+    faulthandler.disable()  # enable() alone keeps what it believes is still set
+    faulthandler.enable(file=STDERR[0], all_threads=True)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

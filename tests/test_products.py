@@ -426,10 +426,14 @@ def test_a_forked_dataloader_worker_opens_its_own_file_handles(tmp_path: Path) -
         queue.put((rows._opened_by == os.getpid(), bool((data == pixels[:, 10:290]).all())))
 
     queue = multiprocessing.get_context("fork").Queue()
-    process = multiprocessing.get_context("fork").Process(target=child, args=(queue,))
+    process = multiprocessing.get_context("fork").Process(target=child, args=(queue,), daemon=True)
     process.start()
-    assert queue.get(timeout=60) == (True, True)
-    process.join()
+    try:
+        assert queue.get(timeout=60) == (True, True)
+    finally:  # a child that hangs must not keep this process from ending
+        process.join(timeout=60)
+        if process.is_alive():
+            process.kill()
     assert rows._opened_by == os.getpid()  # the main process keeps its own
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import pty
 import re
+import select
 import struct
 import subprocess
 import sys
@@ -50,8 +51,12 @@ def on_a_terminal(command: list[str]) -> str:
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 40 rows of 120 columns
     process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, env=environment())
     os.close(terminal)
-    output = bytearray()
-    while True:
+    output, deadline = bytearray(), time.monotonic() + 300
+    while time.monotonic() < deadline:  # a run that hangs, or leaves a process holding the terminal, fails
+        if not select.select([controller], [], [], 1)[0]:
+            if process.poll() is not None:
+                break  # it ended and wrote nothing more for a second
+            continue
         try:
             chunk = os.read(controller, 65536)
         except OSError:  # EIO: the process ended and closed the terminal
@@ -60,7 +65,9 @@ def on_a_terminal(command: list[str]) -> str:
             break
         output += chunk
     os.close(controller)
-    assert process.wait(timeout=300) == 0, output.decode(errors="replace")[-3000:]
+    if process.poll() is None:
+        process.kill()
+    assert process.wait(timeout=60) == 0, output.decode(errors="replace")[-3000:]
     return ANSI.sub("", output.decode(errors="replace"))
 
 
