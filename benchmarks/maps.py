@@ -133,7 +133,7 @@ def run_sampled(command: list[str], cwd: Path) -> tuple[float, int, int]:
     start, peak, largest = time.perf_counter(), 0, 0
     # stderr to a file, not a pipe read at the end: a pipe holds 64 KB, and a child that writes more waits forever
     with tempfile.TemporaryFile("w+") as stderr:
-        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
         while process.poll() is None:
             together, alone = tree_memory(process.pid)
             peak, largest = max(peak, together), max(largest, alone)

@@ -434,6 +434,7 @@ def test_a_forked_dataloader_worker_opens_its_own_file_handles(tmp_path: Path) -
         process.join(timeout=60)
         if process.is_alive():
             process.kill()
+            process.join()
     assert rows._opened_by == os.getpid()  # the main process keeps its own
 
 

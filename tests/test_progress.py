@@ -65,9 +65,12 @@ def on_a_terminal(command: list[str]) -> str:
             break
         output += chunk
     os.close(controller)
-    if process.poll() is None:
+    try:
+        status = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
         process.kill()
-    assert process.wait(timeout=60) == 0, output.decode(errors="replace")[-3000:]
+        raise
+    assert status == 0, output.decode(errors="replace")[-3000:]
     return ANSI.sub("", output.decode(errors="replace"))
 
 
